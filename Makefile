@@ -1,0 +1,65 @@
+# vgot: one-command set-up. `make demo` runs a full generation on the tiny preset; `make test` runs the tests.
+# Override TORCH for a CUDA build, e.g.  make install TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    ?= .venv
+TORCH   ?= torch==2.13.0
+STORY   ?= data/stories/lighthouse.md
+RUN_DIR ?= runs/demo
+STORIES ?= data/stories
+BIN     := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export VGOT_HOME ?= $(CURDIR)/.vgot_home
+export PYTHONHASHSEED := 0
+STAMP   := $(VENV)/.vgot-installed
+
+.PHONY: install demo test test-fast export check-export nbtest pytest batch bench lab clean docs-check
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt setup.py settings.ini
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip freeze | grep -i '^torch==' > $(VENV)/torch-constraint.txt
+	$(BIN)/python -m pip install -q -c $(VENV)/torch-constraint.txt -c constraints.txt -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "vgot installed in $(VENV)"
+
+demo: install
+	$(BIN)/vgot run $(STORY) --preset tiny --run-dir $(RUN_DIR)
+
+# vgot/ must be exactly what nbdev_export makes from the notebooks.
+check-export: install
+	@rm -rf $(VENV)/vgot-before && cp -r vgot $(VENV)/vgot-before
+	@$(BIN)/nbdev_export
+	@if ! diff -r -q -x __pycache__ $(VENV)/vgot-before vgot; then \
+	  echo "vgot/ differs from what nbdev_export makes from nbs/: edit the notebooks, run 'make export', commit both."; \
+	  rm -rf vgot && mv $(VENV)/vgot-before vgot; exit 1; fi
+	@rm -rf $(VENV)/vgot-before
+	@echo "vgot/ matches the notebooks"
+
+export: install
+	$(BIN)/nbdev_export
+
+nbtest: install
+	$(BIN)/nbdev_test --n_workers 2 --do_print --timing
+
+pytest: install
+	$(BIN)/python -m pytest -q tests/
+
+test: check-export nbtest pytest
+
+batch: install
+	$(BIN)/vgot batch $(STORIES) --preset tiny --out runs/batch
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lab: install
+	$(BIN)/jupyter lab nbs/
+
+clean:
+	rm -rf runs/demo _docs _proc .pytest_cache

@@ -1,0 +1,34 @@
+"Shared fixtures: offline, a per-checkout model cache, and the tiny models loaded once per session."
+import os, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VGOT_HOME", str(ROOT / ".vgot_home"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+STORIES = ROOT / "data" / "stories"
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    "The tiny preset's models, loaded once per test session."
+    from vgot.models import Models
+    return Models("tiny")
+
+@pytest.fixture
+def store(tmp_path):
+    "An empty run store in a temporary folder."
+    from vgot.core import RunStore
+    return RunStore(tmp_path / "run")
+
+@pytest.fixture(scope="session")
+def stories():
+    "Paths of the bundled stories."
+    return sorted(STORIES.iterdir())
+
+def run_cli(*argv):
+    "Run `vgot ARGV...` in a separate process; returns the CompletedProcess."
+    import subprocess
+    return subprocess.run([sys.executable, "-m", "vgot.cli", *map(str, argv)], capture_output=True, text=True, env=os.environ.copy(), cwd=ROOT)

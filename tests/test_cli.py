@@ -1,0 +1,11 @@
+"The vgot entry point: help, version, info, and user errors as one line with a non-zero exit."
+from conftest import run_cli
+import vgot
+
+def test_help_version_info():
+    r = run_cli("--help"); assert r.returncode == 0 and "version" in r.stdout and "info" in r.stdout
+    r = run_cli("version"); assert r.returncode == 0 and r.stdout.strip() == f"vgot {vgot.__version__}"
+    r = run_cli("info"); assert r.returncode == 0 and "presets:" in r.stdout and "tiny" in r.stdout and "cache:" in r.stdout
+
+def test_unknown_command_fails():
+    r = run_cli("fly"); assert r.returncode != 0
