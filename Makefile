@@ -14,7 +14,7 @@ export VGOT_HOME ?= $(CURDIR)/.vgot_home
 export PYTHONHASHSEED := 0
 STAMP   := $(VENV)/.vgot-installed
 
-.PHONY: install demo test test-fast export check-export nbtest pytest batch bench lab clean docs-check
+.PHONY: install demo test export check-export nbtest pytest batch bench lab clean readme
 
 install: $(STAMP)
 
@@ -63,3 +63,6 @@ lab: install
 
 clean:
 	rm -rf runs/demo _docs _proc .pytest_cache
+
+readme:
+	$(PYTHON) tools/readme_to_index.py

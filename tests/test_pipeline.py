@@ -1,0 +1,119 @@
+"The whole pipeline: resume after SIGKILL, config changes, --force, CLI errors, papermill batch, disk errors."
+import json, os, random, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+
+from conftest import ROOT, STORIES, run_cli
+from vgot.core import RunStore, VgotError, read_video, load_tensors
+from vgot.pipeline import VGoT, RunConfig
+
+STORY = STORIES / "fox_and_crow.txt"
+
+def vgot_cmd(*argv):
+    return [sys.executable, "-m", "vgot.cli", *map(str, argv)]
+
+def check_no_truncated(run: Path):
+    "Every artifact under its final name is whole: JSON parses, PNGs open, safetensors load, videos decode."
+    from PIL import Image
+    for p in run.rglob("*"):
+        if not p.is_file() or p.name.startswith("."): continue          # hidden temporaries are never final names
+        if p.suffix == ".json": json.loads(p.read_text())
+        elif p.suffix == ".png": Image.open(p).verify()
+        elif p.suffix == ".safetensors": load_tensors(p, check_finite=False)
+        elif p.suffix == ".mp4": assert len(read_video(p)[0]) > 0, p
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    "An uninterrupted run of the story (same seed as the killed runs)."
+    run = tmp_path_factory.mktemp("ref") / "run"
+    r = subprocess.run(vgot_cmd("run", STORY, "--run-dir", run, "--seed", 5, "--quiet"), capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return run
+
+def test_sigkill_at_random_moments_then_resume_is_frame_identical(reference_run, tmp_path):
+    run, rng, kills = tmp_path / "run", random.Random(1234), 0
+    ref_manifest = json.loads((reference_run / "run.json").read_text())
+    total = sum(v["seconds"] for v in ref_manifest["stages"].values() if "seconds" in v) + 4.0  # + start-up
+    for attempt in range(4):
+        proc = subprocess.Popen(vgot_cmd("run", STORY, "--run-dir", run, "--seed", 5, "--quiet"), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.5, max(3.0, total)))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL); kills += 1
+        proc.wait()
+        if run.exists(): check_no_truncated(run)
+    assert kills >= 2, "the run finished before it could be killed: the test did not test resume"
+    r = subprocess.run(vgot_cmd("run", STORY, "--run-dir", run, "--seed", 5, "--quiet"), capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    check_no_truncated(run)
+    a, _ = read_video(reference_run / "final.mp4"); b, _ = read_video(run / "final.mp4")
+    assert a.shape == b.shape and np.array_equal(a, b)
+
+def _written(run: Path) -> dict:
+    return {k: v["written"] + str(os.path.getmtime(run / v["files"][0])) for k, v in json.loads((run / "run.json").read_text())["artifacts"].items()}
+
+def test_config_change_redoes_that_stage_and_later_only(tmp_path):
+    run = tmp_path / "run"
+    vg = VGoT(RunConfig(seed=2))
+    r1 = vg.generate(STORY, run, quiet=True); assert r1.complete
+    before = _written(run)
+    time.sleep(1.1)
+    vg2 = VGoT(RunConfig(seed=2).set("shots.camera=warp"))
+    r2 = vg2.generate(STORY, run, quiet=True); assert r2.complete
+    after = _written(run)
+    same = {k for k in before if before[k] == after.get(k)}
+    assert "script" in same and all(k in same for k in before if k.startswith("keyframe/"))
+    assert not any(k in same for k in before if k.startswith("shot/")), "shots should have been redone"
+    assert "final" not in same
+    # nothing changed: nothing redone
+    vg2.generate(STORY, run, quiet=True); assert _written(run) == after
+    # --force keyframes: keyframes redone
+    time.sleep(1.1)
+    vg2.generate(STORY, run, quiet=True, force=("keyframes",))
+    again = _written(run)
+    assert again["script"] == after["script"] and all(again[k] != after[k] for k in after if k.startswith("keyframe/"))
+
+def test_cli_run_user_errors_are_one_line(tmp_path):
+    r = run_cli("run", tmp_path / "missing.txt", "--run-dir", tmp_path / "r")
+    assert r.returncode == 2 and r.stderr.startswith("vgot: error:") and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("run", STORY, "--preset", "nope", "--run-dir", tmp_path / "r")
+    assert r.returncode == 2 and "unknown preset 'nope'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("run", STORY, "--set", "shots", "--run-dir", tmp_path / "r")
+    assert r.returncode == 2 and "expected key=value" in r.stderr
+    r = run_cli("resume", tmp_path / "nothing")
+    assert r.returncode == 2 and "not a run folder" in r.stderr
+    r = run_cli("--debug", "run", tmp_path / "missing.txt", "--run-dir", tmp_path / "r")
+    assert r.returncode == 2 and "Traceback" in r.stderr
+
+def test_cli_run_then_resume(tmp_path):
+    run = tmp_path / "run"
+    r = run_cli("run", STORY, "--run-dir", run, "--quiet", "--stop-after", "keyframes")
+    assert r.returncode == 0, r.stderr
+    assert not (run / "final.mp4").exists() and (run / "keyframes" / "000.png").exists()
+    r = run_cli("resume", run, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert f"final video: {run / 'final.mp4'}" in r.stdout and (run / "report.html").exists() and (run / "run.log").exists()
+
+def test_disk_full_leaves_manifest_intact(tmp_path, monkeypatch):
+    import errno, vgot.core as core
+    st = RunStore(tmp_path / "run"); st.record("a", "h1", [])
+    good = (tmp_path / "run" / "run.json").read_text()
+    def full(*a, **k): raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(core.os, "replace", full)
+    with pytest.raises(VgotError, match="cannot write .*run.json: No space left on device"): st.record("b", "h2", [])
+    assert (tmp_path / "run" / "run.json").read_text() == good
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["run.json"]       # no temporary left behind
+
+def test_batch_one_failure_does_not_stop_the_others(tmp_path):
+    stories = tmp_path / "stories"; stories.mkdir()
+    (stories / "fox.txt").write_text(STORY.read_text())
+    (stories / "empty.txt").write_text("   \n")
+    r = run_cli("batch", stories, "--out", tmp_path / "runs", "--quiet")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "1 ok, 1 failed" in r.stdout
+    lines = {l.split()[0]: l for l in r.stdout.splitlines() if l.startswith(("fox.txt", "empty.txt"))}
+    assert " ok " in lines["fox.txt"] and "failed" in lines["empty.txt"]
+    nb = json.loads((tmp_path / "runs" / "fox" / "generate.ipynb").read_text())
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+    assert (tmp_path / "runs" / "fox" / "final.mp4").exists()
