@@ -35,7 +35,8 @@ demo: install
 check-export: install
 	@rm -rf $(VENV)/vgot-before && cp -r vgot $(VENV)/vgot-before
 	@$(BIN)/nbdev_export
-	@if ! diff -r -q -x __pycache__ $(VENV)/vgot-before vgot; then \
+	@if ! diff -r -u -x __pycache__ $(VENV)/vgot-before vgot | head -60; then :; fi
+	@if ! diff -r -q -x __pycache__ $(VENV)/vgot-before vgot >/dev/null; then \
 	  echo "vgot/ differs from what nbdev_export makes from nbs/: edit the notebooks, run 'make export', commit both."; \
 	  rm -rf vgot && mv $(VENV)/vgot-before vgot; exit 1; fi
 	@rm -rf $(VENV)/vgot-before

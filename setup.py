@@ -14,11 +14,11 @@ expected = ["version", "description", "keywords", "author", "author_email", "bra
 for o in expected:
     assert o in cfg, f"missing expected setting: {o}"
 
-licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
+licenses = {"apache2": "Apache-2.0"}  # SPDX expression (setuptools rejects license classifiers beside it)
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable", "6 - Mature", "7 - Inactive"]
 py_versions = "3.10 3.11 3.12 3.13".split()
 
-lic = licenses.get(cfg["license"].lower(), (cfg["license"], None))
+lic = licenses.get(cfg["license"].lower(), cfg["license"])
 min_python = cfg["min_python"]
 requirements = shlex.split(cfg.get("requirements", ""))
 dev_requirements = shlex.split(cfg.get("dev_requirements", ""))
@@ -26,15 +26,14 @@ console_scripts = cfg.get("console_scripts", "").split()
 
 setuptools.setup(
     name=cfg["lib_name"],
-    license=lic[0],
+    license=lic,
     classifiers=[
         "Development Status :: " + statuses[int(cfg["status"])],
         "Intended Audience :: " + cfg["audience"].title(),
         "Natural Language :: " + cfg["language"].title(),
         "Topic :: Multimedia :: Video",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
-    ] + ["Programming Language :: Python :: " + o for o in py_versions[py_versions.index(min_python):]]
-      + (["License :: " + lic[1]] if lic[1] else []),
+    ] + ["Programming Language :: Python :: " + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg["git_url"],
     packages=setuptools.find_packages(include=["vgot", "vgot.*"]),
     include_package_data=True,
