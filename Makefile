@@ -46,7 +46,7 @@ export: install
 	$(BIN)/nbdev_export
 
 nbtest: install
-	$(BIN)/nbdev_test --n_workers 2 --do_print --timing
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
 	$(BIN)/python -m pytest -q tests/

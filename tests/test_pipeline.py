@@ -59,7 +59,7 @@ def test_config_change_redoes_that_stage_and_later_only(tmp_path):
     r1 = vg.generate(STORY, run, quiet=True); assert r1.complete
     before = _written(run)
     time.sleep(1.1)
-    vg2 = VGoT(RunConfig(seed=2).set("shots.camera=warp"))
+    vg2 = VGoT(RunConfig(seed=2).set("shots.camera=none"))
     r2 = vg2.generate(STORY, run, quiet=True); assert r2.complete
     after = _written(run)
     same = {k for k in before if before[k] == after.get(k)}
@@ -117,3 +117,16 @@ def test_batch_one_failure_does_not_stop_the_others(tmp_path):
     nb = json.loads((tmp_path / "runs" / "fox" / "generate.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
     assert (tmp_path / "runs" / "fox" / "final.mp4").exists()
+
+def test_evaluate_stage_and_eval_command_update_the_report(tmp_path):
+    run = tmp_path / "run"
+    r = VGoT(RunConfig(seed=3, evaluate=True)).generate(STORY, run, quiet=True)
+    assert r.complete
+    m = json.loads((run / "metrics.json").read_text())
+    assert len(m["shots"]) == len(r.script.shots) and len(m["joints"]) == len(r.script.shots) - 1
+    page = (run / "report.html").read_text()
+    assert "<h2>Metrics</h2>" in page and "temporal_flickering" in page
+    (run / "report.html").unlink(); (run / "metrics.json").unlink()
+    c = run_cli("eval", run, "--quiet")
+    assert c.returncode == 0, c.stderr
+    assert (run / "metrics.json").exists() and "<h2>Metrics</h2>" in (run / "report.html").read_text()
