@@ -1,0 +1,242 @@
+"The keyframe stage on the tiny preset: conditioning, resume, portraits, bad input, attention capture and the CLI."
+import json, warnings
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+
+from vgot.core import VgotError, Script, Shot, Character, Keyframe, RunStore, load_tensors, file_sha256
+from vgot.keyframes import KeyframeConfig, generate_keyframes, portrait_rel
+from vgot.attention import AttentionStore, decoupled_processors
+from vgot.models import Models
+from conftest import run_cli
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    "One torch thread while these tests run: on a shared 2-core machine, 2 threads per process oversubscribe the cores (100x slower)."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def shot(i, chars=(), refs=None, **kw):
+    return Shot(index=i, segment=f"segment {i}", duration=3.0, character=" and ".join(chars) or "an empty quay",
+                background="a stone harbour at dusk", relation=f"{' and '.join(chars) or 'waves'} in scene {i}", camera="medium shot",
+                characters=list(chars), identity_refs=refs or {}, **kw)
+
+
+def noise_png(path, seed, size=(32, 32)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def script3():
+    return Script("Harbour", [shot(0, ["Ada"], {"Ada": "ada.png"}), shot(1, ["Ada", "Milo"], {"Ada": "ada.png"}), shot(2)],
+                  cast=[Character("Ada", "a keeper in a yellow coat"), Character("Milo", "a boy in a red sweater")])
+
+
+def cfg(**kw):
+    "Small and quick: 32x32 keyframes, one denoising step (still with CFG, so every conditioning path runs)."
+    return KeyframeConfig(**{"width": 32, "height": 32, "steps": 1, **kw})
+
+
+def latent(store, kf): return load_tensors(store.path(kf.latent))["latent"]
+
+
+def test_a_keyframe_per_shot_with_identity_and_portraits(tiny_models, store):
+    noise_png(store.assets_dir / "ada.png", 1)
+    kfs = generate_keyframes(script3(), tiny_models, cfg(), store)
+    assert [k.shot for k in kfs] == [0, 1, 2]
+    f = tiny_models.t2i.vae_scale_factor
+    for k in kfs:
+        assert Image.open(store.path(k.image)).size == (32, 32)
+        lat = latent(store, k)
+        assert lat.shape == (4, 32 // f, 32 // f) and torch.isfinite(lat).all()
+        assert Keyframe.load(store.path(f"keyframes/{k.shot:03d}.json")) == k
+        assert store.is_done(f"keyframe/{k.shot:03d}")
+    # Milo has no identity image: one portrait, generated once, recorded, in assets/characters/portraits/
+    assert (store.assets_dir / portrait_rel("Milo")).exists() and store.is_done("portrait/milo")
+    assert not (store.assets_dir / portrait_rel("Ada")).exists()
+    assert len({k.seed for k in kfs}) == 3
+    assert not decoupled_processors(tiny_models.t2i.unet)                 # the UNet is left as it was
+
+
+def _two_shots(tiny_models, root, ada_seed=1, swap_prev=False, **kw):
+    st = RunStore(root)
+    noise_png(st.assets_dir / "ada.png", ada_seed)
+    sc = Script("t", [shot(0), shot(1, ["Ada"], {"Ada": "ada.png"})])
+    c = cfg(**{"steps": 2, **kw})
+    generate_keyframes(Script("t", sc.shots[:1]), tiny_models, c, st)
+    if swap_prev: noise_png(st.path("keyframes/000.png"), 42)
+    return latent(st, generate_keyframes(sc, tiny_models, c, st)[1])
+
+
+def test_previous_keyframe_conditions_the_next_and_lambda_prev_zero_removes_it(tiny_models, tmp_path):
+    a, b = _two_shots(tiny_models, tmp_path / "a"), _two_shots(tiny_models, tmp_path / "b", swap_prev=True)
+    assert (a - b).abs().max() > 1e-5          # CPU runs are bit-identical: any difference is the conditioning
+    a0, b0 = (_two_shots(tiny_models, tmp_path / n, swap_prev=s, prev_scale=0.0) for n, s in (("c", False), ("d", True)))
+    assert torch.equal(a0, b0)
+
+
+def test_identity_image_conditions_the_keyframe_and_lambda_id_zero_removes_it(tiny_models, tmp_path):
+    a, b = _two_shots(tiny_models, tmp_path / "a", ada_seed=1), _two_shots(tiny_models, tmp_path / "b", ada_seed=2)
+    assert (a - b).abs().max() > 1e-5          # CPU runs are bit-identical: any difference is the conditioning
+    a0, b0 = (_two_shots(tiny_models, tmp_path / n, ada_seed=s, ip_scale=0.0) for n, s in (("c", 1), ("d", 2)))
+    assert torch.equal(a0, b0)
+
+
+def test_resume_skips_finished_keyframes_and_redoes_what_changed(tiny_models, store):
+    noise_png(store.assets_dir / "ada.png", 1)
+    sc = script3()
+    kfs = generate_keyframes(sc, tiny_models, cfg(), store)
+    portrait = store.assets_dir / portrait_rel("Milo")
+    before = {p: file_sha256(store.path(p)) for k in kfs for p in (k.image, k.latent)} | {"portrait": file_sha256(portrait)}
+    calls = []
+    h = tiny_models.t2i.unet.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        assert generate_keyframes(sc, tiny_models, cfg(), store) == kfs
+    finally:
+        h.remove()
+    assert calls == []
+    assert before == {p: file_sha256(store.path(p)) for k in kfs for p in (k.image, k.latent)} | {"portrait": file_sha256(portrait)}
+    # a new identity image for Ada redoes shots 0 and 1, which show her
+    noise_png(store.assets_dir / "ada.png", 5)
+    generate_keyframes(sc, tiny_models, cfg(), store)
+    assert all(file_sha256(store.path(k.latent)) != before[k.latent] for k in kfs[:2])
+    assert file_sha256(portrait) == before["portrait"]                   # the portrait is reused
+    # a new previous keyframe redoes the next shot only (one UNet call: one step, CFG batched)
+    lat01 = [file_sha256(store.path(k.latent)) for k in kfs[:2]]
+    noise_png(store.path(kfs[1].image), 9)
+    calls.clear(); h = tiny_models.t2i.unet.register_forward_pre_hook(lambda *a: calls.append(1))
+    try: generate_keyframes(sc, tiny_models, cfg(), store)
+    finally: h.remove()
+    assert len(calls) == 1 and [file_sha256(store.path(k.latent)) for k in kfs[:2]] == lat01
+    # a deleted keyframe file is redone
+    store.path(kfs[2].latent).unlink()
+    generate_keyframes(sc, tiny_models, cfg(), store)
+    assert store.path(kfs[2].latent).exists()
+
+
+def test_same_seed_same_keyframes(tiny_models, tmp_path):
+    lat = []
+    for n in ("a", "b"):
+        st = RunStore(tmp_path / n); noise_png(st.assets_dir / "ada.png", 1)
+        lat.append([latent(st, k) for k in generate_keyframes(script3(), tiny_models, cfg(seed=3), st)])
+    assert all(torch.equal(x, y) for x, y in zip(*lat))
+
+
+def test_bad_identity_images(tiny_models, store):
+    sc = Script("t", [shot(0), shot(1, ["Milo"], {"Milo": "milo.png"})])
+    with pytest.raises(VgotError, match=r"shot 1: identity image of Milo: .*milo.png.* does not exist"):
+        generate_keyframes(sc, tiny_models, cfg(), store)
+    assert not store.path("keyframes/001.png").exists()
+    (store.assets_dir / "milo.png").write_bytes(b"GIF89a but not really")
+    with pytest.raises(VgotError, match=r"shot 1: identity image of Milo: image .*milo.png: not a readable image"):
+        generate_keyframes(sc, tiny_models, cfg(), store)
+    assert sorted(p.name for p in store.path("keyframes").iterdir()) == ["000.json", "000.latent.safetensors", "000.png"]
+    assert not store.is_done("keyframe/001")
+    noise_png(store.assets_dir / "milo.png", 3, size=(100, 40))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        generate_keyframes(sc, tiny_models, cfg(), store)
+    assert any("shot 1: identity image of Milo" in str(x.message) and "100x40; resized to 32x32" in str(x.message) for x in w)
+    assert store.is_done("keyframe/001")
+
+
+def test_nan_latents_stop_the_stage_before_anything_is_written(tiny_models, store):
+    unet = tiny_models.t2i.unet
+    h = unet.register_forward_hook(lambda m, a, o: (o[0] * float("nan"),))
+    try:
+        with pytest.raises(VgotError, match="shot 0: the latents became NaN or inf"):
+            generate_keyframes(Script("t", [shot(0)]), tiny_models, cfg(), store)
+    finally:
+        h.remove()
+    assert not store.path("keyframes").exists() or not any(store.path("keyframes").iterdir())
+    assert not any(k.startswith("keyframe/") for k in store.manifest["artifacts"])
+    assert not decoupled_processors(unet)
+
+
+def test_attention_capture_through_the_stage(tiny_models, store):
+    noise_png(store.assets_dir / "ada.png", 1)
+    att = AttentionStore(layers=["up_blocks"], res=8, rows=slice(1, 2))
+    sc = Script("t", [shot(0, ["Ada"], {"Ada": "ada.png"}), shot(1, ["Ada"], {"Ada": "ada.png"})])
+    generate_keyframes(sc, tiny_models, cfg(steps=2), store, attention_store=att)
+    assert sorted(att.runs) == [0, 1] and att.maps is att.runs[1]              # one run per shot, by shot index
+    for maps in att.runs.values():
+        assert {k[0] for k in maps} == {0, 1}                                   # steps 0 and 1 of each shot
+        assert {k[2] for k in maps} == {"text", "identity", "prev"}
+        assert all(k[1].startswith("up_blocks") for k in maps)
+        assert all(m.shape[0] == 1 and max(m.shape[-2:]) <= 8 for m in maps.values())
+    assert att.nbytes == sum(m.numel() * 2 for maps in att.runs.values() for m in maps.values())
+
+
+def test_config_from_preset_and_validation():
+    assert KeyframeConfig.from_preset("sdxl").width == 1024
+    with pytest.raises(VgotError, match="prev_scale = -1"):
+        KeyframeConfig.from_preset("tiny", prev_scale=-1)
+
+
+def test_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")                           # see one_thread
+    run = tmp_path / "run"; st = RunStore(run)
+    noise_png(st.assets_dir / "ada.png", 1)
+    st.script_path.write_text(script3().to_json())
+    r = run_cli("keyframes", run, "--preset", "tiny", "--quiet", "--prev-scale", "0.3", "--width", "32", "--height", "32", "--steps", "1")
+    assert r.returncode == 0, r.stderr
+    assert "shot   2: keyframes/002.png" in r.stdout
+    assert all((run / f"keyframes/{i:03d}.json").exists() for i in range(3))
+    m = json.loads((run / "run.json").read_text())
+    assert set(m["artifacts"]) >= {"keyframe/000", "keyframe/001", "keyframe/002", "portrait/milo"}
+    r = run_cli("keyframes", tmp_path / "empty-but-there", "--preset", "tiny")
+    assert r.returncode == 2 and "not a run folder" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "r2").mkdir()
+    r = run_cli("keyframes", tmp_path / "r2")
+    assert r.returncode == 2 and "script.json: not found" in r.stderr
+
+
+def tiny_sdxl(root: Path) -> "Preset":
+    "A tiny random SDXL pipeline (two text encoders, text_time embedding) saved as a folder, and a preset that uses it."
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from safetensors.torch import save_file
+    from vgot.models import Preset, ModelRef, tiny_clip_tokenizer, tiny_ip_adapter_state_dict
+    torch.manual_seed(0)
+    tok = tiny_clip_tokenizer()
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+                                cross_attention_dim=64, norm_num_groups=1)
+    vae = AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, sample_size=32, norm_num_groups=32)
+    tc = dict(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+              num_hidden_layers=2, vocab_size=len(tok), max_position_embeddings=77, projection_dim=32)
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(CLIPTextConfig(**tc)), text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**tc)),
+                                     tokenizer=tok, tokenizer_2=tok, unet=unet, add_watermarker=False,
+                                     scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1, clip_sample=False))
+    pipe.save_pretrained(root / "sdxl", safe_serialization=True)
+    w = tiny_ip_adapter_state_dict(unet, Models("tiny").image_encoder[0].config.projection_dim)
+    (root / "ip").mkdir()
+    save_file({f"{k}.{n}": t.contiguous() for k, d in w.items() for n, t in d.items()}, str(root / "ip" / "ip.safetensors"))
+    return Preset("tiny-sdxl-test", t2i=str(root / "sdxl"), t2i_kind="sdxl", image_encoder="tiny:image_encoder",
+                  ip_adapter=ModelRef(str(root / "ip"), weight_name="ip.safetensors"), i2v={}, llm="tiny:llm")
+
+
+def test_sdxl_keyframes_with_both_branches(tmp_path):
+    "The same stage on an SDXL pipeline (the kind says so): keyframes, and the previous keyframe still conditions the next."
+    from diffusers import StableDiffusionXLPipeline
+    from vgot.models import Models as M
+    models = M(tiny_sdxl(tmp_path), device="cpu")
+    assert isinstance(models.t2i, StableDiffusionXLPipeline)
+    lat = []
+    for name, swap in (("a", False), ("b", True)):
+        st = RunStore(tmp_path / name); noise_png(st.assets_dir / "ada.png", 1)
+        sc = Script("t", [shot(0), shot(1, ["Ada"], {"Ada": "ada.png"})])
+        generate_keyframes(Script("t", sc.shots[:1]), models, cfg(steps=2), st)
+        if swap: noise_png(st.path("keyframes/000.png"), 42)
+        kfs = generate_keyframes(sc, models, cfg(steps=2), st)
+        lat.append(latent(st, kfs[1]))
+    assert lat[0].shape == (4, 32 // models.t2i.vae_scale_factor, 32 // models.t2i.vae_scale_factor)
+    assert (lat[0] - lat[1]).abs().max() > 1e-5
+    assert not decoupled_processors(models.t2i.unet)
