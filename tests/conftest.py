@@ -8,6 +8,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("VGOT_HOME", str(ROOT / ".vgot_home"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One thread per process: tests and the processes they start share 2 cores, and oversubscribed OpenMP
+# threads spin (a tiny UNet call measured 100x slower with 2 threads under load than with 1).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 STORIES = ROOT / "data" / "stories"
 
