@@ -166,3 +166,17 @@ def test_train_camera_cli(tmp_path, monkeypatch):
     assert "trained 3 steps" in r.stdout and (tmp_path / "out" / "camera_adapter.safetensors").exists()
     r = run_cli("train-camera", tmp_path / "empty", "--out", tmp_path / "o2", "--steps", "1", "--quiet")
     assert r.returncode == 2 and "not a folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_camera_following_on_untrackable_frames_says_so_instead_of_guessing():
+    "Independent noise frames have no motion to track: the fit diverges, and the measure says so (it once crashed in math.log)."
+    import numpy as np
+    from vgot.camera import camera_following, estimate_motion
+    from vgot.core import CameraMotion
+    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    est = estimate_motion(frames)
+    assert est.shape == (5, 3) and np.isnan(est).any() and (est[np.isfinite(est[:, 2]), 2] > 0).all()
+    res = camera_following(frames, CameraMotion(0.2, 0.0, 1.2))
+    assert res["estimated"] is None and res["pan_error"] is None and "could not be estimated" in res["note"]
+    flat = np.full((4, 32, 32, 3), 128, np.uint8)
+    assert camera_following(flat, CameraMotion())["estimated"] == {"pan": 0.0, "tilt": 0.0, "zoom": 1.0}

@@ -122,11 +122,14 @@ def _fit_pair(a: np.ndarray, b: np.ndarray, iters: int = 25) -> tuple[float, flo
             J = np.stack([Gx * px[ok] + Gy * py[ok], Gx, Gy], axis=1)
             step = np.linalg.lstsq(J.T @ J + 1e-9 * np.eye(3), -J.T @ r, rcond=None)[0]
             k, tx, ty = k + step[0], tx + step[1], ty + step[2]
+            if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0: break
             if np.abs(step).max() < 1e-5: break
+    if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0:
+        return float("nan"), float("nan"), float("nan")     # the fit diverged (no trackable texture): unreliable
     return k, tx, ty
 
 def estimate_motion(frames) -> np.ndarray:
-    "Per consecutive pair [dx, dy, zoom] (F-1, 3) in CameraMotion units: Σdx = pan, Σdy = tilt, Πzoom = zoom."
+    "Per consecutive pair [dx, dy, zoom] (F-1, 3) in CameraMotion units: Σdx = pan, Σdy = tilt, Πzoom = zoom; NaN where the fit fails."
     g = _gray(frames)
     if len(g) < 2: return np.zeros((0, 3))
     H, W = g.shape[1:]
@@ -135,15 +138,22 @@ def estimate_motion(frames) -> np.ndarray:
         k, tx, ty = _fit_pair(g[i], g[i + 1])
         r = 1.0 / k
         out[i] = [tx / W / z, -ty / H / z, r]
-        z *= r
+        if np.isfinite(r): z *= r
     return out
 
 def camera_following(frames,                # (F, H, W, 3) uint8 or float frames of one shot
                      motion: CameraMotion) -> dict:
     "Requested vs estimated pan/tilt/zoom of a shot and their absolute errors (zoom error in log space too)."
     est = estimate_motion(frames)
+    requested = {"pan": float(motion.pan), "tilt": float(motion.tilt), "zoom": float(motion.zoom)}
+    bad = [i for i in range(len(est)) if not np.isfinite(est[i]).all()]
+    if bad:                                   # a number made up from a failed fit would be worse than none
+        return {"requested": requested, "estimated": None, "pan_error": None, "tilt_error": None, "zoom_error": None,
+                "log_zoom_error": None, "per_pair": [None if i in bad else est[i].tolist() for i in range(len(est))],
+                "note": f"motion could not be estimated between frames {', '.join(f'{i}-{i + 1}' for i in bad[:8])}"
+                        f"{' ...' if len(bad) > 8 else ''} (no trackable texture)"}
     pan, tilt, zoom = float(est[:, 0].sum()), float(est[:, 1].sum()), float(np.prod(est[:, 2])) if len(est) else 1.0
-    return {"requested": {"pan": float(motion.pan), "tilt": float(motion.tilt), "zoom": float(motion.zoom)},
+    return {"requested": requested,
             "estimated": {"pan": pan, "tilt": tilt, "zoom": zoom},
             "pan_error": abs(pan - motion.pan), "tilt_error": abs(tilt - motion.tilt),
             "zoom_error": abs(zoom - motion.zoom), "log_zoom_error": abs(math.log(zoom / motion.zoom)),

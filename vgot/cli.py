@@ -70,4 +70,5 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("vgot: interrupted", file=sys.stderr); return 130
 
 # %% ../nbs/08_cli.ipynb #d054999a
+#| eval: false
 if __name__ == "__main__": sys.exit(main())

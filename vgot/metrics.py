@@ -280,7 +280,9 @@ def _camera_following(frames, motion):
         if e.name != "vgot.camera": raise
         return None, "vgot.camera is not installed: no camera-motion estimator"
     if not hasattr(cam, "camera_following"): return None, "vgot.camera has no camera_following()"
-    return _jsonable(cam.camera_following(frames, motion)), None
+    res = _jsonable(cam.camera_following(frames, motion))
+    if res.get("estimated") is None: return res, res.get("note", "camera motion could not be estimated")
+    return res, None
 
 def _jsonable(x):
     "Numbers, arrays and dataclasses as plain JSON values."
