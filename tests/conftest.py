@@ -13,6 +13,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    "torch reads OMP_NUM_THREADS at import; set it here too in case torch was imported before this file."
+    import torch
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 STORIES = ROOT / "data" / "stories"
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,6 @@ from vgot.attention import (make_schedule, q_sample, p_sample, eps_loss, Attenti
 from vgot.models import tiny_ip_adapter_state_dict, load_ip_adapter_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    "One torch thread while these tests run: on a shared 2-core machine, 2 threads per process oversubscribe the cores."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_reverse_chain_matches_ddpm_scheduler():

@@ -10,7 +10,7 @@ from vgot.core import CameraMotion, VgotError, write_video, read_video
 from vgot.camera import (CameraAdapter, CameraAttnProcessor, CameraTrainConfig, as_trajectory, camera_affines, camera_following,
                          estimate_motion, relative_trajectory, render_motion, temporal_attention_layers, train_camera, warp)
 
-torch.set_num_threads(1)   # tiny models: one thread is fastest on a shared machine
+
 
 
 def texture(H=96, W=96, seed=0):

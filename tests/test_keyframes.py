@@ -11,12 +11,6 @@ from vgot.models import Models
 from conftest import run_cli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    "One torch thread while these tests run: on a shared 2-core machine, 2 threads per process oversubscribe the cores (100x slower)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def shot(i, chars=(), refs=None, **kw):
@@ -178,7 +172,6 @@ def test_config_from_preset_and_validation():
 
 
 def test_cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")                           # see one_thread
     run = tmp_path / "run"; st = RunStore(run)
     noise_png(st.assets_dir / "ada.png", 1)
     st.script_path.write_text(script3().to_json())

@@ -13,7 +13,7 @@ import vgot.shots as shots_mod
 from vgot.shots import (ShotConfig, chunk_plan, decode_latents, encode_keyframe, generate_shot, generate_shots,
                         latent_frames, load_keyframes)
 
-torch.set_num_threads(1)   # tiny models: one thread is fastest on a shared machine
+
 
 
 def texture_image(H=64, W=64, seed=0):

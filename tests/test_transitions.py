@@ -14,12 +14,6 @@ from vgot.transitions import (GPPath, TransitionConfig, decode_latents, gp_laten
                               make_transition, path_smoothness, refine_transition, transition_latents)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    "The test machine's 2 cores are shared: the GP's small matrices run fastest on one thread."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def sklearn_mean(za, zb, n, ell, sf2, sn2, nu=None):
