@@ -169,15 +169,21 @@ class AttentionStore:
         if key in self.maps: self.nbytes -= self.maps[key].numel() * 2
         self.maps[key] = m; self.nbytes += size
 
-    def get(self, step: int, layer: str, branch: str = "text") -> torch.Tensor:
-        "The map (B, tokens, h, w) of one step, layer and branch."
-        if (step, layer, branch) not in self.maps: raise VgotError(f"no attention map for step {step}, layer {layer}, branch {branch}")
-        return self.maps[(step, layer, branch)]
+    def _maps(self, run=None) -> dict:
+        if run is None: return self.maps
+        if run not in self.runs: raise VgotError(f"no attention run {run!r} (have: {', '.join(map(str, self.runs)) or 'none'})")
+        return self.runs[run]
+
+    def get(self, step: int, layer: str, branch: str = "text", run=None) -> torch.Tensor:
+        "The map (B, tokens, h, w) of one step, layer and branch (of the current run, or of `run`)."
+        maps = self._maps(run)
+        if (step, layer, branch) not in maps: raise VgotError(f"no attention map for step {step}, layer {layer}, branch {branch}")
+        return maps[(step, layer, branch)]
 
     def aggregate(self, branch: str = "text", steps: Optional[Sequence[int]] = None, layers: Optional[Sequence[str]] = None,
-                  size: Optional[tuple] = None) -> torch.Tensor:
-        "Mean map (B, tokens, h, w) of `branch` over the chosen steps and layers, each resized to `size` (default the largest)."
-        ms = [m for (s, l, b), m in self.maps.items() if b == branch and (steps is None or s in steps) and (layers is None or l in layers)]
+                  size: Optional[tuple] = None, run=None) -> torch.Tensor:
+        "Mean map (B, tokens, h, w) of `branch` over the chosen steps and layers (of the current run, or of `run`), each resized to `size`."
+        ms = [m for (s, l, b), m in self._maps(run).items() if b == branch and (steps is None or s in steps) and (layers is None or l in layers)]
         if not ms: raise VgotError(f"no attention maps recorded for branch {branch}")
         size = size or max((m.shape[-2:] for m in ms), key=lambda hw: hw[0] * hw[1])
         return torch.stack([F.interpolate(m.float(), size=tuple(size), mode="bilinear", align_corners=False) for m in ms]).mean(0)

@@ -40,20 +40,22 @@ def prompt_tokens(tokenizer, prompt: str) -> list[str]:
 
 class AttentionViewer:
     "Overlay recorded attention maps on a keyframe: choose branch, layer, step and token."
-    def __init__(self, store, image=None, tokens: Optional[Sequence[str]] = None, row: int = -1):
-        if not store.maps: raise VgotError("the attention store holds no maps: run the pipeline with an AttentionStore attached")
-        self.store, self.row = store, row
+    def __init__(self, store, image=None, tokens: Optional[Sequence[str]] = None, row: int = -1,
+                 run=None):                 # which recorded run (the keyframe stage names them by shot index); None: the current one
+        maps = store.maps if run is None else store._maps(run)
+        if not maps: raise VgotError("the attention store holds no maps: run the keyframe stage with an AttentionStore attached")
+        self.store, self.row, self.run, self.all = store, row, run, maps
         self.image = None if image is None else np.asarray(image)
         self.tokens = list(tokens) if tokens is not None else None
-        self.steps = sorted({s for s, _, _ in store.maps})
-        self.layers = sorted({l for _, l, _ in store.maps})
-        self.branches = store.branches
+        self.steps = sorted({s for s, _, _ in maps})
+        self.layers = sorted({l for _, l, _ in maps})
+        self.branches = sorted({b for _, _, b in maps})
 
     def map(self, branch: str = "text", layer: Optional[str] = None, step: Optional[int] = None, token: int = 0) -> np.ndarray:
         "One token's map (h, w) for a step and layer, or the mean over all steps/layers where they are None."
         if (layer is None) or (step is None):
-            m = self.store.aggregate(branch, steps=None if step is None else [step], layers=None if layer is None else [layer])
-        else: m = self.store.get(step, layer, branch).float()
+            m = self.store.aggregate(branch, steps=None if step is None else [step], layers=None if layer is None else [layer], run=self.run)
+        else: m = self.store.get(step, layer, branch, run=self.run).float()
         if not 0 <= token < m.shape[1]: raise VgotError(f"token {token} is outside [0, {m.shape[1] - 1}] for branch {branch}")
         return m[self.row, token].numpy()
 
@@ -75,14 +77,14 @@ class AttentionViewer:
     def widget(self):
         "ipywidgets controls around `render`."
         import ipywidgets as W
-        n_tok = int(next(iter(self.store.maps.values())).shape[1])
+        n_tok = int(next(iter(self.all.values())).shape[1])
         branch = W.Dropdown(options=self.branches, value="text" if "text" in self.branches else self.branches[0], description="branch")
         layer = W.Dropdown(options=[("all layers", None)] + [(l.split(".processor")[0], l) for l in self.layers], description="layer")
         step = W.Dropdown(options=[("all steps", None)] + [(str(s), s) for s in self.steps], description="step")
         token = W.IntSlider(0, 0, n_tok - 1, description="token")
         label = W.Label(); out = W.Output()
         def update(*_):
-            m = self.store.maps[next(k for k in self.store.maps if k[2] == branch.value)]
+            m = self.all[next(k for k in self.all if k[2] == branch.value)]
             token.max = int(m.shape[1]) - 1
             label.value = self.tokens[token.value] if branch.value == "text" and self.tokens and token.value < len(self.tokens) else ""
             _show_in(out, self.render(branch.value, layer.value, step.value, token.value))
