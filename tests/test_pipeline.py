@@ -136,3 +136,17 @@ def test_evaluate_stage_and_eval_command_update_the_report(tmp_path):
     c = run_cli("eval", run, "--quiet")
     assert c.returncode == 0, c.stderr
     assert (run / "metrics.json").exists() and "<h2>Metrics</h2>" in (run / "report.html").read_text()
+
+def test_permission_denied_on_run_folder_is_one_clear_line(tmp_path, monkeypatch):
+    "The OS refusing the run folder (simulated: root ignores file modes) gives one clear error, no traceback, exit 2."
+    import vgot.cli as cli, io, contextlib
+    real_mkdir = Path.mkdir
+    def deny(self, *a, **k):
+        if "denied" in str(self): raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+    monkeypatch.setattr(Path, "mkdir", deny)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = cli.main(["run", str(STORY), "--run-dir", str(tmp_path / "denied" / "run"), "--quiet"])
+    assert rc == 2 and err.getvalue().startswith("vgot: error: cannot create run folder") and "Permission denied" in err.getvalue()
+    assert "Traceback" not in err.getvalue()
