@@ -217,8 +217,14 @@ def _logger(store: RunStore, quiet: bool) -> logging.Logger:
     fh = logging.FileHandler(store.root / "run.log", encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s")); log.addHandler(fh)
     if not quiet:
-        sh = logging.StreamHandler(sys.stderr); sh.setFormatter(logging.Formatter("vgot: %(message)s")); log.addHandler(sh)
+        sh = _TqdmHandler(); sh.setFormatter(logging.Formatter("vgot: %(message)s")); log.addHandler(sh)
     return log
+
+class _TqdmHandler(logging.Handler):
+    "Log lines printed above the progress bars instead of through them."
+    def emit(self, record):
+        from tqdm.auto import tqdm
+        tqdm.write(self.format(record), file=sys.stderr)
 
 def load_story_any(story) -> Story:
     "A Story from a Story, a path (via vgot.script's loader) or plain text."
@@ -261,10 +267,9 @@ class VGoT:
         for s in force: store.forget(STAGE_RECORDS[s]); log.info(f"forced: {s}")
         self.models.set_progress(not quiet)
         res = RunResult(Path(run_dir))
-        bar = tqdm(STAGES, desc="vgot", disable=quiet, leave=False, unit="stage")
+        bar = tqdm([s for s in STAGES if s != "evaluate" or cfg.evaluate], desc="vgot", disable=quiet, leave=False, unit="stage")
         for stage in bar:
             bar.set_postfix_str(stage)
-            if stage == "evaluate" and not cfg.evaluate: break
             if stage in STAGE_MODULES and stage_module(stage) is None:
                 res.not_built = [s for s in STAGE_MODULES if stage_module(s) is None] + ["assemble"]
                 for s in res.not_built: store.set_stage(s, "not built")
