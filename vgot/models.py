@@ -333,6 +333,18 @@ def load_llm(ref, device="cpu", dtype=None):
     return model.to(device).eval(), tok
 
 # %% ../nbs/00a_models.ipynb #c879da70
+import contextlib
+
+@contextlib.contextmanager
+def _loading_bars(show: bool):
+    "Show or hide diffusers' and transformers' 'Loading ...' progress bars while models load."
+    import diffusers.utils.logging as dl, transformers.utils.logging as tl
+    was_d, was_t = dl.is_progress_bar_enabled(), tl.is_progress_bar_enabled()
+    (dl.enable_progress_bar if show else dl.disable_progress_bar)(); (tl.enable_progress_bar if show else tl.disable_progress_bar)()
+    try: yield
+    finally:
+        (dl.enable_progress_bar if was_d else dl.disable_progress_bar)(); (tl.enable_progress_bar if was_t else tl.disable_progress_bar)()
+
 class Models:
     "The models of one run: loaded once on first use, freed on request."
     def __init__(self, preset="tiny", device="auto", dtype="auto", progress: bool = False, **overrides):
@@ -347,7 +359,7 @@ class Models:
 
     def _get(self, key, fn):
         if key not in self._cache:
-            obj = self._cache[key] = fn()
+            with _loading_bars(self.progress): obj = self._cache[key] = fn()
             if hasattr(obj, "set_progress_bar_config"): obj.set_progress_bar_config(disable=not self.progress, leave=False, desc=key)
         return self._cache[key]
 
