@@ -63,7 +63,7 @@ def _story_from_mapping(d, where: str, text_key_default: Optional[str] = None) -
     if not isinstance(d, dict): raise VgotError(f"{where}: expected a mapping with title, cast and story, got {type(d).__name__}")
     known = {"title", "cast", "story", "text"}
     bad = [k for k in d if k not in known]
-    if bad: raise VgotError(f"{where}: unknown key(s) {', '.join(map(str, bad))} (known: title, cast, story)")
+    if bad: warnings.warn(f"{where}: ignoring unknown key(s) {', '.join(map(str, bad))} (known: title, cast, story)", UserWarning, stacklevel=2)
     text = d.get("story", d.get("text", text_key_default))
     if not isinstance(text, str) or not text.strip(): raise VgotError(f"{where}: no story text (give it under 'story')")
     title = d.get("title") or "Untitled"
