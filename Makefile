@@ -66,4 +66,4 @@ clean:
 	rm -rf runs/demo _docs _proc .pytest_cache
 
 readme:
-	$(PYTHON) tools/readme_to_index.py
+	$(PYTHON) tools/readme_to_index.py && $(BIN)/nbdev_clean --fname nbs/index.ipynb

@@ -71,4 +71,4 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 # %% ../nbs/08_cli.ipynb #d054999a
 #| eval: false
-if __name__ == "__main__": sys.exit(main())
+if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())   # `python -m vgot.cli`, not a notebook
