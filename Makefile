@@ -65,5 +65,5 @@ lab: install
 clean:
 	rm -rf runs/demo _docs _proc .pytest_cache
 
-readme:
+readme: install
 	$(PYTHON) tools/readme_to_index.py && $(BIN)/nbdev_clean --fname nbs/index.ipynb
