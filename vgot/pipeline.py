@@ -108,7 +108,6 @@ def _count_frames(path) -> int:
 # %% ../nbs/05_pipeline.ipynb #b13d096f
 def storyboard_figure(script: Script, images: list, cols: int = 4):
     "A matplotlib figure with each shot's keyframe, text and camera motion."
-    import matplotlib; matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     n = len(script.shots); cols = max(1, min(cols, n)); rows = (n + cols - 1) // cols
