@@ -20,6 +20,8 @@ warnings.filterwarnings("ignore")
 
 import numpy as np, torch
 from PIL import Image
+import diffusers.utils.logging as _dlog
+_dlog.set_verbosity_error()   # the baseline pipeline warns on every load_ip_adapter call; the table is what matters here
 
 from vgot.core import Script, Shot, Character, RunStore, derive_seed, make_generator
 from vgot.models import Models, Preset, ModelRef, register_preset, tiny_ip_adapter_state_dict
