@@ -54,7 +54,7 @@ pytest: install
 test: check-export nbtest pytest
 
 batch: install
-	$(BIN)/vgot batch $(STORIES) --preset tiny --out runs/batch
+	$(BIN)/vgot batch $(STORIES) --preset tiny --out runs
 
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -115,11 +115,13 @@ def test_batch_one_failure_does_not_stop_the_others(tmp_path):
     stories = tmp_path / "stories"; stories.mkdir()
     (stories / "fox.txt").write_text(STORY.read_text())
     (stories / "empty.txt").write_text("   \n")
+    (stories / "empty.md").write_text("")                    # same stem as empty.txt: each gets its own run folder
     r = run_cli("batch", stories, "--out", tmp_path / "runs", "--quiet")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "1 ok, 1 failed" in r.stdout
-    lines = {l.split()[0]: l for l in r.stdout.splitlines() if l.startswith(("fox.txt", "empty.txt"))}
-    assert " ok " in lines["fox.txt"] and "failed" in lines["empty.txt"]
+    assert "1 ok, 2 failed" in r.stdout
+    lines = {l.split()[0]: l for l in r.stdout.splitlines() if l.startswith(("fox.txt", "empty.txt", "empty.md"))}
+    assert " ok " in lines["fox.txt"] and "failed" in lines["empty.txt"] and "failed" in lines["empty.md"]
+    assert (tmp_path / "runs" / "empty_txt").is_dir() and (tmp_path / "runs" / "empty_md").is_dir()
     nb = json.loads((tmp_path / "runs" / "fox" / "generate.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
     assert (tmp_path / "runs" / "fox" / "final.mp4").exists()

@@ -383,9 +383,10 @@ def run_batch(stories_dir, out_dir, notebook=None, preset: str = "tiny", seed: i
     if not stories_dir.is_dir(): raise VgotError(f"{stories_dir}: not a folder of stories")
     stories = sorted(p for p in stories_dir.iterdir() if p.suffix.lower() in (".txt", ".md", ".yaml", ".yml", ".json") and not p.name.startswith("."))
     if not stories: raise VgotError(f"{stories_dir}: no stories (.txt, .md, .yaml, .yml, .json)")
-    rows = []
+    rows, stems = [], [p.stem for p in stories]
     for p in stories:
-        run_dir = out_dir / p.stem; run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = out_dir / (p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_"))   # fox.txt + fox.md: fox_txt, fox_md
+        run_dir.mkdir(parents=True, exist_ok=True)
         params = dict(story=str(p.resolve()), preset=preset, run_dir=str(run_dir.resolve()), seed=seed, **(parameters or {}))
         t0 = time.time()
         try:
@@ -441,7 +442,7 @@ def add_cli(sub):
     p.add_argument("run_dir"); p.add_argument("--force", action="append", choices=STAGES); p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_resume)
     p = sub.add_parser("batch", help="run the papermill notebook for every story in a folder")
-    p.add_argument("stories_dir"); p.add_argument("--out", default="runs/batch", help="folder for the runs")
+    p.add_argument("stories_dir"); p.add_argument("--out", default="runs", help="folder for the runs: OUT/<story>/generate.ipynb")
     p.add_argument("--notebook", help="run notebook (default: nbs/runs/generate.ipynb)")
     p.add_argument("--preset", default="tiny"); p.add_argument("--seed", type=int, default=0)
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (repeatable)")
