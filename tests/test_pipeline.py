@@ -152,3 +152,11 @@ def test_permission_denied_on_run_folder_is_one_clear_line(tmp_path, monkeypatch
         rc = cli.main(["run", str(STORY), "--run-dir", str(tmp_path / "denied" / "run"), "--quiet"])
     assert rc == 2 and err.getvalue().startswith("vgot: error: cannot create run folder") and "Permission denied" in err.getvalue()
     assert "Traceback" not in err.getvalue()
+
+@pytest.mark.parametrize("setting,message", [("shots.cam=warp", "shots config: ShotConfig has no field(s) cam"),
+                                             ("transitions.mode=wipe", "transitions config: mode = 'wipe' is not one of"),
+                                             ("keyframes.steps=-1", "keyframes config: steps = -1")])
+def test_bad_stage_setting_fails_before_any_work(tmp_path, setting, message):
+    r = run_cli("run", STORY, "--run-dir", tmp_path / "run", "--quiet", "--set", setting)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists(), "a bad setting must fail before the run folder is written"

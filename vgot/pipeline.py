@@ -78,7 +78,9 @@ class RunConfig:
         cls = {"script": "ScriptConfig", "keyframes": "KeyframeConfig", "shots": "ShotConfig", "transitions": "TransitionConfig"}[stage]
         overrides = dict(getattr(self, stage)); overrides.setdefault("seed", self.seed)
         try: return getattr(module, cls).from_preset(get_preset(self.preset), **overrides)
-        except TypeError as e: raise VgotError(f"{stage} config: {e}") from None
+        except (TypeError, VgotError) as e:
+            msg = str(e)
+            raise VgotError(msg if msg.startswith(f"{stage} config") else f"{stage} config: {msg}") from None
 
 # %% ../nbs/05_pipeline.ipynb #8b015046
 def assembly_parts(clips: list[ShotClip], transitions: list[Transition]) -> list[str]:
@@ -256,6 +258,8 @@ class VGoT:
             if s not in STAGES: raise VgotError(f"--force {s}: unknown stage (stages: {', '.join(STAGES)})")
         if stop_after is not None and stop_after not in STAGES: raise VgotError(f"stop_after '{stop_after}' is not a stage")
         story = load_story_any(story)
+        # every stage's settings are checked before anything is written or computed
+        self._configs = {s: self.config.stage_config(s, m) for s in STAGE_MODULES if (m := stage_module(s)) is not None}
         store = RunStore(run_dir)
         cfg = self.config
         prev = store.manifest.get("config")
@@ -286,22 +290,22 @@ class VGoT:
 
     # --- the stages ------------------------------------------------------------------------
     def _run_script(self, story, store, res, log):
-        mod = stage_module("script"); cfg = self.config.stage_config("script", mod)
+        mod = stage_module("script"); cfg = self._configs["script"]
         planner = mod.make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
         res.script = mod.generate_script(story, planner, cfg, store, progress=self.models.progress)
         log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
 
     def _run_keyframes(self, story, store, res, log):
-        mod = stage_module("keyframes"); cfg = self.config.stage_config("keyframes", mod)
+        mod = stage_module("keyframes"); cfg = self._configs["keyframes"]
         res.keyframes = mod.generate_keyframes(res.script, self.models, cfg, store, progress=self.models.progress)
         self.models.free("t2i", "image_encoder", "ip_adapter")
 
     def _run_shots(self, story, store, res, log):
-        mod = stage_module("shots"); cfg = self.config.stage_config("shots", mod)
+        mod = stage_module("shots"); cfg = self._configs["shots"]
         res.clips = mod.generate_shots(res.script, res.keyframes, self.models, cfg, store, progress=self.models.progress)
 
     def _run_transitions(self, story, store, res, log):
-        mod = stage_module("transitions"); cfg = self.config.stage_config("transitions", mod)
+        mod = stage_module("transitions"); cfg = self._configs["transitions"]
         res.transitions = mod.generate_transitions(res.script, res.clips, self.models, cfg, store, progress=self.models.progress)
         self.models.free("i2v", "llm")
 
