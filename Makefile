@@ -25,6 +25,7 @@ $(STAMP): requirements.txt constraints.txt setup.py settings.ini
 	$(BIN)/python -m pip freeze | grep -i '^torch==' > $(VENV)/torch-constraint.txt
 	$(BIN)/python -m pip install -q -c $(VENV)/torch-constraint.txt -c constraints.txt -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git config --local include.path ../.gitconfig; fi
 	@touch $(STAMP)
 	@echo "vgot installed in $(VENV)"
 
