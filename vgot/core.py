@@ -421,7 +421,9 @@ def read_video(path) -> tuple[np.ndarray, float]:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(st)]
             if not frames: raise VgotError(f"{path}: the video has no frames")
             return np.stack(frames), float(st.average_rate)
-    except (av.error.FFmpegError, IndexError) as e: raise VgotError(f"{path}: not a readable video ({e.__class__.__name__})") from None
+    except VgotError: raise
+    except Exception as e:                          # any decoder failure: name the file, not the library's internals
+        raise VgotError(f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 def save_image(path, image):
     "Save a PIL image (or uint8 HxWx3 array) as PNG, atomically."

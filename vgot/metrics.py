@@ -297,12 +297,6 @@ def _jsonable(x):
     if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
     raise VgotError(f"metrics: cannot write a value of type {type(x).__name__} to JSON")
 
-def _read(path: Path):
-    "read_video, with any decoder failure turned into a VgotError naming the file."
-    try: return read_video(path)
-    except VgotError: raise
-    except Exception as e: raise VgotError(f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-
 def _shot_metrics(src: _ShotSrc, frames, ex: Extractors, identity, texts: dict, cfg: MetricsConfig):
     "The metrics of one shot, and what its joints need."
     rec = dict(index=src.index, video=src.video, n_frames=int(len(frames)), prompt=src.prompt, segment=src.segment,
@@ -350,7 +344,7 @@ def _joint_metrics(j: _JointSrc, a: Optional[dict], b: Optional[dict], cfg: Metr
     rec["style_cross"], _ = boundary_consistency(a["gram_tail"], b["gram_head"], cfg.n_boundary)
     parts = [a["frames_tail"]]
     if j.path is not None:
-        try: t, _ = _read(j.path)
+        try: t, _ = read_video(j.path)
         except VgotError as e:
             for k in ("joint_smoothness", "joint_continuity"): rec[k] = None; why[k] = str(e)
             rec["reasons"] = why; return rec
@@ -384,7 +378,7 @@ def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, sou
     tf = dict(zip(texts, ex.clip_text(texts))) if texts else {}
     shot_recs, edges = [], {}
     for s in tqdm(shots, desc="eval shots", unit="shot", disable=not cfg.progress, leave=False):
-        try: frames, fps = _read(s.path)
+        try: frames, fps = read_video(s.path)
         except VgotError as e:
             shot_recs.append(dict(index=s.index, video=s.video, error=str(e))); continue
         rec, edges[s.index] = _shot_metrics(s, frames, ex, identity, tf, cfg)

@@ -65,10 +65,10 @@ class RunConfig:
         except json.JSONDecodeError: value = raw
         section, _, sub = key.partition(".")
         if sub:
-            if section not in ("script", "keyframes", "shots", "transitions"):
+            if section not in STAGE_MODULES:
                 raise VgotError(f"--set {key}: unknown section '{section}' (script, keyframes, shots, transitions)")
             getattr(self, section)[sub] = value
-        elif section in {f.name for f in fields(self)} and section not in ("script", "keyframes", "shots", "transitions"):
+        elif section in {f.name for f in fields(self)} and section not in STAGE_MODULES:
             setattr(self, section, value)
         else: raise VgotError(f"--set {key}: unknown setting")
         return self
@@ -95,11 +95,12 @@ def assembly_parts(clips: list[ShotClip], transitions: list[Transition]) -> list
 
 def assemble_video(store: RunStore, parts: list[str], fps: float, out: str = "final.mp4") -> int:
     "Concatenate the part videos into `out` (streamed, atomic), check the count by reading it back; returns frames."
+    counts = []                                   # frames of each part, counted as it is streamed (each part is decoded once)
     def frames():
-        for rel in parts: yield read_video(store.path(rel))[0]
-    expected = sum(_count_frames(store.path(p)) for p in parts)
+        for rel in parts:
+            f = read_video(store.path(rel))[0]; counts.append(len(f)); yield f
     n = write_video(store.path(out), frames(), fps)
-    got = _count_frames(store.path(out))
+    expected, got = sum(counts), _count_frames(store.path(out))
     if not n == got == expected: raise VgotError(f"{out}: wrote {n} frames, read back {got}, expected {expected}")
     return n
 

@@ -5,7 +5,7 @@
 # %% ../nbs/04_smoothing.ipynb #0ed3e440
 from __future__ import annotations
 
-import functools, inspect, json, math, time
+import functools, json, math, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -281,17 +281,9 @@ def _video_pipe(models, backend: str = "svd"):
     raise VgotError(f"expected a vgot Models or a video pipeline, got {type(models).__name__}")
 
 def decode_latents(pipe, latents, chunk: int = 8) -> np.ndarray:
-    "Decode (n, C, h, w) scaled latents with the pipeline's VAE to uint8 frames (n, H, W, 3)."
-    import torch
-    n = latents.shape[0]
-    vae = pipe.vae
-    z = latents.to(device=vae.device, dtype=vae.dtype)
-    with torch.no_grad():
-        if hasattr(pipe, "decode_latents") and "num_frames" in inspect.signature(pipe.decode_latents).parameters:
-            video = pipe.decode_latents(z[None], n, chunk)[0].permute(1, 2, 3, 0)             # (n, H, W, 3) in [-1, 1]
-        else:
-            video = torch.cat([vae.decode(c / vae.config.scaling_factor).sample for c in z.split(chunk)]).permute(0, 2, 3, 1)
-    return to_uint8_frames((video.float() / 2 + 0.5).clamp(0, 1))
+    "Decode (n, C, h, w) scaled latents through the video pipeline's own decoder (as the shots are) to uint8 frames (n, H, W, 3)."
+    from vgot.shots import decode_latents as decode_video
+    return to_uint8_frames(decode_video(pipe, latents, chunk))
 
 def refine_transition(
     path,                                   # (n, C, h, w) the GP latent path (transition frames only)
