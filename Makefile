@@ -4,7 +4,6 @@ SHELL   := /bin/bash
 PYTHON  ?= python3
 VENV    ?= .venv
 TORCH   ?= torch==2.13.0
-STORY   ?= data/stories/lighthouse.md
 RUN_DIR ?= runs/demo
 STORIES ?= data/stories
 BIN     := $(VENV)/bin
@@ -30,7 +29,7 @@ $(STAMP): requirements.txt constraints.txt setup.py settings.ini
 	@echo "vgot installed in $(VENV)"
 
 demo: install
-	$(BIN)/vgot run $(STORY) --preset tiny --run-dir $(RUN_DIR)
+	$(BIN)/vgot demo --run-dir $(RUN_DIR)
 
 # vgot/ must be exactly what nbdev_export makes from the notebooks.
 check-export: install
@@ -41,10 +40,12 @@ check-export: install
 	  echo "vgot/ differs from what nbdev_export makes from nbs/: edit the notebooks, run 'make export', commit both."; \
 	  rm -rf vgot && mv $(VENV)/vgot-before vgot; exit 1; fi
 	@rm -rf $(VENV)/vgot-before
+	@$(BIN)/python tools/sync_resources.py --check
 	@echo "vgot/ matches the notebooks"
 
 export: install
 	$(BIN)/nbdev_export
+	$(BIN)/python tools/sync_resources.py
 
 nbtest: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing

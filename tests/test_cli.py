@@ -9,3 +9,10 @@ def test_help_version_info():
 
 def test_unknown_command_fails():
     r = run_cli("fly"); assert r.returncode != 0
+
+def test_run_story_or_example():
+    r = run_cli("run", "--example", "moby_dick"); assert r.returncode == 2 and "the examples are" in r.stderr
+    r = run_cli("run"); assert r.returncode == 2 and "no story" in r.stderr and "lighthouse" in r.stderr
+    r = run_cli("run", "data/stories/lighthouse.md", "--example", "lighthouse")
+    assert r.returncode == 2 and "not both" in r.stderr
+    r = run_cli("demo", "--list"); assert r.returncode == 0 and "night_market" in r.stdout

@@ -5,7 +5,7 @@
 # %% ../nbs/05_pipeline.ipynb #0a8dae9f
 from __future__ import annotations
 
-import base64, html, importlib, io, json, logging, os, shutil, sys, textwrap, time
+import base64, html, importlib, importlib.resources, io, json, logging, os, shutil, sys, textwrap, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -15,11 +15,13 @@ import numpy as np
 from .core import (VgotError, RunStore, Story, Script, Keyframe, ShotClip, Transition, hash_inputs, file_sha256,
                        atomic_write_text, atomic_path, read_video, write_video, save_image, load_image)
 from .models import Models, get_preset
+from .script import STORY_FORMATS
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_MODULES', 'STAGE_RECORDS', 'stage_module', 'RunConfig', 'assembly_parts', 'assemble_video',
            'storyboard_figure', 'write_storyboard', 'write_report', 'RunResult', 'load_story_any', 'VGoT',
-           'refresh_report', 'default_run_notebook', 'run_batch', 'format_table', 'add_cli']
+           'resources_dir', 'example_stories', 'example_story', 'default_run_notebook', 'refresh_report', 'run_batch',
+           'format_table', 'add_cli']
 
 # %% ../nbs/05_pipeline.ipynb #d8e8f726
 STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
@@ -337,6 +339,29 @@ class VGoT:
             log.info("metrics.json written")
         write_report(store, res.script, res.keyframes)
 
+# %% ../nbs/05_pipeline.ipynb #a2333937
+def resources_dir() -> Path:
+    "The folder of files shipped inside the vgot package: the run notebook and the example stories."
+    return Path(str(importlib.resources.files("vgot") / "resources"))
+
+# %% ../nbs/05_pipeline.ipynb #15b20626
+def example_stories() -> dict[str, Path]:
+    "The example stories shipped with vgot, by name (the file's stem)."
+    d = resources_dir() / "stories"
+    return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in STORY_FORMATS and not p.name.startswith(".")}
+
+# %% ../nbs/05_pipeline.ipynb #53d48358
+def example_story(name: str = "lighthouse") -> Path:
+    "The file of the example story `name` (see `example_stories`)."
+    ex = example_stories()
+    if name not in ex: raise VgotError(f"no example story '{name}': the examples are {', '.join(ex)}")
+    return ex[name]
+
+# %% ../nbs/05_pipeline.ipynb #71ba9794
+def default_run_notebook() -> Path:
+    "The papermill run notebook shipped with vgot (a copy of `nbs/runs/generate.ipynb`)."
+    return resources_dir() / "generate.ipynb"
+
 # %% ../nbs/05_pipeline.ipynb #0f78c877
 def _print_result(res: RunResult, quiet: bool):
     if res.not_built:
@@ -356,12 +381,28 @@ def refresh_report(run_dir) -> Path:
     write_report(store, script, kfs)
     return store.path("report.html")
 
+def _story_arg(args) -> Path:
+    "The story of `vgot run`: a file, or a bundled example (--example NAME)."
+    if args.story and args.example: raise VgotError("give a story file or --example NAME, not both")
+    if args.example: return example_story(args.example)
+    if not args.story: raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
+    return Path(args.story)
+
 def _cmd_run(args):
     cfg = RunConfig(preset=args.preset, seed=args.seed, device=args.device, dtype=args.dtype, planner=args.planner, fps=args.fps,
                     evaluate=args.eval)
     for a in args.set or []: cfg.set(a)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.story).stem
-    res = VGoT(cfg).generate(args.story, run_dir, force=tuple(args.force or ()), quiet=args.quiet, stop_after=args.stop_after)
+    story = _story_arg(args)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / story.stem
+    res = VGoT(cfg).generate(story, run_dir, force=tuple(args.force or ()), quiet=args.quiet, stop_after=args.stop_after)
+    return _print_result(res, args.quiet)
+
+def _cmd_demo(args):
+    if args.list:
+        for name, p in example_stories().items(): print(f"{name:14s} {p}")
+        return 0
+    cfg = RunConfig(preset=args.preset, seed=args.seed)
+    res = VGoT(cfg).generate(example_story(args.example), Path(args.run_dir), quiet=args.quiet)
     return _print_result(res, args.quiet)
 
 def _cmd_resume(args):
@@ -373,11 +414,6 @@ def _cmd_resume(args):
     res = VGoT(cfg).generate(story, args.run_dir, force=tuple(args.force or ()), quiet=args.quiet)
     return _print_result(res, args.quiet)
 
-def default_run_notebook() -> Path:
-    "The papermill notebook of a source checkout (nbs/runs/generate.ipynb)."
-    import vgot
-    return Path(vgot.__file__).resolve().parent.parent / "nbs" / "runs" / "generate.ipynb"
-
 def run_batch(stories_dir, out_dir, notebook=None, preset: str = "tiny", seed: int = 0, parameters: Optional[dict] = None,
               kernel: str = "python3", quiet: bool = False) -> list[dict]:
     "Execute the run notebook with papermill for every story in `stories_dir`; one failure does not stop the others."
@@ -386,8 +422,8 @@ def run_batch(stories_dir, out_dir, notebook=None, preset: str = "tiny", seed: i
     nb = Path(notebook) if notebook else default_run_notebook()
     if not nb.exists(): raise VgotError(f"run notebook {nb} not found: pass --notebook PATH")
     if not stories_dir.is_dir(): raise VgotError(f"{stories_dir}: not a folder of stories")
-    stories = sorted(p for p in stories_dir.iterdir() if p.suffix.lower() in (".txt", ".md", ".yaml", ".yml", ".json") and not p.name.startswith("."))
-    if not stories: raise VgotError(f"{stories_dir}: no stories (.txt, .md, .yaml, .yml, .json)")
+    stories = sorted(p for p in stories_dir.iterdir() if p.suffix.lower() in STORY_FORMATS and not p.name.startswith("."))
+    if not stories: raise VgotError(f"{stories_dir}: no stories ({', '.join(STORY_FORMATS)})")
     rows, stems = [], [p.stem for p in stories]
     for p in stories:
         run_dir = out_dir / (p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_"))   # fox.txt + fox.md: fox_txt, fox_md
@@ -430,7 +466,8 @@ def _cmd_batch(args):
 def add_cli(sub):
     "Add run, resume and batch to the vgot command line."
     p = sub.add_parser("run", help="generate a video from a story (re-running resumes)")
-    p.add_argument("story", help="story file: .txt, .md (YAML front matter), .yaml or .json")
+    p.add_argument("story", nargs="?", help="story file: .txt, .md (YAML front matter), .yaml or .json")
+    p.add_argument("--example", metavar="NAME", help="run a bundled example story instead (see `vgot demo --list`)")
     p.add_argument("--preset", default="tiny", help="model preset (see `vgot info`)")
     p.add_argument("--run-dir", help="run folder (default: runs/<story name>)")
     p.add_argument("--seed", type=int, default=0, help="base seed")
@@ -443,12 +480,20 @@ def add_cli(sub):
     p.add_argument("--eval", action="store_true", help="compute metrics.json and add it to the report")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
     p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("demo", help="the main job: generate a bundled example story on the tiny preset")
+    p.add_argument("--example", default="lighthouse", metavar="NAME", help="example story (default: lighthouse)")
+    p.add_argument("--run-dir", default="runs/demo", help="run folder (default: runs/demo; re-running resumes)")
+    p.add_argument("--preset", default="tiny", help="model preset (default: tiny, offline)")
+    p.add_argument("--seed", type=int, default=0, help="base seed")
+    p.add_argument("--list", action="store_true", help="list the example stories and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
+    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("resume", help="continue a run from its folder")
     p.add_argument("run_dir"); p.add_argument("--force", action="append", choices=STAGES); p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_resume)
     p = sub.add_parser("batch", help="run the papermill notebook for every story in a folder")
     p.add_argument("stories_dir"); p.add_argument("--out", default="runs", help="folder for the runs: OUT/<story>/generate.ipynb")
-    p.add_argument("--notebook", help="run notebook (default: nbs/runs/generate.ipynb)")
+    p.add_argument("--notebook", help="run notebook (default: the one shipped with vgot, nbs/runs/generate.ipynb)")
     p.add_argument("--preset", default="tiny"); p.add_argument("--seed", type=int, default=0)
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (repeatable)")
     p.add_argument("--quiet", action="store_true")
