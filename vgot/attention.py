@@ -16,11 +16,12 @@ from torch import nn
 from .core import VgotError
 
 # %% auto #0
-__all__ = ['DDPMSchedule', 'make_schedule', 'linear_betas', 'q_step', 'q_sample', 'predict_x0', 'posterior_mean_variance',
-           'p_sample', 'eps_loss', 'attention_probs', 'attention', 'decoupled_attention', 'AttentionStore',
-           'DecoupledCrossAttnProcessor', 'ip_adapter_layer_keys', 'load_branch_weights', 'install_decoupled_attention',
-           'decoupled_processors', 'set_branch_scale', 'set_attention_store', 'remove_decoupled_attention',
-           'split_ip_adapter_state_dict']
+__all__ = ['PROJECTION_KINDS', 'DDPMSchedule', 'make_schedule', 'linear_betas', 'q_step', 'q_sample', 'predict_x0',
+           'posterior_mean_variance', 'p_sample', 'eps_loss', 'attention_probs', 'attention', 'decoupled_attention',
+           'AttentionStore', 'DecoupledCrossAttnProcessor', 'ip_adapter_layer_keys', 'load_branch_weights',
+           'projection_kind', 'expected_image_proj_shapes', 'check_ip_adapter_state_dict', 'build_image_projection',
+           'install_decoupled_attention', 'decoupled_processors', 'set_branch_scale', 'set_attention_store',
+           'remove_decoupled_attention', 'split_ip_adapter_state_dict']
 
 # %% ../nbs/02a_decoupled_attention.ipynb #2b9c8209
 @dataclass
@@ -266,7 +267,7 @@ def ip_adapter_layer_keys(unet, names: Optional[Sequence[str]] = None) -> dict[s
     "Processor name -> IP-Adapter key id (1, 3, 5, ...) of each cross-attention layer, as diffusers numbers them."
     out, key_id = {}, 1
     for name in (names if names is not None else unet.attn_processors):
-        if name.endswith("attn1.processor") or "motion_modules" in name: continue
+        if name.endswith("attn1.processor") or "motion_modules" in name or name.startswith("encoder_hid_proj."): continue
         out[name] = key_id; key_id += 2
     return out
 
@@ -275,6 +276,15 @@ def _layer_sizes(unet, name: str) -> tuple[int, int]:
     mod = unet
     for part in name.split(".")[:-1]: mod = getattr(mod, part) if not part.isdigit() else mod[int(part)]
     return mod.to_q.out_features, mod.to_k.in_features
+
+def _unet_processors(unet) -> dict:
+    "The UNet's own attention processors by name, without those inside an image projection (a Plus Resampler has some)."
+    return {n: p for n, p in unet.attn_processors.items() if not n.startswith("encoder_hid_proj.")}
+
+def _set_processors(unet, procs: dict):
+    "Set each named processor on its own layer (not through `set_attn_processor`, which counts the projection's layers too)."
+    mods = dict(unet.named_modules())
+    for name, p in procs.items(): mods[name[: -len(".processor")]].set_processor(p)
 
 def load_branch_weights(processors: dict, ip_adapter: dict, branch: str, layer_keys: dict, where: str = "IP-Adapter weights"):
     "Copy `{'1.to_k_ip.weight', ...}` tensors into branch `branch` of each processor; errors name the missing key or bad shape."
@@ -288,23 +298,108 @@ def load_branch_weights(processors: dict, ip_adapter: dict, branch: str, layer_k
                 raise VgotError(f"{where}: 'ip_adapter.{key}' has shape {tuple(w.shape)}, layer {name} needs {tuple(lin.weight.shape)}")
             with torch.no_grad(): lin.weight.copy_(w)
 
+
+# %% ../nbs/02a_decoupled_attention.ipynb #b063d6f1
+PROJECTION_KINDS = ("base", "plus", "full")
+
+def projection_kind(image_proj: dict, where: str = "IP-Adapter weights") -> str:
+    "'base' (a linear to 4 tokens), 'plus' (the Resampler of Plus and Plus-face) or 'full' (an MLP per CLIP token) from the `image_proj` keys."
+    if not isinstance(image_proj, dict) or not image_proj: raise VgotError(f"{where}: 'image_proj' is empty or not a dict")
+    if "proj.weight" in image_proj: return "base"
+    if "proj.3.weight" in image_proj: return "full"
+    if "latents" in image_proj and "proj_in.weight" in image_proj: return "plus"
+    if any(k.startswith("perceiver_resampler.") for k in image_proj) or ("proj.2.weight" in image_proj and "norm.weight" in image_proj):
+        raise VgotError(f"{where}: these are IP-Adapter FaceID weights; they take face-recognition embeddings, which vgot does not compute "
+                        "(use a base, Plus, Plus-face or Full IP-Adapter)")
+    raise VgotError(f"{where}: 'image_proj' keys ({', '.join(sorted(image_proj)[:5])}, ...) are none of the IP-Adapter layouts "
+                    "base (proj.*), Plus / Plus-face (latents, proj_in.*, layers.N.*) or Full (proj.0/2/3.*)")
+
+def _shape(sd: dict, key: str, where: str) -> tuple:
+    if key not in sd: raise VgotError(f"{where}: key 'image_proj.{key}' is missing")
+    return tuple(sd[key].shape)
+
+def expected_image_proj_shapes(image_proj: dict, cross_attention_dim: int, where: str = "IP-Adapter weights") -> dict:
+    "Every key and shape that the `image_proj` weights of their kind must have to feed a UNet of `cross_attention_dim`."
+    kind, c = projection_kind(image_proj, where), cross_attention_dim
+    if kind == "base":
+        n4, E = _shape(image_proj, "proj.weight", where)
+        if n4 != 4 * c: raise VgotError(f"{where}: 'image_proj.proj.weight' has {n4} rows; a UNet with cross_attention_dim {c} needs 4·{c} = {4 * c} (weights for another UNet?)")
+        return {"proj.weight": (4 * c, E), "proj.bias": (4 * c,), "norm.weight": (c,), "norm.bias": (c,)}
+    if kind == "full":
+        E = _shape(image_proj, "proj.0.weight", where)[0]
+        return {"proj.0.weight": (E, E), "proj.0.bias": (E,), "proj.2.weight": (c, E), "proj.2.bias": (c,), "proj.3.weight": (c,), "proj.3.bias": (c,)}
+    _, Q, Hd = (_shape(image_proj, "latents", where) + (None, None, None))[:3]
+    E = _shape(image_proj, "proj_in.weight", where)[1]
+    depth = sorted({int(k.split(".")[1]) for k in image_proj if k.startswith("layers.") and k.split(".")[1].isdigit()})
+    if depth != [0, 1, 2, 3]:
+        raise VgotError(f"{where}: the Plus Resampler has {len(depth)} blocks (layers.N); diffusers converts only the published depth of 4")
+    inner = _shape(image_proj, "layers.0.0.to_q.weight", where)[0]
+    if inner % 64: raise VgotError(f"{where}: 'image_proj.layers.0.0.to_q.weight' has {inner} rows, not a multiple of the head size 64")
+    exp = {"latents": (1, Q, Hd), "proj_in.weight": (Hd, E), "proj_in.bias": (Hd,), "proj_out.weight": (c, Hd), "proj_out.bias": (c,),
+           "norm_out.weight": (c,), "norm_out.bias": (c,)}
+    for i in range(4):
+        p = f"layers.{i}."
+        exp.update({p + "0.norm1.weight": (Hd,), p + "0.norm1.bias": (Hd,), p + "0.norm2.weight": (Hd,), p + "0.norm2.bias": (Hd,),
+                    p + "0.to_q.weight": (inner, Hd), p + "0.to_kv.weight": (2 * inner, Hd), p + "0.to_out.weight": (Hd, inner),
+                    p + "1.0.weight": (Hd,), p + "1.0.bias": (Hd,), p + "1.1.weight": (4 * Hd, Hd), p + "1.3.weight": (Hd, 4 * Hd)})
+    return exp
+
+def check_ip_adapter_state_dict(unet, sd, layer_keys: Optional[dict] = None, image_embed_dim: Optional[int] = None,
+                                where: str = "IP-Adapter weights") -> str:
+    "Check every key and shape of IP-Adapter weights `sd` against `unet` (and the image encoder's width); returns the projection kind."
+    if not isinstance(sd, dict) or "image_proj" not in sd or "ip_adapter" not in sd:
+        raise VgotError(f"{where}: IP-Adapter weights must be a dict with 'image_proj' and 'ip_adapter'")
+    c = unet.config.cross_attention_dim
+    if not isinstance(c, int): raise VgotError(f"{where}: {type(unet).__name__} has per-block cross_attention_dim {c}; IP-Adapter needs one width")
+    ip, kind = sd["image_proj"], projection_kind(sd["image_proj"], where)
+    exp = expected_image_proj_shapes(ip, c, where)
+    for k, shape in exp.items():
+        if k not in ip: raise VgotError(f"{where}: key 'image_proj.{k}' of the {kind} projection is missing")
+        if tuple(ip[k].shape) != shape: raise VgotError(f"{where}: 'image_proj.{k}' has shape {tuple(ip[k].shape)}, the {kind} projection for this UNet needs {shape}")
+    extra = sorted(set(ip) - set(exp))
+    if extra: raise VgotError(f"{where}: unexpected key(s) {', '.join('image_proj.' + k for k in extra[:4])} in {kind} projection weights")
+    if image_embed_dim is not None:
+        E = {"base": ip.get("proj.weight"), "full": ip.get("proj.0.weight"), "plus": ip.get("proj_in.weight")}[kind].shape[1]
+        if E != image_embed_dim: raise VgotError(f"{where}: the {kind} projection takes image features of width {E}, the image encoder gives {image_embed_dim}")
+    keys = layer_keys if layer_keys is not None else ip_adapter_layer_keys(unet, list(_unet_processors(unet)))
+    want = {}
+    for name, kid in keys.items():
+        hs, cad = _layer_sizes(unet, name)
+        for kk in ("to_k_ip", "to_v_ip"): want[f"{kid}.{kk}.weight"] = ((hs, c), name)
+    for k, (shape, name) in want.items():
+        if k not in sd["ip_adapter"]: raise VgotError(f"{where}: key 'ip_adapter.{k}' for layer {name} is missing (weights for another UNet?)")
+        if tuple(sd["ip_adapter"][k].shape) != shape:
+            raise VgotError(f"{where}: 'ip_adapter.{k}' has shape {tuple(sd['ip_adapter'][k].shape)}, layer {name} needs {shape}")
+    extra = sorted(set(sd["ip_adapter"]) - set(want), key=lambda k: (len(k), k))
+    if extra: raise VgotError(f"{where}: unexpected key(s) {', '.join('ip_adapter.' + k for k in extra[:4])}: this UNet has {len(keys)} cross-attention layers (weights for another UNet?)")
+    return kind
+
+def build_image_projection(unet, image_proj: dict, where: str = "IP-Adapter weights"):
+    "The diffusers image projection (ImageProjection, IPAdapterPlusImageProjection, ...) of checked weights, in the UNet's dtype; the UNet is not changed."
+    try: proj = unet._convert_ip_adapter_image_proj_to_diffusers(image_proj, low_cpu_mem_usage=False)
+    except (KeyError, RuntimeError, ValueError) as e: raise VgotError(f"{where}: image_proj weights do not fit: {str(e).splitlines()[0]}") from None
+    return proj.to(device=unet.device, dtype=unet.dtype)
+
+
+# %% ../nbs/02a_decoupled_attention.ipynb #673a02c4
 def install_decoupled_attention(unet,
                                 branches: dict,                         # branch name -> IP-Adapter state dict {'image_proj', 'ip_adapter'}
                                 scale: Optional[dict] = None,           # branch name -> λ_b
-                                store: Optional[AttentionStore] = None  # attention capture (None: off)
+                                store: Optional[AttentionStore] = None, # attention capture (None: off)
+                                image_embed_dim=None                    # width of the image features (int, or branch -> int), checked against the projections
                                 ) -> dict:
-    "Put a DecoupledCrossAttnProcessor on every cross-attention layer and each branch's image projection on the UNet."
+    "Put a DecoupledCrossAttnProcessor on every cross-attention layer and each branch's image projection on the UNet: all of it, or nothing."
     from diffusers.models.embeddings import MultiIPAdapterImageProjection
     from diffusers.models.attention_processor import AttnProcessor2_0
     if not branches: raise VgotError("install_decoupled_attention: give at least one branch")
-    for b, sd in branches.items():
-        if not isinstance(sd, dict) or "image_proj" not in sd or "ip_adapter" not in sd:
-            raise VgotError(f"branch {b}: IP-Adapter weights must be a dict with 'image_proj' and 'ip_adapter'")
-    current = dict(unet.attn_processors)
-    if not hasattr(unet, "_vgot_saved"): unet._vgot_saved = (current, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type)
+    # 1. check every branch's weights and build every new part; the UNet is not touched until all of it fits
+    current = _unet_processors(unet)
     keys = ip_adapter_layer_keys(unet, list(current))
-    procs, names = {}, list(branches)
-    dev, dt = unet.device, unet.dtype
+    for b, sd in branches.items():
+        dim = image_embed_dim.get(b) if isinstance(image_embed_dim, dict) else image_embed_dim
+        check_ip_adapter_state_dict(unet, sd, keys, dim, where=f"branch {b}")
+    names, dev, dt = list(branches), unet.device, unet.dtype
+    procs = {}
     for name in current:
         if name in keys:
             hs, cad = _layer_sizes(unet, name)
@@ -313,11 +408,18 @@ def install_decoupled_attention(unet,
     decoupled = {n: p for n, p in procs.items() if n in keys}
     for b, sd in branches.items(): load_branch_weights(decoupled, sd["ip_adapter"], b, keys, where=f"branch {b}")
     for p in decoupled.values(): p.to(device=dev, dtype=dt)
-    unet.set_attn_processor(procs)
-    try: projs = [unet._convert_ip_adapter_image_proj_to_diffusers(branches[b]["image_proj"]) for b in names]
-    except (KeyError, RuntimeError) as e: raise VgotError(f"IP-Adapter image_proj weights do not fit: {e}") from None
-    unet.encoder_hid_proj = MultiIPAdapterImageProjection(projs).to(device=dev, dtype=dt)
-    unet.config.encoder_hid_dim_type = "ip_image_proj"
+    proj = MultiIPAdapterImageProjection([build_image_projection(unet, branches[b]["image_proj"], f"branch {b}") for b in names]).to(device=dev, dtype=dt)
+    # 2. swap them in; on any failure put back what was there
+    saved = getattr(unet, "_vgot_saved", None) or (current, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type)
+    before = (current, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type)
+    try:
+        _set_processors(unet, procs)
+        unet.encoder_hid_proj = proj
+        unet.config.encoder_hid_dim_type = "ip_image_proj"
+    except BaseException:
+        unet.encoder_hid_proj = before[1]; unet.config.encoder_hid_dim_type = before[2]; _set_processors(unet, before[0])
+        raise
+    unet._vgot_saved = saved
     return decoupled
 
 def decoupled_processors(unet) -> dict:
@@ -335,13 +437,14 @@ def set_attention_store(unet, store: Optional[AttentionStore]):
     for p in decoupled_processors(unet).values(): p.store = store
 
 def remove_decoupled_attention(unet):
-    "Restore the processors and image projection the UNet had before `install_decoupled_attention`."
+    "Restore the image projection, then the processors, that the UNet had before `install_decoupled_attention`."
     saved = getattr(unet, "_vgot_saved", None)
     if saved is None: return
     procs, proj, kind = saved
-    unet.set_attn_processor(procs)
-    unet.encoder_hid_proj = proj; unet.config.encoder_hid_dim_type = kind
+    unet.encoder_hid_proj = proj; unet.config.encoder_hid_dim_type = kind    # first: a Plus Resampler's own attention layers go with it
+    _set_processors(unet, procs)
     del unet._vgot_saved
+
 
 # %% ../nbs/02a_decoupled_attention.ipynb #80e3f7d5
 def split_ip_adapter_state_dict(flat: dict, where: str = "IP-Adapter weights") -> dict:

@@ -14,12 +14,13 @@ from .core import (VgotError, ValidationError, Script, Shot, Keyframe, RunStore,
                        hash_inputs, derive_seed, make_generator, check_range, check_type)
 
 # %% auto #0
-__all__ = ['BRANCHES', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan', 'load_conditioning_image',
-           'encode_images', 'negative_embeds', 'zero_embeds', 'branch_embeds', 'render', 'torch_isfinite',
-           'ensure_portraits', 'generate_keyframes', 'add_cli']
+__all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',
+           'load_conditioning_image', 'encode_images', 'negative_embeds', 'zero_embeds', 'embed_width', 'branch_embeds',
+           'render', 'torch_isfinite', 'ensure_portraits', 'generate_keyframes', 'add_cli']
 
 # %% ../nbs/02_keyframe_generation.ipynb #685cb857
 BRANCHES = ("identity", "prev")
+IP_ADAPTER_FORMATS = ("base", "plus")
 
 @dataclass
 class KeyframeConfig:
@@ -33,6 +34,7 @@ class KeyframeConfig:
     negative_prompt: str = "blurry, low quality, deformed, distorted, watermark, text"  # for CFG
     portrait_prompt: str = "portrait of {name}, {description}, facing the camera, plain background, soft light"  # reference portraits
     seed: int = 0                    # the run's base seed
+    ip_adapter_format: str = "base"  # which of the preset's IP-Adapter weights: "base" (image embeddings) | "plus" (Resampler over hidden states)
 
     def validate(self):
         for n in ("width", "height"):
@@ -43,7 +45,15 @@ class KeyframeConfig:
         check_range("ip_scale", self.ip_scale, 0.0, 5.0); check_range("prev_scale", self.prev_scale, 0.0, 5.0)
         check_type("negative_prompt", self.negative_prompt, str); check_type("portrait_prompt", self.portrait_prompt, str)
         check_type("seed", self.seed, int)
+        if self.ip_adapter_format not in IP_ADAPTER_FORMATS:
+            raise ValidationError("ip_adapter_format", self.ip_adapter_format, f"is not one of {', '.join(IP_ADAPTER_FORMATS)}")
         return self
+
+    def determining(self) -> dict:
+        "The fields that change the output; the default IP-Adapter format is left out, so runs made before it existed keep their hashes."
+        d = asdict(self)
+        if d["ip_adapter_format"] == "base": del d["ip_adapter_format"]
+        return d
 
     @classmethod
     def from_preset(cls, preset, **overrides) -> "KeyframeConfig":
@@ -55,8 +65,7 @@ class KeyframeConfig:
         if bad: raise VgotError(f"unknown keyframe setting(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
         kw = {k: v for k, v in p.defaults.items() if k in names}
         kw.update(overrides)
-        cfg = cls(**kw)
-        try: return cfg.validate()
+        try: return cls(**kw).validate()
         except ValidationError as e: raise e.at("keyframes config") from None
 
 # %% ../nbs/02_keyframe_generation.ipynb #80a3b321
@@ -97,33 +106,44 @@ def load_conditioning_image(path: Path, size: tuple, where: str):
     return im
 
 # %% ../nbs/02_keyframe_generation.ipynb #92e11f3c
-def _plain(weights: dict) -> bool: return "proj.weight" in weights["image_proj"]
+def _plain(weights: dict) -> bool:
+    "Whether IP-Adapter weights take CLIP image embeddings (the base kind) rather than hidden states (Plus, Full)."
+    from vgot.attention import projection_kind
+    return projection_kind(weights["image_proj"]) == "base"
 
-def encode_images(images: list, models, plain: bool = True):
-    "CLIP embeddings of PIL images: (n, D) image_embeds if `plain`, else (n, S, D') penultimate hidden states."
+def _encoder(models, encoder):
+    return encoder if encoder is not None else models.image_encoder
+
+def encode_images(images: list, models, plain: bool = True, encoder=None):
+    "CLIP embeddings of PIL images: (n, D) image_embeds if `plain`, else (n, S, D') penultimate hidden states; `encoder` = (model, processor), default the preset's."
     import torch
-    encoder, processor = models.image_encoder
+    encoder, processor = _encoder(models, encoder)
     dev, dt = encoder.device, encoder.dtype
     px = processor(images=images, return_tensors="pt").pixel_values.to(dev, dt)
     with torch.no_grad():
         out = encoder(px, output_hidden_states=not plain)
     return out.image_embeds if plain else out.hidden_states[-2]
 
-def negative_embeds(n: int, models):
+def negative_embeds(n: int, models, encoder=None):
     "Unconditional embeddings of the 'plus' kind: the encoder's penultimate states for all-zero pixels, (n, S, D')."
     import torch
-    encoder, _ = models.image_encoder
+    encoder, _ = _encoder(models, encoder)
     size = encoder.config.image_size
     with torch.no_grad():
         return encoder(torch.zeros(n, 3, size, size, device=encoder.device, dtype=encoder.dtype), output_hidden_states=True).hidden_states[-2]
 
-def zero_embeds(models, plain: bool = True):
+def zero_embeds(models, plain: bool = True, encoder=None):
     "A zero embedding of one image, shaped as `encode_images` returns: (1, D), or (1, S, D') for the 'plus' kind."
     import torch
-    encoder, _ = models.image_encoder
+    encoder, _ = _encoder(models, encoder)
     c = encoder.config
     shape = (1, c.projection_dim) if plain else (1, (c.image_size // c.patch_size) ** 2 + 1, c.hidden_size)
     return torch.zeros(shape, device=encoder.device, dtype=encoder.dtype)
+
+def embed_width(models, plain: bool = True, encoder=None) -> int:
+    "The width of the features `encode_images` gives: the projection size, or the hidden size for hidden states."
+    c = _encoder(models, encoder)[0].config
+    return c.projection_dim if plain else c.hidden_size
 
 def branch_embeds(embeds, cfg: bool, negative=None):
     "One branch's `ip_adapter_image_embeds` entry from embeddings (n, ...): (2, n, ...) with zeros (or `negative`) first under CFG."
@@ -132,6 +152,7 @@ def branch_embeds(embeds, cfg: bool, negative=None):
     if not cfg: return e
     neg = torch.zeros_like(e) if negative is None else negative[None]
     return torch.cat([neg, e])
+
 
 # %% ../nbs/02_keyframe_generation.ipynb #0e7b1649
 def _cfg_on(pipe, guidance_scale: float) -> bool:
@@ -163,9 +184,13 @@ def torch_isfinite(x) -> bool:
     return bool(torch.isfinite(x).all())
 
 # %% ../nbs/02_keyframe_generation.ipynb #2a7af16b
-def _model_refs(models) -> dict:
+def _model_refs(models, format: str = "base") -> dict:
     p = models.preset
-    return {"t2i": asdict(p.t2i), "t2i_kind": p.t2i_kind, "image_encoder": asdict(p.image_encoder), "ip_adapter": asdict(p.ip_adapter)}
+    refs = {"t2i": asdict(p.t2i), "t2i_kind": p.t2i_kind, "image_encoder": asdict(p.image_encoder), "ip_adapter": asdict(p.ip_adapter)}
+    if format == "plus":
+        refs["ip_adapter_plus"] = asdict(p.ip_adapter_plus) if p.ip_adapter_plus else None
+        refs["plus_image_encoder"] = asdict(p.plus_image_encoder) if p.plus_image_encoder else None
+    return refs
 
 def ensure_portraits(need: dict, models, config: KeyframeConfig, store: RunStore, progress: bool = False) -> dict:
     "Generate (or reuse) a reference portrait for each {name: description}; returns {name: path}."
@@ -192,7 +217,7 @@ def generate_keyframes(script: Script,                     # the shots, in order
                        config: Optional[KeyframeConfig] = None,  # settings (default: KeyframeConfig())
                        store: Optional[RunStore] = None,   # the run folder
                        attention_store=None,               # a vgot.attention.AttentionStore: maps of shot i in .runs[i] (None: off)
-                       branch_weights: Optional[dict] = None,  # branch -> IP-Adapter state dict (default: the preset's for both)
+                       branch_weights: Optional[dict] = None,  # branch -> IP-Adapter state dict (default: the preset's of config.ip_adapter_format for both)
                        progress: bool = False,             # show a progress bar over shots
                        ) -> list[Keyframe]:
     "Module 2: one keyframe per shot, conditioned on its prompt, its characters' identity images and the previous keyframe."
@@ -209,14 +234,21 @@ def generate_keyframes(script: Script,                     # the shots, in order
             except VgotError as e: raise VgotError(f"shot {i}: identity image of {name}: {e}") from None
     portraits = ensure_portraits(need, models, config, store, progress)
     pipe = models.t2i
-    weights = branch_weights or {b: models.ip_adapter_weights for b in BRANCHES}
+    fmt = config.ip_adapter_format
+    weights = branch_weights or {b: models.ip_adapter_weights_of(fmt) for b in BRANCHES}
     if set(weights) != set(BRANCHES): raise VgotError(f"branch_weights must have the branches {BRANCHES}, got {sorted(weights)}")
-    plain = {b: _plain(w) for b, w in weights.items()}
+    encoder = models.image_encoder_of(fmt)
+    plain = {}
+    for b, w in weights.items():
+        try: plain[b] = _plain(w)
+        except VgotError as e: raise VgotError(f"keyframes: branch {b}: {e}") from None
     cfg = _cfg_on(pipe, config.guidance_scale)
     if attention_store is not None and attention_store.latent_hw is None:
         f = getattr(pipe, "vae_scale_factor", 8); attention_store.latent_hw = (config.height // f, config.width // f)
     keyframes, prev_png = [], None
-    procs = install_decoupled_attention(pipe.unet, {b: weights[b] for b in BRANCHES}, store=attention_store)
+    try: procs = install_decoupled_attention(pipe.unet, {b: weights[b] for b in BRANCHES}, store=attention_store,
+                                             image_embed_dim={b: embed_width(models, plain[b], encoder) for b in BRANCHES})
+    except VgotError as e: raise VgotError(f"keyframes ({fmt} IP-Adapter weights): {e}") from None
     try:
         for shot in tqdm(script.shots, desc="keyframes", disable=not progress, leave=False):
             i, where = shot.index, f"shot {shot.index}"
@@ -226,7 +258,7 @@ def generate_keyframes(script: Script,                     # the shots, in order
                 try: id_paths.append((name, portraits[name] if name in portraits else store.asset(rel)))
                 except VgotError as e: raise VgotError(f"{where}: identity image of {name}: {e}") from None
             seed = derive_seed(config.seed, "keyframes", i)
-            h = hash_inputs("keyframe", shot, asdict(config), _model_refs(models), seed,
+            h = hash_inputs("keyframe", shot, config.determining(), _model_refs(models, fmt), seed,
                             [(n, Path(p)) for n, p in id_paths], Path(prev_png) if prev_png else None)
             if store.is_done(f"keyframe/{i:03d}", h):
                 kf = Keyframe.load(store.path(json_rel))
@@ -236,9 +268,9 @@ def generate_keyframes(script: Script,                     # the shots, in order
                 λ_id, λ_prev = (config.ip_scale if ids else 0.0), (config.prev_scale if prev is not None else 0.0)
                 embeds = []
                 for b, ims in (("identity", ids), ("prev", [prev] if prev is not None else [])):
-                    if ims: e = encode_images(ims, models, plain[b])
-                    else: e = zero_embeds(models, plain[b])               # λ_b = 0: a placeholder the processor skips
-                    embeds.append(branch_embeds(e, cfg, None if plain[b] else negative_embeds(e.shape[0], models)))
+                    if ims: e = encode_images(ims, models, plain[b], encoder)
+                    else: e = zero_embeds(models, plain[b], encoder)      # λ_b = 0: a placeholder the processor skips
+                    embeds.append(branch_embeds(e, cfg, None if plain[b] else negative_embeds(e.shape[0], models, encoder)))
                 for p in procs.values(): p.set_scale(identity=λ_id, prev=λ_prev)
                 if attention_store is not None: attention_store.begin(i)
                 image, latent = render(pipe, shot.prompt, config, seed, embeds, where=where, attention_store=attention_store)
@@ -263,7 +295,7 @@ def _cmd_keyframes(args) -> int:
     script = Script.load(store.script_path)
     over = {k: v for k, v in dict(seed=args.seed, steps=args.steps, width=args.width, height=args.height,
                                   guidance_scale=args.guidance_scale, ip_scale=args.ip_scale, prev_scale=args.prev_scale,
-                                  negative_prompt=args.negative_prompt).items() if v is not None}
+                                  negative_prompt=args.negative_prompt, ip_adapter_format=args.ip_adapter_format).items() if v is not None}
     config = KeyframeConfig.from_preset(args.preset, **over)
     models = Models(args.preset, device=args.device, dtype=args.dtype)
     kfs = generate_keyframes(script, models, config, store, progress=not args.quiet)
@@ -281,6 +313,7 @@ def add_cli(sub):
     p.add_argument("--ip-scale", type=float, dest="ip_scale", help="λ of the identity branch")
     p.add_argument("--prev-scale", type=float, dest="prev_scale", help="λ of the previous-keyframe branch")
     p.add_argument("--negative-prompt", dest="negative_prompt")
+    p.add_argument("--ip-adapter-format", dest="ip_adapter_format", choices=IP_ADAPTER_FORMATS, help="the preset's base or Plus IP-Adapter weights")
     p.add_argument("--device", default="auto"); p.add_argument("--dtype", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_keyframes)

@@ -14,11 +14,11 @@ from .core import VgotError, choose_device, choose_dtype
 
 # %% auto #0
 __all__ = ['TINY_VERSION', 'PRESETS', 'vgot_home', 'ModelRef', 'Preset', 'register_preset', 'get_preset', 'tiny_clip_tokenizer',
-           'tiny_ip_adapter_state_dict', 'ensure_tiny_models', 'load_t2i', 'load_image_encoder',
-           'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
+           'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models', 'load_t2i',
+           'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
 
 # %% ../nbs/00a_models.ipynb #5ee3e6e2
-TINY_VERSION = "v2"
+TINY_VERSION = "v3"
 
 def vgot_home() -> Path:
     "The vgot cache folder: $VGOT_HOME, else ~/.cache/vgot."
@@ -63,9 +63,13 @@ class Preset:
     dino: ModelRef = field(default_factory=lambda: ModelRef("facebook/dinov2-small"))         # DINOv2 for style/subject metrics
     planner: str = "rules"                       # default script planner: rules | transformers | openai
     defaults: dict = field(default_factory=dict) # stage defaults: width, height, steps, guidance, fps, ...
+    ip_adapter_plus: Optional[ModelRef] = None   # IP-Adapter Plus weights (Resampler projection), for keyframes.ip_adapter_format="plus"
+    plus_image_encoder: Optional[ModelRef] = None  # the image encoder the Plus weights were trained with (None: image_encoder)
 
     def __post_init__(self):
         for n in ("t2i", "image_encoder", "ip_adapter", "llm", "clip", "dino"): setattr(self, n, ModelRef.of(getattr(self, n)))
+        for n in ("ip_adapter_plus", "plus_image_encoder"):
+            if getattr(self, n) is not None: setattr(self, n, ModelRef.of(getattr(self, n)))
         self.i2v = {k: ModelRef.of(v) for k, v in self.i2v.items()}
 
     def to_dict(self) -> dict: return asdict(self)
@@ -80,7 +84,8 @@ register_preset(Preset(
     "tiny", t2i="tiny:sd", t2i_kind="sd", image_encoder="tiny:image_encoder", ip_adapter=ModelRef("tiny:ip_adapter", weight_name="ip_adapter.safetensors"),
     i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl"}, llm="tiny:llm", clip="tiny:clip", dino="tiny:dino", planner="rules",
     defaults=dict(width=64, height=64, steps=2, guidance_scale=5.0, fps=4, video_width=32, video_height=32,
-                  video_steps=2, native_frames=8, i2v_backend="svd", transition_frames=4, ip_scale=0.6, prev_scale=0.4)))
+                  video_steps=2, native_frames=8, i2v_backend="svd", transition_frames=4, ip_scale=0.6, prev_scale=0.4),
+    ip_adapter_plus=ModelRef("tiny:ip_adapter", weight_name="ip_adapter_plus.safetensors")))
 
 register_preset(Preset(
     "sd15", t2i="stable-diffusion-v1-5/stable-diffusion-v1-5", t2i_kind="sd",
@@ -89,7 +94,8 @@ register_preset(Preset(
     i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
     llm="Qwen/Qwen2.5-1.5B-Instruct", planner="transformers",
     defaults=dict(width=512, height=512, steps=30, guidance_scale=7.5, fps=8, video_width=1024, video_height=576,
-                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, ip_scale=0.6, prev_scale=0.4)))
+                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, ip_scale=0.6, prev_scale=0.4),
+    ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter-plus_sd15.safetensors")))
 
 register_preset(Preset(
     "sdxl", t2i="stabilityai/stable-diffusion-xl-base-1.0", t2i_kind="sdxl",
@@ -98,7 +104,9 @@ register_preset(Preset(
     i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
     llm="Qwen/Qwen2.5-7B-Instruct", planner="transformers",
     defaults=dict(width=1024, height=1024, steps=30, guidance_scale=7.0, fps=8, video_width=1024, video_height=576,
-                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, ip_scale=0.6, prev_scale=0.4)))
+                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, ip_scale=0.6, prev_scale=0.4),
+    ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter-plus_sdxl_vit-h.safetensors"),
+    plus_image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder")))   # the Plus SDXL weights use the ViT-H encoder
 
 def get_preset(name: str) -> Preset:
     "The preset called `name`, or a clear error listing the known ones."
@@ -142,14 +150,43 @@ def tiny_ip_adapter_state_dict(unet, image_embed_dim: int, num_tokens: int = 4, 
     cad = unet.config.cross_attention_dim
     image_proj = {"proj.weight": torch.randn(num_tokens * cad, image_embed_dim, generator=g) * 0.02,
                   "proj.bias": torch.zeros(num_tokens * cad), "norm.weight": torch.ones(cad), "norm.bias": torch.zeros(cad)}
+    return {"image_proj": image_proj, "ip_adapter": _random_ip_layers(unet, cad, g)}
+
+def _random_ip_layers(unet, cad: int, g) -> dict:
+    "Random `{'1.to_k_ip.weight', '1.to_v_ip.weight', '3....'}` for every cross-attention layer of `unet`, numbered as diffusers does."
+    import torch
     ip, key_id = {}, 1
     for name in unet.attn_processors:
-        if name.endswith("attn1.processor"): continue
+        if name.endswith("attn1.processor") or name.startswith("encoder_hid_proj."): continue
         hidden = _attn_hidden_size(unet, name)
         ip[f"{key_id}.to_k_ip.weight"] = torch.randn(hidden, cad, generator=g) * 0.02
         ip[f"{key_id}.to_v_ip.weight"] = torch.randn(hidden, cad, generator=g) * 0.02
         key_id += 2
-    return {"image_proj": image_proj, "ip_adapter": ip}
+    return ip
+
+def tiny_ip_adapter_plus_state_dict(unet,
+                                    image_hidden_dim: int,              # width of the image encoder's hidden states (1280 for ViT-H)
+                                    num_queries: int = 16,              # image tokens the Resampler makes (16 in Plus and Plus-face)
+                                    hidden_dims: Optional[int] = None,  # Resampler width (published: 768 for SD 1.5, 1280 for SDXL)
+                                    seed: int = 0) -> dict:
+    "Random IP-Adapter Plus weights with the public (h94) key names and shapes for `unet`: a 4-block Resampler with heads of 64."
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    cad = unet.config.cross_attention_dim
+    Hd = hidden_dims or min(cad, 1280)
+    inner = max(1, Hd // 64) * 64                                    # heads · 64
+    r = lambda *s: torch.randn(*s, generator=g) * 0.02
+    ip = {"latents": torch.randn(1, num_queries, Hd, generator=g) / Hd ** 0.5, "proj_in.weight": r(Hd, image_hidden_dim),
+          "proj_in.bias": torch.zeros(Hd), "proj_out.weight": r(cad, Hd), "proj_out.bias": torch.zeros(cad),
+          "norm_out.weight": torch.ones(cad), "norm_out.bias": torch.zeros(cad)}
+    for i in range(4):                                               # diffusers converts exactly 4 blocks
+        p = f"layers.{i}."
+        ip.update({p + "0.norm1.weight": torch.ones(Hd), p + "0.norm1.bias": torch.zeros(Hd),
+                   p + "0.norm2.weight": torch.ones(Hd), p + "0.norm2.bias": torch.zeros(Hd),
+                   p + "0.to_q.weight": r(inner, Hd), p + "0.to_kv.weight": r(2 * inner, Hd), p + "0.to_out.weight": r(Hd, inner),
+                   p + "1.0.weight": torch.ones(Hd), p + "1.0.bias": torch.zeros(Hd),
+                   p + "1.1.weight": r(4 * Hd, Hd), p + "1.3.weight": r(Hd, 4 * Hd)})
+    return {"image_proj": ip, "ip_adapter": _random_ip_layers(unet, cad, g)}
 
 def _attn_hidden_size(unet, name: str) -> int:
     "Hidden size of the attention layer behind processor `name`, as diffusers computes it."
@@ -201,6 +238,8 @@ def _build_tiny_set(out: Path, seed: int = 0):
     w = tiny_ip_adapter_state_dict(unet, image_encoder.config.projection_dim, seed=seed)
     flat = {f"{k}.{n}": t.contiguous() for k, d in w.items() for n, t in d.items()}
     (out / "ip_adapter").mkdir(); save_file(flat, str(out / "ip_adapter" / "ip_adapter.safetensors"))
+    wp = tiny_ip_adapter_plus_state_dict(unet, image_encoder.config.hidden_size, seed=seed)   # its own generator: the other models do not change
+    save_file({f"{k}.{n}": t.contiguous() for k, d in wp.items() for n, t in d.items()}, str(out / "ip_adapter" / "ip_adapter_plus.safetensors"))
     # image-to-video: Stable Video Diffusion
     svd_unet = UNetSpatioTemporalConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=8, out_channels=4,
                                                 down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
@@ -349,7 +388,7 @@ class Models:
     "The models of one run: loaded once on first use, freed on request."
     def __init__(self, preset="tiny", device="auto", dtype="auto", progress: bool = False, **overrides):
         p = preset if isinstance(preset, Preset) else get_preset(preset)
-        bad = [k for k in overrides if k not in ("t2i", "t2i_kind", "image_encoder", "ip_adapter", "i2v", "llm")]
+        bad = [k for k in overrides if k not in ("t2i", "t2i_kind", "image_encoder", "ip_adapter", "i2v", "llm", "ip_adapter_plus", "plus_image_encoder")]
         if bad: raise VgotError(f"unknown model override(s): {', '.join(bad)}")
         self.preset = replace(p, **overrides) if overrides else p
         self.device = choose_device(device)
@@ -381,6 +420,17 @@ class Models:
     def ip_adapter_weights(self) -> dict:
         "IP-Adapter weights {'image_proj', 'ip_adapter'} on CPU."
         return self._get("ip_adapter", lambda: load_ip_adapter_weights(self.preset.ip_adapter))
+    def ip_adapter_weights_of(self, format: str = "base") -> dict:
+        "The IP-Adapter weights of `format`: 'base' (the preset's ip_adapter) or 'plus' (its ip_adapter_plus)."
+        if format == "base": return self.ip_adapter_weights
+        if format != "plus": raise VgotError(f"IP-Adapter format '{format}' is not one of base, plus")
+        if self.preset.ip_adapter_plus is None: raise VgotError(f"preset '{self.preset.name}' names no IP-Adapter Plus weights (ip_adapter_plus)")
+        return self._get("ip_adapter:plus", lambda: load_ip_adapter_weights(self.preset.ip_adapter_plus))
+    def image_encoder_of(self, format: str = "base"):
+        "(encoder, processor) that the IP-Adapter weights of `format` were trained with."
+        if format == "plus" and self.preset.plus_image_encoder is not None:
+            return self._get("image_encoder:plus", lambda: load_image_encoder(self.preset.plus_image_encoder, self.device, self.dtype))
+        return self.image_encoder
     def i2v(self, backend: Optional[str] = None):
         "The image-to-video pipeline of `backend` (default: the preset's)."
         backend = backend or self.preset.defaults.get("i2v_backend", "svd")
