@@ -166,3 +166,163 @@ def test_processor_refuses_mismatched_branches():
         attn(torch.randn(1, 4, 32), encoder_hidden_states=(torch.randn(1, 7, 16), [torch.randn(1, 4, 16)]))
     with pytest.raises(VgotError, match="at least one image branch"):
         DecoupledCrossAttnProcessor(32, 16, [])
+
+
+# ---- IP-Adapter Plus and all-or-nothing installs ------------------------------------------------------------------
+
+from vgot.attention import check_ip_adapter_state_dict, projection_kind
+from vgot.models import tiny_ip_adapter_plus_state_dict
+
+
+def unet_snapshot(unet):
+    "What must not change: each processor's type and identity, the projection, its config flag, every parameter."
+    return ({n: (type(p), id(p)) for n, p in unet.attn_processors.items()}, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type,
+            {k: v.detach().clone() for k, v in unet.state_dict().items()})
+
+
+def assert_unchanged(unet, snap):
+    procs, proj, kind, params = snap
+    assert {n: (type(p), id(p)) for n, p in unet.attn_processors.items()} == procs
+    assert unet.encoder_hid_proj is proj and unet.config.encoder_hid_dim_type == kind
+    assert not hasattr(unet, "_vgot_saved")
+    sd = unet.state_dict()
+    assert set(sd) == set(params)
+    for k, v in params.items(): assert torch.equal(sd[k], v), k
+
+
+def test_plus_branches_install_run_and_remove(tiny_models):
+    "Plus (Resampler) in both branches on the tiny SD UNet: a UNet call uses them, removal gives back exactly what was there."
+    unet = tiny_models.t2i.unet
+    hid = tiny_models.image_encoder[0].config.hidden_size
+    snap = unet_snapshot(unet)
+    w1, w2 = tiny_ip_adapter_plus_state_dict(unet, hid, seed=1), tiny_ip_adapter_plus_state_dict(unet, hid, seed=2)
+    procs = install_decoupled_attention(unet, {"identity": w1, "prev": w2}, {"identity": 0.6, "prev": 0.4}, image_embed_dim=hid)
+    try:
+        assert len(procs) == len(w1["ip_adapter"]) // 2
+        assert [type(p).__name__ for p in unet.encoder_hid_proj.image_projection_layers] == ["IPAdapterPlusImageProjection"] * 2
+        x, text = torch.randn(1, 4, 16, 16), torch.randn(1, 77, unet.config.cross_attention_dim)
+        emb = [torch.randn(1, 2, 50, hid), torch.randn(1, 1, 50, hid)]
+        with torch.no_grad():
+            a = unet(x, torch.tensor(10), text, added_cond_kwargs={"image_embeds": emb}).sample
+            set_branch_scale(unet, identity=0.0, prev=0.0)
+            b = unet(x, torch.tensor(10), text, added_cond_kwargs={"image_embeds": emb}).sample
+        assert (a - b).abs().max() > 1e-4
+    finally:
+        remove_decoupled_attention(unet)
+    assert_unchanged(unet, snap)
+
+
+def test_plus_matches_diffusers_own_plus_ip_adapter(tiny_models):
+    "One Plus branch vs diffusers' load_ip_adapter with the same weights: the same latents."
+    pipe = tiny_models.t2i
+    hid = tiny_models.image_encoder[0].config.hidden_size
+    w = tiny_ip_adapter_plus_state_dict(pipe.unet, hid, seed=5)
+    emb = [torch.cat([torch.zeros(1, 1, 50, hid), torch.randn(1, 1, 50, hid, generator=torch.Generator().manual_seed(0))])]
+    pipe.load_ip_adapter(copy.deepcopy(w), subfolder=None, weight_name=None, image_encoder_folder=None)
+    try:
+        pipe.set_ip_adapter_scale(0.7); ref = _run(pipe, emb)
+    finally:
+        pipe.unload_ip_adapter()
+    install_decoupled_attention(pipe.unet, {"identity": w}, {"identity": 0.7})
+    try: ours = _run(pipe, emb)
+    finally: remove_decoupled_attention(pipe.unet)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def _broken_variants(unet, hid):
+    base = tiny_ip_adapter_state_dict(unet, 32)
+    plus = lambda: tiny_ip_adapter_plus_state_dict(unet, hid)
+    v = {}
+    p = plus(); p["image_proj"]["layers.2.0.to_kv.weight"] = torch.zeros(7, 7); v["resampler weight of the wrong shape"] = (p, "'image_proj.layers.2.0.to_kv.weight' has shape (7, 7)")
+    p = plus(); del p["image_proj"]["norm_out.bias"]; v["resampler key missing"] = (p, "'image_proj.norm_out.bias' of the plus projection is missing")
+    p = plus(); p["image_proj"].update({k.replace("layers.3.", f"layers.{i}."): t for i in (4, 5, 6, 7) for k, t in plus()["image_proj"].items() if k.startswith("layers.3.")})
+    v["8 resampler blocks"] = (p, "8 blocks")
+    p = plus(); p["image_proj"]["latents"] = p["image_proj"]["latents"].to("meta"); p["image_proj"]["extra.weight"] = torch.zeros(1)
+    v["extra image_proj key"] = (p, "unexpected key(s) image_proj.extra.weight")
+    p = plus(); del p["ip_adapter"]["5.to_v_ip.weight"]; v["ip_adapter key missing"] = (p, "'ip_adapter.5.to_v_ip.weight'")
+    p = plus(); p["ip_adapter"]["1.to_k_ip.weight"] = torch.zeros(65, 32); v["ip_adapter shape"] = (p, "'ip_adapter.1.to_k_ip.weight' has shape (65, 32)")
+    p = copy.deepcopy(base); p["ip_adapter"]["99.to_k_ip.weight"] = torch.zeros(1); v["weights for a bigger UNet"] = (p, "unexpected key(s) ip_adapter.99.to_k_ip.weight")
+    p = copy.deepcopy(base); p["image_proj"]["proj.weight"] = torch.zeros(4 * 48, 32); v["base for another width"] = (p, "4·32 = 128")
+    v["FaceID"] = ({"image_proj": {"perceiver_resampler.proj_in.weight": torch.zeros(1)}, "ip_adapter": base["ip_adapter"]}, "FaceID")
+    v["no image_proj"] = ({"ip_adapter": base["ip_adapter"]}, "'image_proj' and 'ip_adapter'")
+    return v
+
+
+def test_a_broken_state_dict_leaves_the_unet_untouched(tiny_models):
+    "Whatever is wrong, and in whichever branch (the first branch being fine), the install raises a VgotError naming it and changes nothing."
+    unet = tiny_models.t2i.unet
+    hid = tiny_models.image_encoder[0].config.hidden_size
+    good = tiny_ip_adapter_plus_state_dict(unet, hid, seed=9)
+    snap = unet_snapshot(unet)
+    for what, (bad, msg) in _broken_variants(unet, hid).items():
+        with pytest.raises(VgotError, match="branch prev") as e:
+            install_decoupled_attention(unet, {"identity": good, "prev": bad})
+        assert msg in str(e.value), (what, str(e.value))
+        assert_unchanged(unet, snap)
+    with pytest.raises(VgotError, match="takes image features of width 32, the image encoder gives 24"):
+        install_decoupled_attention(unet, {"identity": good}, image_embed_dim=24)
+    assert_unchanged(unet, snap)
+
+
+def test_a_failure_while_swapping_puts_everything_back(tiny_models, monkeypatch):
+    "If setting the processors fails half-way (after the checks), the old processors and projection are put back."
+    import vgot.attention as A
+    unet = tiny_models.t2i.unet
+    hid = tiny_models.image_encoder[0].config.hidden_size
+    snap = unet_snapshot(unet)
+    real, calls = A._set_processors, []
+    def flaky(u, procs):
+        calls.append(1)
+        if len(calls) == 1:                                     # the install: half the layers, then a failure
+            items = list(procs.items()); real(u, dict(items[: len(items) // 2])); raise RuntimeError("device lost")
+        real(u, procs)                                          # the rollback
+    monkeypatch.setattr(A, "_set_processors", flaky)
+    with pytest.raises(RuntimeError, match="device lost"):
+        install_decoupled_attention(unet, {"identity": tiny_ip_adapter_plus_state_dict(unet, hid)})
+    assert len(calls) == 2
+    assert_unchanged(unet, snap)
+
+
+def test_install_over_a_diffusers_plus_adapter_and_back(tiny_models):
+    "A UNet that already carries diffusers' own Plus IP-Adapter (a Resampler with attention layers): ours goes on and comes off, theirs stays."
+    pipe = tiny_models.t2i
+    hid = tiny_models.image_encoder[0].config.hidden_size
+    pipe.load_ip_adapter(tiny_ip_adapter_plus_state_dict(pipe.unet, hid, seed=4), subfolder=None, weight_name=None, image_encoder_folder=None)
+    try:
+        unet = pipe.unet
+        before = dict(unet.attn_processors); proj = unet.encoder_hid_proj
+        install_decoupled_attention(unet, {"identity": tiny_ip_adapter_plus_state_dict(unet, hid, seed=5), "prev": tiny_ip_adapter_state_dict(unet, 32)})
+        assert len(decoupled_processors(unet)) == len(ip_adapter_layer_keys(unet))
+        remove_decoupled_attention(unet)
+        assert unet.encoder_hid_proj is proj and dict(unet.attn_processors) == before
+    finally:
+        pipe.unload_ip_adapter()
+    assert pipe.unet.encoder_hid_proj is None and not decoupled_processors(pipe.unet)
+
+
+def test_projection_kinds():
+    base = {"proj.weight": 0, "proj.bias": 0, "norm.weight": 0, "norm.bias": 0}
+    full = {"proj.0.weight": 0, "proj.0.bias": 0, "proj.2.weight": 0, "proj.2.bias": 0, "proj.3.weight": 0, "proj.3.bias": 0}
+    assert projection_kind(base) == "base" and projection_kind(full) == "full"
+    assert projection_kind({"latents": 0, "proj_in.weight": 0}) == "plus"
+    with pytest.raises(VgotError, match="FaceID"): projection_kind({"proj.0.weight": 0, "proj.2.weight": 0, "norm.weight": 0})
+
+
+def test_full_kind_checked_and_installed():
+    "IP-Adapter Full (an MLP over every CLIP token) with published key names: checked, installed, removed."
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, cross_attention_dim=32, norm_num_groups=32,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    E = 40
+    w = tiny_ip_adapter_state_dict(unet, 24)
+    w["image_proj"] = {"proj.0.weight": torch.randn(E, E) * 0.02, "proj.0.bias": torch.zeros(E), "proj.2.weight": torch.randn(32, E) * 0.02,
+                       "proj.2.bias": torch.zeros(32), "proj.3.weight": torch.ones(32), "proj.3.bias": torch.zeros(32)}
+    assert check_ip_adapter_state_dict(unet, w, image_embed_dim=E) == "full"
+    install_decoupled_attention(unet, {"identity": w})
+    try:
+        with torch.no_grad():
+            out = unet(torch.randn(1, 4, 16, 16), torch.tensor(3), torch.randn(1, 77, 32), added_cond_kwargs={"image_embeds": [torch.randn(1, 1, 50, E)]}).sample
+        assert out.shape == (1, 4, 16, 16) and torch.isfinite(out).all()
+    finally: remove_decoupled_attention(unet)
+    assert unet.encoder_hid_proj is None

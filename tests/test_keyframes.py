@@ -193,7 +193,7 @@ def tiny_sdxl(root: Path) -> "Preset":
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
     from safetensors.torch import save_file
-    from vgot.models import Preset, ModelRef, tiny_clip_tokenizer, tiny_ip_adapter_state_dict
+    from vgot.models import Preset, ModelRef, tiny_clip_tokenizer, tiny_ip_adapter_state_dict, tiny_ip_adapter_plus_state_dict
     torch.manual_seed(0)
     tok = tiny_clip_tokenizer()
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
@@ -212,8 +212,12 @@ def tiny_sdxl(root: Path) -> "Preset":
     w = tiny_ip_adapter_state_dict(unet, Models("tiny").image_encoder[0].config.projection_dim)
     (root / "ip").mkdir()
     save_file({f"{k}.{n}": t.contiguous() for k, d in w.items() for n, t in d.items()}, str(root / "ip" / "ip.safetensors"))
+    # Plus weights in the SDXL layout: the Resampler's width is min(cross_attention_dim, 1280), as published (1280 for 2048)
+    wp = tiny_ip_adapter_plus_state_dict(unet, Models("tiny").image_encoder[0].config.hidden_size)
+    save_file({f"{k}.{n}": t.contiguous() for k, d in wp.items() for n, t in d.items()}, str(root / "ip" / "ip_plus.safetensors"))
     return Preset("tiny-sdxl-test", t2i=str(root / "sdxl"), t2i_kind="sdxl", image_encoder="tiny:image_encoder",
-                  ip_adapter=ModelRef(str(root / "ip"), weight_name="ip.safetensors"), i2v={}, llm="tiny:llm")
+                  ip_adapter=ModelRef(str(root / "ip"), weight_name="ip.safetensors"), i2v={}, llm="tiny:llm",
+                  ip_adapter_plus=ModelRef(str(root / "ip"), weight_name="ip_plus.safetensors"))
 
 
 def test_sdxl_keyframes_with_both_branches(tmp_path):
@@ -233,3 +237,74 @@ def test_sdxl_keyframes_with_both_branches(tmp_path):
     assert lat[0].shape == (4, 32 // models.t2i.vae_scale_factor, 32 // models.t2i.vae_scale_factor)
     assert (lat[0] - lat[1]).abs().max() > 1e-5
     assert not decoupled_processors(models.t2i.unet)
+
+
+
+# ---- IP-Adapter Plus through the stage -----------------------------------------------------------------------------
+
+def unet_state(unet):
+    return ({n: (type(p), id(p)) for n, p in unet.attn_processors.items()}, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type)
+
+
+def test_plus_format_through_the_stage(tiny_models, store):
+    "ip_adapter_format='plus': every keyframe written, the images condition them, and the UNet is left exactly as before."
+    unet = tiny_models.t2i.unet
+    before = unet_state(unet)
+    noise_png(store.assets_dir / "ada.png", 1)
+    kfs = generate_keyframes(script3(), tiny_models, cfg(ip_adapter_format="plus"), store)
+    assert [k.shot for k in kfs] == [0, 1, 2] and all(torch.isfinite(latent(store, k)).all() for k in kfs)
+    assert unet_state(unet) == before and unet.encoder_hid_proj is None
+    base = RunStore(store.root.parent / "base"); noise_png(base.assets_dir / "ada.png", 1)
+    kb = generate_keyframes(script3(), tiny_models, cfg(), base)
+    assert (latent(store, kfs[0]) - latent(base, kb[0])).abs().max() > 1e-5          # other weights, another keyframe
+    assert store.manifest["artifacts"]["keyframe/000"]["inputs"] != base.manifest["artifacts"]["keyframe/000"]["inputs"]   # the format is hashed
+
+
+def test_plus_identity_image_matters(tiny_models, tmp_path):
+    "Through the Plus Resampler the identity image still conditions the keyframe (and λ_id = 0 removes it)."
+    out = {}
+    for name, seed, λ in (("a", 1, 0.6), ("b", 2, 0.6), ("c", 1, 0.0), ("d", 2, 0.0)):
+        st = RunStore(tmp_path / name); noise_png(st.assets_dir / "ada.png", seed)
+        kf = generate_keyframes(Script("t", [shot(0, ["Ada"], {"Ada": "ada.png"})]), tiny_models, cfg(ip_adapter_format="plus", ip_scale=λ), st)
+        out[name] = latent(st, kf[0])
+    assert (out["a"] - out["b"]).abs().max() > 1e-5
+    torch.testing.assert_close(out["c"], out["d"])
+
+
+def test_broken_weights_stop_the_stage_before_anything_changes(tiny_models, store):
+    "Malformed Plus weights: a VgotError naming the key, no keyframe written, the UNet untouched."
+    unet = tiny_models.t2i.unet
+    before = unet_state(unet)
+    good = tiny_models.ip_adapter_weights_of("plus")
+    bad = {"image_proj": {k: v for k, v in good["image_proj"].items() if k != "layers.3.1.1.weight"}, "ip_adapter": good["ip_adapter"]}
+    with pytest.raises(VgotError, match="'image_proj.layers.3.1.1.weight' of the plus projection is missing"):
+        generate_keyframes(Script("t", [shot(0)]), tiny_models, cfg(ip_adapter_format="plus"), store, branch_weights={"identity": good, "prev": bad})
+    assert unet_state(unet) == before and not hasattr(unet, "_vgot_saved")
+    assert not store.path("keyframes/000.png").exists()
+
+
+def test_sdxl_keyframes_with_plus_weights(tmp_path):
+    "SDXL layout: Plus weights (Resampler to cross_attention_dim 64, text_time UNet) through the stage, UNet restored."
+    from vgot.models import Models as M
+    models = M(tiny_sdxl(tmp_path), device="cpu")
+    unet = models.t2i.unet
+    before = unet_state(unet)
+    st = RunStore(tmp_path / "run"); noise_png(st.assets_dir / "ada.png", 1)
+    kfs = generate_keyframes(Script("t", [shot(0, ["Ada"], {"Ada": "ada.png"}), shot(1, ["Ada"], {"Ada": "ada.png"})]), models,
+                             cfg(steps=2, ip_adapter_format="plus"), st)
+    assert len(kfs) == 2 and all(torch.isfinite(latent(st, k)).all() for k in kfs)
+    assert unet_state(unet) == before and unet.encoder_hid_proj is None
+
+
+def test_vgot_run_with_plus_weights(tmp_path, capsys):
+    "`vgot run STORY --set keyframes.ip_adapter_format=plus` on the tiny preset, in process through vgot.cli.main."
+    from conftest import STORIES
+    import vgot.cli as cli
+    run = tmp_path / "run"
+    rc = cli.main(["run", str(STORIES / "fox_and_crow.txt"), "--run-dir", str(run), "--quiet", "--stop-after", "keyframes",
+                   "--set", "keyframes.ip_adapter_format=plus", "--set", "keyframes.steps=1"])
+    assert rc == 0, capsys.readouterr().err
+    cfgs = json.loads((run / "run.json").read_text())
+    assert "plus" in json.dumps(cfgs)
+    kf = sorted(run.glob("keyframes/[0-9][0-9][0-9].png"))
+    assert kf and all(Keyframe.load(p.with_suffix(".json")) for p in kf)
