@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_cli
 from vgot.core import CameraMotion, RunStore, Script, Shot, ShotClip, Transition, VgotError, write_video
-from vgot.metrics import (Extractors, MetricsConfig, SHOT_METRICS, JOINT_METRICS, evaluate_run, evaluate_videos,
+from vgot.metrics import (Extractors, Face, MetricsConfig, SHOT_METRICS, JOINT_METRICS, evaluate_run, evaluate_videos,
                           load_metrics, motion_smoothness, temporal_flickering, write_metrics)
 
 RED, YELLOW, BLUE = (255, 0, 0), (255, 255, 0), (0, 0, 255)
@@ -20,10 +20,11 @@ def ex():
     return Extractors.from_preset("tiny", device="cpu")
 
 
-def colour_identity(frames):
-    "Identity = mean colour; frames darker than 10 have no 'face'."
-    m = frames.reshape(len(frames), -1, 3).astype(np.float64).mean(1)
-    return m, m.max(1) > 10
+def colour_faces(frame):
+    "A fake face detector: one 'face' per frame whose descriptor is the mean colour; frames darker than 10 have none."
+    m = frame.reshape(-1, 3).astype(np.float64).mean(0)
+    return [Face((0, 0, frame.shape[1], frame.shape[0]), m)] if m.max() > 10 else []
+colour_faces.threshold = 1.0
 
 
 def make_run(root: Path, colours=(RED, YELLOW, BLUE), transitions=("crossfade", "cut"), motions=None, preset="tiny"):
@@ -55,19 +56,20 @@ def delta(a, b): return np.abs(np.subtract(a, b)).mean()
 
 def test_run_known_answers(tmp_path, ex):
     run = make_run(tmp_path / "run", motions=[CameraMotion(), CameraMotion(pan=0.25), CameraMotion(zoom=1.2)])
-    r = evaluate_run(run, ex, CFG, identity=colour_identity)
+    r = evaluate_run(run, ex, CFG, faces=colour_faces)
     assert r["source"]["kind"] == "run" and r["source"]["title"] == "Colours" and r["extractors"]["clip"] == "tiny:clip"
     assert [s["index"] for s in r["shots"]] == [0, 1, 2]
     for s in r["shots"]:                                   # constant shots: perfect temporal scores
-        for k in ("temporal_flickering", "motion_smoothness", "identity_within", "style_within", "subject_consistency", "background_consistency"):
+        for k in ("temporal_flickering", "motion_smoothness", "face_within", "frame_similarity_within", "style_within", "subject_consistency", "background_consistency"):
             assert s[k] == pytest.approx(1.0, abs=1e-5), (s["index"], k)
         assert 0 <= s["clip_score"] <= 100 and 0 <= s["clip_score_story"] <= 100
     j01, j12 = r["joints"]
     assert (j01["src"], j01["dst"], j01["mode"], j01["n_frames"]) == (0, 1, "crossfade", 3)
     assert (j12["src"], j12["dst"], j12["mode"], j12["n_frames"]) == (1, 2, "cut", 0)
     # cross-shot pairs are shot k with shot k+1: cos(red, yellow) = 1/sqrt(2), cos(yellow, blue) = 0
-    assert j01["identity_cross"] == pytest.approx(1 / math.sqrt(2), abs=0.02)
-    assert j12["identity_cross"] == pytest.approx(0.0, abs=0.02)
+    assert j01["face_cross"] == pytest.approx(1 / math.sqrt(2), abs=0.02)
+    assert j12["face_cross"] == pytest.approx(0.0, abs=0.02)
+    assert j01["face_cross_same"] == 0.0 and r["shots"][0]["face_within_same"] == 1.0
     # joint closed forms (m = 2): crossfade of r = 3 frames vs a hard cut
     d01, d12 = delta(RED, YELLOW), delta(YELLOW, BLUE)
     assert j01["joint_smoothness"] == pytest.approx(1 - d01 / (255 * 4 * 5), abs=0.01)
@@ -84,26 +86,26 @@ def test_run_known_answers(tmp_path, ex):
 def test_cross_shot_pairs_tail_of_k_with_head_of_k_plus_1(tmp_path, ex):
     "Two-colour shots: only (end of shot k, start of shot k+1) gives the expected cosines; any other pairing differs."
     run = make_run(tmp_path / "run", colours=((BLUE, RED), (YELLOW, BLUE), (BLUE, YELLOW)), transitions=("cut", "cut"))
-    r = evaluate_run(run, ex, CFG, identity=colour_identity)
-    assert [j["identity_cross"] for j in r["joints"]] == [pytest.approx(1 / math.sqrt(2), abs=0.02), pytest.approx(1.0, abs=0.02)]
-    assert [s["identity_pairs"] for s in r["shots"]] == [N - 1] * 3
-    assert [j["identity_pairs"] for j in r["joints"]] == [CFG.n_boundary ** 2] * 2
+    r = evaluate_run(run, ex, CFG, faces=colour_faces)
+    assert [j["face_cross"] for j in r["joints"]] == [pytest.approx(1 / math.sqrt(2), abs=0.02), pytest.approx(1.0, abs=0.02)]
+    assert [s["face_within_pairs"] for s in r["shots"]] == [N - 1] * 3
+    assert [j["face_cross_pairs"] for j in r["joints"]] == [CFG.n_boundary ** 2] * 2
 
 
 def test_every_missing_value_has_a_reason(tmp_path, ex):
     "No metric is made up: each None comes with its reason; videos have no prompt or requested motion."
     write_video(tmp_path / "a.mp4", np.full((2, 16, 16, 3), 0, np.uint8), fps=4)      # dark: no 'face'; 2 frames: no smoothness
     write_video(tmp_path / "b.mp4", np.full((1, 16, 16, 3), 200, np.uint8), fps=4)    # one frame
-    r = evaluate_videos(tmp_path, ex, CFG, identity=colour_identity)
+    r = evaluate_videos(tmp_path, ex, CFG, faces=colour_faces)
     nones = 0
     for item, keys in [(s, SHOT_METRICS) for s in r["shots"]] + [(j, JOINT_METRICS) for j in r["joints"]]:
         for k in keys:
             if item[k] is None: nones += 1; assert k in item["reasons"] and item["reasons"][k], (item.get("index"), k)
     assert nones >= 10
     a, b = r["shots"]
-    assert a["identity_frames_excluded"] == 2 and a["reasons"]["identity_within"] == "no two consecutive frames with a face"
+    assert a["face_frames"] == 0 and a["face_frames_checked"] == 2 and a["reasons"]["face_within"] == "no face found in 2 frame(s)"
     assert a["reasons"]["motion_smoothness"].startswith("2 frame(s)") and b["reasons"]["temporal_flickering"] == "one frame"
-    assert r["joints"][0]["identity_cross"] is None and r["joints"][0]["style_cross"] is not None
+    assert r["joints"][0]["face_cross"] is None and r["joints"][0]["style_cross"] is not None
     json.dumps(r, allow_nan=False)                        # plain JSON, no NaN
 
 
@@ -139,8 +141,8 @@ def test_unreadable_videos_are_reported(tmp_path, ex):
     assert "shots/002.mp4: not a readable video" in r["shots"][2]["error"].replace("\\", "/")
     j01, j12 = r["joints"]
     assert j01["joint_smoothness"] is None and "000-001.mp4" in j01["reasons"]["joint_smoothness"]
-    assert j01["identity_cross"] is not None                      # the shots themselves were read
-    assert j12["identity_cross"] is None and j12["reasons"]["identity_cross"] == "shot 2 could not be evaluated"
+    assert j01["frame_similarity_cross"] is not None              # the shots themselves were read
+    assert j12["face_cross"] is None and j12["reasons"]["face_cross"] == "shot 2 could not be evaluated"
     tf = r["summary"]["shots"]["temporal_flickering"]
     assert (tf["n"], tf["of"]) == (2, 3) and tf["mean"] == pytest.approx(1.0, abs=1e-5)
 

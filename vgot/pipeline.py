@@ -16,6 +16,7 @@ from .core import (VgotError, RunStore, Story, Script, Keyframe, ShotClip, Trans
                        atomic_write_text, atomic_path, read_video, write_video, save_image, load_image)
 from .models import Models, get_preset
 from .script import STORY_FORMATS
+from .metrics import summary_rows, face_counts
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_MODULES', 'STAGE_RECORDS', 'stage_module', 'RunConfig', 'assembly_parts', 'assemble_video',
@@ -160,6 +161,21 @@ def _metrics_rows(m, prefix=""):
         for i, v in enumerate(m): yield from _metrics_rows(v, f"{prefix}[{i}]")
     else: yield prefix, ("—" if m is None else f"{m:.4g}" if isinstance(m, float) else str(m))
 
+def _metrics_html(m: dict, preset: Optional[str]) -> str:
+    "The report's metrics: the headline summary (what each means, over how many items), a caveat, the raw values folded."
+    e = html.escape
+    fmt = lambda v: "—" if v is None else f"{v:.4g}"
+    rows = "".join(f"<tr><td>{e(r['label'])}</td><td>{fmt(r['mean'])}</td><td>{r['n']}/{r['of']}</td><td><small>{e(r['meaning'])}</small></td></tr>"
+                   for r in summary_rows(m))
+    out = ["<h2>Metrics</h2>"]
+    if preset == "tiny":
+        out.append("<p><b>Random weights:</b> the tiny preset's models are random, so its pictures are noise and these numbers "
+                   "only exercise the code; they say nothing about quality.</p>")
+    out.append(f"<p>{e(face_counts(m))}</p>")
+    out.append(f"<table><tr><th>metric</th><th>mean</th><th>n</th><th>what it measures</th></tr>{rows}</table>")
+    raw = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _metrics_rows(m))
+    return "".join(out), f"<details><summary>All metric values</summary><table><tr><th>metric</th><th>value</th></tr>{raw}</table></details>"
+
 def write_report(store: RunStore, script: Script, keyframes: list[Keyframe], embed_video_limit_mb: float = 64.0, out: str = "report.html"):
     "Write the self-contained HTML report of a run, atomically."
     e = html.escape
@@ -187,11 +203,11 @@ def write_report(store: RunStore, script: Script, keyframes: list[Keyframe], emb
     if mp.exists():
         try: m = json.loads(mp.read_text())
         except json.JSONDecodeError: m = None
-        if m is not None:
-            mrows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _metrics_rows(m))
-            parts.append(f"<h2>Metrics</h2><table><tr><th>metric</th><th>value</th></tr>{mrows}</table>")
+        head, raw = _metrics_html(m, store.manifest.get("preset")) if isinstance(m, dict) else ("<h2>Metrics</h2>", "")
+        parts.append(head)
         for png in sorted(store.root.glob("metrics*.png")):
             parts.append(f'<img style="max-width:100%" src="{_data_uri(png, "image/png")}">')
+        parts.append(raw)
     css = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:13px}"
            "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}.grid{display:flex;flex-wrap:wrap;gap:8px}"
            "figure{margin:0}figcaption{font-size:12px;color:#555}")
