@@ -180,3 +180,75 @@ def test_camera_following_on_untrackable_frames_says_so_instead_of_guessing():
     assert res["estimated"] is None and res["pan_error"] is None and "could not be estimated" in res["note"]
     flat = np.full((4, 32, 32, 3), 128, np.uint8)
     assert camera_following(flat, CameraMotion())["estimated"] == {"pan": 0.0, "tilt": 0.0, "zoom": 1.0}
+
+
+# ---- the adapter uses the camera; config from the preset; checkpointing and bf16 ----------------------------------
+
+def _stills(tmp_path, n=4):
+    from PIL import Image
+    data = tmp_path / "data"; data.mkdir(exist_ok=True)
+    for i in range(n): Image.fromarray((texture(64, 64, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(data / f"{i}.png")
+    return data
+
+
+def test_trained_adapter_uses_the_camera(tiny_models, tmp_path):
+    """Trained on known warps of stills, the adapter's loss depends on the camera input: a static camera costs it much more on
+    most clips; the untrained adapter shows no difference at all. Shuffled trajectories are NOT reliably worse on the
+    random tiny model (measured -0.15 % to +1.4 % over runs), so that ordering is reported, not asserted: see 03a_camera."""
+    from vgot.camera import camera_dependence
+    pipe, data = tiny_models.i2v("svd"), _stills(tmp_path)
+    cfg = CameraTrainConfig(steps=120, n_frames=4, cam_dim=32, lr=3e-3, p_mean=-0.5, save_every=1000, n_eval=2)
+    before = camera_dependence(pipe, CameraAdapter(pipe.unet, cam_dim=32), data, cfg, n=16)
+    assert before["true"] == before["shuffled"] == before["static"]          # zero-initialised output: blind to the camera
+    res = train_camera(pipe, data, tmp_path / "out", cfg, progress=False)
+    dep = camera_dependence(pipe, CameraAdapter.load(res["checkpoint"], pipe.unet), data, cfg, n=16)
+    assert dep["true"] < before["true"]
+    assert dep["static"] > 1.1 * dep["true"], dep                             # measured: 0.33 vs 0.45
+    per = np.array(dep["per_clip"])
+    assert (per[:, 2] > per[:, 0]).mean() > 0.8                               # the static camera is worse on most clips, not on average only
+
+
+def test_camera_train_config_from_preset():
+    c = CameraTrainConfig.from_preset("sd15", steps=5, mixed_precision="bf16", gradient_checkpointing=True)
+    assert (c.width, c.height, c.n_frames, c.fps, c.steps, c.mixed_precision) == (1024, 576, 25, 8, 5, "bf16")
+    assert (CameraTrainConfig.from_preset("tiny").width, CameraTrainConfig.from_preset("tiny").n_frames) == (32, 8)
+    with pytest.raises(VgotError, match="unknown camera-training setting"): CameraTrainConfig.from_preset("tiny", frames=4)
+    with pytest.raises(VgotError, match="mixed_precision = 'fp16' is not one of no, bf16"): CameraTrainConfig.from_preset("tiny", mixed_precision="fp16")
+
+
+def test_checkpointing_and_bf16_training_run(tiny_models, tmp_path, monkeypatch):
+    "Both options on CPU: the loss is finite, gradients reach every camera layer, and checkpointing really recomputes blocks."
+    import torch.utils.checkpoint as tuc
+    calls = []
+    real = tuc.checkpoint
+    monkeypatch.setattr(tuc, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    data = _stills(tmp_path, 2)
+    for backend in ("svd", "i2vgen-xl"):
+        pipe = tiny_models.i2v(backend)
+        calls.clear()
+        cfg = CameraTrainConfig(steps=3, n_frames=4, cam_dim=16, lr=3e-3, n_eval=1, gradient_checkpointing=True, mixed_precision="bf16")
+        res = train_camera(pipe, data, tmp_path / backend, cfg, progress=False)
+        assert len(res["losses"]) == 3 and all(np.isfinite(res["losses"])) and np.isfinite(res["eval_after"])
+        assert len(calls) >= 3 * (len(pipe.unet.down_blocks) + len(pipe.unet.up_blocks)), (backend, len(calls))
+        ad = CameraAdapter.load(res["checkpoint"], pipe.unet)
+        assert all(p.to_out_cam.weight.abs().sum() > 0 for p in ad.layers.values())     # every camera layer was updated
+        assert all(p.requires_grad for p in pipe.unet.parameters())
+        assert all(type(b).forward is b.forward.__func__ for b in pipe.unet.up_blocks)     # the checkpoint wrappers are gone
+
+
+def test_checkpointing_gives_the_same_gradients(tiny_models):
+    from vgot.camera import block_checkpointing, camera_loss, _svd_sample
+    pipe = tiny_models.i2v("svd")
+    cfg = CameraTrainConfig(n_frames=4, cam_dim=16)
+    s = _svd_sample(pipe, [texture(64, 64, seed=1)], cfg, seed=3)
+    grads = []
+    for on in (False, True):
+        torch.manual_seed(0); ad = CameraAdapter(pipe.unet, cam_dim=16)
+        for p in ad.parameters(): torch.nn.init.normal_(p, std=0.05)
+        pipe.unet.requires_grad_(False)
+        try:
+            with ad.applied(pipe.unet, s["traj"]), block_checkpointing(pipe.unet, on):
+                camera_loss(pipe.unet, ad, s).backward()
+        finally: pipe.unet.requires_grad_(True)
+        grads.append({k: p.grad.clone() for k, p in ad.named_parameters()})
+    for k in grads[0]: torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-4, atol=1e-7)

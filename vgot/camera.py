@@ -5,8 +5,8 @@
 # %% ../nbs/03a_camera.ipynb #c92aa97e
 from __future__ import annotations
 
-import json, math, re, time
-from dataclasses import dataclass, asdict, field
+import contextlib, functools, json, math, re, time
+from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -16,13 +16,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import (CameraMotion, VgotError, ValidationError, save_tensors, load_tensors, load_image, read_video,
-                   make_generator, seed_everything, PAN_RANGE, TILT_RANGE, ZOOM_RANGE)
+                   make_generator, seed_everything, check_range, check_type, PAN_RANGE, TILT_RANGE, ZOOM_RANGE)
 
 # %% auto #0
-__all__ = ['TEMPORAL_ATTN', 'IMAGE_EXTS', 'VIDEO_EXTS', 'as_trajectory', 'relative_trajectory', 'camera_affines', 'warp',
-           'render_motion', 'phase_correlation', 'estimate_motion', 'camera_following', 'camera_features',
-           'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor', 'CameraAdapter',
-           'load_training_images', 'CameraTrainConfig', 'random_motion', 'camera_loss', 'train_camera', 'add_cli']
+__all__ = ['TEMPORAL_ATTN', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory', 'relative_trajectory',
+           'camera_affines', 'warp', 'render_motion', 'phase_correlation', 'estimate_motion', 'camera_following',
+           'camera_features', 'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor', 'CameraAdapter',
+           'load_training_images', 'CameraTrainConfig', 'random_motion', 'camera_loss', 'flow_matching_sample',
+           'flow_matching_loss', 'block_checkpointing', 'train_camera', 'camera_dependence', 'add_cli']
 
 # %% ../nbs/03a_camera.ipynb #abb046a2
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
@@ -362,6 +363,8 @@ def load_training_images(data_dir, max_items: int = 256, size: int = 256) -> lis
         out.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
     return out
 
+MIXED_PRECISIONS = ("no", "bf16")
+
 @dataclass
 class CameraTrainConfig:
     "Settings of a camera-adapter training run (defaults suit the tiny preset on CPU)."
@@ -386,6 +389,36 @@ class CameraTrainConfig:
     save_every: int = 20            # checkpoint every this many steps (and at the end)
     n_eval: int = 4                 # fixed clips for the evaluation loss
     seed: int = 0                   # base seed: each step's data and noise derive from it, so a resumed run matches an uninterrupted one
+    gradient_checkpointing: bool = False  # recompute each UNet block's activations in the backward pass: less memory, more time
+    mixed_precision: str = "no"     # "no" | "bf16": the frozen UNet runs under bf16 autocast; the adapter and AdamW stay float32
+
+    def validate(self) -> "CameraTrainConfig":
+        for n in ("steps", "n_frames", "width", "height", "cam_dim", "n_freqs", "save_every", "n_eval", "fps", "motion_bucket_id", "seed"):
+            check_type(n, getattr(self, n), int)
+        if self.n_frames < 2: raise ValidationError("n_frames", self.n_frames, "must be at least 2")
+        for n in ("width", "height"):
+            v = getattr(self, n)
+            if v < 8 or v % 8: raise ValidationError(n, v, "is not a positive multiple of 8")
+        for n in ("steps", "cam_dim", "save_every", "n_eval"):
+            if getattr(self, n) < 1: raise ValidationError(n, getattr(self, n), "must be at least 1")
+        check_range("lr", self.lr, 1e-8, 1.0); check_range("crop", self.crop, 0.05, 1.0)
+        if not 0 < self.zoom_min <= self.zoom_max: raise ValidationError("zoom_min", self.zoom_min, f"must be in (0, zoom_max = {self.zoom_max}]")
+        check_type("gradient_checkpointing", self.gradient_checkpointing, bool)
+        if self.mixed_precision not in MIXED_PRECISIONS: raise ValidationError("mixed_precision", self.mixed_precision, f"is not one of {', '.join(MIXED_PRECISIONS)}")
+        return self
+
+    @classmethod
+    def from_preset(cls, preset, **overrides) -> "CameraTrainConfig":
+        "A config with the preset's video sizes (native_frames, video_width/height, fps), then `overrides`."
+        from vgot.models import Preset, get_preset
+        p = preset if isinstance(preset, Preset) else get_preset(preset)
+        keys = {"native_frames": "n_frames", "video_width": "width", "video_height": "height", "fps": "fps"}
+        kw = {dst: p.defaults[src] for src, dst in keys.items() if src in p.defaults}
+        names = {f.name for f in fields(cls)}
+        bad = [k for k in overrides if k not in names]
+        if bad: raise VgotError(f"unknown camera-training setting(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
+        try: return cls(**{**kw, **overrides}).validate()
+        except ValidationError as e: raise e.at("camera training config") from None
 
 def random_motion(g: torch.Generator, cfg: CameraTrainConfig) -> CameraMotion:
     "A random camera motion within the config's ranges."
@@ -466,6 +499,18 @@ def camera_loss(unet, adapter: CameraAdapter, s: dict) -> torch.Tensor:
         ε_θ = ab.sqrt() * out + (1 - ab).sqrt() * x if s["prediction_type"] == "v_prediction" else out   # v → ε
     return F.mse_loss(ε_θ.float(), s["eps"].float())
 
+# %% ../nbs/03a_camera.ipynb #0c692ec1
+def flow_matching_sample(x0: torch.Tensor, ε: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
+    "(x_t, v): the point x_t = (1 − t) x_0 + t ε of the straight path and its velocity v = ε − x_0; t in [0, 1], a float or (B,)."
+    assert x0.shape == ε.shape, f"x0 {tuple(x0.shape)} and ε {tuple(ε.shape)} differ"
+    t = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
+    t = t.reshape(-1, *([1] * (x0.ndim - 1))) if t.ndim else t
+    return (1 - t) * x0 + t * ε, ε - x0
+
+def flow_matching_loss(v_pred: torch.Tensor, x0: torch.Tensor, ε: torch.Tensor) -> torch.Tensor:
+    "The flow-matching form of the camera-conditioned loss, ‖(ε − x_0) − v_θ(x_t, c_cam, t)‖² (mean over elements)."
+    return F.mse_loss(v_pred.float(), (ε - x0).float())
+
 # %% ../nbs/03a_camera.ipynb #3304cc20
 def _opt_state_tensors(opt) -> dict:
     out = {}
@@ -483,6 +528,25 @@ def _load_opt_state(opt, t: dict):
     sd["state"] = st
     opt.load_state_dict(sd)
 
+def _checkpointed_call(forward, *args, **kwargs):
+    from torch.utils.checkpoint import checkpoint
+    if not torch.is_grad_enabled(): return forward(*args, **kwargs)
+    return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+@contextlib.contextmanager
+def block_checkpointing(unet, enabled: bool = True):
+    "Within the block, each down, mid and up block of `unet` keeps only its inputs and recomputes its activations in the backward pass."
+    blocks = [*unet.down_blocks, *([unet.mid_block] if getattr(unet, "mid_block", None) is not None else []), *unet.up_blocks] if enabled else []
+    for b in blocks: b.forward = functools.partial(_checkpointed_call, b.forward)   # an instance attribute shadows the class's forward
+    try: yield unet
+    finally:
+        for b in blocks: del b.forward
+
+def _precision(unet, mixed_precision: str):
+    "A context for the UNet's forward: bf16 autocast on the UNet's device, or nothing."
+    if mixed_precision == "no": return contextlib.nullcontext()
+    return torch.autocast(device_type=unet.device.type, dtype=torch.bfloat16)
+
 def train_camera(pipe,                          # a loaded StableVideoDiffusionPipeline or I2VGenXLPipeline (frozen; only the adapter trains)
                  data_dir,                      # folder of images and/or clips
                  out_dir,                       # where the checkpoint and the training state go
@@ -492,7 +556,7 @@ def train_camera(pipe,                          # a loaded StableVideoDiffusionP
     "Train a camera adapter with the camera-conditioned loss; returns losses, eval losses and the checkpoint path."
     from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline
     from tqdm.auto import tqdm
-    cfg = config or CameraTrainConfig()
+    cfg = (config or CameraTrainConfig()).validate()
     if isinstance(pipe, StableVideoDiffusionPipeline): make_sample = _svd_sample
     elif isinstance(pipe, I2VGenXLPipeline): make_sample = _i2vgen_sample
     else: raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl)")
@@ -517,7 +581,7 @@ def train_camera(pipe,                          # a loaded StableVideoDiffusionP
     eval_set = [make_sample(pipe, images, cfg, cfg.seed * 1000003 + 7919 * (i + 1)) for i in range(cfg.n_eval)]
 
     def evaluate():
-        with torch.no_grad(): return float(np.mean([camera_loss(unet, adapter, s).item() for s in eval_set]))
+        with torch.no_grad(), _precision(unet, cfg.mixed_precision): return float(np.mean([camera_loss(unet, adapter, s).item() for s in eval_set]))
 
     def save():
         adapter.save(ckpt, step=step, config=asdict(cfg))
@@ -525,35 +589,61 @@ def train_camera(pipe,                          # a loaded StableVideoDiffusionP
 
     adapter.install(unet)
     try:
-        eval_before = evaluate()
-        adapter.train()
-        bar = tqdm(range(step, cfg.steps), disable=not progress, desc="train-camera")
-        for step_i in bar:
-            s = make_sample(pipe, images, cfg, cfg.seed * 1000003 + 104729 * (step_i + 1) + 1)
-            loss = camera_loss(unet, adapter, s)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
-            opt.step()
-            history.append(float(loss.item())); step = step_i + 1
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
-            if step % cfg.save_every == 0: save()
-        adapter.eval()
-        eval_after = evaluate()
-        save()
+        with block_checkpointing(unet, cfg.gradient_checkpointing):
+            eval_before = evaluate()
+            adapter.train()
+            bar = tqdm(range(step, cfg.steps), disable=not progress, desc="train-camera")
+            for step_i in bar:
+                s = make_sample(pipe, images, cfg, cfg.seed * 1000003 + 104729 * (step_i + 1) + 1)
+                with _precision(unet, cfg.mixed_precision): loss = camera_loss(unet, adapter, s)
+                if not torch.isfinite(loss): raise VgotError(f"train-camera: the loss is {loss.item()} at step {step_i + 1} (try mixed_precision='no' or a lower lr)")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
+                opt.step()
+                history.append(float(loss.item())); step = step_i + 1
+                bar.set_postfix(loss=f"{history[-1]:.4f}")
+                if step % cfg.save_every == 0: save()
+            adapter.eval()
+            eval_after = evaluate()
+            save()
     finally:
         adapter.remove(unet)
         for p in frozen: p.requires_grad_(True)
     return {"checkpoint": str(ckpt), "steps": step, "losses": history, "eval_before": eval_before, "eval_after": eval_after}
 
+def camera_dependence(pipe,                      # the StableVideoDiffusionPipeline or I2VGenXLPipeline the adapter is for
+                      adapter: CameraAdapter,    # the adapter to evaluate (installed here if it is not)
+                      data,                      # a folder of images and/or clips, or a list of stills (3, H, W) in [0, 1]
+                      config: Optional[CameraTrainConfig] = None,   # clip size, frames, motion ranges, noise levels
+                      n: int = 16,               # fixed evaluation clips
+                      seed: int = 12345) -> dict:
+    "Mean camera-conditioned loss on `n` fixed clips with their true trajectories, the trajectories shuffled among the clips, and a static camera."
+    from diffusers import StableVideoDiffusionPipeline
+    cfg = (config or CameraTrainConfig()).validate()
+    if n < 2: raise VgotError(f"camera_dependence: n = {n} clips; shuffling needs at least 2")
+    images = data if isinstance(data, list) else load_training_images(data, size=max(cfg.width, cfg.height) * 2)
+    make_sample = _svd_sample if isinstance(pipe, StableVideoDiffusionPipeline) else _i2vgen_sample
+    clips = [make_sample(pipe, images, cfg, seed + 7919 * i) for i in range(n)]
+    static = as_trajectory(CameraMotion(), cfg.n_frames)
+    unet, installed = pipe.unet, not adapter._originals
+    if installed: adapter.install(unet)
+    try:
+        with torch.no_grad():
+            per = [(camera_loss(unet, adapter, s).item(), camera_loss(unet, adapter, {**s, "traj": clips[(i + 1) % n]["traj"]}).item(),
+                    camera_loss(unet, adapter, {**s, "traj": static}).item()) for i, s in enumerate(clips)]
+    finally:
+        if installed: adapter.remove(unet)
+    a = np.array(per)
+    return {"true": float(a[:, 0].mean()), "shuffled": float(a[:, 1].mean()), "static": float(a[:, 2].mean()), "per_clip": a.tolist()}
+
 # %% ../nbs/03a_camera.ipynb #00a0136f
 def _train_camera_cmd(args) -> int:
     from vgot.models import Models
     models = Models(args.preset, device=args.device, dtype=args.dtype)
-    d = models.preset.defaults
-    cfg = CameraTrainConfig(steps=args.steps, lr=args.lr, n_frames=args.frames or d.get("native_frames", 8),
-                            width=args.width or d.get("video_width", 32), height=args.height or d.get("video_height", 32),
-                            cam_dim=args.cam_dim, save_every=args.save_every, seed=args.seed)
+    over = dict(steps=args.steps, lr=args.lr, n_frames=args.frames, width=args.width, height=args.height, cam_dim=args.cam_dim,
+                save_every=args.save_every, seed=args.seed, gradient_checkpointing=args.gradient_checkpointing, mixed_precision=args.mixed_precision)
+    cfg = CameraTrainConfig.from_preset(models.preset, **{k: v for k, v in over.items() if v is not None})
     res = train_camera(models.i2v(args.backend), args.data_dir, args.out, cfg, resume=not args.no_resume, progress=not args.quiet)
     print(f"trained {res['steps']} steps; eval loss {res['eval_before']:.5f} -> {res['eval_after']:.5f}; checkpoint {res['checkpoint']}")
     return 0
@@ -572,6 +662,8 @@ def add_cli(sub):
     p.add_argument("--cam-dim", dest="cam_dim", type=int, default=64, help="size of the camera embedding")
     p.add_argument("--save-every", dest="save_every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_true", help="recompute activations in the backward pass (less memory)")
+    p.add_argument("--mixed-precision", dest="mixed_precision", choices=MIXED_PRECISIONS, default="no", help="bf16: run the frozen UNet under bf16 autocast")
     p.add_argument("--no-resume", dest="no_resume", action="store_true", help="start afresh even if a training state exists")
     p.add_argument("--device", default="auto"); p.add_argument("--dtype", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
