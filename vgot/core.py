@@ -15,7 +15,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'VgotError', 'ValidationError',
            'check_range', 'check_type', 'check_text', 'check_relpath', 'resolve_inside', 'Artifact', 'CameraMotion',
-           'Character', 'Story', 'compose_prompt', 'Shot', 'Script', 'Keyframe', 'ShotClip', 'Transition',
+           'Character', 'compose_prompt', 'Shot', 'Script', 'Story', 'Keyframe', 'ShotClip', 'Transition',
            'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors',
            'load_tensors', 'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image', 'file_sha256',
            'hash_inputs', 'package_versions', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator',
@@ -181,21 +181,6 @@ class Character(Artifact):
         check_relpath("identity_image", self.identity_image, allow_none=True)
         return self
 
-@dataclass
-class Story(Artifact):
-    "The input: a title, the cast and the story text."
-    text: str                                          # the story itself
-    title: str = "Untitled"                            # shown in reports
-    cast: list[Character] = field(default_factory=list)  # known characters (may be empty)
-    def validate(self):
-        check_text("text", self.text, max_len=200_000)
-        check_text("title", self.title, max_len=200)
-        check_type("cast", self.cast, list)
-        names = [c.name for c in self.cast]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup: raise ValidationError("cast", sorted(dup), "has duplicate names")
-        return self
-
 # %% ../nbs/00_core.ipynb #4a38736e
 DURATION_RANGE = (2.0, 5.0)
 
@@ -262,6 +247,31 @@ class Script(Artifact):
         return self
     @property
     def duration(self) -> float: return float(sum(s.duration for s in self.shots))
+
+# %% ../nbs/00_core.ipynb #a9f07353
+@dataclass
+class Story(Artifact):
+    "The input: a title, the cast and the story text."
+    text: str                                          # the story itself
+    title: str = "Untitled"                            # shown in reports
+    cast: list[Character] = field(default_factory=list)  # known characters (may be empty)
+    script: Optional[Script] = None                    # a script given with the story (imported): used instead of planning
+    def validate(self):
+        check_text("text", self.text, max_len=200_000)
+        check_text("title", self.title, max_len=200)
+        check_type("cast", self.cast, list)
+        names = [c.name for c in self.cast]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup: raise ValidationError("cast", sorted(dup), "has duplicate names")
+        if self.script is not None:
+            check_type("script", self.script, Script)
+            try: self.script.validate()
+            except ValidationError as e: raise ValidationError(f"script.{e.field}", e.value, e.problem, e.where) from None
+        return self
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if d["script"] is None: del d["script"]          # stories without a script hash as they always did
+        return d
 
 # %% ../nbs/00_core.ipynb #7ec6394a
 @dataclass

@@ -13,17 +13,18 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .core import VgotError, Script, ShotClip, Transition, CameraMotion, read_video, resolve_inside, choose_device
-from .core import atomic_path, atomic_write_json, load_image
+from .core import atomic_path, atomic_write_json, atomic_write_text, load_image
 from .keyframes import identity_plan
 from .models import ModelRef, Preset, get_preset
 
 # %% auto #0
 __all__ = ['FACE_DISTANCE', 'FACE_MODEL_FILES', 'FACE_SHOT_METRICS', 'FACE_JOINT_METRICS', 'SHOT_METRICS', 'JOINT_METRICS',
-           'VIDEO_EXTS', 'METRIC_INFO', 'frame_mad', 'temporal_flickering', 'motion_smoothness', 'joint_continuity',
-           'unit', 'pair_consistency', 'boundary_consistency', 'vbench_consistency', 'Extractors', 'Face',
-           'face_model_dir', 'DlibFaces', 'face_detector', 'face_within', 'face_across', 'face_track', 'MetricsConfig',
-           'evaluate_videos', 'evaluate_run', 'plot_metrics', 'write_metrics', 'summary_rows', 'face_counts',
-           'compare_metrics', 'load_metrics', 'format_summary', 'add_cli']
+           'VIDEO_EXTS', 'METRIC_INFO', 'PROTOCOL_N', 'PROTOCOL_COLUMNS', 'frame_mad', 'temporal_flickering',
+           'motion_smoothness', 'joint_continuity', 'unit', 'pair_consistency', 'boundary_consistency',
+           'vbench_consistency', 'Extractors', 'Face', 'face_model_dir', 'DlibFaces', 'face_detector', 'face_within',
+           'face_across', 'face_track', 'MetricsConfig', 'evaluate_videos', 'evaluate_run', 'plot_metrics',
+           'write_metrics', 'summary_rows', 'face_counts', 'compare_metrics', 'load_metrics', 'protocol_row',
+           'protocol_table', 'format_protocol', 'format_summary', 'add_cli']
 
 # %% ../nbs/06_metrics.ipynb #721ad177
 def _check_frames(frames, what: str = "frames") -> np.ndarray:
@@ -176,18 +177,18 @@ class Extractors:
             return unit(_pooled(model.get_text_features(**t)).float().cpu().numpy())
 
     def dino_features(self, frames  # uint8 (F, H, W, 3)
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        "Unit DINOv2 CLS features (F, D) and unit flattened Gram matrices of the patch tokens (F, D*D)."
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        "Unit DINOv2 CLS features (F, D), unit flattened Gram matrices (F, D*D) and unit flattened patch-token maps (F, N*D)."
         import torch
-        model, proc = self.dino; cls_, gram = [], []
+        model, proc = self.dino; cls_, gram, maps = [], [], []
         with torch.inference_mode():
             for b in self._batches(frames):
                 px = proc(images=b, return_tensors="pt")["pixel_values"].to(self.device, model.dtype)
                 h = model(pixel_values=px).last_hidden_state.float()       # (B, 1 + N, D)
                 phi = h[:, 1:]                                              # patch tokens, (B, N, D)
                 g = phi.transpose(1, 2) @ phi / phi.shape[1]                # G = Φᵀ Φ / N, (B, D, D)
-                cls_.append(h[:, 0].cpu().numpy()); gram.append(g.flatten(1).cpu().numpy())
-        return unit(np.concatenate(cls_)), unit(np.concatenate(gram)).astype(np.float32)
+                cls_.append(h[:, 0].cpu().numpy()); gram.append(g.flatten(1).cpu().numpy()); maps.append(phi.flatten(1).cpu().numpy())
+        return unit(np.concatenate(cls_)), unit(np.concatenate(gram)).astype(np.float32), unit(np.concatenate(maps)).astype(np.float32)
 
     def __repr__(self): return f"Extractors(clip={self.clip_ref.id!r}, dino={self.dino_ref.id!r}, device={self.device})"
 
@@ -357,8 +358,8 @@ class _JointSrc:
 FACE_SHOT_METRICS = ("face_within", "face_within_same", "face_fidelity", "face_fidelity_same")
 FACE_JOINT_METRICS = ("face_cross", "face_cross_same")
 SHOT_METRICS = ("clip_score", "clip_score_story", *FACE_SHOT_METRICS, "frame_similarity_within", "style_within",
-                "subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness", "camera_following")
-JOINT_METRICS = (*FACE_JOINT_METRICS, "frame_similarity_cross", "style_cross", "joint_smoothness", "joint_continuity")
+                "style_map_within", "subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness", "camera_following")
+JOINT_METRICS = (*FACE_JOINT_METRICS, "frame_similarity_cross", "style_cross", "style_map_cross", "joint_smoothness", "joint_continuity")
 
 def _clip_score(img, txt) -> float:
     "100 * mean_t max(0, cos(E_I(x_t), E_T(p)))."
@@ -446,7 +447,7 @@ def _shot_metrics(src: _ShotSrc, frames, ex: Extractors, faces: _FaceCtx, texts:
                requested_motion=None if src.motion is None else src.motion.to_dict())
     why = {}
     img = ex.clip_image(frames)
-    cls_, gram = ex.dino_features(frames)
+    cls_, gram, maps = ex.dino_features(frames)
     for key, text, what in (("clip_score", src.prompt, "shot prompt"), ("clip_score_story", src.segment, "story sentence")):
         rec[key] = _clip_score(img, texts[text]) if text else None
         if not text: why[key] = f"no {what} for this video"
@@ -454,11 +455,12 @@ def _shot_metrics(src: _ShotSrc, frames, ex: Extractors, faces: _FaceCtx, texts:
     rec.update(face_rec); why.update(face_why)
     rec["frame_similarity_within"], _ = pair_consistency(img)
     rec["style_within"], _ = pair_consistency(gram)
+    rec["style_map_within"], _ = pair_consistency(maps)
     rec["subject_consistency"] = vbench_consistency(cls_)
     rec["background_consistency"] = vbench_consistency(img)
     rec["temporal_flickering"] = temporal_flickering(frames)
     rec["motion_smoothness"] = motion_smoothness(frames)
-    for k in ("frame_similarity_within", "style_within", "subject_consistency", "background_consistency", "temporal_flickering"):
+    for k in ("frame_similarity_within", "style_within", "style_map_within", "subject_consistency", "background_consistency", "temporal_flickering"):
         if rec[k] is None: why[k] = "one frame"
     if rec["motion_smoothness"] is None: why["motion_smoothness"] = f"{len(frames)} frame(s): needs at least 3"
     rec["camera_following"], r = _camera_following(frames, src.motion)
@@ -466,7 +468,7 @@ def _shot_metrics(src: _ShotSrc, frames, ex: Extractors, faces: _FaceCtx, texts:
     rec["reasons"] = why
     n, m = cfg.n_boundary, cfg.joint_frames
     edge = dict(face_head=track[:n], face_tail=track[-n:], face_all=track, character=rec.get("face_character"),
-                img_head=img[:n], img_tail=img[-n:], gram_head=gram[:n], gram_tail=gram[-n:],
+                img_head=img[:n], img_tail=img[-n:], gram_head=gram[:n], gram_tail=gram[-n:], map_head=maps[:n], map_tail=maps[-n:],
                 frames_head=frames[:m].copy(), frames_tail=frames[-m:].copy())
     return rec, edge
 
@@ -487,6 +489,7 @@ def _joint_metrics(j: _JointSrc, a: Optional[dict], b: Optional[dict], cfg: Metr
                                                           f"or the first {cfg.n_boundary} of shot {j.dst}")
     rec["frame_similarity_cross"], _ = boundary_consistency(a["img_tail"], b["img_head"], cfg.n_boundary)
     rec["style_cross"], _ = boundary_consistency(a["gram_tail"], b["gram_head"], cfg.n_boundary)
+    rec["style_map_cross"], _ = boundary_consistency(a["map_tail"], b["map_head"], cfg.n_boundary)
     parts = [a["frames_tail"]]
     if j.path is not None:
         try: t, _ = read_video(j.path)
@@ -746,6 +749,8 @@ METRIC_INFO = {   # summary key -> (label, what it means and its range)
     "joints.frame_similarity_cross": ("whole-frame similarity across shots", "CLIP image cosine across the joint (not a face metric), 0-1"),
     "shots.style_within": ("style consistency within shots", "cosine of DINOv2 Gram matrices, consecutive frames, 0-1"),
     "joints.style_cross": ("style consistency across shots", "cosine of DINOv2 Gram matrices across the joint, 0-1"),
+    "shots.style_map_within": ("style (feature maps) within shots", "cosine of flattened DINOv2 patch-token maps (the paper's kind of feature), 0-1"),
+    "joints.style_map_cross": ("style (feature maps) across shots", "the same across the joint, 0-1"),
     "shots.subject_consistency": ("subject consistency", "VBench, DINOv2 CLS features, 0-1"),
     "shots.background_consistency": ("background consistency", "VBench, CLIP image features, 0-1"),
     "shots.temporal_flickering": ("temporal flickering", "1 - mean frame difference / 255; 1 = static"),
@@ -780,7 +785,10 @@ def face_counts(result: dict) -> str:
 
 # %% ../nbs/06_metrics.ipynb #3d4828dd
 def _rows(result: dict) -> dict:
-    "Flat {'shots.metric' ...: mean} of a result's summary, with the number of frames that had a face."
+    "Flat {'shots.metric' ...: mean} of a result's summary, with the number of frames that had a face (or a protocol row)."
+    if "protocol_row" in result:
+        r = result["protocol_row"]
+        return {**{f"protocol.{label}": r.get(k) for k, label, *_ in PROTOCOL_COLUMNS}, "faces.frames_with_face": r.get("face_frames")}
     out = {r["key"]: r["mean"] for r in summary_rows(result)}
     f = result.get("summary", {}).get("faces")
     if f: out["faces.frames_with_face"] = float(f["frames_with_face"]); out["faces.frames_checked"] = float(f["frames_checked"])
@@ -810,6 +818,59 @@ def load_metrics(path) -> dict:
     except (ValueError, UnicodeDecodeError) as e: raise VgotError(f"{p}: not valid JSON ({e})") from None
     if not isinstance(d, dict) or d.get("vgot_metrics") != 1: raise VgotError(f"{p}: not a vgot metrics file (no 'vgot_metrics': 1)")
     return d
+
+# %% ../nbs/06_metrics.ipynb #d5268aff
+PROTOCOL_N = 8   # the paper's frames at each end of a shot for the cross-shot scores
+PROTOCOL_COLUMNS = [   # (key, the paper's column, part, the metric it averages)
+    ("clip", "CLIP", "shots", "clip_score"),
+    ("ws_fc", "WS-FC", "shots", "face_within"),
+    ("cs_fc", "CS-FC", "joints", "face_cross"),
+    ("ws_sc", "WS-SC", "shots", "style_map_within"),           # the paper's kind of feature: flattened feature maps
+    ("cs_sc", "CS-SC", "joints", "style_map_cross"),
+    ("ws_sc_gram", "WS-SC (Gram)", "shots", "style_within"),   # ours: the Gram matrix of the same features
+    ("cs_sc_gram", "CS-SC (Gram)", "joints", "style_cross"),
+]
+
+def _num_values(items, key) -> list:
+    return [it[key] for it in items if isinstance(it.get(key), (int, float)) and not isinstance(it.get(key), bool)]
+
+def protocol_row(result: dict,   # an evaluation (metrics.json), best made with n_boundary = PROTOCOL_N
+                 name: str,      # the row's name: the run or method
+                ) -> dict:
+    "The paper's numbers for one run, each with how many shots or joints it averages (`<key>_n` of `<key>_of`)."
+    row = dict(name=name)
+    for key, _, part, metric in PROTOCOL_COLUMNS:
+        v = _num_values(result.get(part, []), metric)
+        row[key] = float(np.mean(v)) if v else None
+        row[f"{key}_n"], row[f"{key}_of"] = len(v), len(result.get(part, []))
+    f = result.get("summary", {}).get("faces") or {}
+    row["face_frames"], row["frames_checked"] = f.get("frames_with_face", 0), f.get("frames_checked", 0)
+    return row
+
+def protocol_table(rows: list[dict]) -> dict:
+    "The protocol's table: its rows, and a mean row over them when there are several (a method over its stories)."
+    rows = list(rows)
+    if len(rows) > 1:
+        mean = dict(name="mean")
+        for key, *_ in PROTOCOL_COLUMNS:
+            v = [r[key] for r in rows if r[key] is not None]
+            mean[key] = float(np.mean(v)) if v else None
+            mean[f"{key}_n"], mean[f"{key}_of"] = len(v), len(rows)
+        mean["face_frames"], mean["frames_checked"] = sum(r["face_frames"] for r in rows), sum(r["frames_checked"] for r in rows)
+        rows.append(mean)
+    return dict(vgot_protocol=1, columns={k: label for k, label, *_ in PROTOCOL_COLUMNS}, n_boundary=PROTOCOL_N, rows=rows,
+                corrections=["cross-shot pairs are adjacent shots (k, k+1), not (k, k+2)",
+                             "frames without a face are left out and counted, never scored as 0",
+                             "no Inception Score (the published code returns a random number)",
+                             "style by the paper's kind of feature (flattened maps) and by Gram matrices, side by side"])
+
+def format_protocol(table: dict) -> str:
+    "The table in the paper's layout as Markdown: one row per run, one column per metric, and the face frames counted."
+    cols = table["columns"]
+    fmt = lambda r, k: "—" if r[k] is None else f"{r[k]:.4f}" + ("" if r[f"{k}_n"] == r[f"{k}_of"] else f" ({r[f'{k}_n']}/{r[f'{k}_of']})")
+    lines = ["| run | " + " | ".join(cols.values()) + " | face frames |", "|---|" + "---|" * (len(cols) + 1)]
+    lines += [f"| {r['name']} | " + " | ".join(fmt(r, k) for k in cols) + f" | {r['face_frames']}/{r['frames_checked']} |" for r in table["rows"]]
+    return "\n".join(lines)
 
 # %% ../nbs/06_metrics.ipynb #b9fa1e75
 def format_summary(result: dict) -> str:
@@ -843,21 +904,52 @@ def _cli_evaluate(paths: list, args, cfg: MetricsConfig) -> tuple[dict, Path]:
         refs[name.strip()] = Path(img)
     return evaluate_videos(files, _cli_extractors(args), cfg, references=refs), default
 
+def _compare_sources(c) -> list[tuple[str, dict]]:
+    "(name, evaluation) pairs from a run folder, a metrics.json, or a protocol table (one pair per row)."
+    p = Path(c)
+    f = p if p.is_file() else p / "metrics.json"
+    if f.is_file():
+        try: d = json.loads(f.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e: raise VgotError(f"{f}: not valid JSON ({e})") from None
+        if isinstance(d, dict) and d.get("vgot_protocol") == 1:
+            return [(f"{r.get('name', '?')}", {"protocol_row": r}) for r in d.get("rows", []) if isinstance(r, dict)]
+        return [(p.name if p.name != "metrics.json" else p.parent.name, load_metrics(f))]
+    return []
+
+def _protocol_cmd(args, cfg: MetricsConfig) -> int:
+    "vgot eval RUNS --protocol vgot: the paper's table for one or more runs."
+    runs = [Path(p) for p in args.paths]
+    if not runs: raise VgotError("eval --protocol vgot: give one or more run folders")
+    for r in runs:
+        if not _is_run(r): raise VgotError(f"{r}: not a vgot run folder (the protocol scores runs)")
+    pcfg = MetricsConfig(n_boundary=PROTOCOL_N, joint_frames=cfg.joint_frames, faces=cfg.faces, face_every=cfg.face_every,
+                         plots=False, progress=cfg.progress)
+    table = protocol_table([protocol_row(evaluate_run(r, _cli_extractors(args, r), pcfg), r.name) for r in runs])
+    out = Path(args.out) if args.out else (runs[0] / "vgot_protocol.json" if len(runs) == 1 else Path("vgot_protocol.json"))
+    try:
+        atomic_write_json(out, table)
+        atomic_write_text(out.with_suffix(".md"), format_protocol(table) + "\n")
+    except OSError as e: raise VgotError(f"cannot write {out}: {e.strerror or e}") from None
+    print(format_protocol(table))
+    print(f"wrote {out} and {out.with_suffix('.md').name}")
+    return 0
+
 def _eval_cmd(args) -> int:
     cfg = MetricsConfig(n_boundary=args.n_boundary, joint_frames=args.joint_frames, faces=args.faces, face_every=args.face_every,
                         plots=not args.no_plots, progress=not args.quiet)
     if args.compare:
         if args.paths or args.out: raise VgotError("eval --compare takes only the runs to compare (no other paths, no --out)")
         if len(args.compare) < 2: raise VgotError("eval --compare: give at least two runs (or metrics.json files)")
-        results = []
+        results, names = [], []
         for c in args.compare:
-            p = Path(c)
-            if p.is_file() or (p / "metrics.json").is_file(): results.append(load_metrics(p))
-            elif _is_run(p):
-                res, out = _cli_evaluate([p], args, cfg); write_metrics(res, out, cfg.plots); results.append(res)
-            else: raise VgotError(f"{p}: neither a metrics.json nor a run folder")
-        print(compare_metrics(results, [Path(c).name if Path(c).name != "metrics.json" else Path(c).parent.name for c in args.compare]))
+            p = Path(c); got = _compare_sources(p)
+            if not got and _is_run(p):
+                res, out = _cli_evaluate([p], args, cfg); write_metrics(res, out, cfg.plots); got = [(p.name, res)]
+            if not got: raise VgotError(f"{p}: neither a metrics.json, a protocol table nor a run folder")
+            for n, r in got: names.append(n); results.append(r)
+        print(compare_metrics(results, names))
         return 0
+    if args.protocol: return _protocol_cmd(args, cfg)
     if not args.paths: raise VgotError("eval: give a run folder or videos to evaluate (or --compare RUN_A RUN_B)")
     res, default = _cli_evaluate(args.paths, args, cfg)
     out = write_metrics(res, args.out or default, cfg.plots)
@@ -882,6 +974,7 @@ def add_cli(subparsers):
     p.add_argument("--face-every", type=int, default=MetricsConfig.face_every, help="detect faces in every k-th frame")
     p.add_argument("--reference", action="append", metavar="NAME=IMAGE",
                    help="a character's identity image, for identity fidelity of videos (repeatable)")
+    p.add_argument("--protocol", choices=("vgot",), help="the VGoT paper's table (CLIP, WS/CS-FC, WS/CS-SC), corrected, for run folders")
     p.add_argument("--n-boundary", type=int, default=MetricsConfig.n_boundary, help="frames each side of a joint for cross-shot consistency")
     p.add_argument("--joint-frames", type=int, default=MetricsConfig.joint_frames, help="frames of each shot in a joint's smoothness window")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")

@@ -15,7 +15,7 @@ import numpy as np
 from .core import (VgotError, RunStore, Story, Script, Keyframe, ShotClip, Transition, hash_inputs, file_sha256,
                        atomic_write_text, atomic_path, read_video, write_video, save_image, load_image)
 from .models import Models, get_preset
-from .script import STORY_FORMATS
+from .script import STORY_FORMATS, VGOT_FILE, read_story, install_identity_images
 from .metrics import summary_rows, face_counts
 
 # %% auto #0
@@ -246,12 +246,10 @@ class _TqdmHandler(logging.Handler):
         from tqdm.auto import tqdm
         tqdm.write(self.format(record), file=sys.stderr)
 
-def load_story_any(story) -> Story:
-    "A Story from a Story, a path (via vgot.script's loader) or plain text."
-    if isinstance(story, Story): return story.validate()
-    mod = stage_module("script")
-    if mod is None: raise VgotError("the script stage (vgot.script) is not built: cannot read a story file")
-    return mod.load_story(story)
+def load_story_any(story) -> tuple[Story, dict]:
+    "(the Story, {identity image in assets/characters/: its file}) from a Story, a story file, VGoT's script, or text."
+    if isinstance(story, Story): return story.validate(), {}
+    return read_story(story)
 
 class VGoT:
     "VideoGen-of-Thought: story → script → keyframes → shots → transitions → final video."
@@ -276,7 +274,7 @@ class VGoT:
         for s in force:
             if s not in STAGES: raise VgotError(f"--force {s}: unknown stage (stages: {', '.join(STAGES)})")
         if stop_after is not None and stop_after not in STAGES: raise VgotError(f"stop_after '{stop_after}' is not a stage")
-        story = load_story_any(story)
+        story, images = load_story_any(story)
         # every stage's settings are checked before anything is written or computed
         self._configs = {s: self.config.stage_config(s, m) for s in STAGE_MODULES if (m := stage_module(s)) is not None}
         store = RunStore(run_dir)
@@ -284,6 +282,7 @@ class VGoT:
         prev = store.manifest.get("config")
         store.set_config(cfg.to_dict(), preset=cfg.preset, seeds={"base": cfg.seed})
         store.write_artifact("story.json", story)
+        install_identity_images(store, images)                        # a VGoT script's avatars, into assets/characters/
         log = _logger(store, quiet)
         if prev is not None and prev != cfg.to_dict(): log.info("config changed since the last run: stale artifacts will be redone")
         for s in force: store.forget(STAGE_RECORDS[s]); log.info(f"forced: {s}")
@@ -310,7 +309,8 @@ class VGoT:
     # --- the stages ------------------------------------------------------------------------
     def _run_script(self, story, store, res, log):
         mod = stage_module("script"); cfg = self._configs["script"]
-        planner = mod.make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
+        planner = None if story.script is not None else \
+            mod.make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
         res.script = mod.generate_script(story, planner, cfg, store, progress=self.models.progress)
         log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
 
@@ -409,7 +409,8 @@ def _cmd_run(args):
                     evaluate=args.eval)
     for a in args.set or []: cfg.set(a)
     story = _story_arg(args)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / story.stem
+    name = story.parent.name if story.name == VGOT_FILE else story.stem   # VGoT's script: the story folder's name
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / name
     res = VGoT(cfg).generate(story, run_dir, force=tuple(args.force or ()), quiet=args.quiet, stop_after=args.stop_after)
     return _print_result(res, args.quiet)
 

@@ -8,21 +8,25 @@ from __future__ import annotations
 import hashlib, http.client, json, math, os, re, socket, time, urllib.error, urllib.request, warnings
 from dataclasses import dataclass, field, fields, asdict
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from .core import (DURATION_RANGE, PAN_RANGE, TILT_RANGE, ZOOM_RANGE, CameraMotion, Character, RunStore, Script, Shot,
-                   Story, ValidationError, VgotError, check_relpath, compose_prompt, derive_seed, hash_inputs)
+                   Story, ValidationError, VgotError, check_relpath, compose_prompt, derive_seed, hash_inputs,
+                   atomic_path, atomic_write_text, load_image, resolve_inside)
 
 # %% auto #0
-__all__ = ['MAX_STORY_BYTES', 'STORY_FORMATS', 'CHARACTER_NOUNS', 'SHOT_SCHEMA', 'PLACE_NOUNS', 'HDR_RULES', 'CAMERA_RULES',
-           'PLANNERS', 'shot_intervals', 'parse_story', 'load_story', 'split_sentences', 'split_story', 'find_cast',
-           'ScriptConfig', 'ShotRequest', 'build_messages', 'PlanError', 'extract_json', 'repair_shot', 'ScriptWarning',
-           'enforce_ranges', 'resolve_identity_refs', 'HashedEmbedder', 'MiniLMEmbedder', 'minilm_available',
-           'get_embedder', 'coherence', 'Planner', 'RulePlanner', 'TransformersPlanner', 'OpenAIPlanner',
-           'make_planner', 'parse_shot', 'plan_shot', 'generate_script', 'add_cli']
+__all__ = ['MAX_STORY_BYTES', 'VGOT_FILE', 'STORY_FORMATS', 'CHARACTER_NOUNS', 'SHOT_SCHEMA', 'PLACE_NOUNS', 'HDR_RULES',
+           'CAMERA_RULES', 'PLANNERS', 'VGOT_SHOT_SECONDS', 'VGOT_LABELS', 'CAMERA_MOVES', 'shot_intervals',
+           'parse_story', 'is_vgot_script', 'load_story', 'read_story', 'install_identity_images', 'split_sentences',
+           'split_story', 'find_cast', 'ScriptConfig', 'ShotRequest', 'build_messages', 'PlanError', 'extract_json',
+           'repair_shot', 'ScriptWarning', 'enforce_ranges', 'resolve_identity_refs', 'HashedEmbedder',
+           'MiniLMEmbedder', 'minilm_available', 'get_embedder', 'coherence', 'Planner', 'RulePlanner',
+           'TransformersPlanner', 'OpenAIPlanner', 'make_planner', 'parse_shot', 'plan_shot', 'generate_script',
+           'parse_vgot_prompt', 'format_vgot_prompt', 'camera_motion_from_text', 'import_vgot_script',
+           'export_vgot_script', 'add_cli']
 
 # %% ../nbs/01_script_generation.ipynb #e1a429a3
 def shot_intervals(durations) -> list[tuple[float, float]]:
@@ -121,6 +125,18 @@ def parse_story(text: str, fmt: str = "txt", where: str = "<story>") -> Story:
         title, body = first.strip(), rest.strip()
     return _story_from_mapping({"title": title, "story": body}, where)
 
+# %% ../nbs/01_script_generation.ipynb #ef0ad23f
+VGOT_FILE = "image_prompt_pairs.json"   # VGoT's per-story script file (see 'VGoT's own shot scripts' below)
+
+def is_vgot_script(path) -> bool:
+    "Whether `path` is VGoT's script: a folder holding image_prompt_pairs.json, or a JSON file holding a list."
+    p = Path(path)
+    if p.is_dir(): return (p / VGOT_FILE).is_file()
+    if p.suffix.lower() != ".json" or not p.is_file(): return False
+    try: head = p.read_bytes()[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError: return False
+    return head.startswith(b"[")
+
 # %% ../nbs/01_script_generation.ipynb #43aea83c
 STORY_FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
@@ -136,12 +152,34 @@ def load_story(src: Union[str, Path, Story],   # a Story, a story file, or the s
         except OSError: is_path = False
         if not is_path: return parse_story(_decode_story(src.encode("utf-8"), "<story text>", max_bytes), "txt", "<story text>")
     path = Path(src)
-    if path.is_dir(): raise VgotError(f"{path}: is a folder, not a story file")
+    if is_vgot_script(path): return import_vgot_script(path)[0]      # VGoT's image_prompt_pairs.json (see below)
+    if path.is_dir(): raise VgotError(f"{path}: is a folder, not a story file (nor a folder with {VGOT_FILE})")
     if not path.is_file(): raise VgotError(f"{path}: story file not found")
     size = path.stat().st_size
     if size > max_bytes: raise VgotError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for a story")
     text = _decode_story(path.read_bytes(), str(path), max_bytes)
     return parse_story(text, STORY_FORMATS.get(path.suffix.lower(), "txt"), str(path))
+
+# %% ../nbs/01_script_generation.ipynb #df94763f
+def read_story(src) -> tuple[Story, dict[str, Path]]:
+    "(the Story, {identity image path in assets/characters/: its file}) of a story file, a Story, text, or a VGoT script."
+    if isinstance(src, (str, Path)) and not isinstance(src, Story):
+        try: vgot = is_vgot_script(src) if len(str(src)) < 1024 and "\n" not in str(src) else False
+        except OSError: vgot = False
+        if vgot: return import_vgot_script(src)
+    return load_story(src), {}
+
+def install_identity_images(store: RunStore, images: dict) -> list[str]:
+    "Copy a story's identity images into the run's assets/characters/ (atomically; identical files are kept); the paths copied."
+    done = []
+    for rel, src in images.items():
+        dst = store.asset(rel, must_exist=False)
+        data = Path(src).read_bytes()
+        if dst.is_file() and dst.read_bytes() == data: continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dst, suffix=dst.suffix) as tmp: tmp.write_bytes(data)
+        done.append(rel)
+    return done
 
 # %% ../nbs/01_script_generation.ipynb #654c7605
 _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Prof|Sr|Jr|vs|etc|e\.g|i\.e)\.$")
@@ -842,6 +880,21 @@ def plan_shot(planner: Planner,                    # who answers
     raise VgotError(msg)
 
 # %% ../nbs/01_script_generation.ipynb #1bec70ee
+def _given_script(story: Story, store: Optional[RunStore]) -> Script:
+    "A script that came with the story (imported): checked against the run's assets and written, not planned."
+    script = story.script
+    if store is not None:
+        for s in script.shots:
+            for name, rel in s.identity_refs.items():
+                try: store.asset(rel)
+                except ValidationError as e:
+                    raise VgotError(f"script shot {s.index}: identity image of {name} ({rel}) {e.problem}; copy it into {store.assets_dir}") from None
+        h = hash_inputs("script/given", story)
+        if not (store.is_done("script", h) and store.script_path.exists()):
+            store.write_artifact("script.json", script)
+            store.record("script", h, ["script.json"], stage="script")
+    return script
+
 def generate_script(story,                              # a Story, a story file, or story text
                     planner: Optional[Planner] = None,  # the planner (default: rule-based)
                     config: Optional[ScriptConfig] = None,  # stage settings
@@ -850,7 +903,9 @@ def generate_script(story,                              # a Story, a story file,
                    ) -> Script:
     "Module 1: the Script of a story, one shot per segment, each conditioned on the previous shot's prompt."
     from tqdm.auto import tqdm
-    story, planner, config = load_story(story), planner or RulePlanner(), config or ScriptConfig()
+    (story, images), planner, config = read_story(story), planner or RulePlanner(), config or ScriptConfig()
+    if store is not None and images: install_identity_images(store, images)
+    if story.script is not None: return _given_script(story, store)
     cast = find_cast(story)
     if store is not None:                                   # the story's own identity images must be in the run's assets
         for c in cast:
@@ -875,9 +930,189 @@ def generate_script(story,                              # a Story, a story file,
         store.record("script", h, ["script.json"], stage="script")
     return script
 
+# %% ../nbs/01_script_generation.ipynb #17d0361b
+VGOT_SHOT_SECONDS = 2.0                 # the paper's shot model (DynamiCrafter) makes 16-frame clips: 2 s at 8 fps
+VGOT_LABELS = {"character": "Character", "background": "Background", "relation": "Relation",
+               "camera": "Camera Pose", "hdr": "HDR Description"}
+_VGOT_LABEL = re.compile(r"(?<![\w-])(character|background|relation|camera[ _-]?pose|hdr(?:[ _-]?description)?)\s*:", re.I)
+
+def _vgot_key(label: str) -> str:
+    l = label.lower()
+    return "camera" if l.startswith("camera") else "hdr" if l.startswith("hdr") else l
+
+def parse_vgot_prompt(prompt: str,               # "Character: ... Background: ... Relation: ... Camera Pose: ... HDR ..."
+                      where: str = "prompt",     # names the entry in errors
+                     ) -> dict[str, str]:
+    "The five domains of a VGoT prompt, by label in any order and case; missing labels give ''."
+    if not isinstance(prompt, str) or not prompt.strip(): raise VgotError(f"{where}: 'prompt' is missing or not a text")
+    ms = list(_VGOT_LABEL.finditer(prompt))
+    if not ms:
+        raise VgotError(f"{where}: the prompt has none of the labels {', '.join(v + ':' for v in VGOT_LABELS.values())}")
+    out = {k: "" for k in VGOT_LABELS}
+    for m, nxt in zip(ms, ms[1:] + [None]):
+        key = _vgot_key(m.group(1))
+        text = prompt[m.end(): nxt.start() if nxt else len(prompt)].strip().rstrip(".,;").strip()
+        if out[key]: raise VgotError(f"{where}: the label '{m.group(1)}:' appears twice")
+        out[key] = text
+    lead = prompt[:ms[0].start()].strip().rstrip(".,;").strip()      # text before the first label: part of the character
+    if lead: out["character"] = f"{lead}, {out['character']}" if out["character"] else lead
+    return out
+
+def format_vgot_prompt(d: dict) -> str:
+    "A VGoT prompt from the five domains (a Shot's fields or parse_vgot_prompt's dict), labels in VGoT's order."
+    get = (lambda k: getattr(d, k)) if not isinstance(d, dict) else d.get
+    return " ".join(f"{label}: {(get(k) or '').strip().rstrip('.')}." for k, label in VGOT_LABELS.items() if (get(k) or "").strip())
+
+# %% ../nbs/01_script_generation.ipynb #e5456ea5
+CAMERA_MOVES = [   # (camera prose, move): the moves of the rules planner's vocabulary, as a camera operator words them
+    (r"\b(?:pan(?:s|ning|ned)?|track(?:s|ing)?(?:\s+shot)?|follow(?:s|ing)?)\b", "pan"),
+    (r"\b(?:tilt(?:s|ing|ed)?|crane(?:s|ing)?|boom(?:s|ing)?)\s+up\b", "tilt_up"),
+    (r"\b(?:tilt(?:s|ing|ed)?|crane(?:s|ing)?|boom(?:s|ing)?)\s+down\b", "tilt_down"),
+    (r"\b(?:zoom(?:s|ing|ed)?|push(?:es|ing|ed)?|dolly(?:ing)?|move(?:s|ing)?|creep(?:s|ing)?)\s+in\b", "zoom_in"),
+    (r"\b(?:zoom(?:s|ing|ed)?\s+out|pull(?:s|ing|ed)?\s+(?:back|out|away)|dolly(?:ing)?\s+out|widen(?:s|ing)?)\b", "zoom_out"),
+    (r"\b(?:static|still|locked[- ]off|fixed|stationary)\b", "static"),
+]
+
+def camera_motion_from_text(camera: str,           # camera prose, e.g. "Wide shot from the bow, slowly panning left"
+                            duration: float = VGOT_SHOT_SECONDS,  # the shot's length: moves grow with it
+                           ) -> tuple[CameraMotion, str]:
+    "(numeric CameraMotion, the move it was read as) for camera prose, by the table above."
+    rule = _first_rule(CAMERA_MOVES, camera or "")
+    kind = rule[1] if rule else "static"
+    if kind == "static": return CameraMotion(), kind
+    m = _motion_for(kind, camera, duration)
+    if kind == "pan":
+        side = re.search(r"\b(left|right)\b", camera, re.I)
+        if side: m = CameraMotion(abs(m.pan) * (-1 if side.group(1).lower() == "left" else 1), m.tilt, m.zoom)
+    return m, kind
+
+# %% ../nbs/01_script_generation.ipynb #9ffe6e8d
+def _avatar_name(path: str) -> Optional[str]:
+    "A character name from VGoT's avatar file name: avatar_Marco_young.jpg -> 'Marco young'."
+    stem = PurePosixPath(path).stem
+    m = re.match(r"(?i)avatar[_-]+(.+)", stem)
+    name = (m.group(1) if m else stem).replace("_", " ").strip()
+    return name or None
+
+def _domain_name(character: str) -> Optional[str]:
+    "A character name from the Character domain: its first phrase, when it is short enough to be a name."
+    first = re.split(r"[,;.(:]|\s+(?:is|was|who|with|in|at|wearing|holding)\s+", character or "", maxsplit=1)[0].strip()
+    words = first.split()
+    if not words or len(words) > 4 or len(first) > 60: return None
+    if words[0][0].islower() or words[0].lower() in ("a", "an", "the", "no"): return None   # a description, not a name
+    return first
+
+def _story_file(root: Path, rel, where: str) -> Path:
+    "A file named by a story, resolved inside the story's folder (absolute paths, '..' and symlinks out refused)."
+    try: check_relpath("ip_img_path", rel)
+    except ValidationError as e: raise VgotError(f"{where}: ip_img_path = {rel!r} {e.problem.replace('run folder', 'story folder')}") from None
+    for cand in (rel, PurePosixPath(rel).name):       # VGoT writes paths from its repository root: data/data_<story>/avatar_x.jpg
+        try: p = resolve_inside(root, cand, "ip_img_path", must_exist=False)
+        except ValidationError: raise VgotError(f"{where}: ip_img_path = {rel!r} resolves outside the story folder {root} (symlink?)") from None
+        if p.is_file(): break
+    else: raise VgotError(f"{where}: ip_img_path = {rel!r}: no such image in the story folder {root}")
+    try: load_image(p, f"{where}: ip_img_path")
+    except VgotError: raise
+    except Exception as e: raise VgotError(f"{where}: ip_img_path = {rel!r} is not a usable image ({e})") from None
+    return p
+
+# %% ../nbs/01_script_generation.ipynb #0815a57d
+def import_vgot_script(path,                                 # image_prompt_pairs.json, or the folder holding it
+                       duration: float = VGOT_SHOT_SECONDS,  # seconds per shot (VGoT's files have none)
+                       title: Optional[str] = None,          # default: the story folder's name
+                      ) -> tuple[Story, dict[str, Path]]:
+    "(a Story carrying the imported Script, {identity image path in assets/characters/: its file}) from VGoT's format."
+    p = Path(path); p = p / VGOT_FILE if p.is_dir() else p
+    if not p.is_file(): raise VgotError(f"{p}: not found")
+    root = p.parent.resolve()
+    try: data = json.loads(_decode_story(p.read_bytes(), str(p)))
+    except json.JSONDecodeError as e: raise VgotError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError: raise VgotError(f"{p}: the JSON is nested too deeply") from None
+    if not isinstance(data, list) or not data:
+        raise VgotError(f"{p}: expected a JSON list of {{\"ip_img_path\", \"prompt\"}} objects, one per shot (VGoT's format)")
+    shots, cast, images, prev = [], {}, {}, None
+    for j, e in enumerate(data):
+        where = f"{p.name}: entry {j}"
+        if not isinstance(e, dict): raise VgotError(f"{where}: expected an object with 'prompt' (and 'ip_img_path'), got {type(e).__name__}")
+        d = parse_vgot_prompt(e.get("prompt"), where)
+        img = e.get("ip_img_path") or None
+        if img is not None and not isinstance(img, str): raise VgotError(f"{where}: ip_img_path is not a text")
+        name = _domain_name(d["character"]) or (_avatar_name(img) if img else None)
+        refs = {}
+        if img is not None:
+            src = _story_file(root, img, where)
+            rel = src.relative_to(root).as_posix()
+            images[rel] = src
+            if name: refs[name] = rel
+        camera = d["camera"] or "static camera"
+        if isinstance(e.get("camera_motion"), dict):                       # written by vgot's export: the exact numbers
+            try: motion = CameraMotion.from_dict(e["camera_motion"])
+            except ValidationError as err: raise VgotError(f"{where}: camera_motion.{err.field} = {err.value!r} {err.problem}") from None
+        else: motion, _ = camera_motion_from_text(camera, duration)
+        dom = dict(character=d["character"] or (name or "no people, the scene itself"),
+                   background=d["background"] or (prev.background if prev else "an unspecified place"),
+                   relation=d["relation"] or d["character"] or (prev.relation if prev else "the scene"),
+                   camera=camera, hdr=d["hdr"] or (prev.hdr if prev else ""))
+        try:
+            shot = Shot(index=j, segment=format_vgot_prompt(dom), duration=float(duration), motion=motion,
+                        characters=[name] if name else [], identity_refs=refs, **dom).validate()
+        except ValidationError as err: raise VgotError(f"{where}: {err.field} = {err.value!r} {err.problem}") from None
+        if name and name not in cast: cast[name] = Character(name, d["character"][:4000], refs.get(name))
+        elif name and cast[name].identity_image is None and refs: cast[name].identity_image = refs[name]
+        shots.append(shot); prev = shot
+    title = title or root.name.replace("_", " ") or "Untitled"
+    script = Script(title[:200], shots, list(cast.values()), planner="import:vgot").validate()
+    story = Story("\n\n".join(s.segment for s in shots), title[:200], list(cast.values()), script).validate()
+    return story, images
+
+# %% ../nbs/01_script_generation.ipynb #f5ca19b4
+def _slug(name: str) -> str: return re.sub(r"[^\w]+", "_", name, flags=re.UNICODE).strip("_") or "character"
+
+def export_vgot_script(script: Script,           # the script to write
+                       out_dir,                  # folder for image_prompt_pairs.json and the avatar images
+                       assets_dir=None,          # the run's assets/characters/ (identity images are copied from there)
+                      ) -> Path:
+    "Write `script` in VGoT's format: out_dir/image_prompt_pairs.json, each shot's identity image copied beside it."
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    cast = {c.name: c for c in script.cast}
+    names, entries = {}, []                          # identity image rel -> avatar file name in out_dir
+    for s in script.shots:
+        who = next((n for n in [*s.characters, *s.identity_refs] if s.identity_refs.get(n) or (n in cast and cast[n].identity_image)), None)
+        entry = {}
+        if who is not None and assets_dir is not None:
+            rel = s.identity_refs.get(who) or cast[who].identity_image
+            src = resolve_inside(assets_dir, rel, f"shot {s.index}: identity image of {who}")
+            if rel not in names:                     # keep VGoT's avatar_* names; others become avatar_<name>[_k]
+                stem = PurePosixPath(rel).stem if PurePosixPath(rel).stem.lower().startswith("avatar_") else f"avatar_{_slug(who)}"
+                base, k = stem, 1
+                while f"{base}{src.suffix.lower()}" in names.values(): k += 1; base = f"{stem}_{k}"
+                names[rel] = f"{base}{src.suffix.lower()}"
+                with atomic_path(out / names[rel], suffix=src.suffix) as tmp: tmp.write_bytes(src.read_bytes())
+            entry["ip_img_path"] = names[rel]
+        entry["prompt"] = format_vgot_prompt(s)
+        entry["camera_motion"] = s.motion.to_dict()  # vgot's numbers, so the round trip is exact (VGoT ignores the key)
+        entries.append(entry)
+    atomic_write_text(out / VGOT_FILE, json.dumps(entries, indent=4, ensure_ascii=False) + "\n")
+    return out / VGOT_FILE
+
 # %% ../nbs/01_script_generation.ipynb #ad6f0662
+def _cmd_export(args) -> int:
+    "vgot script RUN_DIR --to vgot: the run's script in VGoT's format."
+    src = Path(args.story)
+    sp = src / "script.json" if src.is_dir() else src
+    if not sp.is_file(): raise VgotError(f"{src}: no script.json to export (give a run folder or a script.json)")
+    run = sp.parent
+    out = Path(args.out) if args.out else run / "vgot"
+    f = export_vgot_script(Script.load(sp), out, RunStore(run, create=False).assets_dir if (run / "run.json").exists() else run / "assets" / "characters")
+    print(f"{f}: {len(Script.load(sp).shots)} shots in VGoT's format")
+    return 0
+
 def _cmd_script(args) -> int:
     from vgot.models import Models, get_preset
+    if args.to: return _cmd_export(args)
+    if not args.run_dir: raise VgotError("vgot script: --run-dir is required (or --to vgot to export a run's script)")
+    if args.source == "vgot" and not is_vgot_script(args.story):
+        raise VgotError(f"{args.story}: not VGoT's format (a folder with {VGOT_FILE}, or a JSON list of {{ip_img_path, prompt}})")
     preset = get_preset(args.preset)
     overrides = {k: v for k, v in dict(model=args.model, base_url=args.base_url, max_tries=args.max_tries, max_shots=args.max_shots,
                                       out_of_range=args.out_of_range, on_failure=args.on_failure, coherence=args.coherence,
@@ -886,13 +1121,14 @@ def _cmd_script(args) -> int:
     if args.api_key_env:
         if not os.environ.get(args.api_key_env): raise VgotError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
         overrides["api_key"] = os.environ[args.api_key_env]
-    story = load_story(args.story)
+    story, images = read_story(args.story) if args.source != "story" else (load_story(args.story), {})
     config = ScriptConfig.from_preset(preset, **overrides)
-    name = args.planner or preset.planner
+    name = "rules" if story.script is not None else (args.planner or preset.planner)   # a given script needs no planner
     models = Models(preset, device=args.device) if name == "transformers" and not config.model else (Models(preset) if name == "openai" else None)
     planner = make_planner(name, models, config)
     store = RunStore(args.run_dir)
     if args.force: store.forget("script")
+    install_identity_images(store, images)
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always", ScriptWarning)
         script = generate_script(story, planner, config, store, progress=not args.quiet)
@@ -903,9 +1139,14 @@ def _cmd_script(args) -> int:
 
 def add_cli(sub):
     "Add `vgot script` to the command line."
-    p = sub.add_parser("script", help="write a run's script.json from a story (Module 1)")
-    p.add_argument("story", help="story file: .txt, .md (YAML front matter), .yaml or .json")
-    p.add_argument("--run-dir", required=True, help="run folder; the script goes to RUN_DIR/script.json")
+    p = sub.add_parser("script", help="write a run's script.json from a story (Module 1); import or export VGoT's format")
+    p.add_argument("story", help="story file (.txt, .md, .yaml, .json), VGoT's image_prompt_pairs.json or its folder; "
+                                 "with --to: a run folder")
+    p.add_argument("--run-dir", help="run folder; the script goes to RUN_DIR/script.json")
+    p.add_argument("--from", dest="source", choices=("auto", "story", "vgot"), default="auto",
+                   help="input format (auto: VGoT's when it is a JSON list or a folder with image_prompt_pairs.json)")
+    p.add_argument("--to", choices=("vgot",), help="export the run's script instead: VGoT's image_prompt_pairs.json and avatars")
+    p.add_argument("--out", help="folder for --to (default: RUN_DIR/vgot)")
     p.add_argument("--planner", choices=PLANNERS, help="rules | transformers | openai (default: the preset's)")
     p.add_argument("--preset", default="tiny", help="model preset (see `vgot info`)")
     p.add_argument("--model", help="LLM: hub id/folder (transformers) or model name (openai)")
