@@ -13,7 +13,7 @@ export VGOT_HOME ?= $(CURDIR)/.vgot_home
 export PYTHONHASHSEED := 0
 STAMP   := $(VENV)/.vgot-installed
 
-.PHONY: install demo test export check-export nbtest pytest batch bench lab clean readme
+.PHONY: install demo test test-fast export check-export nbtest pytest pytest-fast batch bench lab clean readme
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ pytest: install
 	$(BIN)/python -m pytest -q tests/
 
 test: check-export nbtest pytest
+
+# while developing: everything but the real-architecture suite (tests marked real_size, about a minute and 6.5 GB)
+pytest-fast: install
+	$(BIN)/python -m pytest -q -m "not real_size" tests/
+
+test-fast: check-export nbtest pytest-fast
 
 batch: install
 	$(BIN)/vgot batch $(STORIES) --preset tiny --out runs

@@ -42,3 +42,6 @@ def run_cli(*argv):
     "Run `vgot ARGV...` in a separate process; returns the CompletedProcess."
     import subprocess
     return subprocess.run([sys.executable, "-m", "vgot.cli", *map(str, argv)], capture_output=True, text=True, env=os.environ.copy(), cwd=ROOT)
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_size: real architectures at their published widths (minutes, GBs); `make test-fast` skips them")

@@ -1,0 +1,146 @@
+"""Real architectures, random weights: every model class vgot supports, built from its published config, one forward at
+a small spatial size with vgot's processors / adapters attached, then removed. Widths are never reduced; the one model
+too big even in bf16 for the 8 GB budget (SDXL with two image branches) has fewer transformer layers in its last
+block. bf16 where fp32 would pass 6 GB. `make test-fast` skips this file (`-m "not real_size"`).
+
+Measured with /usr/bin/time -v, OMP_NUM_THREADS=1, on our 2-core CPU machine: 58 s wall, 6.5 GB peak RSS (4 tests)."""
+import contextlib, gc
+import pytest, torch
+
+from vgot.attention import (install_decoupled_attention, remove_decoupled_attention, decoupled_processors, check_ip_adapter_state_dict,
+                            ip_adapter_layer_keys)
+from vgot.camera import CameraAdapter, as_trajectory, temporal_attention_layers
+from vgot.core import CameraMotion
+from vgot.models import tiny_ip_adapter_state_dict, tiny_ip_adapter_plus_state_dict
+
+pytestmark = pytest.mark.real_size
+
+VIT_H_EMBEDS, VIT_H_HIDDEN, BIGG_EMBEDS = 1024, 1280, 1280      # the published IP-Adapter image encoders' widths
+
+
+@contextlib.contextmanager
+def default_dtype(dt):
+    "Build parameters directly in `dt` (no float32 copy first: that copy alone would pass the memory budget)."
+    old = torch.get_default_dtype(); torch.set_default_dtype(dt)
+    try: yield
+    finally: torch.set_default_dtype(old)
+
+
+def free():
+    gc.collect()
+
+
+def sd15_unet():
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    return UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+                                cross_attention_dim=768, attention_head_dim=8,
+                                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3).eval()
+
+
+def sdxl_unet(last_block_layers=4):
+    "SDXL base's config (widths, heads, text_time additions); transformer_layers_per_block (1, 2, 10) → (1, 2, last_block_layers)."
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    with default_dtype(torch.bfloat16):
+        return UNet2DConditionModel(sample_size=128, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280), layers_per_block=2,
+                                    transformer_layers_per_block=(1, 2, last_block_layers), attention_head_dim=(5, 10, 20),
+                                    cross_attention_dim=2048, use_linear_projection=True, addition_embed_type="text_time",
+                                    addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816,
+                                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                                    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")).eval()
+
+
+def snapshot(unet):
+    return {n: (type(p), id(p)) for n, p in unet.attn_processors.items()}, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type
+
+
+def _decoupled_round_trip(unet, base, plus, call, image_embeds):
+    "Both IP-Adapter layouts as two branches: checked, installed, one forward, removed; the UNet is as it was."
+    before = snapshot(unet)
+    assert check_ip_adapter_state_dict(unet, base) == "base" and check_ip_adapter_state_dict(unet, plus) == "plus"
+    procs = install_decoupled_attention(unet, {"identity": plus, "prev": base}, {"identity": 0.6, "prev": 0.4})
+    try:
+        assert len(procs) == len(ip_adapter_layer_keys(unet)) == len(base["ip_adapter"]) // 2
+        with torch.no_grad(): out = call(image_embeds)
+        assert torch.isfinite(out).all()
+    finally:
+        remove_decoupled_attention(unet)
+    assert snapshot(unet) == before and not decoupled_processors(unet)
+    return out
+
+
+def test_sd15_unet_with_base_and_plus_ip_adapter():
+    "SD 1.5's UNet (860 M, fp32: 3.4 GB), cross_attention_dim 768; IP-Adapter base (ViT-H image_embeds) and Plus (Resampler 768 wide, 12 heads) layouts."
+    unet = sd15_unet()
+    base, plus = tiny_ip_adapter_state_dict(unet, VIT_H_EMBEDS), tiny_ip_adapter_plus_state_dict(unet, VIT_H_HIDDEN)
+    assert plus["image_proj"]["layers.0.0.to_q.weight"].shape == (768, 768) and plus["image_proj"]["latents"].shape == (1, 16, 768)
+    assert len(base["ip_adapter"]) == 32                                       # 16 cross-attention layers, as the published file
+    g = torch.Generator().manual_seed(0)
+    x, text = torch.randn(1, 4, 16, 16, generator=g), torch.randn(1, 77, 768, generator=g)
+    emb = [torch.randn(1, 1, 257, VIT_H_HIDDEN, generator=g), torch.randn(1, 1, VIT_H_EMBEDS, generator=g)]
+    call = lambda e: unet(x, torch.tensor([500]), text, added_cond_kwargs={"image_embeds": e} if e is not None else None).sample
+    with torch.no_grad(): plain = call(None)
+    out = _decoupled_round_trip(unet, base, plus, call, emb)
+    assert out.shape == (1, 4, 16, 16) and (out - plain).abs().max() > 1e-4
+    with torch.no_grad(): torch.testing.assert_close(call(None), plain)
+    del unet, base, plus; free()
+
+
+def test_sdxl_unet_bf16_with_base_and_plus_ip_adapter():
+    "SDXL's UNet in bf16 with its text_time additions (fewer transformer layers in the last block, same widths); base (bigG) and Plus (ViT-H, 1280 wide, 20 heads)."
+    unet = sdxl_unet()
+    base, plus = tiny_ip_adapter_state_dict(unet, BIGG_EMBEDS), tiny_ip_adapter_plus_state_dict(unet, VIT_H_HIDDEN)
+    assert plus["image_proj"]["proj_out.weight"].shape == (2048, 1280) and plus["image_proj"]["layers.3.0.to_q.weight"].shape == (1280, 1280)
+    g = torch.Generator().manual_seed(0)
+    bf = torch.bfloat16
+    x, text = torch.randn(1, 4, 16, 16, generator=g).to(bf), torch.randn(1, 77, 2048, generator=g).to(bf)
+    cond = {"text_embeds": torch.randn(1, 1280, generator=g).to(bf), "time_ids": torch.tensor([[128., 128, 0, 0, 128, 128]]).to(bf)}
+    emb = [torch.randn(1, 1, 257, VIT_H_HIDDEN, generator=g).to(bf), torch.randn(1, 1, BIGG_EMBEDS, generator=g).to(bf)]
+    call = lambda e: unet(x, torch.tensor([500]), text, added_cond_kwargs={**cond, **({"image_embeds": e} if e is not None else {})}).sample
+    out = _decoupled_round_trip(unet, base, plus, call, emb)
+    assert out.shape == (1, 4, 16, 16) and out.dtype == bf
+    assert all(p.dtype == bf for p in unet.parameters())
+    del unet, base, plus; free()
+
+
+def _camera_round_trip(unet, call, frames):
+    "A camera adapter with non-zero output weights on every temporal layer: it changes the output; removed, the model is the same."
+    with torch.no_grad(): plain = call()
+    ad = CameraAdapter(unet, cam_dim=64)
+    assert len(ad.names) == len(temporal_attention_layers(unet))
+    for p in ad.layers.values(): torch.nn.init.normal_(p.to_out_cam.weight, std=0.02)
+    with torch.no_grad(), ad.applied(unet, as_trajectory(CameraMotion(pan=0.2, zoom=1.2), frames)):
+        out = call()
+    assert torch.isfinite(out).all() and (out.float() - plain.float()).abs().max() > 0
+    with torch.no_grad(): torch.testing.assert_close(call(), plain)
+    return ad
+
+
+def test_svd_unet_bf16_with_camera_adapter():
+    "Stable Video Diffusion's UNetSpatioTemporalConditionModel (1.53 B, published config = the class defaults) in bf16, 4 frames at 16x16."
+    from diffusers import UNetSpatioTemporalConditionModel
+    torch.manual_seed(0)
+    with default_dtype(torch.bfloat16): unet = UNetSpatioTemporalConditionModel().eval()
+    bf, g = torch.bfloat16, torch.Generator().manual_seed(0)
+    x, emb = torch.randn(1, 4, 8, 16, 16, generator=g).to(bf), torch.randn(1, 1, 1024, generator=g).to(bf)
+    ids = torch.tensor([[6.0, 127.0, 0.02]]).to(bf)
+    call = lambda: unet(x, torch.tensor([0.5]), encoder_hidden_states=emb, added_time_ids=ids, return_dict=False)[0]
+    ad = _camera_round_trip(unet, call, 4)
+    assert len(ad.names) == 16                                                   # every temporal transformer block
+    del unet, ad; free()
+
+
+def test_i2vgenxl_unet_with_camera_adapter():
+    "I2VGen-XL's UNet (1.42 B, published config = the class defaults; fp32 is 5.7 GB, under 6), 4 frames at 16x16."
+    from diffusers import I2VGenXLUNet
+    torch.manual_seed(0)
+    unet = I2VGenXLUNet().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 4, 16, 16, generator=g)
+    kw = dict(fps=torch.tensor([8]), image_latents=torch.randn(1, 4, 4, 16, 16, generator=g), image_embeddings=torch.randn(1, 1024, generator=g),
+              encoder_hidden_states=torch.randn(1, 77, 1024, generator=g))
+    call = lambda: unet(x, torch.tensor([500]), return_dict=False, **kw)[0]
+    _camera_round_trip(unet, call, 4)
+    del unet; free()
