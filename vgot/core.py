@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #a8139b0d
 from __future__ import annotations
 
-import contextlib, dataclasses, hashlib, json, math, os, random, re, tempfile, time
+import contextlib, dataclasses, errno, hashlib, json, math, os, random, re, tempfile, threading, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Optional
@@ -13,13 +13,13 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 # %% auto #0
-__all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'VgotError', 'ValidationError',
-           'check_range', 'check_type', 'check_text', 'check_relpath', 'resolve_inside', 'Artifact', 'CameraMotion',
-           'Character', 'compose_prompt', 'Shot', 'Script', 'Story', 'Keyframe', 'ShotClip', 'Transition',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors',
-           'load_tensors', 'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image', 'file_sha256',
-           'hash_inputs', 'package_versions', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator',
-           'choose_device', 'choose_dtype']
+__all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'MAX_IMAGE_PIXELS', 'VgotError',
+           'ValidationError', 'check_range', 'check_type', 'check_text', 'check_relpath', 'resolve_inside', 'Artifact',
+           'CameraMotion', 'Character', 'compose_prompt', 'Shot', 'Script', 'Story', 'Keyframe', 'ShotClip',
+           'Transition', 'file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
+           'save_tensors', 'load_tensors', 'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image',
+           'file_sha256', 'hash_inputs', 'package_versions', 'RunStore', 'derive_seed', 'seed_everything',
+           'make_generator', 'choose_device', 'choose_dtype']
 
 # %% ../nbs/00_core.ipynb #145ab08b
 class VgotError(Exception):
@@ -331,12 +331,21 @@ class Transition(Artifact):
         return self
 
 # %% ../nbs/00_core.ipynb #95cda746
+_UMASK_LOCK = threading.Lock()
+
+def file_mode() -> int:
+    "The mode a new file gets under the process's umask (0o644 under the usual 022)."
+    with _UMASK_LOCK:
+        old = os.umask(0); os.umask(old)
+    return 0o666 & ~old
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: Optional[str] = None) -> Iterator[Path]:
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(path.suffixes[-1:])
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.fchmod(fd, file_mode())          # mkstemp makes 0600; artifacts get what the umask gives, like any new file
     os.close(fd); tmp = Path(tmp)
     try:
         yield tmp
@@ -363,8 +372,13 @@ def save_tensors(path, tensors: dict, metadata: Optional[dict] = None):
     import torch
     from safetensors.torch import save_file
     t = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(t, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    try:
+        with atomic_path(path, suffix=".safetensors") as tmp:
+            save_file(t, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    except OSError as e: raise VgotError(f"cannot write {path}: {e.strerror or e}") from None
+    except Exception as e:                      # safetensors reports I/O failures (disk full) as its own error type
+        if type(e).__name__ != "SafetensorError": raise
+        raise VgotError(f"cannot write {path}: {e}") from None
 
 def load_tensors(path, check_finite: bool = True) -> dict:
     "Load a safetensors file; refuse a missing file or NaN/inf values with a clear error."
@@ -441,14 +455,21 @@ def save_image(path, image):
     if not isinstance(image, Image.Image): image = Image.fromarray(np.asarray(image))
     with atomic_path(path, suffix=".png") as tmp: image.save(tmp, format="PNG")
 
+MAX_IMAGE_PIXELS = 64_000_000   # about 8000 x 8000: larger images are refused before they are decoded
+
 def load_image(path, what: str = "image"):
     "Open an image as RGB, with a clear error naming the file when it is missing or not an image."
     from PIL import Image, UnidentifiedImageError
     path = Path(path)
     if not path.is_file(): raise VgotError(f"{what} {path}: not found")
     try:
-        with Image.open(path) as im: return im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as e: raise VgotError(f"{what} {path}: not a readable image ({e.__class__.__name__})") from None
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise VgotError(f"{what} {path}: {im.width}x{im.height} pixels is too large (over {MAX_IMAGE_PIXELS:,}); scale it down")
+            return im.convert("RGB")
+    except Image.DecompressionBombError as e: raise VgotError(f"{what} {path}: too large to open ({e}); scale it down") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise VgotError(f"{what} {path}: not a readable image ({e.__class__.__name__})") from None
 
 # %% ../nbs/00_core.ipynb #3f35e847
 def _canon(o):
@@ -504,9 +525,13 @@ class RunStore:
 
     # --- layout -------------------------------------------------------------------------------
     def path(self, rel: str) -> Path:
-        "The absolute path of a run-relative path, refusing anything outside the run folder."
+        "The path of a run-relative path, refusing anything outside the run folder, symlinks that lead out included."
         check_relpath("path", rel)
-        return self.root / rel
+        p, base = self.root / rel, self.root.resolve()
+        real = p.resolve()
+        if real != base and base not in real.parents:
+            raise VgotError(f"{p}: resolves outside the run folder {base} (a symlink?); refusing to read or write it")
+        return p
     @property
     def script_path(self) -> Path: return self.root / "script.json"
     @property
@@ -531,9 +556,20 @@ class RunStore:
                              config_hash=hash_inputs(config))
         self.save_manifest()
 
+    def _sha(self, rel: str) -> Optional[str]:
+        "sha256 of a run file (cached by size and mtime), None when it is missing or leads out of the folder."
+        try: p = self.path(rel); st = p.stat()
+        except (VgotError, OSError): return None
+        if not p.is_file(): return None
+        key = (rel, st.st_size, st.st_mtime_ns)
+        cache = self.__dict__.setdefault("_sha_cache", {})
+        if key not in cache: cache[key] = file_sha256(p)
+        return cache[key]
+
     def record(self, name: str, inputs_hash: str, files: list[str] = (), stage: str = ""):
-        "Mark artifact `name` (made from inputs with `inputs_hash`, stored in `files`) as done."
+        "Mark artifact `name` (made from inputs with `inputs_hash`, stored in `files`) as done, with each file's sha256."
         self.manifest["artifacts"][name] = {"inputs": inputs_hash, "files": list(files), "stage": stage,
+                                            "sha256": {f: self._sha(f) for f in files},
                                             "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.save_manifest()
 
@@ -547,6 +583,8 @@ class RunStore:
         rec = self.manifest["artifacts"].get(name)
         if rec is None or any(not (self.root / f).exists() for f in rec["files"]): return "missing"
         if inputs_hash is not None and rec["inputs"] != inputs_hash: return "stale"
+        sums = rec.get("sha256") or {}
+        if any(self._sha(f) != h for f, h in sums.items()): return "corrupt"     # truncated, edited or swapped since written
         return "done"
 
     def is_done(self, name: str, inputs_hash: Optional[str] = None) -> bool: return self.status(name, inputs_hash) == "done"
@@ -559,6 +597,21 @@ class RunStore:
     def summary(self) -> dict:
         "Artifact name -> status for everything recorded."
         return {k: self.status(k) for k in self.manifest["artifacts"]}
+
+    @contextlib.contextmanager
+    def lock(self):
+        "Hold the run folder for this process: a second run on it gets 'run folder in use by PID N' (the OS drops the lock with the process)."
+        import fcntl
+        f = open(self.root / ".lock", "a+")
+        try:
+            try: fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES): raise
+                f.seek(0); pid = f.read().strip() or "?"
+                raise VgotError(f"run folder {self.root} is in use by PID {pid}; wait for it to finish or use another --run-dir") from None
+            f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+            yield self
+        finally: f.close()
 
     def write_artifact(self, rel: str, artifact: Artifact):
         "Validate and write an artifact's JSON atomically at a run-relative path."
@@ -580,9 +633,20 @@ def make_generator(seed: int, device="cpu"):
     return torch.Generator(device=str(device)).manual_seed(int(seed))
 
 def choose_device(prefer: str = "auto"):
-    "The torch device to run on: 'auto' picks CUDA, then MPS, then CPU."
+    "The torch device to run on: 'auto' picks CUDA, then MPS, then CPU; a named one must exist here."
     import torch
-    if prefer != "auto": return torch.device(prefer)
+    if isinstance(prefer, torch.device): prefer = str(prefer)
+    if prefer != "auto":
+        m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", str(prefer))
+        if not m: raise VgotError(f"device '{prefer}' is not one of auto, cpu, cuda, cuda:N, mps")
+        if m.group(1) == "cuda":
+            if not torch.cuda.is_available():
+                raise VgotError(f"device '{prefer}': this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu or auto")
+            if m.group(2) is not None and int(m.group(2)) >= torch.cuda.device_count():
+                raise VgotError(f"device '{prefer}': there are {torch.cuda.device_count()} CUDA device(s)")
+        if m.group(1) == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise VgotError(f"device '{prefer}': MPS is not available here; use --device cpu or auto")
+        return torch.device(prefer)
     if torch.cuda.is_available(): return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available(): return torch.device("mps")
     return torch.device("cpu")

@@ -5,7 +5,7 @@
 # %% ../nbs/06_metrics.ipynb #ad035a45
 from __future__ import annotations
 
-import importlib, importlib.util, json, math
+import importlib, importlib.util, json, math, os
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -132,7 +132,9 @@ class Extractors:
         if ref.revision: kw["revision"] = ref.revision
         try: return load(ref.resolve(), kw)
         except (OSError, ValueError) as e:
-            raise VgotError(f"cannot load the {what} for metrics from '{ref.id}': {str(e).splitlines()[0]}") from None
+            hint = ("; offline, use --preset tiny (random-weight models, for testing) or --clip/--dino with a local folder"
+                    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") else "")
+            raise VgotError(f"cannot load the {what} for metrics from '{ref.id}': {str(e).splitlines()[0]}{hint}") from None
 
     @property
     def clip(self):

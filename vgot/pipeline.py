@@ -5,7 +5,7 @@
 # %% ../nbs/05_pipeline.ipynb #0a8dae9f
 from __future__ import annotations
 
-import base64, html, importlib, importlib.resources, io, json, logging, os, shutil, sys, textwrap, time
+import base64, html, importlib, importlib.resources, io, json, logging, math, os, shutil, sys, textwrap, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -20,7 +20,7 @@ from .metrics import summary_rows, face_counts
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_MODULES', 'STAGE_RECORDS', 'stage_module', 'RunConfig', 'assembly_parts', 'assemble_video',
-           'storyboard_figure', 'write_storyboard', 'write_report', 'RunResult', 'load_story_any', 'VGoT',
+           'storyboard_figure', 'write_storyboard', 'write_report', 'RunResult', 'clear_run', 'load_story_any', 'VGoT',
            'resources_dir', 'example_stories', 'example_story', 'default_run_notebook', 'refresh_report', 'run_batch',
            'format_table', 'add_cli']
 
@@ -51,6 +51,32 @@ class RunConfig:
     transitions: dict = field(default_factory=dict)  # TransitionConfig overrides
     fps: Optional[float] = None           # frame rate of the final video (default: the preset's)
     evaluate: bool = False                # compute metrics.json at the end (vgot.metrics)
+
+    def validate(self) -> "RunConfig":
+        "Check every run-level setting before anything runs: what is wrong, and what is allowed."
+        from vgot.core import choose_device, choose_dtype
+        from vgot.script import PLANNERS
+        get_preset(self.preset)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise VgotError(f"seed = {self.seed!r}: must be a whole number >= 0")
+        choose_dtype(choose_device(self.device), self.dtype)
+        if self.planner is not None and self.planner not in PLANNERS:
+            raise VgotError(f"planner = {self.planner!r} is not one of {', '.join(PLANNERS)}")
+        if self.fps is not None:
+            if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or not 0 < self.fps <= 240:
+                raise VgotError(f"fps = {self.fps!r}: must be a number in (0, 240]")
+        for s in STAGE_MODULES:
+            if not isinstance(getattr(self, s), dict): raise VgotError(f"{s} = {getattr(self, s)!r}: must be a mapping of settings")
+        if not isinstance(self.evaluate, bool): raise VgotError(f"evaluate = {self.evaluate!r}: must be true or false")
+        return self
+
+    def changes(self, before: Optional[dict]) -> list[str]:
+        "The settings that differ from `before` (a to_dict()), as 'key: old -> new' lines."
+        if not before: return []
+        flat = lambda d: {**{k: v for k, v in d.items() if k not in STAGE_MODULES},
+                          **{f"{s}.{k}": v for s in STAGE_MODULES for k, v in (d.get(s) or {}).items()}}
+        a, b = flat(before), flat(self.to_dict())
+        return [f"{k}: {a.get(k, '(default)')!r} -> {b.get(k, '(default)')!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
@@ -237,7 +263,8 @@ def _logger(store: RunStore, quiet: bool) -> logging.Logger:
     fh = logging.FileHandler(store.root / "run.log", encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s")); log.addHandler(fh)
     if not quiet:
-        sh = _TqdmHandler(); sh.setFormatter(logging.Formatter("vgot: %(message)s")); log.addHandler(sh)
+        sh = _TqdmHandler(); sh.setFormatter(logging.Formatter("vgot: %(message)s"))
+        sh.addFilter(lambda r: not getattr(r, "file_only", False)); log.addHandler(sh)   # errors reach the terminal once, from the CLI
     return log
 
 class _TqdmHandler(logging.Handler):
@@ -245,6 +272,18 @@ class _TqdmHandler(logging.Handler):
     def emit(self, record):
         from tqdm.auto import tqdm
         tqdm.write(self.format(record), file=sys.stderr)
+
+_GENERATED = ("script.json", "keyframes", "shots", "transitions", "assets/characters/portraits", "final.mp4", "storyboard.png",
+              "report.html", "metrics.json", "metrics_shots.png", "metrics_joints.png")
+
+def clear_run(store: RunStore):
+    "Remove what a run generated (never the user's own identity images, never through a symlink) and forget its records."
+    for rel in _GENERATED:
+        p = store.root / rel
+        if p.is_symlink() or p.is_file(): p.unlink()
+        elif p.is_dir(): shutil.rmtree(p)
+    store.manifest["artifacts"], store.manifest["stages"] = {}, {}
+    store.save_manifest()
 
 def load_story_any(story) -> tuple[Story, dict]:
     "(the Story, {identity image in assets/characters/: its file}) from a Story, a story file, VGoT's script, or text."
@@ -254,8 +293,7 @@ def load_story_any(story) -> tuple[Story, dict]:
 class VGoT:
     "VideoGen-of-Thought: story → script → keyframes → shots → transitions → final video."
     def __init__(self, config: Optional[RunConfig] = None, models: Optional[Models] = None):
-        self.config = config or RunConfig()
-        get_preset(self.config.preset)                                   # fail early on a bad preset name
+        self.config = (config or RunConfig()).validate()               # fail early: a bad preset, device, fps...
         self._models = models
 
     @classmethod
@@ -268,27 +306,41 @@ class VGoT:
         if self._models is None: self._models = Models(self.config.preset, self.config.device, self.config.dtype)
         return self._models
 
-    def generate(self, story, run_dir, force: tuple = (), quiet: bool = False, stop_after: Optional[str] = None) -> RunResult:
+    def generate(self, story, run_dir, force: tuple = (), quiet: bool = False, stop_after: Optional[str] = None,
+                 overwrite: bool = False) -> RunResult:
         "Run every stage that is missing or stale in `run_dir`; `force` redoes the named stages (and, by their hashes, the later ones)."
-        from tqdm.auto import tqdm
         for s in force:
             if s not in STAGES: raise VgotError(f"--force {s}: unknown stage (stages: {', '.join(STAGES)})")
         if stop_after is not None and stop_after not in STAGES: raise VgotError(f"stop_after '{stop_after}' is not a stage")
         story, images = load_story_any(story)
-        # every stage's settings are checked before anything is written or computed
+        # every setting is checked before anything is written or computed
+        self.config.validate()
         self._configs = {s: self.config.stage_config(s, m) for s in STAGE_MODULES if (m := stage_module(s)) is not None}
         store = RunStore(run_dir)
-        cfg = self.config
+        with store.lock(): return self._generate(story, images, store, force, quiet, stop_after, overwrite)
+
+    def _generate(self, story, images, store, force, quiet, stop_after, overwrite) -> RunResult:
+        from tqdm.auto import tqdm
+        cfg, run_dir = self.config, store.root
+        old = store.root / "story.json"
+        if old.is_file() and store.manifest.get("artifacts"):
+            try: same = hash_inputs(Story.load(store.path("story.json"))) == hash_inputs(story)
+            except VgotError: same = False
+            if not same and not overwrite:
+                raise VgotError(f"{run_dir} holds a run of another story; pass --overwrite to replace it, or use another --run-dir")
+            if not same: clear_run(store)
         prev = store.manifest.get("config")
         store.set_config(cfg.to_dict(), preset=cfg.preset, seeds={"base": cfg.seed})
         store.write_artifact("story.json", story)
         install_identity_images(store, images)                        # a VGoT script's avatars, into assets/characters/
         log = _logger(store, quiet)
-        if prev is not None and prev != cfg.to_dict(): log.info("config changed since the last run: stale artifacts will be redone")
+        changed = cfg.changes(prev)
+        if changed: log.info("settings changed since the last run (stale artifacts will be redone): " + "; ".join(changed))
         for s in force: store.forget(STAGE_RECORDS[s]); log.info(f"forced: {s}")
         self.models.set_progress(not quiet)
         res = RunResult(Path(run_dir))
-        bar = tqdm([s for s in STAGES if s != "evaluate" or cfg.evaluate], desc="vgot", disable=quiet, leave=False, unit="stage")
+        bar = tqdm([s for s in STAGES if s != "evaluate" or cfg.evaluate], desc="vgot", disable=quiet or not sys.stderr.isatty(),
+                   leave=False, unit="stage")
         for stage in bar:
             bar.set_postfix_str(stage)
             if stage in STAGE_MODULES and stage_module(stage) is None:
@@ -299,7 +351,9 @@ class VGoT:
             t0 = time.time(); store.set_stage(stage, "running")
             try: getattr(self, f"_run_{stage}")(story, store, res, log)
             except BaseException as e:
-                store.set_stage(stage, "failed", error=str(e)[:500]); log.info(f"stage '{stage}' failed: {e}"); raise
+                why = "interrupted" if isinstance(e, KeyboardInterrupt) else (str(e) or type(e).__name__)
+                store.set_stage(stage, "failed", error=why[:500])
+                log.info(f"stage '{stage}' failed: {why}", extra={"file_only": True}); raise
             store.set_stage(stage, "done", seconds=round(time.time() - t0, 3))
             log.info(f"{stage}: done in {time.time() - t0:.1f} s")
             if stage == stop_after: break
@@ -404,14 +458,27 @@ def _story_arg(args) -> Path:
     if not args.story: raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
     return Path(args.story)
 
+def _previous_config(run_dir: Path) -> Optional[dict]:
+    "The settings a run folder was last run with (run.json), if any."
+    try: m = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError): return None
+    return m.get("config") if isinstance(m, dict) and isinstance(m.get("config"), dict) else None
+
 def _cmd_run(args):
-    cfg = RunConfig(preset=args.preset, seed=args.seed, device=args.device, dtype=args.dtype, planner=args.planner, fps=args.fps,
-                    evaluate=args.eval)
-    for a in args.set or []: cfg.set(a)
     story = _story_arg(args)
     name = story.parent.name if story.name == VGOT_FILE else story.stem   # VGoT's script: the story folder's name
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / name
-    res = VGoT(cfg).generate(story, run_dir, force=tuple(args.force or ()), quiet=args.quiet, stop_after=args.stop_after)
+    prev = None if args.reset_settings or args.overwrite else _previous_config(run_dir)
+    cfg = RunConfig.from_dict(prev) if prev else RunConfig()          # the run's own settings stick; given ones change them
+    for k in ("preset", "seed", "device", "dtype", "planner", "fps"):
+        if getattr(args, k) is not None: setattr(cfg, k, getattr(args, k))
+    if args.eval: cfg.evaluate = True
+    for a in args.set or []: cfg.set(a)
+    if prev and not args.quiet:
+        ch = cfg.changes(prev)
+        print(("vgot: changed settings: " + "; ".join(ch)) if ch else "vgot: the run's settings are kept (run.json)", file=sys.stderr)
+    res = VGoT(cfg).generate(story, run_dir, force=tuple(args.force or ()), quiet=args.quiet, stop_after=args.stop_after,
+                             overwrite=args.overwrite)
     return _print_result(res, args.quiet)
 
 def _cmd_demo(args):
@@ -419,15 +486,18 @@ def _cmd_demo(args):
         for name, p in example_stories().items(): print(f"{name:14s} {p}")
         return 0
     cfg = RunConfig(preset=args.preset, seed=args.seed)
-    res = VGoT(cfg).generate(example_story(args.example), Path(args.run_dir), quiet=args.quiet)
+    res = VGoT(cfg).generate(example_story(args.example), Path(args.run_dir), quiet=args.quiet, overwrite=args.overwrite)
     return _print_result(res, args.quiet)
 
 def _cmd_resume(args):
     store = RunStore(args.run_dir, create=False)
-    if "config" not in store.manifest or not store.path("story.json").exists():
-        raise VgotError(f"{args.run_dir}: no run to resume (run.json has no config or story.json is missing)")
-    cfg = RunConfig.from_dict(store.manifest["config"])
-    story = Story.load(store.path("story.json"))
+    if store.path("story.json").exists(): story = Story.load(store.path("story.json"))
+    elif store.script_path.exists():                   # a folder made stage by stage (vgot script, keyframes, ...): finish it
+        sc = Script.load(store.script_path)
+        story = Story("\n\n".join(s.segment for s in sc.shots), sc.title, sc.cast, sc)
+    else: raise VgotError(f"{args.run_dir}: no run to resume (no story.json or script.json); start one with `vgot run STORY`")
+    cfg = RunConfig.from_dict(store.manifest["config"]) if "config" in store.manifest else \
+        RunConfig(preset=store.manifest.get("preset") or "tiny")
     res = VGoT(cfg).generate(story, args.run_dir, force=tuple(args.force or ()), quiet=args.quiet)
     return _print_result(res, args.quiet)
 
@@ -485,13 +555,17 @@ def add_cli(sub):
     p = sub.add_parser("run", help="generate a video from a story (re-running resumes)")
     p.add_argument("story", nargs="?", help="story file: .txt, .md (YAML front matter), .yaml or .json")
     p.add_argument("--example", metavar="NAME", help="run a bundled example story instead (see `vgot demo --list`)")
-    p.add_argument("--preset", default="tiny", help="model preset (see `vgot info`)")
+    p.add_argument("--preset", help="model preset (see `vgot info`; default: the run's, else tiny)")
     p.add_argument("--run-dir", help="run folder (default: runs/<story name>)")
-    p.add_argument("--seed", type=int, default=0, help="base seed")
-    p.add_argument("--device", default="auto"); p.add_argument("--dtype", default="auto")
+    p.add_argument("--seed", type=int, help="base seed (default: the run's, else 0)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default: the run's, else auto)")
+    p.add_argument("--dtype", help="auto | float32 | float16 | bfloat16 (default: the run's, else auto)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run folder made from another story")
+    p.add_argument("--reset-settings", action="store_true", help="start from the defaults instead of the run's remembered settings")
     p.add_argument("--planner", help="script planner: rules | transformers | openai (default: the preset's)")
     p.add_argument("--fps", type=float, help="frame rate of the final video")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. shots.camera=warp (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="setting, e.g. shots.camera=warp (repeatable; remembered in run.json for the next run)")
     p.add_argument("--force", action="append", choices=STAGES, help="redo this stage and those after it (repeatable)")
     p.add_argument("--stop-after", choices=STAGES, help="stop after this stage")
     p.add_argument("--eval", action="store_true", help="compute metrics.json and add it to the report")
@@ -503,6 +577,7 @@ def add_cli(sub):
     p.add_argument("--preset", default="tiny", help="model preset (default: tiny, offline)")
     p.add_argument("--seed", type=int, default=0, help="base seed")
     p.add_argument("--list", action="store_true", help="list the example stories and exit")
+    p.add_argument("--overwrite", action="store_true", help="replace a run of another story in the run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("resume", help="continue a run from its folder")

@@ -5,7 +5,7 @@
 # %% ../nbs/01_script_generation.ipynb #c6b92fa2
 from __future__ import annotations
 
-import hashlib, http.client, json, math, os, re, socket, time, urllib.error, urllib.request, warnings
+import hashlib, http.client, json, math, os, re, socket, threading, time, urllib.error, urllib.request, warnings
 from dataclasses import dataclass, field, fields, asdict
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -155,6 +155,9 @@ def load_story(src: Union[str, Path, Story],   # a Story, a story file, or the s
     if is_vgot_script(path): return import_vgot_script(path)[0]      # VGoT's image_prompt_pairs.json (see below)
     if path.is_dir(): raise VgotError(f"{path}: is a folder, not a story file (nor a folder with {VGOT_FILE})")
     if not path.is_file(): raise VgotError(f"{path}: story file not found")
+    if path.suffix and path.suffix.lower() not in STORY_FORMATS:
+        raise VgotError(f"{path}: '{path.suffix}' is not a story format vgot reads; supported: {', '.join(STORY_FORMATS)}, "
+                        f"or VGoT's {VGOT_FILE} (save a document as plain text or Markdown)")
     size = path.stat().st_size
     if size > max_bytes: raise VgotError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for a story")
     text = _decode_story(path.read_bytes(), str(path), max_bytes)
@@ -278,7 +281,10 @@ class ScriptConfig:
         if self.coherence not in ("auto", "minilm", "hashed", "none"): raise VgotError(f"script config: coherence = {self.coherence!r} is not auto, minilm, hashed or none")
         if self.max_tries < 1: raise VgotError(f"script config: max_tries = {self.max_tries} must be at least 1")
         if self.max_shots < 1: raise VgotError(f"script config: max_shots = {self.max_shots} must be at least 1")
-        if self.retries < 0 or self.timeout <= 0: raise VgotError("script config: retries must be >= 0 and timeout > 0")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise VgotError(f"script config: retries = {self.retries!r} must be a whole number >= 0")
+        if not isinstance(self.timeout, (int, float)) or not math.isfinite(self.timeout) or self.timeout <= 0:
+            raise VgotError(f"script config: timeout = {self.timeout!r} must be a finite number of seconds > 0")
 
     @classmethod
     def from_preset(cls, preset=None, **overrides) -> "ScriptConfig":
@@ -405,6 +411,7 @@ def extract_json(text,  # the model's answer (a dict passes through)
         try: obj, end = dec.raw_decode(fix(s))
         except json.JSONDecodeError as e:
             err = err or e; continue
+        except RecursionError: raise PlanError("the answer's JSON is nested too deeply") from None
         if note: notes.append(note)
         if fix(s)[end:].strip(): notes.append("ignored text after the JSON object")
         break
@@ -738,6 +745,26 @@ def _env(*names) -> Optional[str]:
         if os.environ.get(n): return os.environ[n]
     return None
 
+def _fetch(req, timeout: float, limit: int = 8_000_000) -> bytes:
+    "The body of `req`, within `timeout` seconds for the whole request (a server that drips bytes is cut off)."
+    deadline, box = time.monotonic() + timeout, {}
+    def work():
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                chunks, n = [], 0
+                while time.monotonic() < deadline:
+                    b = r.read1(65536)
+                    if not b: box["raw"] = b"".join(chunks); return
+                    chunks.append(b); n += len(b)
+                    if n > limit: box["err"] = http.client.HTTPException(f"the answer is over {limit:,} bytes"); return
+                box["err"] = TimeoutError()
+        except BaseException as e: box["err"] = e
+    t = threading.Thread(target=work, daemon=True, name="vgot-llm-request")
+    t.start(); t.join(timeout + 1.0)
+    if t.is_alive() or ("raw" not in box and "err" not in box): raise TimeoutError()
+    if "err" in box: raise box["err"]
+    return box["raw"]
+
 class OpenAIPlanner(Planner):
     "An OpenAI-compatible chat-completions server as planner (stdlib HTTP, timeouts, retries with backoff)."
     name = "openai"
@@ -766,7 +793,7 @@ class OpenAIPlanner(Planner):
             if attempt: time.sleep(min(cfg.backoff * 2 ** (attempt - 1), 30.0))
             try:
                 req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=cfg.timeout) as r: raw = r.read(8_000_000)
+                raw = _fetch(req, cfg.timeout)
             except urllib.error.HTTPError as e:
                 detail = e.read(300).decode("utf-8", "replace").strip().replace("\n", " ")
                 last = f"HTTP {e.code}{': ' + detail if detail else ''}"
