@@ -57,13 +57,13 @@ def test_a_keyframe_per_shot_with_identity_and_portraits(tiny_models, store):
 
 
 def _two_shots(tiny_models, root, ada_seed=1, swap_prev=False, **kw):
+    "Keyframe 1's latent; with swap_prev, shot 0 is lit differently, so the previous keyframe is another image (shot 1 is the same)."
+    from dataclasses import replace
     st = RunStore(root)
     noise_png(st.assets_dir / "ada.png", ada_seed)
-    sc = Script("t", [shot(0), shot(1, ["Ada"], {"Ada": "ada.png"})])
-    c = cfg(**{"steps": 2, **kw})
-    generate_keyframes(Script("t", sc.shots[:1]), tiny_models, c, st)
-    if swap_prev: noise_png(st.path("keyframes/000.png"), 42)
-    return latent(st, generate_keyframes(sc, tiny_models, c, st)[1])
+    s0 = replace(shot(0), hdr="harsh red light", prompt="") if swap_prev else shot(0)
+    sc = Script("t", [s0, shot(1, ["Ada"], {"Ada": "ada.png"})])
+    return latent(st, generate_keyframes(sc, tiny_models, cfg(**{"steps": 2, **kw}), st)[1])
 
 
 def test_previous_keyframe_conditions_the_next_and_lambda_prev_zero_removes_it(tiny_models, tmp_path):
@@ -227,11 +227,11 @@ def test_sdxl_keyframes_with_both_branches(tmp_path):
     models = M(tiny_sdxl(tmp_path), device="cpu")
     assert isinstance(models.t2i, StableDiffusionXLPipeline)
     lat = []
+    from dataclasses import replace
     for name, swap in (("a", False), ("b", True)):
         st = RunStore(tmp_path / name); noise_png(st.assets_dir / "ada.png", 1)
-        sc = Script("t", [shot(0), shot(1, ["Ada"], {"Ada": "ada.png"})])
-        generate_keyframes(Script("t", sc.shots[:1]), models, cfg(steps=2), st)
-        if swap: noise_png(st.path("keyframes/000.png"), 42)
+        s0 = replace(shot(0), hdr="harsh red light", prompt="") if swap else shot(0)    # another previous keyframe, same shot 1
+        sc = Script("t", [s0, shot(1, ["Ada"], {"Ada": "ada.png"})])
         kfs = generate_keyframes(sc, models, cfg(steps=2), st)
         lat.append(latent(st, kfs[1]))
     assert lat[0].shape == (4, 32 // models.t2i.vae_scale_factor, 32 // models.t2i.vae_scale_factor)
