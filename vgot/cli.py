@@ -12,7 +12,7 @@ import vgot
 from .core import VgotError
 
 # %% auto #0
-__all__ = ['CLI_MODULES', 'build_parser', 'main']
+__all__ = ['CLI_MODULES', 'build_parser', 'quiet_libraries', 'main']
 
 # %% ../nbs/08_cli.ipynb #bdb9e0fb
 CLI_MODULES = ["vgot.script", "vgot.keyframes", "vgot.camera", "vgot.shots", "vgot.transitions",
@@ -50,12 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(mod, "add_cli"): mod.add_cli(sub)
     return ap
 
+def quiet_libraries():
+    "Silence what the libraries print on their own (warnings, transformers/diffusers log lines): `--quiet` means quiet."
+    import logging, warnings
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error"); os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"                  # the libraries' download and loading bars
+    for name in ("transformers", "diffusers", "huggingface_hub", "accelerate", "papermill", "traitlets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for mod in ("transformers", "diffusers"):
+        if mod in sys.modules:
+            sys.modules[mod].utils.logging.set_verbosity_error(); sys.modules[mod].utils.logging.disable_progress_bar()
+
 def main(argv: Optional[list[str]] = None) -> int:
     "Run the vgot command line; returns the exit code."
     ap = build_parser()
     args = ap.parse_args(argv)
     if not getattr(args, "func", None):
         ap.print_help(); return 0 if argv is None or argv == [] else 2
+    if getattr(args, "quiet", False): quiet_libraries()
     try:
         rc = args.func(args)
         return int(rc or 0)
