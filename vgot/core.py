@@ -8,18 +8,19 @@ from __future__ import annotations
 import contextlib, dataclasses, errno, hashlib, json, math, os, random, re, tempfile, threading, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Optional
+from typing import Any, ClassVar, Iterator, Optional
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'MAX_IMAGE_PIXELS', 'VgotError',
-           'ValidationError', 'check_range', 'check_type', 'check_text', 'check_relpath', 'resolve_inside', 'Artifact',
-           'CameraMotion', 'Character', 'compose_prompt', 'Shot', 'Script', 'Story', 'Keyframe', 'ShotClip',
-           'Transition', 'file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'save_tensors', 'load_tensors', 'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image',
-           'file_sha256', 'hash_inputs', 'package_versions', 'RunStore', 'derive_seed', 'seed_everything',
-           'make_generator', 'choose_device', 'choose_dtype']
+__all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'PRESET_REGISTRY', 'MAX_IMAGE_PIXELS',
+           'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text', 'check_relpath', 'resolve_inside',
+           'Artifact', 'CameraMotion', 'Character', 'compose_prompt', 'Shot', 'Script', 'Story', 'Keyframe', 'ShotClip',
+           'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig', 'file_mode', 'atomic_path',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors', 'load_tensors',
+           'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image', 'file_sha256', 'hash_inputs',
+           'package_versions', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator', 'choose_device',
+           'choose_dtype']
 
 # %% ../nbs/00_core.ipynb #145ab08b
 class VgotError(Exception):
@@ -329,6 +330,102 @@ class Transition(Artifact):
         if self.n_frames < 0: raise ValidationError("n_frames", self.n_frames, "is negative")
         check_relpath("video", self.video, allow_none=True); check_relpath("latents", self.latents, allow_none=True)
         return self
+
+# %% ../nbs/00_core.ipynb #c594e038
+def setting(default=dataclasses.MISSING, lo=None, hi=None, choices=None, output: bool = True, default_factory=dataclasses.MISSING):
+    "A config field with bounds [lo, hi] or a list of choices, and whether it changes the output (for resume hashes)."
+    meta = dict(lo=lo, hi=hi, choices=tuple(choices) if choices is not None else None, output=output)
+    if default_factory is not dataclasses.MISSING: return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+def _unwrap_optional(tp):
+    import typing
+    if typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp):
+        rest = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else Any), True
+    return tp, False
+
+def check_setting(name: str, value, tp, meta: Optional[dict] = None):
+    "Raise a ValidationError unless `value` fits the annotation `tp` and the bounds/choices in `meta`."
+    meta = meta or {}
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional: return
+        raise ValidationError(name, value, "must be set")
+    if tp is bool and not isinstance(value, bool): raise ValidationError(name, value, "must be true or false")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)): raise ValidationError(name, value, "is not a whole number")
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)): raise ValidationError(name, value, "is not a number")
+        if not math.isfinite(value): raise ValidationError(name, value, "is not finite")
+    if tp is str and not isinstance(value, str): raise ValidationError(name, value, "is not a text")
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ValidationError(name, value, f"is not one of {', '.join(map(str, meta['choices']))}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValidationError(name, value, f"is outside [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
+
+# %% ../nbs/00_core.ipynb #272c2e16
+PRESET_REGISTRY: dict = {}   # preset name -> preset (an object with `.defaults`); vgot.models registers its presets here
+
+def preset_defaults(preset) -> dict:
+    "The stage defaults of a preset: given by name (registered), as a preset object, as a dict, or None (none)."
+    if preset is None: return {}
+    if isinstance(preset, str):
+        if preset not in PRESET_REGISTRY:
+            raise VgotError(f"unknown preset '{preset}' (known: {', '.join(PRESET_REGISTRY) or 'none registered; import vgot.models'})")
+        preset = PRESET_REGISTRY[preset]
+    d = preset if isinstance(preset, dict) else getattr(preset, "defaults", None)
+    if not isinstance(d, dict): raise VgotError(f"preset {preset!r}: has no defaults mapping")
+    return dict(d)
+
+@dataclass
+class StageConfig:
+    "Base of the stage configs: from_preset, validation on construction, one unknown-setting error, determining()."
+    STAGE: ClassVar[str] = "stage"                  # how errors name the config ("shots config: ...")
+    PRESET_KEYS: ClassVar[Optional[dict]] = None    # preset key -> field where the names differ (None: same names only)
+
+    def __post_init__(self): self.validate()
+
+    def validate(self):
+        "Check every field against its annotation and bounds, then the stage's own rules; returns self."
+        hints = _hints(type(self))
+        try:
+            for f in fields(self): check_setting(f.name, getattr(self, f.name), hints[f.name], dict(f.metadata))
+            self.check()
+        except ValidationError as e:
+            if e.where: raise
+            raise e.at(f"{self.STAGE} config") from None
+        return self
+
+    def check(self):
+        "Rules between fields (override in a stage's config); raise ValidationError."
+
+    @classmethod
+    def settings(cls) -> list[str]: return [f.name for f in fields(cls)]
+
+    @classmethod
+    def unknown(cls, keys) -> Optional[str]:
+        "The error message for the keys that are not settings of this config, or None."
+        import difflib
+        names = cls.settings(); bad = [k for k in keys if k not in names]
+        if not bad: return None
+        near = {k: difflib.get_close_matches(k, names, n=1, cutoff=0.6) for k in bad}
+        what = ", ".join(f"'{k}'" + (f" (did you mean '{near[k][0]}'?)" if near[k] else "") for k in bad)
+        return f"{cls.STAGE} config: no setting {what}; the settings are {', '.join(names)}"
+
+    @classmethod
+    def from_preset(cls, preset=None, **overrides):
+        "The config for `preset` (a name, a preset, a dict of defaults or None): its defaults, then `overrides`."
+        msg = cls.unknown(overrides)
+        if msg: raise VgotError(msg)
+        names, d = set(cls.settings()), preset_defaults(preset)
+        keys = cls.PRESET_KEYS if cls.PRESET_KEYS is not None else {k: k for k in d}
+        kw = {dst: d[src] for src, dst in keys.items() if src in d and dst in names}
+        return cls(**{**kw, **overrides})
+
+    def determining(self) -> dict:
+        "The settings that decide the output (what resume hashes)."
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("output", True)}
 
 # %% ../nbs/00_core.ipynb #95cda746
 _UMASK_LOCK = threading.Lock()
