@@ -15,12 +15,12 @@ import numpy as np
 # %% auto #0
 __all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'PRESET_REGISTRY', 'MAX_IMAGE_PIXELS',
            'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text', 'check_relpath', 'resolve_inside',
-           'Artifact', 'CameraMotion', 'Character', 'compose_prompt', 'Shot', 'Script', 'Story', 'Keyframe', 'ShotClip',
-           'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig', 'file_mode', 'atomic_path',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors', 'load_tensors',
-           'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image', 'file_sha256', 'hash_inputs',
-           'package_versions', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator', 'choose_device',
-           'choose_dtype']
+           'Artifact', 'CameraMotion', 'Character', 'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt',
+           'Story', 'Keyframe', 'ShotClip', 'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig',
+           'file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors',
+           'load_tensors', 'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image', 'file_sha256',
+           'hash_inputs', 'package_versions', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator',
+           'choose_device', 'choose_dtype']
 
 # %% ../nbs/00_core.ipynb #145ab08b
 class VgotError(Exception):
@@ -248,6 +248,31 @@ class Script(Artifact):
         return self
     @property
     def duration(self) -> float: return float(sum(s.duration for s in self.shots))
+
+# %% ../nbs/00_core.ipynb #6afd586e
+def shot_domains(shot: "Shot") -> list[tuple[str, str]]:
+    "The five domains of a shot as (name, text), in the order compose_prompt puts them (most important first)."
+    rel, ch = shot.relation, shot.character
+    return [(n, t) for n, t in [("relation", rel or ch), ("character", ch if rel and ch and ch not in rel else ""),
+                                ("background", shot.background), ("hdr", shot.hdr), ("camera", shot.camera)] if t and t.strip()]
+
+def fit_prompt(domains: list,             # (name, text) pairs, most important first
+               count,                     # text -> number of tokens under the text encoder's tokenizer
+               budget: int,               # tokens the encoder reads (CLIP: 77 - 2 special tokens)
+               keep: int = 3,             # words every domain keeps before any domain is dropped
+              ) -> tuple[str, dict]:
+    "A prompt within `budget` tokens that keeps every domain's head (the longest is shortened first); and what was cut."
+    words = [(n, t.strip().rstrip(".").split()) for n, t in domains]
+    cut = {n: [] for n, _ in words}
+    join = lambda ws: ", ".join(" ".join(w) for _, w in ws if w)
+    while count(join(words)) > budget:
+        longest = max(range(len(words)), key=lambda i: (len(words[i][1]), i))
+        if len(words[longest][1]) > keep: cut[words[longest][0]].insert(0, words[longest][1].pop())
+        else:                                                    # every domain is at its head: drop the least important one
+            n, w = next((x for x in reversed(words) if x[1]), (None, None))
+            if n is None: break
+            cut[n] = w + cut[n]; words = [(m, v if m != n else []) for m, v in words]
+    return join(words), {n: " ".join(c) for n, c in cut.items() if c}
 
 # %% ../nbs/00_core.ipynb #a9f07353
 @dataclass
