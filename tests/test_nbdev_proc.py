@@ -18,20 +18,23 @@ NOT_YET_CLEAN = {"00_core.ipynb", "00a_models.ipynb", "01_script_generation.ipyn
                  "02a_decoupled_attention.ipynb", "03_shot_generation.ipynb", "03a_camera.ipynb", "04_smoothing.ipynb",
                  "05_pipeline.ipynb", "06_metrics.ipynb"}
 
+def build_docs_once(tmp_path_factory):
+    """Run tools/build_docs.py once per test session (nbdev's processing of every notebook, and the preview);
+    (report, preview folder). tests/test_browser.py opens the same preview."""
+    d = tmp_path_factory.getbasetemp() / "docs-build"
+    if not (d / "report.json").exists():
+        d.mkdir(exist_ok=True)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_docs.py"), "--out", str(d / "preview"), "--json", str(d / "report.tmp")],
+                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+        assert (d / "report.tmp").exists() and r.returncode in (0, 1), f"build_docs.py failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        report = json.loads((d / "report.tmp").read_text())
+        assert (r.returncode == 0) == (not report), "build_docs.py's exit status does not match its report"
+        (d / "report.tmp").rename(d / "report.json")
+    return json.loads((d / "report.json").read_text()), d / "preview"
+
 @pytest.fixture(scope="session")
-def docs_build(tmp_path_factory):
-    "Run tools/build_docs.py once: nbdev's processing of every notebook, and the preview. (report, preview folder, seconds)"
-    import time
-    d = tmp_path_factory.mktemp("docs")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    t0 = time.time()
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_docs.py"), "--out", str(d / "preview"), "--json", str(d / "report.json")],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
-    assert (d / "report.json").exists(), f"build_docs.py failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    assert r.returncode in (0, 1), r.stderr[-3000:]
-    report = json.loads((d / "report.json").read_text())
-    assert (r.returncode == 0) == (not report), "build_docs.py's exit status does not match its report"
-    return report, d / "preview", time.time() - t0
+def docs_build(tmp_path_factory): return build_docs_once(tmp_path_factory)
 
 def _describe(problems) -> str:
     return "\n".join(f"  {p['notebook']}: cell {p['cell']} ({p['kind']}): {p['first_line']!r} -- {p['message']}" for p in problems)
@@ -39,13 +42,13 @@ def _describe(problems) -> str:
 @pytest.mark.parametrize("nb", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"{n}: cells nbdev's processing fails or warns on (see the report)"))
                                 if n in NOT_YET_CLEAN else n for n in NOTEBOOKS])
 def test_nbdev_processing_is_clean(docs_build, nb):
-    report, _, _ = docs_build
+    report, _ = docs_build
     problems = [p for p in report if p["notebook"] == nb]
     assert not problems, f"nbdev's processing of {nb} reports:\n{_describe(problems)}"
 
 def test_every_notebook_was_processed(docs_build):
     "The report covers the notebooks nbdev documents, and each got a page."
-    report, preview, _ = docs_build
+    report, preview = docs_build
     assert {p["notebook"] for p in report} <= set(NOTEBOOKS)
     for n in NOTEBOOKS: assert (preview / build_docs.page_name(n)).is_file(), f"no page for {n}"
 

@@ -63,14 +63,15 @@ def test_attention_widget_follows_its_controls(run, tiny_models, tmp_path):
     for branch in ex.branches:
         c["branch"].value = branch
         for layer in [None] + ex.layers[:2]:
-            c["layer"].value = layer
+            c["layer"].value = "all" if layer is None else layer
             for token in range(min(3, ex.n_tokens(branch))):
                 c["token"].value = token
                 np.testing.assert_allclose(ex.shown, ex.map(branch, layer, None, token))
                 seen.append(c["image"].value)
     assert len(set(seen)) > len(seen) // 2                               # the view changes with the controls
     c["step"].value = ex.steps[-1]
-    np.testing.assert_allclose(ex.shown, ex.map(c["branch"].value, c["layer"].value, ex.steps[-1], c["token"].value))
+    np.testing.assert_allclose(ex.shown, ex.map(c["branch"].value, ex.state["layer"], ex.steps[-1], c["token"].value))
+    assert ex.state["step"] == ex.steps[-1] and c["step"].label == str(ex.steps[-1])
 
 def test_gp_viewer_from_run_slider_shows_the_transition_frames(run):
     from vgot.viz import GPPathViewer
