@@ -53,7 +53,7 @@ nbtest: install
 pytest: install
 	$(BIN)/python -m pytest -q tests/
 
-test: check-export nbtest pytest
+test: check-export nbtest browser-deps pytest
 
 # while developing: everything but the real-architecture suite (tests marked real_size, about a minute and 6.5 GB)
 pytest-fast: install
@@ -75,3 +75,23 @@ clean:
 
 readme: install
 	$(PYTHON) tools/readme_to_index.py && $(BIN)/nbdev_clean --fname nbs/index.ipynb
+
+# --- docs ------------------------------------------------------------------------------------------------------------
+# System packages for the docs preview (Debian's MathJax) and the browser tests (Debian's Chromium); playwright comes
+# with `make install` (requirements.txt). Quick when they are there; apt-get update first, for fresh machines.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+docs-deps:
+	@test -f /usr/share/javascript/mathjax/MathJax.js || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends libjs-mathjax; }
+
+browser-deps: install docs-deps
+	@test -x /usr/bin/chromium || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+	@$(BIN)/python -c "import playwright.sync_api" || { echo "playwright is missing from $(VENV): run make install"; exit 1; }
+
+# With Quarto: the site users publish (nbdev_docs -> _docs/). Without it: the offline preview of the same processed
+# notebooks (tools/build_docs.py -> _preview/; nothing is installed into the environment). Both need the notebooks to
+# pass nbdev's processing; the preview is written either way and its problems are listed.
+docs: install docs-deps
+	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
+	else echo "Quarto is not on PATH: building the offline preview into _preview/"; OMP_NUM_THREADS=1 $(BIN)/python tools/build_docs.py --out _preview; fi
