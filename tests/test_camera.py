@@ -212,7 +212,7 @@ def test_camera_train_config_from_preset():
     c = CameraTrainConfig.from_preset("sd15", steps=5, mixed_precision="bf16", gradient_checkpointing=True)
     assert (c.width, c.height, c.n_frames, c.fps, c.steps, c.mixed_precision) == (1024, 576, 25, 8, 5, "bf16")
     assert (CameraTrainConfig.from_preset("tiny").width, CameraTrainConfig.from_preset("tiny").n_frames) == (32, 8)
-    with pytest.raises(VgotError, match="unknown camera-training setting"): CameraTrainConfig.from_preset("tiny", frames=4)
+    with pytest.raises(VgotError, match="no setting 'frames' \\(did you mean 'n_frames'\\?\\)"): CameraTrainConfig.from_preset("tiny", frames=4)
     with pytest.raises(VgotError, match="mixed_precision = 'fp16' is not one of no, bf16"): CameraTrainConfig.from_preset("tiny", mixed_precision="fp16")
 
 

@@ -326,7 +326,7 @@ def test_cli_bad_input_one_line(tmp_path, server, capsys):
     for argv, msg in [((tmp_path / "empty.txt",), "the story is empty"), ((tmp_path / "missing.md",), "story file not found"),
                       ((STORIES / "fox_and_crow.txt", "--planner", "openai", "--base-url", server.url, "--retries", "0"), "HTTP 500"),
                       ((STORIES / "fox_and_crow.txt", "--planner", "openai", "--base-url", "ftp://x"), "must start with http"),
-                      ((STORIES / "fox_and_crow.txt", "--max-tries", "0"), "max_tries = 0 must be at least 1")]:
+                      ((STORIES / "fox_and_crow.txt", "--max-tries", "0"), "max_tries = 0 is outside [1, 100]")]:
         rc, out, err = main_rc(capsys, "script", *argv, "--run-dir", tmp_path / "run", "--quiet")
         assert rc == 2, (argv, err)
         assert len(err.strip().splitlines()) == 1 and err.startswith("vgot: error: ") and msg in err, err

@@ -141,19 +141,19 @@ def test_bad_input_names_the_shot(tiny_models, store, tmp_path):
     with pytest.raises(VgotError, match=r"shot 3: duration = 1.0 is outside \[2.0, 5.0\]"):
         generate_shot(kf, make_shot(3, duration=1.0), tiny_models, cfg, store)
     bad = ShotConfig(); bad.backend = "cogvideo"
-    with pytest.raises(VgotError, match="shot 3: backend = 'cogvideo' is not one of svd, i2vgen-xl"): generate_shot(kf, make_shot(3), tiny_models, bad, store)
+    with pytest.raises(VgotError, match="shot 3: shots config: backend = 'cogvideo' is not one of svd, i2vgen-xl"): generate_shot(kf, make_shot(3), tiny_models, bad, store)
     bad = ShotConfig(); bad.camera = "orbit"
-    with pytest.raises(VgotError, match="shot 3: camera = 'orbit'"): generate_shot(kf, make_shot(3), tiny_models, bad, store)
-    with pytest.raises(VgotError, match="shot 3: camera='embedding' needs adapter weights"):
-        generate_shot(kf, make_shot(3), tiny_models, ShotConfig(camera="embedding"), store)
-    with pytest.raises(VgotError, match="shot 3: camera adapter .* not found"):
-        generate_shot(kf, make_shot(3), tiny_models, ShotConfig(camera="embedding", camera_adapter=str(tmp_path / "nope.safetensors")), store)
+    with pytest.raises(VgotError, match="shot 3: shots config: camera = 'orbit'"): generate_shot(kf, make_shot(3), tiny_models, bad, store)
+    with pytest.raises(VgotError, match="shots config: camera = 'embedding' needs camera_adapter"):
+        ShotConfig(camera="embedding")                                        # caught when the settings are made
+    with pytest.raises(VgotError, match="camera_adapter = .*nope.safetensors' not found"):
+        ShotConfig(camera="embedding", camera_adapter=str(tmp_path / "nope.safetensors"))
     CameraAdapter(tiny_models.i2v("svd").unet, cam_dim=8).save(tmp_path / "svd.safetensors")
     with pytest.raises(VgotError, match="shot 3: camera='embedding' with backend 'i2vgen-xl'.*trained for UNetSpatioTemporalConditionModel"):
         generate_shot(kf, make_shot(3), tiny_models, ShotConfig(backend="i2vgen-xl", camera="embedding", camera_adapter=str(tmp_path / "svd.safetensors")), store)
     store.path(kf.image).unlink()
     with pytest.raises(VgotError, match="shot 3: keyframe image keyframes/003.png not found"): generate_shot(kf, make_shot(3), tiny_models, cfg, store)
-    with pytest.raises(VgotError, match="no field"): ShotConfig.from_preset("tiny", steps_=3)
+    with pytest.raises(VgotError, match="no setting 'steps_' \\(did you mean 'steps'\\?\\)"): ShotConfig.from_preset("tiny", steps_=3)
 
 
 def test_generate_shots_and_cli(tiny_models, tmp_path, monkeypatch):

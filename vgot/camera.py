@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib, functools, json, math, re, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import ClassVar, Optional, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +17,8 @@ import torch.nn.functional as F
 
 from .core import (CameraMotion, VgotError, ValidationError, save_tensors, load_tensors, load_image, read_video,
                    make_generator, seed_everything, check_range, check_type, PAN_RANGE, TILT_RANGE, ZOOM_RANGE)
+from .core import StageConfig, setting
+import vgot.models  # registers the presets that from_preset finds by name
 
 # %% auto #0
 __all__ = ['TEMPORAL_ATTN', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory', 'relative_trajectory',
@@ -366,59 +368,38 @@ def load_training_images(data_dir, max_items: int = 256, size: int = 256) -> lis
 MIXED_PRECISIONS = ("no", "bf16")
 
 @dataclass
-class CameraTrainConfig:
+class CameraTrainConfig(StageConfig):
     "Settings of a camera-adapter training run (defaults suit the tiny preset on CPU)."
-    steps: int = 40                 # optimiser steps in total (a resumed run continues up to this)
-    lr: float = 1e-3                # AdamW learning rate
-    n_frames: int = 8               # frames per training clip
-    width: int = 32                 # clip width (pixels)
-    height: int = 32                # clip height (pixels)
-    cam_dim: int = 64               # D, size of e_cam
-    n_freqs: int = 4                # Fourier frequencies of the camera features
-    scale: float = 1.0              # λ_cam
-    max_pan: float = 0.3            # |pan| of the random motions
-    max_tilt: float = 0.3           # |tilt| of the random motions
-    zoom_min: float = 0.8           # smallest random zoom
-    zoom_max: float = 1.25          # largest random zoom
-    crop: float = 0.55              # rendered from a source 1/crop larger, so no border shows
-    p_mean: float = 0.7             # log σ mean
-    p_std: float = 1.6              # log σ std
-    fps: int = 7                    # SVD micro-conditioning
-    motion_bucket_id: int = 127     # SVD micro-conditioning
-    noise_aug_strength: float = 0.02   # noise added to the conditioning image
-    save_every: int = 20            # checkpoint every this many steps (and at the end)
-    n_eval: int = 4                 # fixed clips for the evaluation loss
-    seed: int = 0                   # base seed: each step's data and noise derive from it, so a resumed run matches an uninterrupted one
-    gradient_checkpointing: bool = False  # recompute each UNet block's activations in the backward pass: less memory, more time
-    mixed_precision: str = "no"     # "no" | "bf16": the frozen UNet runs under bf16 autocast; the adapter and AdamW stay float32
+    STAGE: ClassVar[str] = "camera training"
+    PRESET_KEYS: ClassVar[Optional[dict]] = {"native_frames": "n_frames", "video_width": "width", "video_height": "height", "fps": "fps"}
+    steps: int = setting(40, lo=1)                  # optimiser steps in total (a resumed run continues up to this)
+    lr: float = setting(1e-3, lo=1e-8, hi=1.0)      # AdamW learning rate
+    n_frames: int = setting(8, lo=2, hi=1024)       # frames per training clip
+    width: int = setting(32, lo=8, hi=4096)         # clip width (pixels)
+    height: int = setting(32, lo=8, hi=4096)        # clip height (pixels)
+    cam_dim: int = setting(64, lo=1)                # D, size of e_cam
+    n_freqs: int = setting(4, lo=0, hi=64)          # Fourier frequencies of the camera features
+    scale: float = setting(1.0, lo=0.0, hi=10.0)    # λ_cam
+    max_pan: float = setting(0.3, lo=0.0, hi=1.0)   # |pan| of the random motions
+    max_tilt: float = setting(0.3, lo=0.0, hi=1.0)  # |tilt| of the random motions
+    zoom_min: float = setting(0.8, lo=0.5, hi=2.0)  # smallest random zoom
+    zoom_max: float = setting(1.25, lo=0.5, hi=2.0) # largest random zoom
+    crop: float = setting(0.55, lo=0.05, hi=1.0)    # rendered from a source 1/crop larger, so no border shows
+    p_mean: float = 0.7                             # log σ mean
+    p_std: float = setting(1.6, lo=0.0)             # log σ std
+    fps: int = setting(7, lo=1, hi=120)             # SVD micro-conditioning
+    motion_bucket_id: int = setting(127, lo=0, hi=1023)  # SVD micro-conditioning
+    noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # noise added to the conditioning image
+    save_every: int = setting(20, lo=1)             # checkpoint every this many steps (and at the end)
+    n_eval: int = setting(4, lo=1)                  # fixed clips for the evaluation loss
+    seed: int = setting(0, lo=0)                    # base seed: each step's data and noise derive from it, so a resumed run matches
+    gradient_checkpointing: bool = False            # recompute each UNet block's activations in the backward pass: less memory, more time
+    mixed_precision: str = setting("no", choices=MIXED_PRECISIONS)  # "no" | "bf16": the frozen UNet under bf16 autocast
 
-    def validate(self) -> "CameraTrainConfig":
-        for n in ("steps", "n_frames", "width", "height", "cam_dim", "n_freqs", "save_every", "n_eval", "fps", "motion_bucket_id", "seed"):
-            check_type(n, getattr(self, n), int)
-        if self.n_frames < 2: raise ValidationError("n_frames", self.n_frames, "must be at least 2")
+    def check(self):
         for n in ("width", "height"):
-            v = getattr(self, n)
-            if v < 8 or v % 8: raise ValidationError(n, v, "is not a positive multiple of 8")
-        for n in ("steps", "cam_dim", "save_every", "n_eval"):
-            if getattr(self, n) < 1: raise ValidationError(n, getattr(self, n), "must be at least 1")
-        check_range("lr", self.lr, 1e-8, 1.0); check_range("crop", self.crop, 0.05, 1.0)
-        if not 0 < self.zoom_min <= self.zoom_max: raise ValidationError("zoom_min", self.zoom_min, f"must be in (0, zoom_max = {self.zoom_max}]")
-        check_type("gradient_checkpointing", self.gradient_checkpointing, bool)
-        if self.mixed_precision not in MIXED_PRECISIONS: raise ValidationError("mixed_precision", self.mixed_precision, f"is not one of {', '.join(MIXED_PRECISIONS)}")
-        return self
-
-    @classmethod
-    def from_preset(cls, preset, **overrides) -> "CameraTrainConfig":
-        "A config with the preset's video sizes (native_frames, video_width/height, fps), then `overrides`."
-        from vgot.models import Preset, get_preset
-        p = preset if isinstance(preset, Preset) else get_preset(preset)
-        keys = {"native_frames": "n_frames", "video_width": "width", "video_height": "height", "fps": "fps"}
-        kw = {dst: p.defaults[src] for src, dst in keys.items() if src in p.defaults}
-        names = {f.name for f in fields(cls)}
-        bad = [k for k in overrides if k not in names]
-        if bad: raise VgotError(f"unknown camera-training setting(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
-        try: return cls(**{**kw, **overrides}).validate()
-        except ValidationError as e: raise e.at("camera training config") from None
+            if getattr(self, n) % 8: raise ValidationError(n, getattr(self, n), "is not a positive multiple of 8")
+        if self.zoom_min > self.zoom_max: raise ValidationError("zoom_min", self.zoom_min, f"must be in (0, zoom_max = {self.zoom_max}]")
 
 def random_motion(g: torch.Generator, cfg: CameraTrainConfig) -> CameraMotion:
     "A random camera motion within the config's ranges."

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from .core import (VgotError, ValidationError, Script, Shot, Keyframe, RunStore, save_tensors, save_image, load_image,
                        hash_inputs, derive_seed, make_generator, check_range, check_type)
+from .core import StageConfig, setting
 
 # %% auto #0
 __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',
@@ -23,50 +24,32 @@ BRANCHES = ("identity", "prev")
 IP_ADAPTER_FORMATS = ("base", "plus")
 
 @dataclass
-class KeyframeConfig:
+class KeyframeConfig(StageConfig):
     "Settings of the keyframe stage; defaults suit the tiny preset."
-    width: int = 64                  # keyframe width in pixels (multiple of 8)
-    height: int = 64                 # keyframe height in pixels (multiple of 8)
-    steps: int = 2                   # denoising steps
-    guidance_scale: float = 5.0      # classifier-free guidance scale s
-    ip_scale: float = 0.6            # λ_id of the identity branch
-    prev_scale: float = 0.4          # λ_prev of the previous-keyframe branch
+    STAGE: ClassVar[str] = "keyframes"
+    width: int = setting(64, lo=32, hi=4096)             # keyframe width in pixels (multiple of 8)
+    height: int = setting(64, lo=32, hi=4096)            # keyframe height in pixels (multiple of 8)
+    steps: int = setting(2, lo=1, hi=1000)               # denoising steps
+    guidance_scale: float = setting(5.0, lo=0.0, hi=50.0)  # classifier-free guidance scale s
+    ip_scale: float = setting(0.6, lo=0.0, hi=5.0)       # λ_id of the identity branch
+    prev_scale: float = setting(0.4, lo=0.0, hi=5.0)     # λ_prev of the previous-keyframe branch
     negative_prompt: str = "blurry, low quality, deformed, distorted, watermark, text"  # for CFG
     portrait_prompt: str = "portrait of {name}, {description}, facing the camera, plain background, soft light"  # reference portraits
-    seed: int = 0                    # the run's base seed
-    ip_adapter_format: str = "base"  # which of the preset's IP-Adapter weights: "base" (image embeddings) | "plus" (Resampler over hidden states)
+    seed: int = setting(0, lo=0)                         # the run's base seed
+    ip_adapter_format: str = setting("base", choices=IP_ADAPTER_FORMATS)  # the preset's IP-Adapter weights: "base" | "plus" (Resampler)
 
-    def validate(self):
+    def check(self):
         for n in ("width", "height"):
-            v = getattr(self, n); check_type(n, v, int)
-            if v % 8 or not 32 <= v <= 4096: raise ValidationError(n, v, "must be a multiple of 8 in [32, 4096]")
-        check_type("steps", self.steps, int); check_range("steps", self.steps, 1, 1000)
-        check_range("guidance_scale", self.guidance_scale, 0.0, 50.0)
-        check_range("ip_scale", self.ip_scale, 0.0, 5.0); check_range("prev_scale", self.prev_scale, 0.0, 5.0)
-        check_type("negative_prompt", self.negative_prompt, str); check_type("portrait_prompt", self.portrait_prompt, str)
-        check_type("seed", self.seed, int)
-        if self.ip_adapter_format not in IP_ADAPTER_FORMATS:
-            raise ValidationError("ip_adapter_format", self.ip_adapter_format, f"is not one of {', '.join(IP_ADAPTER_FORMATS)}")
-        return self
+            if getattr(self, n) % 8: raise ValidationError(n, getattr(self, n), "must be a multiple of 8 in [32, 4096]")
+        try: self.portrait_prompt.format(name="Ada", description="a keeper")
+        except (KeyError, IndexError, ValueError, AttributeError) as e:
+            raise ValidationError("portrait_prompt", self.portrait_prompt, f"may use only {{name}} and {{description}} ({type(e).__name__}: {e})") from None
 
     def determining(self) -> dict:
         "The fields that change the output; the default IP-Adapter format is left out, so runs made before it existed keep their hashes."
-        d = asdict(self)
+        d = super().determining()
         if d["ip_adapter_format"] == "base": del d["ip_adapter_format"]
         return d
-
-    @classmethod
-    def from_preset(cls, preset, **overrides) -> "KeyframeConfig":
-        "The config for `preset` (a name or a Preset): its defaults for the keys this stage knows, then `overrides`."
-        from vgot.models import get_preset
-        p = get_preset(preset) if isinstance(preset, str) else preset
-        names = {f.name for f in fields(cls)}
-        bad = [k for k in overrides if k not in names]
-        if bad: raise VgotError(f"unknown keyframe setting(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
-        kw = {k: v for k, v in p.defaults.items() if k in names}
-        kw.update(overrides)
-        try: return cls(**kw).validate()
-        except ValidationError as e: raise e.at("keyframes config") from None
 
 # %% ../nbs/02_keyframe_generation.ipynb #80a3b321
 def portrait_rel(name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib, importlib.util, json, math, os
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from .core import VgotError, Script, ShotClip, Transition, CameraMotion, read_vi
 from .core import atomic_path, atomic_write_json, atomic_write_text, load_image
 from .keyframes import identity_plan
 from .models import ModelRef, Preset, get_preset
+from .core import StageConfig, setting
 
 # %% auto #0
 __all__ = ['FACE_DISTANCE', 'FACE_MODEL_FILES', 'FACE_SHOT_METRICS', 'FACE_JOINT_METRICS', 'SHOT_METRICS', 'JOINT_METRICS',
@@ -314,28 +315,15 @@ def face_track(faces: Sequence,                   # per frame: the list of Faces
 
 # %% ../nbs/06_metrics.ipynb #0a14827e
 @dataclass
-class MetricsConfig:
+class MetricsConfig(StageConfig):
     "How the metrics are computed (the extractors are passed separately)."
-    n_boundary: int = 4       # n: frames at the end of shot k and the start of shot k+1 for cross-shot consistency
-    joint_frames: int = 2     # m: frames of each shot in a joint's window
-    faces: str = "auto"       # face metrics: auto (when dlib is installed) | on (required) | off
-    face_every: int = 1       # detect faces in every k-th frame
-    plots: bool = True        # write PNG plots beside metrics.json
-    progress: bool = True     # tqdm progress bars
-
-    def __post_init__(self):
-        if self.n_boundary < 1: raise VgotError(f"MetricsConfig: n_boundary = {self.n_boundary} must be at least 1")
-        if self.joint_frames < 2:
-            raise VgotError(f"MetricsConfig: joint_frames = {self.joint_frames} must be at least 2 (smoothness needs a frame either side)")
-        if self.faces not in ("auto", "on", "off"): raise VgotError(f"MetricsConfig: faces = '{self.faces}' is not one of auto, on, off")
-        if self.face_every < 1: raise VgotError(f"MetricsConfig: face_every = {self.face_every} must be at least 1")
-
-    @classmethod
-    def from_preset(cls, preset="tiny", **overrides) -> "MetricsConfig":
-        "A config from the keys of `preset.defaults` it knows, then `overrides`."
-        p = preset if isinstance(preset, Preset) else get_preset(preset)
-        names = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in p.defaults.items() if k in names}, **overrides})
+    STAGE: ClassVar[str] = "metrics"
+    n_boundary: int = setting(4, lo=1, hi=1024)   # n: frames at the end of shot k and the start of shot k+1 for cross-shot consistency
+    joint_frames: int = setting(2, lo=2, hi=1024) # m: frames of each shot in a joint's window (smoothness needs a frame either side)
+    faces: str = setting("auto", choices=("auto", "on", "off"))  # face metrics: auto (when dlib is installed) | on (required) | off
+    face_every: int = setting(1, lo=1, hi=1000)   # detect faces in every k-th frame
+    plots: bool = setting(True, output=False)     # write PNG plots beside metrics.json
+    progress: bool = setting(True, output=False)  # tqdm progress bars
 
 # %% ../nbs/06_metrics.ipynb #e9c3a5e3
 @dataclass

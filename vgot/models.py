@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from .core import VgotError, choose_device, choose_dtype
+from .core import PRESET_REGISTRY, VgotError, choose_device, choose_dtype
 
 # %% auto #0
 __all__ = ['TINY_VERSION', 'PRESETS', 'vgot_home', 'ModelRef', 'Preset', 'register_preset', 'get_preset', 'tiny_clip_tokenizer',
@@ -74,7 +74,7 @@ class Preset:
 
     def to_dict(self) -> dict: return asdict(self)
 
-PRESETS: dict[str, Preset] = {}
+PRESETS: dict[str, Preset] = PRESET_REGISTRY   # core's registry: stage configs find presets by name there
 
 def register_preset(p: Preset) -> Preset:
     "Add a preset (users can register their own)."

@@ -9,13 +9,15 @@ import hashlib, http.client, json, math, os, re, socket, threading, time, urllib
 from dataclasses import dataclass, field, fields, asdict
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
 from .core import (DURATION_RANGE, PAN_RANGE, TILT_RANGE, ZOOM_RANGE, CameraMotion, Character, RunStore, Script, Shot,
                    Story, ValidationError, VgotError, check_relpath, compose_prompt, derive_seed, hash_inputs,
                    atomic_path, atomic_write_text, load_image, resolve_inside)
+from .core import StageConfig, setting
+import vgot.models  # registers the presets that from_preset finds by name
 
 # %% auto #0
 __all__ = ['MAX_STORY_BYTES', 'VGOT_FILE', 'STORY_FORMATS', 'CHARACTER_NOUNS', 'SHOT_SCHEMA', 'PLACE_NOUNS', 'HDR_RULES',
@@ -256,51 +258,29 @@ def find_cast(story: Story,              # the story (its cast list, else its te
 
 # %% ../nbs/01_script_generation.ipynb #f3766c60
 @dataclass
-class ScriptConfig:
+class ScriptConfig(StageConfig):
     "Settings of the script stage; defaults suit the tiny preset."
-    max_shots: int = 16                 # at most this many shots (segments are merged to fit)
-    max_tries: int = 3                  # LLM answers per shot: the first plus re-asks with the error
-    out_of_range: str = "clamp"         # duration/pan/tilt/zoom out of range: "clamp" (with a warning) | "reject"
-    on_failure: str = "error"           # a shot with no valid answer after max_tries: "error" | "rules" (rule-based shot, with a warning)
-    coherence: str = "auto"             # embedding for the coherence check: auto | minilm | hashed | none
-    coherence_threshold: Optional[float] = None  # re-ask below this cosine similarity (None: the embedding's default)
-    max_new_tokens: int = 384           # LLM answer length
-    temperature: float = 0.0            # 0 = deterministic (greedy) decoding
+    STAGE: ClassVar[str] = "script"
+    max_shots: int = setting(16, lo=1, hi=1000)          # at most this many shots (segments are merged to fit)
+    max_tries: int = setting(3, lo=1, hi=100)            # LLM answers per shot: the first plus re-asks with the error
+    out_of_range: str = setting("clamp", choices=("clamp", "reject"))  # out-of-range duration/pan/tilt/zoom: clamp (warned) | reject
+    on_failure: str = setting("error", choices=("error", "rules"))     # no valid answer after max_tries: error | rules (warned)
+    coherence: str = setting("auto", choices=("auto", "minilm", "hashed", "none"))  # embedding for the coherence check
+    coherence_threshold: Optional[float] = setting(None, lo=-1.0, hi=1.0)  # re-ask below this cosine (None: the embedding's default)
+    max_new_tokens: int = setting(384, lo=16, hi=32768)  # LLM answer length
+    temperature: float = setting(0.0, lo=0.0, hi=5.0)    # 0 = deterministic (greedy) decoding
     base_url: Optional[str] = None      # OpenAI-compatible server (else $VGOT_OPENAI_BASE_URL, $OPENAI_BASE_URL)
     model: Optional[str] = None         # model name on the server, or an LLM ref for the transformers planner
-    api_key: Optional[str] = None       # server key (else $VGOT_OPENAI_API_KEY, $OPENAI_API_KEY); never hashed or saved
-    timeout: float = 60.0               # seconds per HTTP request
-    retries: int = 3                    # extra HTTP attempts after a 5xx, 429, timeout or garbage body
-    backoff: float = 1.0                # first retry waits this long, then doubles
+    api_key: Optional[str] = setting(None, output=False)  # server key (else $VGOT_OPENAI_API_KEY, $OPENAI_API_KEY); never hashed or saved
+    timeout: float = setting(60.0, lo=0.001, hi=86400.0, output=False)  # seconds for a whole HTTP request
+    retries: int = setting(3, lo=0, hi=100, output=False)               # extra HTTP attempts after a 5xx, 429, timeout or garbage body
+    backoff: float = setting(1.0, lo=0.0, hi=600.0, output=False)       # first retry waits this long, then doubles
     json_mode: bool = False             # ask the server to enforce SHOT_SCHEMA (response_format json_schema; vLLM, llama.cpp, OpenAI)
-    seed: int = 0                       # base seed (sampling and server seeds derive from it)
-
-    def __post_init__(self):
-        if self.out_of_range not in ("clamp", "reject"): raise VgotError(f"script config: out_of_range = {self.out_of_range!r} is not clamp or reject")
-        if self.on_failure not in ("error", "rules"): raise VgotError(f"script config: on_failure = {self.on_failure!r} is not error or rules")
-        if self.coherence not in ("auto", "minilm", "hashed", "none"): raise VgotError(f"script config: coherence = {self.coherence!r} is not auto, minilm, hashed or none")
-        if self.max_tries < 1: raise VgotError(f"script config: max_tries = {self.max_tries} must be at least 1")
-        if self.max_shots < 1: raise VgotError(f"script config: max_shots = {self.max_shots} must be at least 1")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise VgotError(f"script config: retries = {self.retries!r} must be a whole number >= 0")
-        if not isinstance(self.timeout, (int, float)) or not math.isfinite(self.timeout) or self.timeout <= 0:
-            raise VgotError(f"script config: timeout = {self.timeout!r} must be a finite number of seconds > 0")
-
-    @classmethod
-    def from_preset(cls, preset=None, **overrides) -> "ScriptConfig":
-        "The config from a preset's defaults (the keys it knows), then `overrides`."
-        from vgot.models import get_preset
-        p = get_preset(preset) if isinstance(preset, str) else preset
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in (p.defaults if p is not None else {}).items() if k in names}
-        kw.update(overrides)
-        return cls(**kw)
+    seed: int = setting(0, lo=0)        # base seed (sampling and server seeds derive from it)
 
     def hashable(self) -> dict:
         "The settings that decide the script (no key, no network timing)."
-        d = asdict(self)
-        for k in ("api_key", "timeout", "retries", "backoff"): d.pop(k)
-        return d
+        return self.determining()
 
 # %% ../nbs/01_script_generation.ipynb #917dfdee
 SHOT_SCHEMA = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from .core import (DURATION_RANGE, Keyframe, Script, Shot, ShotClip, RunStore, V
                        derive_seed, hash_inputs, load_image, make_generator, save_tensors, write_video)
 from .models import Models, Preset, get_preset
 from .camera import CameraAdapter, as_trajectory, camera_affines, relative_trajectory, warp
+from .core import StageConfig, setting
 
 # %% auto #0
 __all__ = ['BACKENDS', 'CAMERA_MODES', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'warped_noise', 'encode_keyframe',
@@ -44,59 +45,48 @@ def chunk_plan(n_frames: int,        # frames of the shot
 
 # %% ../nbs/03_shot_generation.ipynb #c94025e1
 @dataclass
-class ShotConfig:
+class ShotConfig(StageConfig):
     "Settings of the shot stage (defaults suit the tiny preset)."
-    backend: str = "svd"                 # "svd" (image only: the prompt is unused) | "i2vgen-xl" (text + image)
-    camera: str = "warp"                 # "embedding" (needs camera_adapter) | "warp" (training-free) | "none"
-    camera_adapter: Optional[str] = None # checkpoint from `vgot train-camera` for camera="embedding"
-    camera_scale: float = 1.0            # λ_cam of the adapter at inference
-    warp_strength: float = 0.5           # w: pull towards the re-noised warped keyframe latent (camera="warp")
-    warp_steps: float = 0.5              # fraction of denoising steps with that pull
-    fps: float = 4.0                     # frames per second of the shot video
-    width: int = 32                      # video width (pixels, multiple of 8)
-    height: int = 32                     # video height (pixels, multiple of 8)
-    steps: int = 2                       # denoising steps
-    native_frames: int = 8               # frames per model call; longer shots are chunked
-    guidance_scale: float = 9.0          # i2vgen-xl classifier-free guidance
-    min_guidance_scale: float = 1.0      # svd guidance at the first frame
-    max_guidance_scale: float = 3.0      # svd guidance at the last frame
-    motion_bucket_id: int = 127          # svd micro-conditioning: amount of motion
-    noise_aug_strength: float = 0.02     # svd: noise added to the conditioning image
-    negative_prompt: str = ""            # i2vgen-xl negative prompt
-    decode_chunk_size: int = 8           # frames decoded at once (lower it on small GPUs)
-    vae_slicing: bool = False            # decode one frame at a time inside the VAE, where the VAE supports it
-    vae_tiling: bool = False             # decode in tiles, where the VAE supports it
-    cpu_offload: bool = False            # diffusers model CPU offload (accelerators only; ignored on CPU)
-    seed: int = 0                        # the run's base seed; shot j uses derive_seed(seed, "shot", j, chunk)
+    STAGE: ClassVar[str] = "shots"
+    PRESET_KEYS: ClassVar[Optional[dict]] = {"fps": "fps", "video_width": "width", "video_height": "height", "video_steps": "steps",
+                                             "native_frames": "native_frames", "i2v_backend": "backend"}
+    backend: str = setting("svd", choices=BACKENDS)      # "svd" (image only: the prompt is unused) | "i2vgen-xl" (text + image)
+    camera: str = setting("warp", choices=CAMERA_MODES)  # "embedding" (needs camera_adapter) | "warp" (training-free) | "none"
+    camera_adapter: Optional[str] = setting(None, output=False)  # checkpoint from `vgot train-camera` (hashed by content)
+    camera_scale: float = setting(1.0, lo=0.0, hi=10.0)  # λ_cam of the adapter at inference
+    warp_strength: float = setting(0.5, lo=0.0, hi=1.0)  # w: pull towards the re-noised warped keyframe latent (camera="warp")
+    warp_steps: float = setting(0.5, lo=0.0, hi=1.0)     # fraction of denoising steps with that pull
+    fps: float = setting(4.0, lo=1.0, hi=120.0)          # frames per second of the shot video
+    width: int = setting(32, lo=8, hi=4096)              # video width (pixels, multiple of 8)
+    height: int = setting(32, lo=8, hi=4096)             # video height (pixels, multiple of 8)
+    steps: int = setting(2, lo=1, hi=1000)               # denoising steps
+    native_frames: int = setting(8, lo=2, hi=1024)       # frames per model call; longer shots are chunked
+    guidance_scale: float = setting(9.0, lo=0.0, hi=50.0)      # i2vgen-xl classifier-free guidance
+    min_guidance_scale: float = setting(1.0, lo=0.0, hi=50.0)  # svd guidance at the first frame
+    max_guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # svd guidance at the last frame
+    motion_bucket_id: int = setting(127, lo=0, hi=1023)  # svd micro-conditioning: amount of motion
+    noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # svd: noise added to the conditioning image
+    negative_prompt: str = ""                            # i2vgen-xl negative prompt
+    decode_chunk_size: int = setting(8, lo=1, hi=1024)   # frames decoded at once (lower it on small GPUs)
+    vae_slicing: bool = setting(False, output=False)     # decode one frame at a time inside the VAE, where the VAE supports it
+    vae_tiling: bool = setting(False, output=False)      # decode in tiles, where the VAE supports it
+    cpu_offload: bool = setting(False, output=False)     # diffusers model CPU offload (accelerators only; ignored on CPU)
+    seed: int = setting(0, lo=0)                         # the run's base seed; shot j uses derive_seed(seed, "shot", j, chunk)
 
-    @classmethod
-    def from_preset(cls, preset, **overrides) -> "ShotConfig":
-        "A config with the preset's video defaults (fps, video_width/height, video_steps, native_frames, i2v_backend)."
-        p = preset if isinstance(preset, Preset) else get_preset(preset)
-        d = p.defaults
-        keys = {"fps": "fps", "video_width": "width", "video_height": "height", "video_steps": "steps",
-                "native_frames": "native_frames", "i2v_backend": "backend"}
-        kw = {dst: d[src] for src, dst in keys.items() if src in d}
-        bad = [k for k in overrides if k not in {f.name for f in fields(cls)}]
-        if bad: raise VgotError(f"ShotConfig has no field(s) {', '.join(bad)}")
-        return cls(**{**kw, **overrides}).validate()
-
-    def validate(self) -> "ShotConfig":
-        if self.backend not in BACKENDS: raise ValidationError("backend", self.backend, f"is not one of {', '.join(BACKENDS)}")
-        if self.camera not in CAMERA_MODES: raise ValidationError("camera", self.camera, f"is not one of {', '.join(CAMERA_MODES)}")
-        check_range("fps", self.fps, 1, 120)
+    def check(self):
         for n in ("width", "height"):
-            v = getattr(self, n)
-            if not isinstance(v, int) or v < 8 or v % 8: raise ValidationError(n, v, "is not a positive multiple of 8")
-        if not isinstance(self.steps, int) or self.steps < 1: raise ValidationError("steps", self.steps, "must be at least 1")
-        if not isinstance(self.native_frames, int) or self.native_frames < 2: raise ValidationError("native_frames", self.native_frames, "must be at least 2")
-        check_range("warp_strength", self.warp_strength, 0, 1); check_range("warp_steps", self.warp_steps, 0, 1)
-        if self.decode_chunk_size < 1: raise ValidationError("decode_chunk_size", self.decode_chunk_size, "must be at least 1")
-        return self
+            if getattr(self, n) % 8: raise ValidationError(n, getattr(self, n), "is not a positive multiple of 8")
+        if self.min_guidance_scale > self.max_guidance_scale:
+            raise ValidationError("min_guidance_scale", self.min_guidance_scale, f"is above max_guidance_scale = {self.max_guidance_scale}")
+        if self.camera == "embedding" and not self.camera_adapter:
+            raise ValidationError("camera", self.camera, "needs camera_adapter: a checkpoint from `vgot train-camera` "
+                                  "(--set shots.camera_adapter=PATH), or use camera = warp")
+        if self.camera == "embedding" and not Path(self.camera_adapter).is_file():
+            raise ValidationError("camera_adapter", self.camera_adapter, "not found")
 
     def determining(self) -> dict:
         "The fields that change the output (slicing, tiling and offload do not; SVD's temporal decoder depends on decode_chunk_size)."
-        return {k: v for k, v in asdict(self).items() if k not in ("vae_slicing", "vae_tiling", "cpu_offload", "camera_adapter")}
+        return super().determining()
 
 # %% ../nbs/03_shot_generation.ipynb #f3a1aab0
 def warped_noise(shape: tuple,                 # (C, h, w) of one latent frame

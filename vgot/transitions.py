@@ -8,13 +8,15 @@ from __future__ import annotations
 import functools, json, math, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
 from .core import (VgotError, ValidationError, TRANSITION_MODES, Script, ShotClip, Transition, RunStore, check_range,
                        check_type, save_tensors, load_tensors, write_video, read_video, hash_inputs, derive_seed,
                        make_generator, to_uint8_frames)
+from .core import StageConfig, setting
+import vgot.models  # registers the presets that from_preset finds by name
 
 # %% auto #0
 __all__ = ['KERNELS', 'LatentPathGP', 'GPPath', 'shared_kernel_mll', 'gp_latent_path', 'ease', 'transition_latents',
@@ -369,55 +371,33 @@ def refine_transition(
 
 # %% ../nbs/04_smoothing.ipynb #99ace658
 @dataclass
-class TransitionConfig:
+class TransitionConfig(StageConfig):
     "How the transitions between shots are made."
-    mode: str = "gpr+diffusion"            # gpr+diffusion | gpr | linear | crossfade | cut
-    frames: int = 4                        # n, frames of each transition (0 only with mode 'cut')
-    context_frames: int = 4                # k, latent frames of each shot the GP observes (≥ 2 to see velocity)
-    kernel: str = "rbf"                    # GP kernel: rbf | matern52 | matern32
-    lengthscale: Optional[float] = None    # ℓ in frames; None: fitted by marginal likelihood
-    outputscale: Optional[float] = None    # σ_f²; None: fitted
-    noise: Optional[float] = 1e-4          # σ_n² (standardised units); None: fitted
-    fit_iters: int = 30                    # L-BFGS iterations of the hyperparameter fit
-    strength: float = 0.5                  # refinement noise level: 0 keeps the GP path, 1 starts from noise
-    steps: int = 2                         # scheduler steps for strength 1 (25 for real SVD)
-    min_guidance_scale: float = 1.0        # SVD guidance ramp, first frame
-    max_guidance_scale: float = 3.0        # SVD guidance ramp, last frame
-    motion_bucket_id: int = 127            # SVD motion conditioning
-    noise_aug_strength: float = 0.02       # SVD conditioning-image noise
-    backend: str = "svd"                   # the video model whose latent space the shots are in
-    decode_chunk_size: int = 8             # frames per VAE decode call
-    seed: int = 0                          # the run's base seed
+    STAGE: ClassVar[str] = "transitions"
+    PRESET_KEYS: ClassVar[Optional[dict]] = {"transition_frames": "frames", "video_steps": "steps", "i2v_backend": "backend"}
+    mode: str = setting("gpr+diffusion", choices=TRANSITION_MODES)  # gpr+diffusion | gpr | linear | crossfade | cut
+    frames: int = setting(4, lo=0, hi=1024)              # n, frames of each transition (0 only with mode 'cut')
+    context_frames: int = setting(4, lo=1, hi=1024)      # k, latent frames of each shot the GP observes (≥ 2 to see velocity)
+    kernel: str = setting("rbf", choices=KERNELS)        # GP kernel: rbf | matern52 | matern32
+    lengthscale: Optional[float] = setting(None, lo=1e-6)  # ℓ in frames; None: fitted by marginal likelihood
+    outputscale: Optional[float] = setting(None, lo=1e-12) # σ_f²; None: fitted
+    noise: Optional[float] = setting(1e-4, lo=1e-12)     # σ_n² (standardised units); None: fitted
+    fit_iters: int = setting(30, lo=1, hi=10000)         # L-BFGS iterations of the hyperparameter fit
+    strength: float = setting(0.5, lo=0.0, hi=1.0)       # refinement noise level: 0 keeps the GP path, 1 starts from noise
+    steps: int = setting(2, lo=1, hi=1000)               # scheduler steps for strength 1 (25 for real SVD)
+    min_guidance_scale: float = setting(1.0, lo=0.0, hi=50.0)  # SVD guidance ramp, first frame
+    max_guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # SVD guidance ramp, last frame
+    motion_bucket_id: int = setting(127, lo=0, hi=1023)  # SVD motion conditioning
+    noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # SVD conditioning-image noise
+    backend: str = "svd"                                 # the video model whose latent space the shots are in
+    decode_chunk_size: int = setting(8, lo=1, hi=1024)   # frames per VAE decode call
+    seed: int = setting(0, lo=0)                         # the run's base seed
 
-    def __post_init__(self): self.validate()
-
-    def validate(self):
-        if self.mode not in TRANSITION_MODES: raise ValidationError("mode", self.mode, f"is not one of {', '.join(TRANSITION_MODES)}")
-        check_type("frames", self.frames, int); check_type("context_frames", self.context_frames, int)
-        if self.frames < 0: raise ValidationError("frames", self.frames, "is negative")
-        if self.frames == 0 and self.mode != "cut": raise ValidationError("frames", 0, f"leaves no room for a '{self.mode}' transition; use mode 'cut' for none")
-        if self.context_frames < 1: raise ValidationError("context_frames", self.context_frames, "must be at least 1")
-        if self.kernel not in KERNELS: raise ValidationError("kernel", self.kernel, f"is not one of {', '.join(KERNELS)}")
-        for nm in ("lengthscale", "outputscale", "noise"):
-            v = getattr(self, nm)
-            if v is not None:
-                check_type(nm, v, float)
-                if not (math.isfinite(v) and v > 0): raise ValidationError(nm, v, "must be positive (or None to fit it)")
-        check_range("strength", self.strength, 0.0, 1.0)
-        for nm in ("steps", "fit_iters", "decode_chunk_size"):
-            check_type(nm, getattr(self, nm), int)
-            if getattr(self, nm) < 1: raise ValidationError(nm, getattr(self, nm), "must be at least 1")
-        check_type("seed", self.seed, int)
-        return self
-
-    @classmethod
-    def from_preset(cls, preset, **overrides) -> "TransitionConfig":
-        "A config with the preset's defaults (transition_frames, video_steps, i2v_backend), then `overrides`."
-        d = getattr(preset, "defaults", preset) or {}
-        kw = {k: d[p] for k, p in (("frames", "transition_frames"), ("steps", "video_steps"), ("backend", "i2v_backend")) if p in d}
-        bad = [k for k in overrides if k not in {f for f in cls.__dataclass_fields__}]
-        if bad: raise VgotError(f"unknown transition option(s): {', '.join(bad)}")
-        return cls(**{**kw, **overrides})
+    def check(self):
+        if self.frames == 0 and self.mode != "cut":
+            raise ValidationError("frames", 0, f"leaves no room for a '{self.mode}' transition; use mode 'cut' for none")
+        if self.min_guidance_scale > self.max_guidance_scale:
+            raise ValidationError("min_guidance_scale", self.min_guidance_scale, f"is above max_guidance_scale = {self.max_guidance_scale}")
 
 # %% ../nbs/04_smoothing.ipynb #a8588a78
 @dataclass
