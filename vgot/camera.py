@@ -25,7 +25,7 @@ __all__ = ['TEMPORAL_ATTN', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_
            'camera_affines', 'warp', 'render_motion', 'phase_correlation', 'estimate_motion', 'camera_following',
            'camera_features', 'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor', 'CameraAdapter',
            'load_training_images', 'CameraTrainConfig', 'random_motion', 'camera_loss', 'flow_matching_sample',
-           'flow_matching_loss', 'block_checkpointing', 'train_camera', 'camera_dependence', 'add_cli']
+           'flow_matching_loss', 'block_checkpointing', 'train_camera', 'camera_dependence']
 
 # %% ../nbs/03a_camera.ipynb #abb046a2
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
@@ -617,35 +617,3 @@ def camera_dependence(pipe,                      # the StableVideoDiffusionPipel
         if installed: adapter.remove(unet)
     a = np.array(per)
     return {"true": float(a[:, 0].mean()), "shuffled": float(a[:, 1].mean()), "static": float(a[:, 2].mean()), "per_clip": a.tolist()}
-
-# %% ../nbs/03a_camera.ipynb #00a0136f
-def _train_camera_cmd(args) -> int:
-    from vgot.models import Models
-    models = Models(args.preset, device=args.device, dtype=args.dtype)
-    over = dict(steps=args.steps, lr=args.lr, n_frames=args.frames, width=args.width, height=args.height, cam_dim=args.cam_dim,
-                save_every=args.save_every, seed=args.seed, gradient_checkpointing=args.gradient_checkpointing, mixed_precision=args.mixed_precision)
-    cfg = CameraTrainConfig.from_preset(models.preset, **{k: v for k, v in over.items() if v is not None})
-    res = train_camera(models.i2v(args.backend), args.data_dir, args.out, cfg, resume=not args.no_resume, progress=not args.quiet)
-    print(f"trained {res['steps']} steps; eval loss {res['eval_before']:.5f} -> {res['eval_after']:.5f}; checkpoint {res['checkpoint']}")
-    return 0
-
-def add_cli(sub):
-    "Add `vgot train-camera`."
-    p = sub.add_parser("train-camera", help="train the camera adapter on warped stills/clips from a folder")
-    p.add_argument("data_dir", help="folder of images and/or video clips")
-    p.add_argument("--out", default="camera_adapter", help="output folder (checkpoint + training state; resumed if present)")
-    p.add_argument("--preset", default="tiny", help="model preset")
-    p.add_argument("--backend", choices=("svd", "i2vgen-xl"), default="svd", help="which of the preset's video models the adapter is for")
-    p.add_argument("--steps", type=int, default=200, help="total optimiser steps")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's native_frames)")
-    p.add_argument("--width", type=int, default=None); p.add_argument("--height", type=int, default=None)
-    p.add_argument("--cam-dim", dest="cam_dim", type=int, default=64, help="size of the camera embedding")
-    p.add_argument("--save-every", dest="save_every", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_true", help="recompute activations in the backward pass (less memory)")
-    p.add_argument("--mixed-precision", dest="mixed_precision", choices=MIXED_PRECISIONS, default="no", help="bf16: run the frozen UNet under bf16 autocast")
-    p.add_argument("--no-resume", dest="no_resume", action="store_true", help="start afresh even if a training state exists")
-    p.add_argument("--device", default="auto"); p.add_argument("--dtype", default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_train_camera_cmd)

@@ -17,7 +17,7 @@ from .core import StageConfig, setting
 # %% auto #0
 __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',
            'load_conditioning_image', 'encode_images', 'negative_embeds', 'zero_embeds', 'embed_width', 'branch_embeds',
-           'render', 'torch_isfinite', 'ensure_portraits', 'generate_keyframes', 'add_cli']
+           'render', 'torch_isfinite', 'ensure_portraits', 'generate_keyframes']
 
 # %% ../nbs/02_keyframe_generation.ipynb #685cb857
 BRANCHES = ("identity", "prev")
@@ -269,34 +269,3 @@ def generate_keyframes(script: Script,                     # the shots, in order
     return keyframes
 
 
-
-# %% ../nbs/02_keyframe_generation.ipynb #396add78
-def _cmd_keyframes(args) -> int:
-    from vgot.models import Models
-    store = RunStore(args.run_dir, create=False)
-    if not store.script_path.exists(): raise VgotError(f"{store.script_path}: not found (run `vgot script` first, or write one)")
-    script = Script.load(store.script_path)
-    over = {k: v for k, v in dict(seed=args.seed, steps=args.steps, width=args.width, height=args.height,
-                                  guidance_scale=args.guidance_scale, ip_scale=args.ip_scale, prev_scale=args.prev_scale,
-                                  negative_prompt=args.negative_prompt, ip_adapter_format=args.ip_adapter_format).items() if v is not None}
-    config = KeyframeConfig.from_preset(args.preset, **over)
-    models = Models(args.preset, device=args.device, dtype=args.dtype)
-    kfs = generate_keyframes(script, models, config, store, progress=not args.quiet)
-    for k in kfs: print(f"shot {k.shot:3d}: {k.image}  ({k.width}x{k.height}, seed {k.seed})")
-    return 0
-
-def add_cli(sub):
-    "Add `vgot keyframes` to the subcommands."
-    p = sub.add_parser("keyframes", help="make one keyframe per shot of RUN_DIR/script.json (resumes)")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder holding script.json")
-    p.add_argument("--preset", default="tiny", help="model preset: tiny, sd15, sdxl")
-    p.add_argument("--seed", type=int); p.add_argument("--steps", type=int)
-    p.add_argument("--width", type=int); p.add_argument("--height", type=int)
-    p.add_argument("--guidance-scale", type=float, dest="guidance_scale")
-    p.add_argument("--ip-scale", type=float, dest="ip_scale", help="λ of the identity branch")
-    p.add_argument("--prev-scale", type=float, dest="prev_scale", help="λ of the previous-keyframe branch")
-    p.add_argument("--negative-prompt", dest="negative_prompt")
-    p.add_argument("--ip-adapter-format", dest="ip_adapter_format", choices=IP_ADAPTER_FORMATS, help="the preset's base or Plus IP-Adapter weights")
-    p.add_argument("--device", default="auto"); p.add_argument("--dtype", default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_keyframes)

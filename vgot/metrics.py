@@ -5,7 +5,7 @@
 # %% ../nbs/06_metrics.ipynb #ad035a45
 from __future__ import annotations
 
-import importlib, importlib.util, json, math, os
+import importlib.util, json, math, os
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Callable, ClassVar, Optional, Sequence
@@ -15,6 +15,7 @@ import numpy as np
 from .core import VgotError, Script, ShotClip, Transition, CameraMotion, read_video, resolve_inside, choose_device
 from .core import atomic_path, atomic_write_json, atomic_write_text, load_image
 from .keyframes import identity_plan
+from .camera import camera_following
 from .models import ModelRef, Preset, get_preset
 from .core import StageConfig, setting
 
@@ -25,7 +26,7 @@ __all__ = ['FACE_DISTANCE', 'FACE_MODEL_FILES', 'FACE_SHOT_METRICS', 'FACE_JOINT
            'vbench_consistency', 'Extractors', 'Face', 'face_model_dir', 'DlibFaces', 'face_detector', 'face_within',
            'face_across', 'face_track', 'MetricsConfig', 'evaluate_videos', 'evaluate_run', 'plot_metrics',
            'write_metrics', 'summary_rows', 'face_counts', 'compare_metrics', 'load_metrics', 'protocol_row',
-           'protocol_table', 'format_protocol', 'format_summary', 'add_cli']
+           'protocol_table', 'format_protocol', 'format_summary']
 
 # %% ../nbs/06_metrics.ipynb #721ad177
 def _check_frames(frames, what: str = "frames") -> np.ndarray:
@@ -359,12 +360,7 @@ def _camera_following(frames, motion):
     "(value, reason): vgot.camera's comparison of the requested motion with the one estimated from the frames."
     if motion is None: return None, "no requested camera motion (the video is not a shot of a vgot run)"
     if len(frames) < 2: return None, "one frame: no motion to estimate"
-    try: cam = importlib.import_module("vgot.camera")
-    except ModuleNotFoundError as e:
-        if e.name != "vgot.camera": raise
-        return None, "vgot.camera is not installed: no camera-motion estimator"
-    if not hasattr(cam, "camera_following"): return None, "vgot.camera has no camera_following()"
-    res = _jsonable(cam.camera_following(frames, motion))
+    res = _jsonable(camera_following(frames, motion))
     if res.get("estimated") is None: return res, res.get("note", "camera motion could not be estimated")
     return res, None
 
@@ -869,104 +865,3 @@ def format_summary(result: dict) -> str:
     w = max((len(r["label"]) for r in rows), default=0)
     lines = [f"{r['label'].ljust(w)}  {'—' if r['mean'] is None else format(r['mean'], '.4f'):>9}  ({r['n']}/{r['of']})" for r in rows]
     return "\n".join([*lines, face_counts(result)])
-
-def _cli_extractors(args, run_dir: Optional[Path] = None) -> Extractors:
-    preset = args.preset or (_run_preset(run_dir) if run_dir is not None else None)
-    base = Extractors.from_preset(preset, args.device) if preset else Extractors(device=args.device)
-    return Extractors(args.clip or base.clip_ref, args.dino or base.dino_ref, args.device)
-
-def _is_run(p: Path) -> bool: return p.is_dir() and (p / "script.json").is_file()
-
-def _cli_evaluate(paths: list, args, cfg: MetricsConfig) -> tuple[dict, Path]:
-    "(result, default output path) for a run folder or videos."
-    paths = [Path(p) for p in paths]
-    runs = [p for p in paths if _is_run(p)]
-    if runs:
-        if len(paths) > 1: raise VgotError(f"{runs[0]} is a run folder: evaluate one run at a time (use --compare for several)")
-        if getattr(args, "reference", None): raise VgotError("--reference is for videos: a run's references are its identity images")
-        return evaluate_run(runs[0], _cli_extractors(args, runs[0]), cfg), runs[0] / "metrics.json"
-    files = _video_files(paths)
-    default = (paths[0] / "metrics.json") if len(paths) == 1 and paths[0].is_dir() else Path("metrics.json")
-    refs = {}
-    for a in args.reference or []:
-        name, sep, img = a.partition("=")
-        if not sep or not name.strip() or not img: raise VgotError(f"--reference {a!r}: expected NAME=IMAGE")
-        refs[name.strip()] = Path(img)
-    return evaluate_videos(files, _cli_extractors(args), cfg, references=refs), default
-
-def _compare_sources(c) -> list[tuple[str, dict]]:
-    "(name, evaluation) pairs from a run folder, a metrics.json, or a protocol table (one pair per row)."
-    p = Path(c)
-    f = p if p.is_file() else p / "metrics.json"
-    if f.is_file():
-        try: d = json.loads(f.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e: raise VgotError(f"{f}: not valid JSON ({e})") from None
-        if isinstance(d, dict) and d.get("vgot_protocol") == 1:
-            return [(f"{r.get('name', '?')}", {"protocol_row": r}) for r in d.get("rows", []) if isinstance(r, dict)]
-        return [(p.name if p.name != "metrics.json" else p.parent.name, load_metrics(f))]
-    return []
-
-def _protocol_cmd(args, cfg: MetricsConfig) -> int:
-    "vgot eval RUNS --protocol vgot: the paper's table for one or more runs."
-    runs = [Path(p) for p in args.paths]
-    if not runs: raise VgotError("eval --protocol vgot: give one or more run folders")
-    for r in runs:
-        if not _is_run(r): raise VgotError(f"{r}: not a vgot run folder (the protocol scores runs)")
-    pcfg = MetricsConfig(n_boundary=PROTOCOL_N, joint_frames=cfg.joint_frames, faces=cfg.faces, face_every=cfg.face_every,
-                         plots=False, progress=cfg.progress)
-    table = protocol_table([protocol_row(evaluate_run(r, _cli_extractors(args, r), pcfg), r.name) for r in runs])
-    out = Path(args.out) if args.out else (runs[0] / "vgot_protocol.json" if len(runs) == 1 else Path("vgot_protocol.json"))
-    try:
-        atomic_write_json(out, table)
-        atomic_write_text(out.with_suffix(".md"), format_protocol(table) + "\n")
-    except OSError as e: raise VgotError(f"cannot write {out}: {e.strerror or e}") from None
-    print(format_protocol(table))
-    print(f"wrote {out} and {out.with_suffix('.md').name}")
-    return 0
-
-def _eval_cmd(args) -> int:
-    cfg = MetricsConfig(n_boundary=args.n_boundary, joint_frames=args.joint_frames, faces=args.faces, face_every=args.face_every,
-                        plots=not args.no_plots, progress=not args.quiet)
-    if args.compare:
-        if args.paths or args.out: raise VgotError("eval --compare takes only the runs to compare (no other paths, no --out)")
-        if len(args.compare) < 2: raise VgotError("eval --compare: give at least two runs (or metrics.json files)")
-        results, names = [], []
-        for c in args.compare:
-            p = Path(c); got = _compare_sources(p)
-            if not got and _is_run(p):
-                res, out = _cli_evaluate([p], args, cfg); write_metrics(res, out, cfg.plots); got = [(p.name, res)]
-            if not got: raise VgotError(f"{p}: neither a metrics.json, a protocol table nor a run folder")
-            for n, r in got: names.append(n); results.append(r)
-        print(compare_metrics(results, names))
-        return 0
-    if args.protocol: return _protocol_cmd(args, cfg)
-    if not args.paths: raise VgotError("eval: give a run folder or videos to evaluate (or --compare RUN_A RUN_B)")
-    res, default = _cli_evaluate(args.paths, args, cfg)
-    out = write_metrics(res, args.out or default, cfg.plots)
-    print(format_summary(res) if not args.quiet else face_counts(res))
-    print(f"wrote {out}" + (f" and {', '.join(res['plots'])}" if res["plots"] else ""))
-    return 0
-
-def add_cli(subparsers):
-    "Add `vgot eval` to the vgot command line."
-    p = subparsers.add_parser("eval", help="evaluate a run folder or videos: metrics.json and plots; or --compare runs",
-                              description="Evaluate a vgot run folder (or videos, as consecutive shots): CLIP score, face and style "
-                                          "consistency within and across shots, VBench-style temporal metrics, joint smoothness, camera following.")
-    p.add_argument("paths", nargs="*", metavar="RUN_DIR|VIDEO", help="a run folder, or video files / a folder of videos")
-    p.add_argument("--out", help="metrics file (default: RUN_DIR/metrics.json; for videos, metrics.json in their folder or here)")
-    p.add_argument("--compare", nargs="+", metavar="RUN", help="print a side-by-side table of runs' metrics (runs without metrics.json are evaluated)")
-    p.add_argument("--preset", help="take the CLIP and DINOv2 models of this preset (default: the run's preset, else the hub models)")
-    p.add_argument("--clip", help="CLIP model: hub id or folder")
-    p.add_argument("--dino", help="DINOv2 model: hub id or folder")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--faces", default="auto", choices=("auto", "on", "off"),
-                   help="face consistency with dlib's face descriptor (auto: when installed; off: skip it)")
-    p.add_argument("--face-every", type=int, default=MetricsConfig.face_every, help="detect faces in every k-th frame")
-    p.add_argument("--reference", action="append", metavar="NAME=IMAGE",
-                   help="a character's identity image, for identity fidelity of videos (repeatable)")
-    p.add_argument("--protocol", choices=("vgot",), help="the VGoT paper's table (CLIP, WS/CS-FC, WS/CS-SC), corrected, for run folders")
-    p.add_argument("--n-boundary", type=int, default=MetricsConfig.n_boundary, help="frames each side of a joint for cross-shot consistency")
-    p.add_argument("--joint-frames", type=int, default=MetricsConfig.joint_frames, help="frames of each shot in a joint's smoothness window")
-    p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
-    p.add_argument("--quiet", action="store_true", help="no progress bars, no summary")
-    p.set_defaults(func=_eval_cmd)

@@ -5,37 +5,33 @@
 # %% ../nbs/05_pipeline.ipynb #0a8dae9f
 from __future__ import annotations
 
-import base64, html, importlib, importlib.resources, io, json, logging, math, os, shutil, sys, textwrap, time
+import base64, html, importlib.resources, io, json, logging, math, os, shutil, sys, textwrap, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from .core import StageConfig
 from .core import (VgotError, RunStore, Story, Script, Keyframe, ShotClip, Transition, hash_inputs, file_sha256,
                        atomic_write_text, atomic_path, read_video, write_video, save_image, load_image)
 from .models import Models, get_preset
-from .script import STORY_FORMATS, VGOT_FILE, read_story, install_identity_images
+from .script import STORY_FORMATS, VGOT_FILE, ScriptConfig, generate_script, install_identity_images, make_planner, read_story
+from .keyframes import KeyframeConfig, generate_keyframes
+from .shots import ShotConfig, generate_shots
+from .transitions import TransitionConfig, generate_transitions
 from .metrics import summary_rows, face_counts
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_MODULES', 'STAGE_RECORDS', 'stage_module', 'RunConfig', 'assembly_parts', 'assemble_video',
-           'storyboard_figure', 'write_storyboard', 'write_report', 'RunResult', 'clear_run', 'load_story_any', 'VGoT',
-           'resources_dir', 'example_stories', 'example_story', 'default_run_notebook', 'refresh_report', 'run_batch',
-           'format_table', 'add_cli']
+__all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'RunConfig', 'assembly_parts', 'assemble_video', 'storyboard_figure',
+           'write_storyboard', 'write_report', 'RunResult', 'clear_run', 'load_story_any', 'VGoT', 'resources_dir',
+           'example_stories', 'example_story', 'default_run_notebook', 'refresh_report', 'run_batch', 'format_table']
 
 # %% ../nbs/05_pipeline.ipynb #d8e8f726
 STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
-STAGE_MODULES = {"script": "vgot.script", "keyframes": "vgot.keyframes", "shots": "vgot.shots", "transitions": "vgot.transitions"}
+STAGE_CONFIGS = {"script": ScriptConfig, "keyframes": KeyframeConfig, "shots": ShotConfig, "transitions": TransitionConfig}
 STAGE_RECORDS = {"script": "script", "keyframes": "keyframe/", "shots": "shot/", "transitions": "transition/", "assemble": "final",
-                 "evaluate": "metrics"}
-
-def stage_module(stage: str):
-    "The module implementing `stage`, or None when it is not built."
-    try: return importlib.import_module(STAGE_MODULES[stage])
-    except ModuleNotFoundError as e:
-        if e.name == STAGE_MODULES[stage]: return None
-        raise
+                 "evaluate": "metrics"}   # the run store's record names of each stage's artifacts
 
 @dataclass
 class RunConfig:
@@ -65,7 +61,7 @@ class RunConfig:
         if self.fps is not None:
             if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or not 0 < self.fps <= 240:
                 raise VgotError(f"fps = {self.fps!r}: must be a number in (0, 240]")
-        for s in STAGE_MODULES:
+        for s in STAGE_CONFIGS:
             if not isinstance(getattr(self, s), dict): raise VgotError(f"{s} = {getattr(self, s)!r}: must be a mapping of settings")
         if not isinstance(self.evaluate, bool): raise VgotError(f"evaluate = {self.evaluate!r}: must be true or false")
         return self
@@ -73,8 +69,8 @@ class RunConfig:
     def changes(self, before: Optional[dict]) -> list[str]:
         "The settings that differ from `before` (a to_dict()), as 'key: old -> new' lines."
         if not before: return []
-        flat = lambda d: {**{k: v for k, v in d.items() if k not in STAGE_MODULES},
-                          **{f"{s}.{k}": v for s in STAGE_MODULES for k, v in (d.get(s) or {}).items()}}
+        flat = lambda d: {**{k: v for k, v in d.items() if k not in STAGE_CONFIGS},
+                          **{f"{s}.{k}": v for s in STAGE_CONFIGS for k, v in (d.get(s) or {}).items()}}
         a, b = flat(before), flat(self.to_dict())
         return [f"{k}: {a.get(k, '(default)')!r} -> {b.get(k, '(default)')!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
@@ -94,22 +90,18 @@ class RunConfig:
         except json.JSONDecodeError: value = raw
         section, _, sub = key.partition(".")
         if sub:
-            if section not in STAGE_MODULES:
+            if section not in STAGE_CONFIGS:
                 raise VgotError(f"--set {key}: unknown section '{section}' (script, keyframes, shots, transitions)")
             getattr(self, section)[sub] = value
-        elif section in {f.name for f in fields(self)} and section not in STAGE_MODULES:
+        elif section in {f.name for f in fields(self)} and section not in STAGE_CONFIGS:
             setattr(self, section, value)
         else: raise VgotError(f"--set {key}: unknown setting")
         return self
 
-    def stage_config(self, stage: str, module):
-        "The stage's config object: the preset's defaults, then this run's overrides and seed."
-        cls = {"script": "ScriptConfig", "keyframes": "KeyframeConfig", "shots": "ShotConfig", "transitions": "TransitionConfig"}[stage]
+    def stage_config(self, stage: str) -> StageConfig:
+        "The stage's config: the preset's defaults, then this run's overrides and seed."
         overrides = dict(getattr(self, stage)); overrides.setdefault("seed", self.seed)
-        try: return getattr(module, cls).from_preset(get_preset(self.preset), **overrides)
-        except (TypeError, VgotError) as e:
-            msg = str(e)
-            raise VgotError(msg if msg.startswith(f"{stage} config") else f"{stage} config: {msg}") from None
+        return STAGE_CONFIGS[stage].from_preset(self.preset, **overrides)
 
 # %% ../nbs/05_pipeline.ipynb #8b015046
 def assembly_parts(clips: list[ShotClip], transitions: list[Transition]) -> list[str]:
@@ -243,7 +235,7 @@ def write_report(store: RunStore, script: Script, keyframes: list[Keyframe], emb
 # %% ../nbs/05_pipeline.ipynb #69b3e26b
 @dataclass
 class RunResult:
-    "What a run produced: the run folder, the artifacts, and the stages that are not built or failed."
+    "What a run produced: the run folder and its artifacts."
     run_dir: Path
     script: Optional[Script] = None
     keyframes: list = field(default_factory=list)
@@ -252,9 +244,8 @@ class RunResult:
     final: Optional[Path] = None
     report: Optional[Path] = None
     storyboard: Optional[Path] = None
-    not_built: list = field(default_factory=list)
     @property
-    def complete(self) -> bool: return self.final is not None and not self.not_built
+    def complete(self) -> bool: return self.final is not None
 
 def _logger(store: RunStore, quiet: bool) -> logging.Logger:
     log = logging.getLogger(f"vgot.run.{store.root.resolve()}")
@@ -315,7 +306,7 @@ class VGoT:
         story, images = load_story_any(story)
         # every setting is checked before anything is written or computed
         self.config.validate()
-        self._configs = {s: self.config.stage_config(s, m) for s in STAGE_MODULES if (m := stage_module(s)) is not None}
+        self._configs = {s: self.config.stage_config(s) for s in STAGE_CONFIGS}
         store = RunStore(run_dir)
         with store.lock(): return self._generate(story, images, store, force, quiet, stop_after, overwrite)
 
@@ -343,11 +334,6 @@ class VGoT:
                    leave=False, unit="stage")
         for stage in bar:
             bar.set_postfix_str(stage)
-            if stage in STAGE_MODULES and stage_module(stage) is None:
-                res.not_built = [s for s in STAGE_MODULES if stage_module(s) is None] + ["assemble"]
-                for s in res.not_built: store.set_stage(s, "not built")
-                log.info(f"stage '{stage}' is not built yet: stopping here (not built: {', '.join(res.not_built)})")
-                break
             t0 = time.time(); store.set_stage(stage, "running")
             try: getattr(self, f"_run_{stage}")(story, store, res, log)
             except BaseException as e:
@@ -362,24 +348,24 @@ class VGoT:
 
     # --- the stages ------------------------------------------------------------------------
     def _run_script(self, story, store, res, log):
-        mod = stage_module("script"); cfg = self._configs["script"]
+        cfg = self._configs["script"]
         planner = None if story.script is not None else \
-            mod.make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
-        res.script = mod.generate_script(story, planner, cfg, store, progress=self.models.progress)
+            make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
+        res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)
         log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
 
     def _run_keyframes(self, story, store, res, log):
-        mod = stage_module("keyframes"); cfg = self._configs["keyframes"]
-        res.keyframes = mod.generate_keyframes(res.script, self.models, cfg, store, progress=self.models.progress)
+        cfg = self._configs["keyframes"]
+        res.keyframes = generate_keyframes(res.script, self.models, cfg, store, progress=self.models.progress)
         self.models.free("t2i", "image_encoder", "ip_adapter")
 
     def _run_shots(self, story, store, res, log):
-        mod = stage_module("shots"); cfg = self._configs["shots"]
-        res.clips = mod.generate_shots(res.script, res.keyframes, self.models, cfg, store, progress=self.models.progress)
+        cfg = self._configs["shots"]
+        res.clips = generate_shots(res.script, res.keyframes, self.models, cfg, store, progress=self.models.progress)
 
     def _run_transitions(self, story, store, res, log):
-        mod = stage_module("transitions"); cfg = self._configs["transitions"]
-        res.transitions = mod.generate_transitions(res.script, res.clips, self.models, cfg, store, progress=self.models.progress)
+        cfg = self._configs["transitions"]
+        res.transitions = generate_transitions(res.script, res.clips, self.models, cfg, store, progress=self.models.progress)
         self.models.free("i2v", "llm")
 
     def _run_assemble(self, story, store, res, log):
@@ -433,16 +419,6 @@ def default_run_notebook() -> Path:
     return resources_dir() / "generate.ipynb"
 
 # %% ../nbs/05_pipeline.ipynb #0f78c877
-def _print_result(res: RunResult, quiet: bool):
-    if res.not_built:
-        print(f"vgot: stages not built yet: {', '.join(res.not_built)}; the run stopped before them (no fake output)", file=sys.stderr)
-        done = [p for p in ("script.json", "keyframes", "shots", "transitions") if (res.run_dir / p).exists()]
-        print(f"run folder: {res.run_dir} ({', '.join(done) or 'nothing written'})")
-        return 3
-    print(f"final video: {res.final}")
-    print(f"report: {res.report}")
-    return 0
-
 def refresh_report(run_dir) -> Path:
     "Rewrite a run's report.html from what its folder holds now (e.g. after `vgot eval`)."
     store = RunStore(run_dir, create=False)
@@ -450,56 +426,6 @@ def refresh_report(run_dir) -> Path:
     kfs = [Keyframe.load(p) for p in sorted(store.root.glob("keyframes/[0-9][0-9][0-9].json"))]
     write_report(store, script, kfs)
     return store.path("report.html")
-
-def _story_arg(args) -> Path:
-    "The story of `vgot run`: a file, or a bundled example (--example NAME)."
-    if args.story and args.example: raise VgotError("give a story file or --example NAME, not both")
-    if args.example: return example_story(args.example)
-    if not args.story: raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
-    return Path(args.story)
-
-def _previous_config(run_dir: Path) -> Optional[dict]:
-    "The settings a run folder was last run with (run.json), if any."
-    try: m = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError): return None
-    return m.get("config") if isinstance(m, dict) and isinstance(m.get("config"), dict) else None
-
-def _cmd_run(args):
-    story = _story_arg(args)
-    name = story.parent.name if story.name == VGOT_FILE else story.stem   # VGoT's script: the story folder's name
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / name
-    prev = None if args.reset_settings or args.overwrite else _previous_config(run_dir)
-    cfg = RunConfig.from_dict(prev) if prev else RunConfig()          # the run's own settings stick; given ones change them
-    for k in ("preset", "seed", "device", "dtype", "planner", "fps"):
-        if getattr(args, k) is not None: setattr(cfg, k, getattr(args, k))
-    if args.eval: cfg.evaluate = True
-    for a in args.set or []: cfg.set(a)
-    if prev and not args.quiet:
-        ch = cfg.changes(prev)
-        print(("vgot: changed settings: " + "; ".join(ch)) if ch else "vgot: the run's settings are kept (run.json)", file=sys.stderr)
-    res = VGoT(cfg).generate(story, run_dir, force=tuple(args.force or ()), quiet=args.quiet, stop_after=args.stop_after,
-                             overwrite=args.overwrite)
-    return _print_result(res, args.quiet)
-
-def _cmd_demo(args):
-    if args.list:
-        for name, p in example_stories().items(): print(f"{name:14s} {p}")
-        return 0
-    cfg = RunConfig(preset=args.preset, seed=args.seed)
-    res = VGoT(cfg).generate(example_story(args.example), Path(args.run_dir), quiet=args.quiet, overwrite=args.overwrite)
-    return _print_result(res, args.quiet)
-
-def _cmd_resume(args):
-    store = RunStore(args.run_dir, create=False)
-    if store.path("story.json").exists(): story = Story.load(store.path("story.json"))
-    elif store.script_path.exists():                   # a folder made stage by stage (vgot script, keyframes, ...): finish it
-        sc = Script.load(store.script_path)
-        story = Story("\n\n".join(s.segment for s in sc.shots), sc.title, sc.cast, sc)
-    else: raise VgotError(f"{args.run_dir}: no run to resume (no story.json or script.json); start one with `vgot run STORY`")
-    cfg = RunConfig.from_dict(store.manifest["config"]) if "config" in store.manifest else \
-        RunConfig(preset=store.manifest.get("preset") or "tiny")
-    res = VGoT(cfg).generate(story, args.run_dir, force=tuple(args.force or ()), quiet=args.quiet)
-    return _print_result(res, args.quiet)
 
 def run_batch(stories_dir, out_dir, notebook=None, preset: str = "tiny", seed: int = 0, parameters: Optional[dict] = None,
               kernel: str = "python3", quiet: bool = False) -> list[dict]:
@@ -537,67 +463,3 @@ def format_table(rows: list[dict]) -> str:
     cols = list(rows[0]); w = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     line = lambda r: "  ".join(str(r[c]).ljust(w[c]) for c in cols).rstrip()
     return "\n".join([line({c: c for c in cols}), line({c: "-" * w[c] for c in cols}), *map(line, rows)])
-
-def _cmd_batch(args):
-    params = {}
-    for a in args.param or []:
-        k, _, v = a.partition("=")
-        try: params[k] = json.loads(v)
-        except json.JSONDecodeError: params[k] = v
-    rows = run_batch(args.stories_dir, args.out, args.notebook, args.preset, args.seed, params, quiet=args.quiet)
-    print(format_table(rows))
-    failed = sum(r["status"] != "ok" for r in rows)
-    print(f"{len(rows) - failed} ok, {failed} failed")
-    return 1 if failed else 0
-
-def add_cli(sub):
-    "Add run, resume and batch to the vgot command line."
-    p = sub.add_parser("run", help="generate a video from a story (re-running resumes)")
-    p.add_argument("story", nargs="?", help="story file: .txt, .md (YAML front matter), .yaml or .json")
-    p.add_argument("--example", metavar="NAME", help="run a bundled example story instead (see `vgot demo --list`)")
-    p.add_argument("--preset", help="model preset (see `vgot info`; default: the run's, else tiny)")
-    p.add_argument("--run-dir", help="run folder (default: runs/<story name>)")
-    p.add_argument("--seed", type=int, help="base seed (default: the run's, else 0)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default: the run's, else auto)")
-    p.add_argument("--dtype", help="auto | float32 | float16 | bfloat16 (default: the run's, else auto)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run folder made from another story")
-    p.add_argument("--reset-settings", action="store_true", help="start from the defaults instead of the run's remembered settings")
-    p.add_argument("--planner", help="script planner: rules | transformers | openai (default: the preset's)")
-    p.add_argument("--fps", type=float, help="frame rate of the final video")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="setting, e.g. shots.camera=warp (repeatable; remembered in run.json for the next run)")
-    p.add_argument("--force", action="append", choices=STAGES, help="redo this stage and those after it (repeatable)")
-    p.add_argument("--stop-after", choices=STAGES, help="stop after this stage")
-    p.add_argument("--eval", action="store_true", help="compute metrics.json and add it to the report")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
-    p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("demo", help="the main job: generate a bundled example story on the tiny preset")
-    p.add_argument("--example", default="lighthouse", metavar="NAME", help="example story (default: lighthouse)")
-    p.add_argument("--run-dir", default="runs/demo", help="run folder (default: runs/demo; re-running resumes)")
-    p.add_argument("--preset", default="tiny", help="model preset (default: tiny, offline)")
-    p.add_argument("--seed", type=int, default=0, help="base seed")
-    p.add_argument("--list", action="store_true", help="list the example stories and exit")
-    p.add_argument("--overwrite", action="store_true", help="replace a run of another story in the run folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
-    p.set_defaults(func=_cmd_demo)
-    p = sub.add_parser("resume", help="continue a run from its folder")
-    p.add_argument("run_dir"); p.add_argument("--force", action="append", choices=STAGES); p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_resume)
-    p = sub.add_parser("batch", help="run the papermill notebook for every story in a folder")
-    p.add_argument("stories_dir"); p.add_argument("--out", default="runs", help="folder for the runs: OUT/<story>/generate.ipynb")
-    p.add_argument("--notebook", help="run notebook (default: the one shipped with vgot, nbs/runs/generate.ipynb)")
-    p.add_argument("--preset", default="tiny"); p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (repeatable)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_batch)
-    ev = sub.choices.get("eval")                 # `vgot eval RUN_DIR` (from vgot.metrics) also refreshes the run's report
-    if ev is not None: ev.set_defaults(func=_with_report_refresh(ev.get_default("func")))
-
-def _with_report_refresh(eval_cmd):
-    def run(args):
-        rc = eval_cmd(args)
-        for p in getattr(args, "paths", None) or []:
-            if (Path(p) / "script.json").exists() and (Path(p) / "metrics.json").exists() and not args.out:
-                print(f"report: {refresh_report(p)}")
-        return rc
-    return run

@@ -28,7 +28,7 @@ __all__ = ['MAX_STORY_BYTES', 'VGOT_FILE', 'STORY_FORMATS', 'CHARACTER_NOUNS', '
            'MiniLMEmbedder', 'minilm_available', 'get_embedder', 'coherence', 'Planner', 'RulePlanner',
            'TransformersPlanner', 'OpenAIPlanner', 'make_planner', 'parse_shot', 'plan_shot', 'generate_script',
            'parse_vgot_prompt', 'format_vgot_prompt', 'camera_motion_from_text', 'import_vgot_script',
-           'export_vgot_script', 'add_cli']
+           'export_vgot_script']
 
 # %% ../nbs/01_script_generation.ipynb #e1a429a3
 def shot_intervals(durations) -> list[tuple[float, float]]:
@@ -1101,75 +1101,3 @@ def export_vgot_script(script: Script,           # the script to write
         entries.append(entry)
     atomic_write_text(out / VGOT_FILE, json.dumps(entries, indent=4, ensure_ascii=False) + "\n")
     return out / VGOT_FILE
-
-# %% ../nbs/01_script_generation.ipynb #ad6f0662
-def _cmd_export(args) -> int:
-    "vgot script RUN_DIR --to vgot: the run's script in VGoT's format."
-    src = Path(args.story)
-    sp = src / "script.json" if src.is_dir() else src
-    if not sp.is_file(): raise VgotError(f"{src}: no script.json to export (give a run folder or a script.json)")
-    run = sp.parent
-    out = Path(args.out) if args.out else run / "vgot"
-    f = export_vgot_script(Script.load(sp), out, RunStore(run, create=False).assets_dir if (run / "run.json").exists() else run / "assets" / "characters")
-    print(f"{f}: {len(Script.load(sp).shots)} shots in VGoT's format")
-    return 0
-
-def _cmd_script(args) -> int:
-    from vgot.models import Models, get_preset
-    if args.to: return _cmd_export(args)
-    if not args.run_dir: raise VgotError("vgot script: --run-dir is required (or --to vgot to export a run's script)")
-    if args.source == "vgot" and not is_vgot_script(args.story):
-        raise VgotError(f"{args.story}: not VGoT's format (a folder with {VGOT_FILE}, or a JSON list of {{ip_img_path, prompt}})")
-    preset = get_preset(args.preset)
-    overrides = {k: v for k, v in dict(model=args.model, base_url=args.base_url, max_tries=args.max_tries, max_shots=args.max_shots,
-                                      out_of_range=args.out_of_range, on_failure=args.on_failure, coherence=args.coherence,
-                                      coherence_threshold=args.coherence_threshold, timeout=args.timeout, retries=args.retries,
-                                      seed=args.seed, max_new_tokens=args.max_new_tokens).items() if v is not None}
-    if args.api_key_env:
-        if not os.environ.get(args.api_key_env): raise VgotError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
-        overrides["api_key"] = os.environ[args.api_key_env]
-    story, images = read_story(args.story) if args.source != "story" else (load_story(args.story), {})
-    config = ScriptConfig.from_preset(preset, **overrides)
-    name = "rules" if story.script is not None else (args.planner or preset.planner)   # a given script needs no planner
-    models = Models(preset, device=args.device) if name == "transformers" and not config.model else (Models(preset) if name == "openai" else None)
-    planner = make_planner(name, models, config)
-    store = RunStore(args.run_dir)
-    if args.force: store.forget("script")
-    install_identity_images(store, images)
-    with warnings.catch_warnings(record=True) as ws:
-        warnings.simplefilter("always", ScriptWarning)
-        script = generate_script(story, planner, config, store, progress=not args.quiet)
-    import sys
-    for w in ws: print(f"vgot: warning: {w.message}", file=sys.stderr)
-    print(f"{store.script_path}: {len(script.shots)} shots, {script.duration:.1f} s ({script.planner})")
-    return 0
-
-def add_cli(sub):
-    "Add `vgot script` to the command line."
-    p = sub.add_parser("script", help="write a run's script.json from a story (Module 1); import or export VGoT's format")
-    p.add_argument("story", help="story file (.txt, .md, .yaml, .json), VGoT's image_prompt_pairs.json or its folder; "
-                                 "with --to: a run folder")
-    p.add_argument("--run-dir", help="run folder; the script goes to RUN_DIR/script.json")
-    p.add_argument("--from", dest="source", choices=("auto", "story", "vgot"), default="auto",
-                   help="input format (auto: VGoT's when it is a JSON list or a folder with image_prompt_pairs.json)")
-    p.add_argument("--to", choices=("vgot",), help="export the run's script instead: VGoT's image_prompt_pairs.json and avatars")
-    p.add_argument("--out", help="folder for --to (default: RUN_DIR/vgot)")
-    p.add_argument("--planner", choices=PLANNERS, help="rules | transformers | openai (default: the preset's)")
-    p.add_argument("--preset", default="tiny", help="model preset (see `vgot info`)")
-    p.add_argument("--model", help="LLM: hub id/folder (transformers) or model name (openai)")
-    p.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (else $VGOT_OPENAI_BASE_URL)")
-    p.add_argument("--api-key-env", metavar="VAR", help="read the server key from this environment variable (default: VGOT_OPENAI_API_KEY, OPENAI_API_KEY)")
-    p.add_argument("--max-tries", type=int, help="answers per shot before giving up")
-    p.add_argument("--max-shots", type=int, help="at most this many shots")
-    p.add_argument("--out-of-range", choices=("clamp", "reject"), help="clamp (with a warning) or reject out-of-range numbers")
-    p.add_argument("--on-failure", choices=("error", "rules"), help="a shot without a valid answer: error, or the rule-based shot")
-    p.add_argument("--coherence", choices=("auto", "minilm", "hashed", "none"), help="embedding for the coherence check")
-    p.add_argument("--coherence-threshold", type=float, help="re-ask below this similarity with the previous shot")
-    p.add_argument("--max-new-tokens", type=int, help="LLM answer length")
-    p.add_argument("--timeout", type=float, help="seconds per HTTP request")
-    p.add_argument("--retries", type=int, help="HTTP retries after 5xx, 429, timeouts")
-    p.add_argument("--seed", type=int, help="base seed")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (transformers planner)")
-    p.add_argument("--force", action="store_true", help="plan again even if script.json is up to date")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_script)

@@ -21,8 +21,7 @@ from .core import StageConfig, setting
 
 # %% auto #0
 __all__ = ['BACKENDS', 'CAMERA_MODES', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'warped_noise', 'encode_keyframe',
-           'decode_latents', 'latent_frames', 'run_chunk', 'generate_shot', 'generate_shots', 'load_keyframes',
-           'add_cli']
+           'decode_latents', 'latent_frames', 'run_chunk', 'generate_shot', 'generate_shots', 'load_keyframes']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl")
@@ -329,38 +328,3 @@ def load_keyframes(store: RunStore, script: Script) -> list:
         p = store.path(f"keyframes/{s.index:03d}.json")
         out.append(Keyframe.load(p) if p.exists() else None)
     return out
-
-def _shots_cmd(args) -> int:
-    store = RunStore(args.run_dir, create=False)
-    script = Script.load(store.script_path)
-    models = Models(args.preset, device=args.device, dtype=args.dtype)
-    over = {k: v for k, v in dict(backend=args.backend, camera=args.camera, camera_adapter=args.camera_adapter, steps=args.steps,
-                                  fps=args.fps, width=args.width, height=args.height, native_frames=args.native_frames,
-                                  decode_chunk_size=args.decode_chunk_size, seed=args.seed).items() if v is not None}
-    if args.vae_slicing: over["vae_slicing"] = True
-    if args.vae_tiling: over["vae_tiling"] = True
-    if args.cpu_offload: over["cpu_offload"] = True
-    try: config = ShotConfig.from_preset(models.preset, **over)
-    except ValidationError as e: raise e.at("vgot shots") from None
-    clips = generate_shots(script, load_keyframes(store, script), models, config, store, progress=not args.quiet)
-    for c in clips: print(f"shot {c.shot}: {c.video} ({c.n_frames} frames, {c.backend}, camera={c.camera})")
-    return 0
-
-def add_cli(sub):
-    "Add `vgot shots`."
-    p = sub.add_parser("shots", help="generate the shot videos of a run from its script and keyframes")
-    p.add_argument("run_dir", help="run folder with script.json and keyframes/")
-    p.add_argument("--preset", default="tiny", help="model preset")
-    p.add_argument("--backend", choices=BACKENDS, default=None, help="video model (default: the preset's); svd ignores the prompt")
-    p.add_argument("--camera", choices=CAMERA_MODES, default=None, help="camera control (default: warp)")
-    p.add_argument("--camera-adapter", dest="camera_adapter", default=None, help="checkpoint for --camera embedding (from vgot train-camera)")
-    p.add_argument("--steps", type=int, default=None); p.add_argument("--fps", type=float, default=None)
-    p.add_argument("--width", type=int, default=None); p.add_argument("--height", type=int, default=None)
-    p.add_argument("--native-frames", dest="native_frames", type=int, default=None, help="frames per model call")
-    p.add_argument("--decode-chunk-size", dest="decode_chunk_size", type=int, default=None)
-    p.add_argument("--vae-slicing", dest="vae_slicing", action="store_true"); p.add_argument("--vae-tiling", dest="vae_tiling", action="store_true")
-    p.add_argument("--cpu-offload", dest="cpu_offload", action="store_true", help="model CPU offload (GPU only)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto"); p.add_argument("--dtype", default="auto")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_shots_cmd)

@@ -21,7 +21,7 @@ import vgot.models  # registers the presets that from_preset finds by name
 # %% auto #0
 __all__ = ['KERNELS', 'LatentPathGP', 'GPPath', 'shared_kernel_mll', 'gp_latent_path', 'ease', 'transition_latents',
            'path_smoothness', 'RefinedTransition', 'decode_latents', 'refine_transition', 'TransitionConfig',
-           'TransitionResult', 'make_transition', 'generate_transitions', 'add_cli']
+           'TransitionResult', 'make_transition', 'generate_transitions']
 
 # %% ../nbs/04_smoothing.ipynb #8a761f46
 KERNELS = ("rbf", "matern52", "matern32")
@@ -516,39 +516,3 @@ def generate_transitions(
         store.record(name, h, [video_rel, lat_rel, json_rel], "transitions")
         out.append(tr)
     return out
-
-# %% ../nbs/04_smoothing.ipynb #0fba901d
-def _cli_transitions(args) -> int:
-    from vgot.models import Models, get_preset
-    store = RunStore(args.run_dir, create=False)
-    script = Script.load(store.script_path)
-    clips = []
-    for i in range(len(script.shots)):
-        p = store.root / f"shots/{i:03d}.json"
-        if not p.exists(): raise VgotError(f"{p}: not found; make the shots first (shot {i} of {len(script.shots)})")
-        clips.append(ShotClip.load(p))
-    preset = args.preset or store.manifest.get("preset") or "tiny"
-    over = {k: v for k, v in dict(mode=args.mode, frames=args.frames, context_frames=args.context, kernel=args.kernel,
-                                  strength=args.strength, steps=args.steps, seed=args.seed).items() if v is not None}
-    config = TransitionConfig.from_preset(get_preset(preset), **over)
-    models = Models(preset, device=args.device)
-    t0 = time.perf_counter()
-    trs = generate_transitions(script, clips, models, config, store)
-    for t in trs: print(f"{t.src:03d}-{t.dst:03d}  {t.mode:13s}  {t.n_frames:3d} frames  {t.video or '-'}")
-    print(f"{len(trs)} transitions in {store.root} ({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-def add_cli(subparsers):
-    "Add `vgot transitions` to the vgot command line."
-    p = subparsers.add_parser("transitions", help="make the transitions between a run's shots (Module 4)")
-    p.add_argument("run_dir", help="the run folder (with script.json and shots/)")
-    p.add_argument("--mode", choices=TRANSITION_MODES, help="transition kind (default gpr+diffusion)")
-    p.add_argument("--frames", type=int, help="frames per transition (default: the preset's transition_frames)")
-    p.add_argument("--context", type=int, help="latent frames of each shot the GP observes (default 4)")
-    p.add_argument("--kernel", choices=KERNELS, help="GP kernel (default rbf)")
-    p.add_argument("--strength", type=float, help="refinement strength in [0, 1] (default 0.5)")
-    p.add_argument("--steps", type=int, help="diffusion steps at strength 1 (default: the preset's video_steps)")
-    p.add_argument("--seed", type=int, help="base seed (default 0)")
-    p.add_argument("--preset", help="model preset (default: the run's, else tiny)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.set_defaults(func=_cli_transitions)
