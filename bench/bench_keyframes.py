@@ -58,7 +58,7 @@ def run_diffusers(script: Script, models: Models, cfg: KeyframeConfig, weights: 
             e_id = encode_images(ids, models)
             zero = torch.zeros_like(e_id[:1])
             e_prev = encode_images([prev], models) if prev is not None else zero
-            pipe.set_ip_adapter_scale([cfg.ip_scale, cfg.prev_scale if prev is not None else 0.0])
+            pipe.set_ip_adapter_scale([cfg.identity_scale, cfg.prev_scale if prev is not None else 0.0])
             out = pipe(prompt=shot.prompt, negative_prompt=cfg.negative_prompt, num_inference_steps=cfg.steps,
                        guidance_scale=cfg.guidance_scale, width=cfg.width, height=cfg.height,
                        generator=make_generator(derive_seed(cfg.seed, "keyframes", shot.index)),
@@ -91,7 +91,7 @@ def mid_preset(tmp: Path) -> str:
     save_file({f"{k}.{n}": t.contiguous() for k, d in w.items() for n, t in d.items()}, str(tmp / "ip" / "ip.safetensors"))
     register_preset(Preset("bench-mid", t2i=str(tmp / "sd"), t2i_kind="sd", image_encoder="tiny:image_encoder",
                            ip_adapter=ModelRef(str(tmp / "ip"), weight_name="ip.safetensors"), i2v={}, llm="tiny:llm",
-                           defaults=dict(width=64, height=64, steps=3, guidance_scale=5.0, ip_scale=0.6, prev_scale=0.4)))
+                           defaults=dict(width=64, height=64, steps=3, guidance_scale=5.0, identity_scale=0.6, prev_scale=0.4)))
     n = sum(p.numel() for p in unet.parameters())
     return "bench-mid", n
 

@@ -153,7 +153,7 @@ def test_permission_denied_on_run_folder_is_one_clear_line(tmp_path, monkeypatch
     assert rc == 2 and err.getvalue().startswith("vgot: error: cannot create run folder") and "Permission denied" in err.getvalue()
     assert "Traceback" not in err.getvalue()
 
-@pytest.mark.parametrize("setting,message", [("shots.cam=warp", "shots config: ShotConfig has no field(s) cam"),
+@pytest.mark.parametrize("setting,message", [("shots.cam=warp", "shots config: no setting 'cam'"),
                                              ("transitions.mode=wipe", "transitions config: mode = 'wipe' is not one of"),
                                              ("keyframes.steps=-1", "keyframes config: steps = -1")])
 def test_bad_stage_setting_fails_before_any_work(tmp_path, setting, message):

@@ -207,7 +207,7 @@ def keyframe_attention(script: Script,                  # the run's script
     scales = dict(scales or {})
     bad = [b for b in scales if b not in ("identity", "prev")]
     if bad: raise VgotError(f"unknown image branch(es) {bad}: λ is set for 'identity' and 'prev'")
-    cfg = replace(cfg, ip_scale=float(scales.get("identity", cfg.ip_scale)), prev_scale=float(scales.get("prev", cfg.prev_scale))).validate()
+    cfg = replace(cfg, identity_scale=float(scales.get("identity", cfg.identity_scale)), prev_scale=float(scales.get("prev", cfg.prev_scale))).validate()
     sub = Script(script.title, [replace(s) for s in script.shots[:shot + 1]], script.cast, script.planner)
     att = AttentionStore(res=res)
     with tempfile.TemporaryDirectory() as d:
@@ -217,7 +217,7 @@ def keyframe_attention(script: Script,                  # the run's script
         image = np.asarray(load_image(rs.path(kfs[shot].image)))
     att.maps = att.runs[shot]
     tokens = prompt_tokens(models.t2i.tokenizer, script.shots[shot].prompt)
-    return att, image, tokens, {"identity": cfg.ip_scale, "prev": cfg.prev_scale}
+    return att, image, tokens, {"identity": cfg.identity_scale, "prev": cfg.prev_scale}
 
 def _live(script, shot, models, config, res, assets, scales=None):
     store, image, tokens, lam = keyframe_attention(script, shot, models, config, scales, res, assets)
@@ -242,7 +242,7 @@ def _explorer_from_run(cls, run_dir, shot: int, models=None, res: int = 16):
         return cls(st, np.asarray(load_image(kf)) if kf.exists() else None, tokens, scales=lam)
     from vgot.pipeline import RunConfig
     import vgot.keyframes
-    cfg = RunConfig.from_dict(store.manifest["config"]).stage_config("keyframes", vgot.keyframes) if "config" in store.manifest else None
+    cfg = RunConfig.from_dict(store.manifest["config"]).stage_config("keyframes") if "config" in store.manifest else None
     ex = _live(script, shot, models, cfg, res, store.assets_dir)
     save_captures(path, ex.all, ex.tokens, ex.scales)
     return ex
@@ -375,7 +375,7 @@ class GPPathViewer(Explorer):
         cj, ck = store.path(f"shots/{j:03d}.json"), store.path(f"shots/{j + 1:03d}.json")
         if not (cj.exists() and ck.exists()): raise VgotError(f"{run_dir}: transition {j:03d}-{j + 1:03d} needs shots {j} and {j + 1}, which are not made yet")
         a, b = ShotClip.load(cj), ShotClip.load(ck)
-        cfg = RunConfig.from_dict(store.manifest["config"]).stage_config("transitions", T) if "config" in store.manifest else T.TransitionConfig()
+        cfg = RunConfig.from_dict(store.manifest["config"]).stage_config("transitions") if "config" in store.manifest else T.TransitionConfig()
         lat_a, lat_b = load_tensors(store.path(a.latents))["latents"], load_tensors(store.path(b.latents))["latents"]
         k, n = cfg.context_frames, max(cfg.frames, 1)
         gp = T.gp_latent_path(lat_a[-k:], lat_b[:k], n, kernel=cfg.kernel, lengthscale=cfg.lengthscale, outputscale=cfg.outputscale,
