@@ -84,9 +84,9 @@ def test_camera_modes_change_the_output_and_zero_adapter_does_not(tiny_models, t
 def test_chunks_continue_from_the_last_frame(tiny_models, store, backend, monkeypatch):
     calls = []
     orig = shots_mod.run_chunk
-    def spy(pipe, b, image, prompt, n, traj, config, gen, adapter=None):
-        calls.append((n, np.array(image), traj.clone()))
-        return orig(pipe, b, image, prompt, n, traj, config, gen, adapter)
+    def spy(pipe, b, image, prompt, cam, config, gen):
+        calls.append((len(cam.traj), np.array(image), cam.traj.clone()))
+        return orig(pipe, b, image, prompt, cam, config, gen)
     monkeypatch.setattr(shots_mod, "run_chunk", spy)
     cfg = ShotConfig.from_preset("tiny", backend=backend, camera="warp", fps=2, native_frames=4)
     clip = generate_shot(make_keyframe(store, 0), make_shot(0, duration=5.0, motion=CameraMotion(pan=0.3)), tiny_models, cfg, store)

@@ -5,7 +5,7 @@
 # %% ../nbs/03a_camera.ipynb #c92aa97e
 from __future__ import annotations
 
-import contextlib, functools, json, math, re, time
+import contextlib, functools, inspect, itertools, json, math, re, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 from typing import ClassVar, Optional, Sequence
@@ -21,9 +21,10 @@ from .core import StageConfig, setting
 import vgot.models  # registers the presets that from_preset finds by name
 
 # %% auto #0
-__all__ = ['TEMPORAL_ATTN', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory', 'relative_trajectory',
-           'camera_affines', 'warp', 'render_motion', 'phase_correlation', 'estimate_motion', 'camera_following',
-           'camera_features', 'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor', 'CameraAdapter',
+__all__ = ['TEMPORAL_ATTN', 'CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory',
+           'relative_trajectory', 'camera_affines', 'warp', 'render_motion', 'phase_correlation', 'estimate_motion',
+           'camera_following', 'camera_features', 'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor',
+           'CameraAdapter', 'warped_noise', 'warp_pull', 'step_end_callback', 'CameraConditioning', 'conditioning',
            'load_training_images', 'CameraTrainConfig', 'random_motion', 'camera_loss', 'flow_matching_sample',
            'flow_matching_loss', 'block_checkpointing', 'train_camera', 'camera_dependence']
 
@@ -344,6 +345,136 @@ class CameraAdapter(nn.Module):
         "The JSON metadata of a checkpoint."
         from safetensors import safe_open
         with safe_open(str(path), "pt") as f: return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
+# %% ../nbs/03a_camera.ipynb #c357d15b
+CAMERA_MODES = ("embedding", "warp", "none")
+
+# %% ../nbs/03a_camera.ipynb #6cccbcc3
+def warped_noise(shape: tuple,                 # (C, h, w) of one latent frame
+                 affines: torch.Tensor,        # (F, 2, 3) per-frame affines
+                 generator: torch.Generator) -> torch.Tensor:
+    "One noise field moved with the camera: (F, C, h, w), each frame standardised."
+    base = torch.randn(shape, generator=generator)
+    n = warp(base, affines)
+    return (n - n.mean(dim=(1, 2, 3), keepdim=True)) / n.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+
+# %% ../nbs/03a_camera.ipynb #81564748
+def _renoise_level(sched, timestep) -> tuple[float, float]:
+    "(a, b) with x = a·z + b·ε at the noise level the scheduler has just stepped to."
+    if hasattr(sched, "final_alpha_cumprod"):                                  # DDIM-like: x = √ᾱ z + √(1-ᾱ) ε
+        t = int(timestep) - sched.config.num_train_timesteps // sched.num_inference_steps
+        ac = sched.alphas_cumprod[t] if t >= 0 else sched.final_alpha_cumprod
+        return float(ac.sqrt()), float((1 - ac).sqrt())
+    if hasattr(sched, "sigmas") and getattr(sched, "step_index", None) is not None:   # Euler/EDM-like: x = z + σ ε
+        return 1.0, float(sched.sigmas[min(sched.step_index, len(sched.sigmas) - 1)])
+    raise VgotError(f"camera='warp' does not know the noise levels of the {type(sched).__name__} scheduler")
+
+# %% ../nbs/03a_camera.ipynb #56d411ae
+def warp_pull(x: torch.Tensor,          # latents the scheduler has just stepped to, any layout of F·C·h·w values
+              sched,                    # that scheduler (its noise level after the step)
+              t,                        # the step's timestep
+              z_warp: torch.Tensor,     # (F, C, h, w) warped keyframe latent
+              eps: torch.Tensor,        # (F, C, h, w) the call's initial noise
+              strength: float) -> torch.Tensor:
+    "x ← (1 − w)·x + w·(a·z_warp + b·ε): the latents pulled towards the warped keyframe latent at their noise level."
+    a, b = _renoise_level(sched, t)
+    target = (a * z_warp + b * eps).reshape(x.shape).to(x)
+    return (1 - strength) * x + strength * target
+
+# %% ../nbs/03a_camera.ipynb #3018f069
+def _cond_warp_hook(affines: torch.Tensor, n_latent: int):
+    "A UNet forward pre-hook for SVD that warps the per-frame conditioning latents (channels n_latent:) along the camera."
+    def hook(module, args, kwargs):
+        sample = args[0] if args else kwargs["sample"]                      # (B, F, 2C, h, w)
+        B, Fr = sample.shape[:2]
+        cond = sample[:, 0, n_latent:]                                      # (B, C, h, w), the same in every frame
+        warped = torch.stack([warp(c, affines[:Fr]) for c in cond])         # (B, F, C, h, w)
+        sample = torch.cat([sample[:, :, :n_latent], warped.to(sample)], dim=2)
+        return ((sample, *args[1:]), kwargs) if args else (args, {**kwargs, "sample": sample})
+    return hook
+
+# %% ../nbs/03a_camera.ipynb #9061e58c
+@contextlib.contextmanager
+def step_end_callback(pipe,        # a diffusers pipeline whose __call__ has no `callback_on_step_end` (I2VGen-XL)
+                      callback):   # callback(pipe, i, t, {"latents": x}) -> {"latents": x}, diffusers' signature
+    "Give `pipe` a private scheduler copy whose `step` output goes through `callback`; the shared scheduler is untouched."
+    shared = pipe.scheduler
+    private = type(shared).from_config(shared.config)
+    step, calls = private.step, itertools.count()
+    def stepped(model_output, timestep, sample, *args, **kwargs):
+        out = step(model_output, timestep, sample, *args, **kwargs)
+        x = out.prev_sample if hasattr(out, "prev_sample") else out[0]
+        x = callback(pipe, next(calls), timestep, {"latents": x})["latents"]
+        if hasattr(out, "prev_sample"): out.prev_sample = x
+        else: out = (x, *out[1:])
+        return out
+    private.step = stepped                # an instance attribute of the copy only
+    pipe.scheduler = private
+    try: yield pipe
+    finally: pipe.scheduler = shared
+
+# %% ../nbs/03a_camera.ipynb #e0eb91b4
+class CameraConditioning:
+    "One camera mode for one video-pipeline call: `with cam.applied(pipe) as kw: pipe(..., latents=cam.noise, **kw)`."
+    def __init__(self, mode: str,                          # "embedding" | "warp" | "none"
+                 traj: torch.Tensor,                       # (F, 3) trajectory relative to the call's first frame
+                 noise: torch.Tensor,                      # (F, C, h, w) the call's initial noise
+                 adapter: Optional[CameraAdapter] = None,  # "embedding": the trained adapter for this UNet
+                 z_warp: Optional[torch.Tensor] = None,    # "warp": (F, C, h, w) warped keyframe latent
+                 strength: float = 0.0,                    # "warp": w of the pull
+                 n_steps: int = 0,                         # "warp": the pull follows steps 0 .. n_steps - 1
+                 cond_channels: Optional[int] = None):     # "warp" on SVD: latent channels before its conditioning
+        self.mode, self.traj, self.noise, self.adapter = mode, traj, noise, adapter
+        self.z_warp, self.strength, self.n_steps, self.cond_channels = z_warp, strength, n_steps, cond_channels
+        self._z = self._eps = None
+
+    def callback_on_step_end(self, pipe, i: int, t, callback_kwargs: dict) -> dict:
+        "diffusers' step-end hook: the warp pull after each of the first `n_steps` steps."
+        if self.mode == "warp" and i < self.n_steps and self.strength > 0:
+            x = callback_kwargs["latents"]
+            callback_kwargs["latents"] = warp_pull(x, pipe.scheduler, t, self._z, self._eps, self.strength)
+        return callback_kwargs
+
+    @contextlib.contextmanager
+    def applied(self, pipe):
+        "Install the mode on `pipe` for one call; yields the keyword arguments that call takes."
+        unet, kw = pipe.unet, {}
+        dev, dt = unet.device, unet.dtype
+        with contextlib.ExitStack() as stack:
+            if self.mode == "embedding": stack.enter_context(self.adapter.applied(unet, self.traj.to(dev)))
+            elif self.mode == "warp":
+                self._z, self._eps = self.z_warp.to(dev, dt), self.noise.to(dev, dt)
+                if self.cond_channels is not None:
+                    hook = _cond_warp_hook(camera_affines(self.traj).to(dev), self.cond_channels)
+                    stack.callback(unet.register_forward_pre_hook(hook, with_kwargs=True).remove)
+                if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+                    kw["callback_on_step_end"] = self.callback_on_step_end
+                else: stack.enter_context(step_end_callback(pipe, self.callback_on_step_end))
+            yield kw
+
+# %% ../nbs/03a_camera.ipynb #cbae4b36
+def conditioning(mode: str,                    # "embedding" | "warp" | "none"
+                 traj,                         # (F, 3) trajectory relative to the call's first frame
+                 latent_shape: tuple,          # (C, h, w) of one latent frame
+                 generator: torch.Generator,   # draws the initial noise
+                 adapter: Optional[CameraAdapter] = None,   # "embedding": the trained adapter, loaded for this UNet
+                 keyframe_latent: Optional[torch.Tensor] = None,  # "warp": (C, h, w) latent of the first frame
+                 warp_strength: float = 0.5,   # "warp": w, the pull towards the re-noised warped keyframe latent
+                 warp_steps: float = 0.5,      # "warp": fraction of the denoising steps with that pull
+                 steps: int = 1,               # denoising steps of the call
+                 cond_channels: Optional[int] = None,   # "warp" on SVD: its latent channels (the rest is conditioning)
+                 ) -> CameraConditioning:
+    "The one camera entry of the shot and transition stages: the call's initial noise and how it follows `traj`."
+    if mode not in CAMERA_MODES: raise VgotError(f"camera = {mode!r} is not one of {', '.join(CAMERA_MODES)}")
+    traj = as_trajectory(traj)
+    A = camera_affines(traj)
+    if mode == "warp": noise = warped_noise(latent_shape, A, generator)                       # (F, C, h, w)
+    else: noise = torch.randn((len(traj), *latent_shape), generator=generator)
+    if mode == "embedding" and adapter is None: raise VgotError("camera='embedding' needs a camera adapter")
+    if mode != "warp": return CameraConditioning(mode, traj, noise, adapter)
+    if keyframe_latent is None: raise VgotError("camera='warp' needs the keyframe latent to warp")
+    n_steps = min(steps - 1, math.ceil(warp_steps * steps))
+    return CameraConditioning(mode, traj, noise, None, warp(keyframe_latent, A), warp_strength, n_steps, cond_channels)
 
 # %% ../nbs/03a_camera.ipynb #7dcb8458
 IMAGE_EXTS, VIDEO_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp"), (".mp4", ".webm", ".mov", ".mkv", ".avi")

@@ -12,25 +12,28 @@ from typing import ClassVar, Optional
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
 from .core import (DURATION_RANGE, Keyframe, Script, Shot, ShotClip, RunStore, VgotError, ValidationError, check_range,
                        derive_seed, hash_inputs, load_image, make_generator, save_tensors, write_video)
 from .models import Models, Preset, get_preset
-from .camera import CameraAdapter, as_trajectory, camera_affines, relative_trajectory, warp
+from .camera import (CAMERA_MODES, CameraAdapter, CameraConditioning, as_trajectory, camera_affines, conditioning,
+                         relative_trajectory, warp)
 from .core import StageConfig, setting
 
 # %% auto #0
-__all__ = ['BACKENDS', 'CAMERA_MODES', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'warped_noise', 'encode_keyframe',
-           'decode_latents', 'latent_frames', 'run_chunk', 'generate_shot', 'generate_shots', 'load_keyframes']
+__all__ = ['BACKENDS', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'encode_keyframe', 'decode_latents', 'latent_frames',
+           'chunk_camera', 'run_chunk', 'load_camera_adapter', 'generate_shot', 'generate_shots', 'load_keyframes']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl")
-CAMERA_MODES = ("embedding", "warp", "none")
 
 def n_frames_of(duration: float, fps: float) -> int:
     "Frames of a shot: round(duration × fps)."
     return max(1, int(round(duration * fps)))
 
+# %% ../nbs/03_shot_generation.ipynb #4f3ff971
 def chunk_plan(n_frames: int,        # frames of the shot
                native: int           # frames per model call (N ≥ 2)
                ) -> list[tuple[int, int]]:
@@ -39,7 +42,8 @@ def chunk_plan(n_frames: int,        # frames of the shot
     plan, start = [(0, min(native, n_frames))], min(native, n_frames) - 1
     while start + 1 < n_frames:
         length = min(native, n_frames - start)
-        plan.append((start, length)); start += length - 1
+        plan.append((start, length))
+        start += length - 1
     return plan
 
 # %% ../nbs/03_shot_generation.ipynb #c94025e1
@@ -88,14 +92,6 @@ class ShotConfig(StageConfig):
         return super().determining()
 
 # %% ../nbs/03_shot_generation.ipynb #f3a1aab0
-def warped_noise(shape: tuple,                 # (C, h, w) of one latent frame
-                 affines: torch.Tensor,        # (F, 2, 3) per-frame affines
-                 generator: torch.Generator) -> torch.Tensor:
-    "One noise field moved with the camera: (F, C, h, w), each frame standardised."
-    base = torch.randn(shape, generator=generator)
-    n = warp(base, affines)
-    return (n - n.mean(dim=(1, 2, 3), keepdim=True)) / n.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-
 @torch.no_grad()
 def encode_keyframe(pipe, image) -> torch.Tensor:
     "The keyframe's latent (C, h, w) in the video VAE's scaled latent space (image already at the video size)."
@@ -103,6 +99,7 @@ def encode_keyframe(pipe, image) -> torch.Tensor:
     vae = pipe.vae
     return vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode()[0].float() * vae.config.scaling_factor
 
+# %% ../nbs/03_shot_generation.ipynb #f0a109df
 @torch.no_grad()
 def decode_latents(pipe, latents: torch.Tensor,   # (F, C, h, w) scaled latents
                    decode_chunk_size: int = 8) -> np.ndarray:
@@ -121,98 +118,51 @@ def latent_frames(latents: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 # %% ../nbs/03_shot_generation.ipynb #b171371b
-def _renoise_level(sched, timestep) -> tuple[float, float]:
-    "(a, b) with x = a·z + b·ε at the noise level the scheduler has just stepped to."
-    if hasattr(sched, "final_alpha_cumprod"):                                  # DDIM-like: x = √ᾱ z + √(1-ᾱ) ε
-        t = int(timestep) - sched.config.num_train_timesteps // sched.num_inference_steps
-        ac = sched.alphas_cumprod[t] if t >= 0 else sched.final_alpha_cumprod
-        return float(ac.sqrt()), float((1 - ac).sqrt())
-    if hasattr(sched, "sigmas") and getattr(sched, "step_index", None) is not None:   # Euler/EDM-like: x = z + σ ε
-        return 1.0, float(sched.sigmas[min(sched.step_index, len(sched.sigmas) - 1)])
-    raise VgotError(f"camera='warp' does not know the noise levels of the {type(sched).__name__} scheduler")
+def chunk_camera(pipe,                           # StableVideoDiffusionPipeline or I2VGenXLPipeline
+                 backend: str,                   # "svd" | "i2vgen-xl"
+                 image,                          # PIL first frame of the chunk, at the video size
+                 traj: torch.Tensor,             # (F, 3) trajectory relative to the chunk's first frame
+                 config: ShotConfig,             # camera, warp_strength, warp_steps, steps, size
+                 generator: torch.Generator,     # this chunk's randomness (the initial noise is drawn here)
+                 adapter: Optional[CameraAdapter] = None) -> CameraConditioning:   # required for camera="embedding"
+    "The camera conditioning of one chunk, through `vgot.camera.conditioning`."
+    C = pipe.vae.config.latent_channels
+    h, w = config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor
+    z_key = encode_keyframe(pipe, image) if config.camera == "warp" else None
+    return conditioning(config.camera, traj, (C, h, w), generator, adapter=adapter, keyframe_latent=z_key,
+                        warp_strength=config.warp_strength, warp_steps=config.warp_steps, steps=config.steps,
+                        cond_channels=C if backend == "svd" else None)
 
-class _WarpGuidance:
-    "Pull the latents towards the re-noised warped keyframe latent after each of the first `n_steps` scheduler steps."
-    def __init__(self, sched, z_warp: torch.Tensor, eps_warp: torch.Tensor, strength: float, n_steps: int):
-        self.sched, self.z, self.eps, self.w, self.n, self.i = sched, z_warp, eps_warp, strength, n_steps, 0
-        self.orig = sched.step
-    def __enter__(self):
-        orig = self.orig
-        def step(model_output, timestep, sample, *args, **kwargs):
-            out = orig(model_output, timestep, sample, *args, **kwargs)
-            self.i += 1
-            if self.i <= self.n and self.w > 0:
-                a, b = _renoise_level(self.sched, timestep)
-                x = out.prev_sample if hasattr(out, "prev_sample") else out[0]
-                target = (a * self.z + b * self.eps).reshape(x.shape).to(x)
-                x = (1 - self.w) * x + self.w * target
-                if hasattr(out, "prev_sample"): out.prev_sample = x
-                else: out = (x, *out[1:])
-            return out
-        self.sched.step = step
-        return self
-    def __exit__(self, *exc):
-        del self.sched.step          # back to the class's method
+# %% ../nbs/03_shot_generation.ipynb #f326f824
+def _backend_kwargs(backend: str, prompt: str, config: ShotConfig) -> dict:
+    "The pipeline arguments that differ between SVD (image only) and I2VGen-XL (image and text)."
+    if backend == "svd":
+        return dict(min_guidance_scale=config.min_guidance_scale, max_guidance_scale=config.max_guidance_scale,
+                    fps=int(round(config.fps)), motion_bucket_id=config.motion_bucket_id,
+                    noise_aug_strength=config.noise_aug_strength)
+    return dict(prompt=prompt, negative_prompt=config.negative_prompt or None, target_fps=int(round(config.fps)),
+                guidance_scale=config.guidance_scale, clip_skip=None)
 
-def _cond_warp_hook(affines: torch.Tensor, n_latent: int):
-    "A UNet forward pre-hook for SVD that warps the per-frame conditioning latents (channels n_latent:) along the camera."
-    def hook(module, args, kwargs):
-        sample = args[0] if args else kwargs["sample"]                      # (B, F, 2C, h, w)
-        B, Fr = sample.shape[:2]
-        cond = sample[:, 0, n_latent:]                                      # (B, C, h, w), the same in every frame
-        warped = torch.stack([warp(c, affines[:Fr]) for c in cond])         # (B, F, C, h, w)
-        sample = torch.cat([sample[:, :, :n_latent], warped.to(sample)], dim=2)
-        return ((sample, *args[1:]), kwargs) if args else (args, {**kwargs, "sample": sample})
-    return hook
-
+# %% ../nbs/03_shot_generation.ipynb #d31f5bb6
 def run_chunk(pipe,                          # StableVideoDiffusionPipeline or I2VGenXLPipeline
               backend: str,                  # "svd" | "i2vgen-xl"
               image,                         # PIL keyframe (or the previous chunk's last frame) at the video size
               prompt: str,                   # the shot's prompt (unused by svd)
-              n_frames: int,                 # frames of this chunk
-              traj: torch.Tensor,            # (n_frames, 3) trajectory relative to the chunk's first frame
+              cam: CameraConditioning,       # this chunk's camera, from `chunk_camera`
               config: ShotConfig,            # settings
-              generator: torch.Generator,    # this chunk's randomness
-              adapter: Optional[CameraAdapter] = None) -> torch.Tensor:   # required for camera="embedding"
-    "Scaled latents (F, C, h, w) of one chunk."
-    import contextlib
-    C = pipe.vae.config.latent_channels
-    h, w = config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor
-    A = camera_affines(traj)
-    # 1. initial noise
-    if config.camera == "warp": noise = warped_noise((C, h, w), A, generator)                   # (F, C, h, w)
-    else: noise = torch.randn((n_frames, C, h, w), generator=generator)
-    dev, dt = pipe.unet.device, pipe.unet.dtype
-    latents_in = (noise[None] if backend == "svd" else noise.permute(1, 0, 2, 3)[None]).to(dev, dt)
-    # 2. camera
-    with contextlib.ExitStack() as stack:
-        if config.camera == "embedding":
-            if adapter is None: raise VgotError("camera='embedding' needs a camera adapter")
-            stack.enter_context(adapter.applied(pipe.unet, traj.to(dev)))
-        elif config.camera == "warp":
-            z_warp = warp(encode_keyframe(pipe, image), A).to(dev, dt)                           # (F, C, h, w)
-            stack.enter_context(_WarpGuidance(pipe.scheduler, z_warp, noise.to(dev, dt), config.warp_strength,
-                                              min(config.steps - 1, math.ceil(config.warp_steps * config.steps))))
-            if backend == "svd":
-                hd = pipe.unet.register_forward_pre_hook(_cond_warp_hook(A.to(dev), C), with_kwargs=True)
-                stack.callback(hd.remove)
-        # 3. the pipeline, latents out
-        common = dict(image=image, height=config.height, width=config.width, num_frames=n_frames,
-                      num_inference_steps=config.steps, generator=generator, latents=latents_in, output_type="latent",
-                      decode_chunk_size=config.decode_chunk_size)
-        # I2VGen-XL samples its image latent from the global RNG: fork and seed it, so a shot is reproducible
-        stack.enter_context(torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []))
+              generator: torch.Generator) -> torch.Tensor:   # this chunk's randomness (after the noise)
+    "Scaled latents (F, C, h, w) of one chunk: the pipeline call, with the camera applied."
+    n_frames, (C, h, w) = cam.noise.shape[0], cam.noise.shape[1:]
+    dev = pipe.unet.device
+    latents_in = (cam.noise[None] if backend == "svd" else cam.noise.permute(1, 0, 2, 3)[None]).to(dev, pipe.unet.dtype)
+    common = dict(image=image, height=config.height, width=config.width, num_frames=n_frames,
+                  num_inference_steps=config.steps, generator=generator, latents=latents_in, output_type="latent",
+                  decode_chunk_size=config.decode_chunk_size)
+    # I2VGen-XL samples its image latent from the global RNG: fork and seed it, so a shot is reproducible
+    with cam.applied(pipe) as camera_kw, torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-        with torch.no_grad():
-            if backend == "svd":
-                out = pipe(**common, min_guidance_scale=config.min_guidance_scale, max_guidance_scale=config.max_guidance_scale,
-                           fps=int(round(config.fps)), motion_bucket_id=config.motion_bucket_id,
-                           noise_aug_strength=config.noise_aug_strength).frames                   # (1, F, C, h, w)
-                lat = out[0]
-            else:
-                out = pipe(**common, prompt=prompt, negative_prompt=config.negative_prompt or None, target_fps=int(round(config.fps)),
-                           guidance_scale=config.guidance_scale, clip_skip=None).frames           # (1, C, F, h, w)
-                lat = out[0].permute(1, 0, 2, 3)
+        with torch.no_grad(): out = pipe(**common, **_backend_kwargs(backend, prompt, config), **camera_kw).frames
+    lat = out[0] if backend == "svd" else out[0].permute(1, 0, 2, 3)       # svd (1, F, C, h, w); i2vgen-xl (1, C, F, h, w)
     assert lat.shape == (n_frames, C, h, w), f"latents {tuple(lat.shape)} != {(n_frames, C, h, w)}"
     return lat.float().cpu()
 
@@ -225,8 +175,9 @@ def _check_shot(keyframe: Optional[Keyframe], shot: Shot, config: ShotConfig, st
     try: check_range("duration", shot.duration, *DURATION_RANGE)
     except ValidationError as e: raise e.at(where) from None
     if config.camera == "embedding" and not config.camera_adapter:
-        raise VgotError(f"{where}: camera='embedding' needs adapter weights: set ShotConfig.camera_adapter (vgot shots --camera-adapter) "
-                        "to a checkpoint from `vgot train-camera`, or use camera='warp' (training-free)")
+        raise VgotError(f"{where}: camera='embedding' needs adapter weights: set ShotConfig.camera_adapter "
+                        "(vgot shots --camera-adapter) to a checkpoint from `vgot train-camera`, "
+                        "or use camera='warp' (training-free)")
     if config.camera == "embedding" and not Path(config.camera_adapter).is_file():
         raise VgotError(f"{where}: camera adapter {config.camera_adapter}: not found")
     if keyframe is None: raise VgotError(f"{where}: keyframe missing; run the keyframes stage first")
@@ -235,70 +186,85 @@ def _check_shot(keyframe: Optional[Keyframe], shot: Shot, config: ShotConfig, st
     if not img.is_file(): raise VgotError(f"{where}: keyframe image {keyframe.image} not found in {store.root}")
     return img
 
-_ADAPTERS: dict = {}
+# %% ../nbs/03_shot_generation.ipynb #1e83b6ab
+def load_camera_adapter(pipe,               # the video pipeline whose UNet the adapter is for
+                        config: ShotConfig,  # camera_adapter (the checkpoint) and camera_scale (λ_cam)
+                        shot_index: int) -> CameraAdapter:   # for the error message
+    "The camera adapter of `config.camera_adapter` for this pipeline's UNet, at λ_cam = `config.camera_scale`."
+    try: adapter = CameraAdapter.load(config.camera_adapter, pipe.unet)
+    except VgotError as e:
+        raise VgotError(f"shot {shot_index}: camera='embedding' with backend '{config.backend}': {e}") from None
+    adapter.scale = config.camera_scale
+    return adapter
 
-def _adapter_for(pipe, path, shot_index: int, backend: str) -> CameraAdapter:
-    "The camera adapter of checkpoint `path` for this pipeline's UNet (cached per UNet and file)."
-    key = (id(pipe.unet), str(Path(path).resolve()), Path(path).stat().st_mtime)
-    if key not in _ADAPTERS:
-        try: _ADAPTERS[key] = CameraAdapter.load(path, pipe.unet)
-        except VgotError as e: raise VgotError(f"shot {shot_index}: camera='embedding' with backend '{backend}': {e}") from None
-    return _ADAPTERS[key]
-
+# %% ../nbs/03_shot_generation.ipynb #4de39357
 def _apply_memory_options(pipe, config: ShotConfig):
     "VAE slicing/tiling where the VAE has them; model CPU offload on accelerators."
     vae = pipe.vae
     if config.vae_slicing and hasattr(vae, "enable_slicing"): vae.enable_slicing()
     if config.vae_tiling and hasattr(vae, "enable_tiling"): vae.enable_tiling()
     if config.cpu_offload and pipe.unet.device.type != "cpu" and not getattr(pipe, "_vgot_offloaded", False):
-        pipe.enable_model_cpu_offload(device=pipe.unet.device); pipe._vgot_offloaded = True
+        pipe.enable_model_cpu_offload(device=pipe.unet.device)
+        pipe._vgot_offloaded = True
 
+# %% ../nbs/03_shot_generation.ipynb #4797272c
+def _shot_latents(pipe,                 # the backend's video pipeline
+                  image,                # PIL keyframe at the video size
+                  shot: Shot,           # the shot (prompt, index)
+                  traj: torch.Tensor,   # (F, 3) the shot's trajectory
+                  config: ShotConfig,   # settings
+                  adapter: Optional[CameraAdapter] = None) -> tuple[torch.Tensor, np.ndarray]:
+    "Latents (F, C, h, w) and frames (F, H, W, 3) of a shot, chunk by chunk, each from the previous chunk's last frame."
+    lat_all, frames_all = [], []
+    for c, (start, length) in enumerate(chunk_plan(len(traj), config.native_frames)):
+        gen = make_generator(derive_seed(config.seed, "shot", shot.index, c))
+        rel = relative_trajectory(traj[start:start + length], 0)
+        cam = chunk_camera(pipe, config.backend, image, rel, config, gen, adapter)
+        lat = run_chunk(pipe, config.backend, image, shot.prompt, cam, config, gen)    # (length, C, h, w)
+        fr = decode_latents(pipe, lat, config.decode_chunk_size)                       # (length, H, W, 3)
+        image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))               # the next chunk continues here
+        if c: lat, fr = lat[1:], fr[1:]
+        lat_all.append(lat)
+        frames_all.append(fr)
+    return torch.cat(lat_all), np.concatenate(frames_all)
+
+# %% ../nbs/03_shot_generation.ipynb #2cedab36
 def generate_shot(keyframe: Optional[Keyframe],  # Module 2's keyframe of this shot
                   shot: Shot,                      # the shot (duration, prompt, motion)
                   models: Models,                  # loaded lazily; the backend's video pipeline is used
                   config: Optional[ShotConfig] = None,  # settings
                   store: Optional[RunStore] = None,     # the run folder (required: the clip is written there)
-                  progress: bool = False) -> ShotClip:
+                  progress: bool = False,               # (one shot: no bar)
+                  adapter: Optional[CameraAdapter] = None) -> ShotClip:  # camera="embedding": loaded here if None
     "Generate (or resume) one shot video from its keyframe; writes shots/NNN.{mp4,latents.safetensors,json}."
-    from PIL import Image
     config = config or ShotConfig.from_preset(models.preset)
     if store is None: raise VgotError(f"shot {shot.index}: generate_shot needs a RunStore to write the clip to")
     img_path = _check_shot(keyframe, shot, config, store)
     i, name = shot.index, f"shot/{shot.index:03d}"
-    video_rel, lat_rel = store.shot_rel(i)
-    json_rel = f"shots/{i:03d}.json"
+    (video_rel, lat_rel), json_rel = store.shot_rel(i), f"shots/{i:03d}.json"
     if config.backend not in models.preset.i2v:
-        raise VgotError(f"shot {i}: preset '{models.preset.name}' has no '{config.backend}' video model (has: {', '.join(models.preset.i2v)})")
-    h = hash_inputs("shot", shot, config.determining(), img_path, Path(config.camera_adapter) if config.camera == "embedding" else None,
+        raise VgotError(f"shot {i}: preset '{models.preset.name}' has no '{config.backend}' video model "
+                        f"(has: {', '.join(models.preset.i2v)})")
+    h = hash_inputs("shot", shot, config.determining(), img_path,
+                    Path(config.camera_adapter) if config.camera == "embedding" else None,
                     asdict(models.preset.i2v[config.backend]), str(models.dtype))
     if store.is_done(name, h): return ShotClip.load(store.path(json_rel))
     pipe = models.i2v(config.backend)
-    adapter = _adapter_for(pipe, config.camera_adapter, i, config.backend) if config.camera == "embedding" else None
-    if adapter is not None: adapter.scale = config.camera_scale
+    if config.camera == "embedding" and adapter is None: adapter = load_camera_adapter(pipe, config, i)
     _apply_memory_options(pipe, config)
     n = n_frames_of(shot.duration, config.fps)
-    traj = as_trajectory(shot.motion, n)                                        # (n, 3)
     image = load_image(img_path, f"shot {i}: keyframe").resize((config.width, config.height), Image.BICUBIC)
-    seed = derive_seed(config.seed, "shot", i)
-    lat_all, frames_all = [], []
-    for c, (start, length) in enumerate(chunk_plan(n, config.native_frames)):
-        gen = make_generator(derive_seed(config.seed, "shot", i, c))
-        rel = relative_trajectory(traj[start:start + length], 0)
-        lat = run_chunk(pipe, config.backend, image, shot.prompt, length, rel, config, gen, adapter)   # (length, C, h, w)
-        fr = decode_latents(pipe, lat, config.decode_chunk_size)                                      # (length, H, W, 3)
-        image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))        # the next chunk continues from here
-        if c: lat, fr = lat[1:], fr[1:]
-        lat_all.append(lat); frames_all.append(fr)
-    latents, frames = torch.cat(lat_all), np.concatenate(frames_all)
+    latents, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter)
     assert latents.shape[0] == n and frames.shape == (n, config.height, config.width, 3), (latents.shape, frames.shape)
     write_video(store.path(video_rel), frames, config.fps)
     save_tensors(store.path(lat_rel), {"latents": latents}, {"shot": i, "backend": config.backend, "camera": config.camera})
-    clip = ShotClip(shot=i, video=video_rel, latents=lat_rel, n_frames=n, fps=float(config.fps), seed=seed,
-                    backend=config.backend, camera=config.camera)
+    clip = ShotClip(shot=i, video=video_rel, latents=lat_rel, n_frames=n, fps=float(config.fps),
+                    seed=derive_seed(config.seed, "shot", i), backend=config.backend, camera=config.camera)
     store.write_artifact(json_rel, clip)
     store.record(name, h, [video_rel, lat_rel, json_rel], "shots")
     return clip
 
+# %% ../nbs/03_shot_generation.ipynb #78837e55
 def generate_shots(script: Script,                       # Module 1's script
                    keyframes: list,                      # Module 2's keyframes (by shot index; missing ones are errors)
                    models: Models,                       # the run's models
@@ -306,7 +272,6 @@ def generate_shots(script: Script,                       # Module 1's script
                    store: Optional[RunStore] = None,     # the run folder
                    progress: bool = True) -> list[ShotClip]:
     "Generate (or resume) every shot of a script; returns the clips in shot order."
-    from tqdm.auto import tqdm
     config = config or ShotConfig.from_preset(models.preset)
     if store is None: raise VgotError("generate_shots needs a RunStore")
     by_shot = {k.shot: k for k in keyframes if k is not None}
@@ -316,7 +281,8 @@ def generate_shots(script: Script,                       # Module 1's script
         for s in tqdm(script.shots, desc="shots", disable=not progress):
             clips.append(generate_shot(by_shot.get(s.index), s, models, config, store))
     except Exception as e:
-        store.set_stage("shots", "failed", error=str(e)); raise
+        store.set_stage("shots", "failed", error=str(e))
+        raise
     store.set_stage("shots", "done", n=len(clips))
     return clips
 

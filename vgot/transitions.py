@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
+import torch
+from PIL import Image
 
 from .core import (VgotError, ValidationError, TRANSITION_MODES, Script, ShotClip, Transition, RunStore, check_range,
                        check_type, save_tensors, load_tensors, write_video, read_video, hash_inputs, derive_seed,
@@ -20,8 +22,8 @@ import vgot.models  # registers the presets that from_preset finds by name
 
 # %% auto #0
 __all__ = ['KERNELS', 'LatentPathGP', 'GPPath', 'shared_kernel_mll', 'gp_latent_path', 'ease', 'transition_latents',
-           'path_smoothness', 'RefinedTransition', 'decode_latents', 'refine_transition', 'TransitionConfig',
-           'TransitionResult', 'make_transition', 'generate_transitions']
+           'path_smoothness', 'pin_boundaries', 'RefinedTransition', 'decode_latents', 'refine_transition',
+           'TransitionConfig', 'TransitionResult', 'make_transition', 'generate_transitions']
 
 # %% ../nbs/04_smoothing.ipynb #8a761f46
 KERNELS = ("rbf", "matern52", "matern32")
@@ -268,6 +270,48 @@ def path_smoothness(
     return dict(jump_in=float(acc[k - 2]), jump_out=float(acc[k + n - 1]), max_acc=float(window.max()),
                 mean_acc=float(window.mean()))
 
+# %% ../nbs/04_smoothing.ipynb #3ff4f35f
+@torch.no_grad()
+def _svd_conditions(pipe, image, n_frames: int, H: int, W: int, fps: int, motion_bucket_id: int,
+                    noise_aug_strength: float, guided: bool, generator):
+    "SVD's conditions on V_j(T): CLIP image embedding, its VAE latent for every frame, the added time ids."
+    dev = pipe.unet.device
+    emb = pipe._encode_image(image, dev, 1, guided)                           # (B, 1, E), B = 2 with guidance
+    img = pipe.video_processor.preprocess(image, height=H, width=W).to(dev)
+    img = img + noise_aug_strength * torch.randn(img.shape, generator=generator, dtype=img.dtype).to(dev)
+    img_lat = pipe._encode_vae_image(img, dev, 1, guided).to(emb.dtype)       # (B, C, h, w)
+    img_lat = img_lat.unsqueeze(1).repeat(1, n_frames, 1, 1, 1)               # (B, F, C, h, w)
+    time_ids = pipe._get_add_time_ids(fps - 1, motion_bucket_id, noise_aug_strength, emb.dtype, 1, 1, guided).to(dev)
+    return emb, img_lat, time_ids
+
+# %% ../nbs/04_smoothing.ipynb #a44fd80f
+@torch.no_grad()
+def _denoise(pipe, sched, x, timesteps, emb, img_lat, time_ids, g, guided: bool, callback_on_step_end):
+    "SVD's denoising loop from x (1, F, C, h, w) over `timesteps`, with a step-end hook in diffusers' signature."
+    unet, dtype = pipe.unet, pipe.unet.dtype
+    for i, t in enumerate(timesteps):
+        xin = sched.scale_model_input(torch.cat([x] * 2) if guided else x, t)
+        xin = torch.cat([xin.to(dtype), img_lat.to(dtype)], dim=2)
+        pred = unet(xin, t, encoder_hidden_states=emb, added_time_ids=time_ids, return_dict=False)[0].float()
+        if guided:
+            pu, pc = pred.chunk(2)
+            pred = pu + g * (pc - pu)
+        x = sched.step(pred, t, x).prev_sample.float()
+        x = callback_on_step_end(pipe, i, t, {"latents": x})["latents"]
+    return x
+
+# %% ../nbs/04_smoothing.ipynb #2275178b
+def pin_boundaries(sched,                       # the loop's private scheduler (its step_index is the level reached)
+                   known: torch.Tensor,         # (B, 2, C, h, w) clean latents of the two boundary frames
+                   eps_known: torch.Tensor):    # (B, 2, C, h, w) their noise
+    "A step-end hook in diffusers' signature that puts the boundary frames back at the level just reached: a + σ' ε."
+    sig = sched.sigmas.to(known.device, torch.float32)
+    def callback_on_step_end(pipe, i: int, t, callback_kwargs: dict) -> dict:
+        x = callback_kwargs["latents"]
+        x[:, [0, -1]] = known + sig[sched.step_index] * eps_known       # σ' = 0 after the last step
+        return callback_kwargs
+    return callback_on_step_end
+
 # %% ../nbs/04_smoothing.ipynb #ac068d62
 @dataclass
 class RefinedTransition:
@@ -305,8 +349,6 @@ def refine_transition(
     decode_chunk_size: int = 8,             # frames per VAE decode call
 ) -> RefinedTransition:
     "SDEdit-style conditional diffusion of a latent transition path with both boundary frames pinned."
-    import torch
-    from PIL import Image
     pipe = _video_pipe(models)
     # 1. check inputs
     if not isinstance(path, torch.Tensor) or path.ndim != 4: raise VgotError(f"path must be (n, C, h, w) latents, got {getattr(path, 'shape', type(path))}")
@@ -322,48 +364,32 @@ def refine_transition(
     n_run = min(int(steps * strength), steps)
     if n_run == 0:
         return RefinedTransition(path, decode_latents(pipe, path, decode_chunk_size) if decode else None, 0)
-    dev, dtype = pipe.unet.device, pipe.unet.dtype
-    unet = pipe.unet
-    if C != unet.config.out_channels:
-        raise VgotError(f"the latents have {C} channels but {type(unet).__name__} works on {unet.config.out_channels}; were the shots made with another video model?")
-    H, W = h * pipe.vae_scale_factor, w * pipe.vae_scale_factor
+    dev = pipe.unet.device
+    if C != pipe.unet.config.out_channels:
+        raise VgotError(f"the latents have {C} channels but {type(pipe.unet).__name__} works on "
+                        f"{pipe.unet.config.out_channels}; were the shots made with another video model?")
     if image is None: image = decode_latents(pipe, z_before[None], 1)[0]
     if not isinstance(image, Image.Image): image = Image.fromarray(np.asarray(image))
     pipe._guidance_scale = max_guidance_scale
-    cfg = max_guidance_scale > 1
+    guided = max_guidance_scale > 1
     sched = type(pipe.scheduler).from_config(pipe.scheduler.config)      # a private copy: the shared one keeps its state
     x0 = torch.cat([z_before[None], path, z_after[None]]).to(dev, torch.float32)[None]   # (1, n+2, C, h, w)
     eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(dev)          # drawn first: ε for every frame
-    with torch.no_grad():
-        # 2. condition on V_j(T): CLIP image embedding, and its VAE latent concatenated to every frame
-        emb = pipe._encode_image(image, dev, 1, cfg)                       # (B, 1, E), B = 2 with guidance
-        img = pipe.video_processor.preprocess(image, height=H, width=W).to(dev)
-        img = img + noise_aug_strength * torch.randn(img.shape, generator=generator, dtype=img.dtype).to(dev)
-        img_lat = pipe._encode_vae_image(img, dev, 1, cfg).to(emb.dtype)   # (B, C, h, w)
-        img_lat = img_lat.unsqueeze(1).repeat(1, n + 2, 1, 1, 1)          # (B, n+2, C, h, w)
-        time_ids = pipe._get_add_time_ids(fps - 1, motion_bucket_id, noise_aug_strength, emb.dtype, 1, 1, cfg).to(dev)
-        # 3. timesteps from the noise level that `strength` picks
-        sched.set_timesteps(steps, device=dev)
-        i0 = steps - n_run
-        timesteps = sched.timesteps[i0 * sched.order:]
-        sched.set_begin_index(i0 * sched.order)
-        # 4. the start: [V_j(T); GP path; V_{j+1}(1)] noised to σ_{i0}; the boundaries keep their own noise ε_a, ε_b
-        sig = sched.sigmas.to(dev, torch.float32)
-        x = x0 + sig[i0] * eps
-        known = x0[:, [0, -1]]; eps_known = eps[:, [0, -1]]
-        g = torch.linspace(min_guidance_scale, max_guidance_scale, n + 2, device=dev, dtype=torch.float32).view(1, n + 2, 1, 1, 1)
-        # 5. denoise, putting the boundary frames back at the current noise level after every step
-        for t in timesteps:
-            xin = torch.cat([x] * 2) if cfg else x
-            xin = sched.scale_model_input(xin, t)
-            xin = torch.cat([xin.to(dtype), img_lat.to(dtype)], dim=2)
-            pred = unet(xin, t, encoder_hidden_states=emb, added_time_ids=time_ids, return_dict=False)[0].float()
-            if cfg:
-                pu, pc = pred.chunk(2); pred = pu + g * (pc - pu)
-            x = sched.step(pred, t, x).prev_sample.float()
-            s_next = sig[sched.step_index]                                 # σ of the level x is now at (0 after the last step)
-            x[:, [0, -1]] = known + s_next * eps_known
-    x[:, [0, -1]] = known
+    # 2. condition on V_j(T): CLIP image embedding, and its VAE latent concatenated to every frame
+    emb, img_lat, time_ids = _svd_conditions(pipe, image, n + 2, h * pipe.vae_scale_factor, w * pipe.vae_scale_factor,
+                                             fps, motion_bucket_id, noise_aug_strength, guided, generator)
+    # 3. timesteps from the noise level that `strength` picks
+    sched.set_timesteps(steps, device=dev)
+    i0 = steps - n_run
+    timesteps = sched.timesteps[i0 * sched.order:]
+    sched.set_begin_index(i0 * sched.order)
+    # 4. the start: [V_j(T); GP path; V_{j+1}(1)] noised to σ_{i0}; the boundaries keep their own noise ε_a, ε_b
+    x = x0 + sched.sigmas.to(dev, torch.float32)[i0] * eps
+    g = torch.linspace(min_guidance_scale, max_guidance_scale, n + 2, device=dev, dtype=torch.float32)
+    # 5. denoise, putting the boundary frames back at the current noise level after every step
+    pin = pin_boundaries(sched, x0[:, [0, -1]], eps[:, [0, -1]])
+    x = _denoise(pipe, sched, x, timesteps, emb, img_lat, time_ids, g.view(1, n + 2, 1, 1, 1), guided, pin)
+    x[:, [0, -1]] = x0[:, [0, -1]]
     lat = x[0, 1:-1].to(path.dtype)                                        # (n, C, h, w)
     assert lat.shape == path.shape
     if not torch.isfinite(lat).all(): raise VgotError("the refined transition is not finite (the video model produced NaN)")
