@@ -63,7 +63,7 @@ def test_pipeline_parity_with_diffusers_ip_adapter(tiny_models):
     install_decoupled_attention(pipe.unet, {"identity": w1, "prev": w2}, {"identity": 0.6, "prev": 0.4})
     try:
         ours = _run(pipe, emb)
-        set_branch_scale(pipe.unet, identity=0.0, prev=0.0)
+        set_branch_scale(pipe.unet, identity_scale=0.0, prev_scale=0.0)
         zero = _run(pipe, emb)
     finally:
         remove_decoupled_attention(pipe.unet)
@@ -204,7 +204,7 @@ def test_plus_branches_install_run_and_remove(tiny_models):
         emb = [torch.randn(1, 2, 50, hid), torch.randn(1, 1, 50, hid)]
         with torch.no_grad():
             a = unet(x, torch.tensor(10), text, added_cond_kwargs={"image_embeds": emb}).sample
-            set_branch_scale(unet, identity=0.0, prev=0.0)
+            set_branch_scale(unet, identity_scale=0.0, prev_scale=0.0)
             b = unet(x, torch.tensor(10), text, added_cond_kwargs={"image_embeds": emb}).sample
         assert (a - b).abs().max() > 1e-4
     finally:

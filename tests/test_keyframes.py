@@ -76,7 +76,7 @@ def test_previous_keyframe_conditions_the_next_and_lambda_prev_zero_removes_it(t
 def test_identity_image_conditions_the_keyframe_and_lambda_id_zero_removes_it(tiny_models, tmp_path):
     a, b = _two_shots(tiny_models, tmp_path / "a", ada_seed=1), _two_shots(tiny_models, tmp_path / "b", ada_seed=2)
     assert (a - b).abs().max() > 1e-5          # CPU runs are bit-identical: any difference is the conditioning
-    a0, b0 = (_two_shots(tiny_models, tmp_path / n, ada_seed=s, ip_scale=0.0) for n, s in (("c", 1), ("d", 2)))
+    a0, b0 = (_two_shots(tiny_models, tmp_path / n, ada_seed=s, identity_scale=0.0) for n, s in (("c", 1), ("d", 2)))
     assert torch.equal(a0, b0)
 
 
@@ -265,7 +265,7 @@ def test_plus_identity_image_matters(tiny_models, tmp_path):
     out = {}
     for name, seed, λ in (("a", 1, 0.6), ("b", 2, 0.6), ("c", 1, 0.0), ("d", 2, 0.0)):
         st = RunStore(tmp_path / name); noise_png(st.assets_dir / "ada.png", seed)
-        kf = generate_keyframes(Script("t", [shot(0, ["Ada"], {"Ada": "ada.png"})]), tiny_models, cfg(ip_adapter_format="plus", ip_scale=λ), st)
+        kf = generate_keyframes(Script("t", [shot(0, ["Ada"], {"Ada": "ada.png"})]), tiny_models, cfg(ip_adapter_format="plus", identity_scale=λ), st)
         out[name] = latent(st, kf[0])
     assert (out["a"] - out["b"]).abs().max() > 1e-5
     torch.testing.assert_close(out["c"], out["d"])
@@ -308,3 +308,78 @@ def test_vgot_run_with_plus_weights(tmp_path, capsys):
     assert "plus" in json.dumps(cfgs)
     kf = sorted(run.glob("keyframes/[0-9][0-9][0-9].png"))
     assert kf and all(Keyframe.load(p.with_suffix(".json")) for p in kf)
+
+
+# --- issue 14: non-Latin names, prompts within the token budget, a resume with nothing to do --------------------------
+
+def test_non_latin_names_get_their_own_stable_portraits(tiny_models, store):
+    "Мария and Иван used to share portraits/character.png (one identity, redrawn on every resume)."
+    assert portrait_rel("Ada") == "portraits/ada.png" and portrait_rel("Old Tom") == "portraits/old-tom.png"  # ASCII unchanged
+    ru = Script("Сказка", [shot(0, ["Мария"]), shot(1, ["Иван"]), shot(2, ["Мария", "Иван"])],
+                cast=[Character("Мария", "a girl in a blue scarf"), Character("Иван", "a boy with a kite")])
+    generate_keyframes(ru, tiny_models, cfg(), store)
+    m, i = (store.assets_dir / portrait_rel(n) for n in ("Мария", "Иван"))
+    assert m != i and m.is_file() and i.is_file() and file_sha256(m) != file_sha256(i)
+    assert portrait_rel("Мария") == portrait_rel("Мария") and portrait_rel("Мария").isascii()
+    keys = {k for k in store.manifest["artifacts"] if k.startswith("portrait/")}
+    assert len(keys) == 2, keys
+    before = {p: p.stat().st_mtime_ns for p in (m, i)}
+    generate_keyframes(ru, tiny_models, cfg(), store)                       # a resume redraws neither
+    assert {p: p.stat().st_mtime_ns for p in (m, i)} == before
+
+
+def test_prompts_are_fitted_to_the_token_budget_with_one_warning(tiny_models, store, monkeypatch, capfd):
+    import vgot.keyframes as K
+    seen = []
+    real = K.render
+    def spy(pipe, prompt, *a, **kw):
+        seen.append(prompt); return real(pipe, prompt, *a, **kw)
+    monkeypatch.setattr(K, "render", spy)
+    count, budget = K.token_budget(tiny_models.t2i)
+    assert budget == tiny_models.t2i.tokenizer.model_max_length - 2
+    short = shot(0, prompt="a quay")                                        # fits: used exactly as written
+    long = shot(1, ["Ada"], hdr="a storm rolling in over a grey sea at the end of the day")
+    assert count(long.prompt) > budget
+    noise_png(store.assets_dir / "ada.png", 1)
+    long.identity_refs = {"Ada": "ada.png"}
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        generate_keyframes(Script("t", [short, long, shot(2)]), tiny_models, cfg(), store)
+    assert seen[0] == "a quay"
+    assert all(count(p) <= budget for p in seen), [(p, count(p)) for p in seen]
+    assert seen[1].startswith("Ada in scene 1")                             # the most important domain leads
+    fit = [str(x.message) for x in w if "prompt(s) were longer than the text encoder's" in str(x.message)]
+    assert len(fit) == 1 and "shot 1:" in fit[0] and f"{budget} tokens" in fit[0], fit
+    err = capfd.readouterr().err
+    assert "truncated" not in err and "can only handle sequences" not in err, err    # no per-prompt CLIP truncation
+
+
+def test_a_resume_with_nothing_to_do_loads_no_model(tiny_models, store):
+    noise_png(store.assets_dir / "ada.png", 1)
+    kfs = generate_keyframes(script3(), tiny_models, cfg(), store)          # Milo's portrait is generated too
+    class NoLoading(Models):
+        def _get(self, key, fn): raise AssertionError(f"a resume with nothing to do loaded {key}")
+    again = generate_keyframes(script3(), NoLoading("tiny", device="cpu"), cfg(), store)
+    assert again == kfs
+    (store.root / kfs[2].image).unlink()                                    # one keyframe missing: that one is redone
+    with pytest.raises(AssertionError, match="loaded"):
+        generate_keyframes(script3(), NoLoading("tiny", device="cpu"), cfg(), store)
+
+
+def test_identity_scale_is_the_one_name_from_preset_to_kernel(tiny_models, store):
+    from vgot.models import get_preset
+    assert "identity_scale" in get_preset("tiny").defaults and "ip_scale" not in get_preset("tiny").defaults
+    assert KeyframeConfig.from_preset("tiny").identity_scale == get_preset("tiny").defaults["identity_scale"]
+    with pytest.raises(VgotError, match="did you mean 'identity_scale'"):
+        KeyframeConfig.from_preset("tiny", identity_scal=0.5)
+    seen = {}
+    noise_png(store.assets_dir / "ada.png", 1)
+    from vgot.attention import DecoupledCrossAttnProcessor
+    real = DecoupledCrossAttnProcessor.set_scale
+    def spy(self, **scales):
+        seen.update(scales); return real(self, **scales)
+    DecoupledCrossAttnProcessor.set_scale = spy
+    try: generate_keyframes(Script("t", [shot(0, ["Ada"], {"Ada": "ada.png"})]), tiny_models, cfg(identity_scale=0.35), store)
+    finally: DecoupledCrossAttnProcessor.set_scale = real
+    assert seen == {"identity_scale": 0.35, "prev_scale": 0.0}

@@ -35,3 +35,15 @@ def test_bad_references_are_clear():
 def test_models_loads_once_and_frees(tiny_models):
     assert tiny_models.t2i is tiny_models.t2i
     assert tiny_models.dtype == torch.float32 or torch.cuda.is_available()
+
+
+def test_first_build_of_the_tiny_models_says_so_in_one_line(tmp_path, capfd):
+    "The first run builds the tiny set: one line naming where (not just the libraries' 'Writing model shards' bars)."
+    capfd.readouterr()
+    root = ensure_tiny_models(home=tmp_path)
+    out, err = capfd.readouterr()
+    lines = [l for l in (out + err).splitlines() if l.strip()]
+    assert lines == [f"vgot: building the tiny models once into {root} (VGOT_HOME; later runs reuse them)"], lines
+    assert "Writing model shards" not in err and "\r" not in err
+    assert ensure_tiny_models(home=tmp_path) == root                    # built: nothing said
+    assert capfd.readouterr() == ("", "")

@@ -207,15 +207,16 @@ class DecoupledCrossAttnProcessor(nn.Module):
         if not branches: raise VgotError("DecoupledCrossAttnProcessor needs at least one image branch")
         self.hidden_size, self.cross_attention_dim, self.branches, self.name, self.store = hidden_size, cross_attention_dim, list(branches), name, store
         self.scale = {b: 1.0 for b in self.branches}
-        if scale: self.set_scale(**scale)
+        if scale: self.set_scale(**{f"{b}_scale": v for b, v in scale.items()})
         self.to_k_ip = nn.ModuleDict({b: nn.Linear(cross_attention_dim, hidden_size, bias=False) for b in self.branches})
         self.to_v_ip = nn.ModuleDict({b: nn.Linear(cross_attention_dim, hidden_size, bias=False) for b in self.branches})
 
-    def set_scale(self, **λ):
-        "Set λ_b of the named branches."
-        bad = [b for b in λ if b not in self.scale]
-        if bad: raise VgotError(f"unknown image branch(es) {bad}; this processor has {self.branches}")
-        self.scale.update({b: float(v) for b, v in λ.items()})
+    def set_scale(self, **scales):
+        "Set λ_b of the named branches, as `<branch>_scale`: `set_scale(identity_scale=0.6, prev_scale=0.4)`."
+        names = {f"{b}_scale": b for b in self.branches}
+        bad = [k for k in scales if k not in names]
+        if bad: raise VgotError(f"unknown image branch scale(s) {bad}; this processor has {list(names)}")
+        self.scale.update({names[k]: float(v) for k, v in scales.items()})
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
                  temb=None, scale: float = 1.0) -> torch.Tensor:
@@ -426,11 +427,11 @@ def decoupled_processors(unet) -> dict:
     "The installed DecoupledCrossAttnProcessors by layer name."
     return {n: p for n, p in unet.attn_processors.items() if isinstance(p, DecoupledCrossAttnProcessor)}
 
-def set_branch_scale(unet, **λ):
-    "Set λ_b of the named branches on every decoupled layer of `unet`."
+def set_branch_scale(unet, **scales):
+    "Set λ_b of the named branches on every decoupled layer of `unet`: `set_branch_scale(unet, identity_scale=0.6)`."
     procs = decoupled_processors(unet)
     if not procs: raise VgotError("no decoupled cross-attention installed on this UNet")
-    for p in procs.values(): p.set_scale(**λ)
+    for p in procs.values(): p.set_scale(**scales)
 
 def set_attention_store(unet, store: Optional[AttentionStore]):
     "Attach (or detach, with None) an AttentionStore to every decoupled layer."

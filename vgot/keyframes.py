@@ -5,19 +5,26 @@
 # %% ../nbs/02_keyframe_generation.ipynb #b378282a
 from __future__ import annotations
 
-import re, warnings
+import hashlib, re, unicodedata, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
 from .core import (VgotError, ValidationError, Script, Shot, Keyframe, RunStore, save_tensors, save_image, load_image,
                        hash_inputs, derive_seed, make_generator, check_range, check_type)
-from .core import StageConfig, setting
+from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
+from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 
 # %% auto #0
 __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',
            'load_conditioning_image', 'encode_images', 'negative_embeds', 'zero_embeds', 'embed_width', 'branch_embeds',
-           'render', 'torch_isfinite', 'ensure_portraits', 'generate_keyframes']
+           'render', 'torch_isfinite', 'token_budget', 'fit_shot_prompt', 'warn_cuts', 'PortraitJob', 'portrait_job',
+           'ensure_portraits', 'identity_paths', 'keyframe_hash', 'finished_keyframes', 'Conditioning',
+           'branch_conditioning', 'install_branches', 'shot_embeds', 'make_keyframe', 'generate_keyframes']
 
 # %% ../nbs/02_keyframe_generation.ipynb #685cb857
 BRANCHES = ("identity", "prev")
@@ -31,7 +38,7 @@ class KeyframeConfig(StageConfig):
     height: int = setting(64, lo=32, hi=4096)            # keyframe height in pixels (multiple of 8)
     steps: int = setting(2, lo=1, hi=1000)               # denoising steps
     guidance_scale: float = setting(5.0, lo=0.0, hi=50.0)  # classifier-free guidance scale s
-    ip_scale: float = setting(0.6, lo=0.0, hi=5.0)       # λ_id of the identity branch
+    identity_scale: float = setting(0.6, lo=0.0, hi=5.0)  # λ_id of the identity branch
     prev_scale: float = setting(0.4, lo=0.0, hi=5.0)     # λ_prev of the previous-keyframe branch
     negative_prompt: str = "blurry, low quality, deformed, distorted, watermark, text"  # for CFG
     portrait_prompt: str = "portrait of {name}, {description}, facing the camera, plain background, soft light"  # reference portraits
@@ -49,18 +56,25 @@ class KeyframeConfig(StageConfig):
         "The fields that change the output; the default IP-Adapter format is left out, so runs made before it existed keep their hashes."
         d = super().determining()
         if d["ip_adapter_format"] == "base": del d["ip_adapter_format"]
+        d["ip_scale"] = d.pop("identity_scale")   # hashed under its former name: runs made before the rename resume
         return d
 
-# %% ../nbs/02_keyframe_generation.ipynb #80a3b321
+# %% ../nbs/02_keyframe_generation.ipynb #ee24430c
 def portrait_rel(name: str) -> str:
-    "Where the generated reference portrait of `name` lives, relative to assets/characters/."
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "character"
-    return f"portraits/{slug}.png"
+    "Where the generated reference portrait of `name` lives, relative to assets/characters/: unique for any Unicode name."
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if name.isascii() and slug: return f"portraits/{slug}.png"
+    latin = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()   # José -> jose; Мария -> ''
+    slug = re.sub(r"[^a-z0-9]+", "-", latin).strip("-") or "character"
+    tag = hashlib.sha256(unicodedata.normalize("NFC", name).encode("utf-8")).hexdigest()[:8]
+    return f"portraits/{slug}-{tag}.png"
 
+# %% ../nbs/02_keyframe_generation.ipynb #37a48813
 def shot_characters(shot: Shot) -> list[str]:
     "The shot's characters: `characters`, then any extra names of `identity_refs`."
     return list(dict.fromkeys([*shot.characters, *shot.identity_refs]))
 
+# %% ../nbs/02_keyframe_generation.ipynb #c03474e2
 def identity_plan(script: Script) -> tuple[dict, dict]:
     "({shot index: [(name, identity rel path)]}, {name: description} of characters that need a generated portrait)."
     cast = {c.name: c for c in script.cast}
@@ -71,7 +85,8 @@ def identity_plan(script: Script) -> tuple[dict, dict]:
             rel = shot.identity_refs.get(name) or (cast[name].identity_image if name in cast else None)
             if rel is None:
                 rel = portrait_rel(name)
-                need.setdefault(name, cast[name].description if name in cast and cast[name].description else shot.character)
+                known = name in cast and cast[name].description
+                need.setdefault(name, cast[name].description if known else shot.character)
             refs.append((name, rel))
         plan[shot.index] = refs
     return plan, need
@@ -79,7 +94,6 @@ def identity_plan(script: Script) -> tuple[dict, dict]:
 # %% ../nbs/02_keyframe_generation.ipynb #93f4776d
 def load_conditioning_image(path: Path, size: tuple, where: str):
     "Open `path` as RGB of `size` (w, h): errors name `where` and the file; other sizes are resized with a warning."
-    from PIL import Image
     try: im = load_image(path, what=f"{where}: image")
     except VgotError as e: raise VgotError(str(e)) from None
     if min(im.size) < 8: raise VgotError(f"{where}: image {path}: {im.size[0]}x{im.size[1]} is too small (at least 8x8)")
@@ -91,7 +105,6 @@ def load_conditioning_image(path: Path, size: tuple, where: str):
 # %% ../nbs/02_keyframe_generation.ipynb #92e11f3c
 def _plain(weights: dict) -> bool:
     "Whether IP-Adapter weights take CLIP image embeddings (the base kind) rather than hidden states (Plus, Full)."
-    from vgot.attention import projection_kind
     return projection_kind(weights["image_proj"]) == "base"
 
 def _encoder(models, encoder):
@@ -99,7 +112,6 @@ def _encoder(models, encoder):
 
 def encode_images(images: list, models, plain: bool = True, encoder=None):
     "CLIP embeddings of PIL images: (n, D) image_embeds if `plain`, else (n, S, D') penultimate hidden states; `encoder` = (model, processor), default the preset's."
-    import torch
     encoder, processor = _encoder(models, encoder)
     dev, dt = encoder.device, encoder.dtype
     px = processor(images=images, return_tensors="pt").pixel_values.to(dev, dt)
@@ -109,7 +121,6 @@ def encode_images(images: list, models, plain: bool = True, encoder=None):
 
 def negative_embeds(n: int, models, encoder=None):
     "Unconditional embeddings of the 'plus' kind: the encoder's penultimate states for all-zero pixels, (n, S, D')."
-    import torch
     encoder, _ = _encoder(models, encoder)
     size = encoder.config.image_size
     with torch.no_grad():
@@ -117,7 +128,6 @@ def negative_embeds(n: int, models, encoder=None):
 
 def zero_embeds(models, plain: bool = True, encoder=None):
     "A zero embedding of one image, shaped as `encode_images` returns: (1, D), or (1, S, D') for the 'plus' kind."
-    import torch
     encoder, _ = _encoder(models, encoder)
     c = encoder.config
     shape = (1, c.projection_dim) if plain else (1, (c.image_size // c.patch_size) ** 2 + 1, c.hidden_size)
@@ -130,7 +140,6 @@ def embed_width(models, plain: bool = True, encoder=None) -> int:
 
 def branch_embeds(embeds, cfg: bool, negative=None):
     "One branch's `ip_adapter_image_embeds` entry from embeddings (n, ...): (2, n, ...) with zeros (or `negative`) first under CFG."
-    import torch
     e = embeds[None]
     if not cfg: return e
     neg = torch.zeros_like(e) if negative is None else negative[None]
@@ -163,109 +172,229 @@ def render(pipe, prompt: str, config: KeyframeConfig, seed: int, embeds: Optiona
 
 def torch_isfinite(x) -> bool:
     "Whether every element of tensor `x` is finite."
-    import torch
     return bool(torch.isfinite(x).all())
 
-# %% ../nbs/02_keyframe_generation.ipynb #2a7af16b
+# %% ../nbs/02_keyframe_generation.ipynb #88d3c6e9
+def token_budget(pipe) -> tuple:
+    "(count, budget): a token counter for the pipeline's tokenizer(s) and the tokens its text encoder reads (max - 2)."
+    toks = [t for t in (getattr(pipe, "tokenizer", None), getattr(pipe, "tokenizer_2", None)) if t is not None]
+    if not toks: raise VgotError("the text-to-image pipeline has no tokenizer")
+    budget = min(t.model_max_length for t in toks) - 2                     # the start and end tokens take two
+    def count(text: str) -> int:
+        return max(len(t(text, add_special_tokens=False, verbose=False).input_ids) for t in toks)
+    return count, budget
+
+# %% ../nbs/02_keyframe_generation.ipynb #31d96eb4
+def fit_shot_prompt(shot: Shot, count, budget: int) -> tuple[str, dict]:
+    "The shot's prompt within `budget` tokens and what was cut: as written when it fits, else its domains fitted."
+    if count(shot.prompt) <= budget: return shot.prompt, {}
+    composed = compose_prompt(shot.character, shot.background, shot.relation, shot.camera, shot.hdr)
+    domains = shot_domains(shot) if shot.prompt == composed else [("prompt", shot.prompt)]   # the user's own: from its end
+    return fit_prompt(domains, count, budget)
+
+# %% ../nbs/02_keyframe_generation.ipynb #8c8cf852
+def warn_cuts(cuts: dict, budget: int, show: int = 4):
+    "One warning naming what was cut from the prompts that overran the text encoder's `budget` tokens."
+    if not cuts: return
+    parts = [f"{where}: " + ", ".join(f"{d} '{t}'" for d, t in cut.items()) for where, cut in list(cuts.items())[:show]]
+    more = f"; and {len(cuts) - show} more" if len(cuts) > show else ""
+    warnings.warn(f"keyframes: {len(cuts)} prompt(s) were longer than the text encoder's {budget} tokens and were "
+                  f"shortened (the least important words first); cut: {'; '.join(parts)}{more}", stacklevel=2)
+
+# %% ../nbs/02_keyframe_generation.ipynb #8d4f3153
 def _model_refs(models, format: str = "base") -> dict:
+    "The model references that decide a keyframe (hashed for resume); read from the preset, nothing is loaded."
     p = models.preset
-    refs = {"t2i": asdict(p.t2i), "t2i_kind": p.t2i_kind, "image_encoder": asdict(p.image_encoder), "ip_adapter": asdict(p.ip_adapter)}
+    refs = {"t2i": asdict(p.t2i), "t2i_kind": p.t2i_kind, "image_encoder": asdict(p.image_encoder),
+            "ip_adapter": asdict(p.ip_adapter)}
     if format == "plus":
         refs["ip_adapter_plus"] = asdict(p.ip_adapter_plus) if p.ip_adapter_plus else None
         refs["plus_image_encoder"] = asdict(p.plus_image_encoder) if p.plus_image_encoder else None
     return refs
 
-def ensure_portraits(need: dict, models, config: KeyframeConfig, store: RunStore, progress: bool = False) -> dict:
+# %% ../nbs/02_keyframe_generation.ipynb #06947b14
+@dataclass
+class PortraitJob:
+    "One reference portrait: its manifest key, inputs hash, prompt, seed and paths (absolute and run-relative)."
+    name: str
+    key: str
+    h: str
+    prompt: str
+    seed: int
+    path: Path
+    run_rel: str
+
+def portrait_job(name: str, desc: str, models, config: KeyframeConfig, store: RunStore) -> PortraitJob:
+    "What the portrait of `name` is made from, and where it goes; loads no model."
+    rel = portrait_rel(name)
+    path = store.asset(rel, must_exist=False)
+    seed = derive_seed(config.seed, "portrait", name)
+    prompt = config.portrait_prompt.format(name=name, description=desc).strip(" ,")
+    h = hash_inputs("portrait", prompt, seed, config.width, config.height, config.steps, config.guidance_scale,
+                    config.negative_prompt, _model_refs(models))
+    key = "portrait/" + rel[len("portraits/"):-len(".png")]
+    return PortraitJob(name, key, h, prompt, seed, path, path.relative_to(store.root.resolve()).as_posix())
+
+# %% ../nbs/02_keyframe_generation.ipynb #32ba3ce0
+def ensure_portraits(need: dict, models, config: KeyframeConfig, store: RunStore, progress: bool = False,
+                     cuts: Optional[dict] = None,   # collects what was cut from long prompts (None: warn here)
+                     ) -> dict:
     "Generate (or reuse) a reference portrait for each {name: description}; returns {name: path}."
-    from tqdm.auto import tqdm
-    out = {}
+    out, own = {}, cuts is None
+    cuts = {} if own else cuts
     for name, desc in tqdm(need.items(), desc="portraits", disable=not progress or not need, leave=False):
-        rel = portrait_rel(name); path = store.asset(rel, must_exist=False)
-        run_rel = path.relative_to(store.root.resolve()).as_posix()
-        seed = derive_seed(config.seed, "portrait", name)
-        prompt = config.portrait_prompt.format(name=name, description=desc).strip(" ,")
-        h = hash_inputs("portrait", prompt, seed, config.width, config.height, config.steps, config.guidance_scale,
-                        config.negative_prompt, _model_refs(models))
-        key = "portrait/" + rel[len("portraits/"):-len(".png")]
-        if not store.is_done(key, h):
-            im, _ = render(models.t2i, prompt, config, seed, where=f"portrait of {name}")
-            save_image(path, im)
-            store.record(key, h, [run_rel], stage="keyframes")
-        out[name] = path
+        j = portrait_job(name, desc, models, config, store)
+        if not store.is_done(j.key, j.h):
+            count, budget = token_budget(models.t2i)
+            prompt, cut = fit_prompt([("portrait", j.prompt)], count, budget)
+            if cut: cuts[f"portrait of {name}"] = cut
+            im, _ = render(models.t2i, prompt, config, j.seed, where=f"portrait of {name}")
+            save_image(j.path, im)
+            store.record(j.key, j.h, [j.run_rel], stage="keyframes")
+        out[name] = j.path
+    if own: warn_cuts(cuts, token_budget(models.t2i)[1] if cuts else 0)
     return out
 
-# %% ../nbs/02_keyframe_generation.ipynb #5f8b932b
-def generate_keyframes(script: Script,                     # the shots, in order
-                       models,                             # a vgot.models.Models
-                       config: Optional[KeyframeConfig] = None,  # settings (default: KeyframeConfig())
-                       store: Optional[RunStore] = None,   # the run folder
-                       attention_store=None,               # a vgot.attention.AttentionStore: maps of shot i in .runs[i] (None: off)
-                       branch_weights: Optional[dict] = None,  # branch -> IP-Adapter state dict (default: the preset's of config.ip_adapter_format for both)
-                       progress: bool = False,             # show a progress bar over shots
-                       ) -> list[Keyframe]:
-    "Module 2: one keyframe per shot, conditioned on its prompt, its characters' identity images and the previous keyframe."
-    from tqdm.auto import tqdm
-    from vgot.attention import install_decoupled_attention, remove_decoupled_attention
-    if store is None: raise VgotError("generate_keyframes needs a RunStore (the run folder) to write keyframes into")
-    config = (config or KeyframeConfig()).validate()
-    script.validate()
-    size = (config.width, config.height)
+# %% ../nbs/02_keyframe_generation.ipynb #d72f25d4
+def identity_paths(shot: Shot, plan: dict, portraits: dict, store: RunStore) -> list[tuple[str, Path]]:
+    "[(name, identity image path)] of a shot: its generated portraits, else its files under assets/characters/."
+    out = []
+    for name, rel in plan[shot.index]:
+        try: out.append((name, portraits[name] if name in portraits else store.asset(rel)))
+        except VgotError as e: raise VgotError(f"shot {shot.index}: identity image of {name}: {e}") from None
+    return out
+
+# %% ../nbs/02_keyframe_generation.ipynb #0596e0d0
+def keyframe_hash(shot: Shot, config: KeyframeConfig, models, seed: int, id_paths: list, prev_png) -> str:
+    "The hash of everything a keyframe is made from: shot, settings, models, seed, identity images, previous keyframe."
+    return hash_inputs("keyframe", shot, config.determining(), _model_refs(models, config.ip_adapter_format), seed,
+                       [(n, Path(p)) for n, p in id_paths], Path(prev_png) if prev_png else None)
+
+# %% ../nbs/02_keyframe_generation.ipynb #bfd78512
+def finished_keyframes(script: Script, models, config: KeyframeConfig, store: RunStore) -> Optional[list[Keyframe]]:
+    "Every keyframe of `script`, loaded, when all of them and their portraits are done; else None. Loads no model."
     plan, need = identity_plan(script)
-    for i, refs in plan.items():                           # refuse paths that leave assets/characters/ before any work
-        for name, rel in refs:
-            try: store.asset(rel, must_exist=False)
-            except VgotError as e: raise VgotError(f"shot {i}: identity image of {name}: {e}") from None
-    portraits = ensure_portraits(need, models, config, store, progress)
-    pipe = models.t2i
+    jobs = [portrait_job(n, d, models, config, store) for n, d in need.items()]
+    if not all(store.is_done(j.key, j.h) for j in jobs): return None
+    portraits, out, prev_png = {j.name: j.path for j in jobs}, [], None
+    for shot in script.shots:
+        try: id_paths = identity_paths(shot, plan, portraits, store)
+        except VgotError: return None                        # generate_keyframes names the problem
+        h = keyframe_hash(shot, config, models, derive_seed(config.seed, "keyframes", shot.index), id_paths, prev_png)
+        if not store.is_done(f"keyframe/{shot.index:03d}", h): return None
+        out.append(Keyframe.load(store.path(f"keyframes/{shot.index:03d}.json")))
+        prev_png = store.path(out[-1].image)
+    return out
+
+# %% ../nbs/02_keyframe_generation.ipynb #6c832e0d
+@dataclass
+class Conditioning:
+    "What every shot's render shares: the pipeline, each branch's IP-Adapter weights and kind, the image encoder."
+    pipe: Any                      # the text-to-image pipeline
+    weights: dict                  # branch -> IP-Adapter state dict
+    plain: dict                    # branch -> whether its weights take CLIP image embeddings (base) or hidden states
+    encoder: Any                   # (image encoder, processor)
+    cfg: bool                      # classifier-free guidance on
+    format: str = "base"           # the IP-Adapter format (for errors)
+
+def branch_conditioning(models, config: KeyframeConfig, branch_weights: Optional[dict] = None) -> Conditioning:
+    "The pipeline, both branches' weights (the preset's of `config.ip_adapter_format` by default) and their encoder."
     fmt = config.ip_adapter_format
     weights = branch_weights or {b: models.ip_adapter_weights_of(fmt) for b in BRANCHES}
     if set(weights) != set(BRANCHES): raise VgotError(f"branch_weights must have the branches {BRANCHES}, got {sorted(weights)}")
-    encoder = models.image_encoder_of(fmt)
     plain = {}
     for b, w in weights.items():
         try: plain[b] = _plain(w)
         except VgotError as e: raise VgotError(f"keyframes: branch {b}: {e}") from None
-    cfg = _cfg_on(pipe, config.guidance_scale)
+    pipe = models.t2i
+    return Conditioning(pipe, weights, plain, models.image_encoder_of(fmt), _cfg_on(pipe, config.guidance_scale), fmt)
+
+# %% ../nbs/02_keyframe_generation.ipynb #3db6e328
+def install_branches(cond: Conditioning, models, attention_store=None) -> dict:
+    "Decoupled cross-attention with both branches on the pipeline's UNet (all of it, or nothing); processors by layer."
+    dims = {b: embed_width(models, cond.plain[b], cond.encoder) for b in BRANCHES}
+    try: return install_decoupled_attention(cond.pipe.unet, {b: cond.weights[b] for b in BRANCHES},
+                                            store=attention_store, image_embed_dim=dims)
+    except VgotError as e: raise VgotError(f"keyframes ({cond.format} IP-Adapter weights): {e}") from None
+
+# %% ../nbs/02_keyframe_generation.ipynb #47df5734
+def shot_embeds(ids: list, prev, models, cond: Conditioning) -> list:
+    "One shot's `ip_adapter_image_embeds`: its identity images', its previous keyframe's; zeros for a branch without."
+    embeds = []
+    for b, ims in (("identity", ids), ("prev", [prev] if prev is not None else [])):
+        plain = cond.plain[b]
+        e = encode_images(ims, models, plain, cond.encoder) if ims else zero_embeds(models, plain, cond.encoder)
+        embeds.append(branch_embeds(e, cond.cfg, None if plain else negative_embeds(e.shape[0], models, cond.encoder)))
+    return embeds
+
+# %% ../nbs/02_keyframe_generation.ipynb #3f3bdcbf
+def make_keyframe(shot: Shot, prompt: str, id_paths: list, prev_png, seed: int, models, cond: Conditioning,
+                  procs: dict, config: KeyframeConfig, store: RunStore, attention_store=None) -> Keyframe:
+    "Render one shot's keyframe with λ_id and λ_prev (0 for a branch without images); write its PNG, latent, JSON."
+    i, where, size = shot.index, f"shot {shot.index}", (config.width, config.height)
+    ids = [load_conditioning_image(p, size, f"{where}: identity image of {n}") for n, p in id_paths]
+    prev = load_conditioning_image(prev_png, size, f"{where}: previous keyframe") if prev_png else None
+    λ_id, λ_prev = (config.identity_scale if ids else 0.0), (config.prev_scale if prev is not None else 0.0)
+    embeds = shot_embeds(ids, prev, models, cond)
+    for p in procs.values(): p.set_scale(identity_scale=λ_id, prev_scale=λ_prev)
+    if attention_store is not None: attention_store.begin(i)
+    image, latent = render(cond.pipe, prompt, config, seed, embeds, where=where, attention_store=attention_store)
+    if not torch_isfinite(latent): raise VgotError(f"{where}: the keyframe latent contains NaN or inf; nothing was written")
+    png_rel, lat_rel = store.keyframe_rel(i)
+    save_image(store.path(png_rel), image)
+    save_tensors(store.path(lat_rel), {"latent": latent}, metadata={"shot": i, "seed": seed})
+    kf = Keyframe(shot=i, image=png_rel, latent=lat_rel, seed=seed, width=config.width, height=config.height)
+    store.write_artifact(f"keyframes/{i:03d}.json", kf)
+    return kf
+
+# %% ../nbs/02_keyframe_generation.ipynb #f6dad608
+def generate_keyframes(script: Script,                     # the shots, in order
+                       models,                             # a vgot.models.Models
+                       config: Optional[KeyframeConfig] = None,  # settings (default: KeyframeConfig())
+                       store: Optional[RunStore] = None,   # the run folder
+                       attention_store=None,               # a vgot.attention.AttentionStore: shot i's maps in .runs[i]
+                       branch_weights: Optional[dict] = None,  # branch -> IP-Adapter state dict (default: the preset's)
+                       progress: bool = False,             # show a progress bar over shots
+                       ) -> list[Keyframe]:
+    "Module 2: one keyframe per shot, from its prompt, its characters' identity images and the previous keyframe."
+    if store is None: raise VgotError("generate_keyframes needs a RunStore (the run folder) to write keyframes into")
+    config = (config or KeyframeConfig()).validate()
+    script.validate()
+    # 1. refuse identity paths that leave assets/characters/ before any work
+    plan, need = identity_plan(script)
+    for i, refs in plan.items():
+        for name, rel in refs:
+            try: store.asset(rel, must_exist=False)
+            except VgotError as e: raise VgotError(f"shot {i}: identity image of {name}: {e}") from None
+    # 2. a resume with nothing to do loads no model
+    done = finished_keyframes(script, models, config, store)
+    if done is not None: return done
+    # 3. portraits, the two branches, the prompts' token budget
+    cuts = {}
+    portraits = ensure_portraits(need, models, config, store, progress, cuts=cuts)
+    cond = branch_conditioning(models, config, branch_weights)
+    count, budget = token_budget(cond.pipe)
     if attention_store is not None and attention_store.latent_hw is None:
-        f = getattr(pipe, "vae_scale_factor", 8); attention_store.latent_hw = (config.height // f, config.width // f)
+        f = getattr(cond.pipe, "vae_scale_factor", 8)
+        attention_store.latent_hw = (config.height // f, config.width // f)
+    # 4. each shot in order: reuse it when done, else render it with the previous keyframe
+    procs = install_branches(cond, models, attention_store)
     keyframes, prev_png = [], None
-    try: procs = install_decoupled_attention(pipe.unet, {b: weights[b] for b in BRANCHES}, store=attention_store,
-                                             image_embed_dim={b: embed_width(models, plain[b], encoder) for b in BRANCHES})
-    except VgotError as e: raise VgotError(f"keyframes ({fmt} IP-Adapter weights): {e}") from None
     try:
         for shot in tqdm(script.shots, desc="keyframes", disable=not progress, leave=False):
-            i, where = shot.index, f"shot {shot.index}"
-            png_rel, lat_rel = store.keyframe_rel(i); json_rel = f"keyframes/{i:03d}.json"
-            id_paths = []
-            for name, rel in plan[i]:
-                try: id_paths.append((name, portraits[name] if name in portraits else store.asset(rel)))
-                except VgotError as e: raise VgotError(f"{where}: identity image of {name}: {e}") from None
+            i, id_paths = shot.index, identity_paths(shot, plan, portraits, store)
             seed = derive_seed(config.seed, "keyframes", i)
-            h = hash_inputs("keyframe", shot, config.determining(), _model_refs(models, fmt), seed,
-                            [(n, Path(p)) for n, p in id_paths], Path(prev_png) if prev_png else None)
-            if store.is_done(f"keyframe/{i:03d}", h):
-                kf = Keyframe.load(store.path(json_rel))
+            h = keyframe_hash(shot, config, models, seed, id_paths, prev_png)
+            if store.is_done(f"keyframe/{i:03d}", h): kf = Keyframe.load(store.path(f"keyframes/{i:03d}.json"))
             else:
-                ids = [load_conditioning_image(p, size, f"{where}: identity image of {n}") for n, p in id_paths]
-                prev = load_conditioning_image(prev_png, size, f"{where}: previous keyframe") if prev_png else None
-                λ_id, λ_prev = (config.ip_scale if ids else 0.0), (config.prev_scale if prev is not None else 0.0)
-                embeds = []
-                for b, ims in (("identity", ids), ("prev", [prev] if prev is not None else [])):
-                    if ims: e = encode_images(ims, models, plain[b], encoder)
-                    else: e = zero_embeds(models, plain[b], encoder)      # λ_b = 0: a placeholder the processor skips
-                    embeds.append(branch_embeds(e, cfg, None if plain[b] else negative_embeds(e.shape[0], models, encoder)))
-                for p in procs.values(): p.set_scale(identity=λ_id, prev=λ_prev)
-                if attention_store is not None: attention_store.begin(i)
-                image, latent = render(pipe, shot.prompt, config, seed, embeds, where=where, attention_store=attention_store)
-                if not torch_isfinite(latent): raise VgotError(f"{where}: the keyframe latent contains NaN or inf; nothing was written")
-                save_image(store.path(png_rel), image)
-                save_tensors(store.path(lat_rel), {"latent": latent}, metadata={"shot": i, "seed": seed})
-                kf = Keyframe(shot=i, image=png_rel, latent=lat_rel, seed=seed, width=config.width, height=config.height)
-                store.write_artifact(json_rel, kf)
-                store.record(f"keyframe/{i:03d}", h, [png_rel, lat_rel, json_rel], stage="keyframes")
-            keyframes.append(kf); prev_png = store.path(kf.image)
+                prompt, cut = fit_shot_prompt(shot, count, budget)
+                if cut: cuts[f"shot {i}"] = cut
+                kf = make_keyframe(shot, prompt, id_paths, prev_png, seed, models, cond, procs, config, store, attention_store)
+                png_rel, lat_rel = store.keyframe_rel(i)
+                store.record(f"keyframe/{i:03d}", h, [png_rel, lat_rel, f"keyframes/{i:03d}.json"], stage="keyframes")
+            keyframes.append(kf)
+            prev_png = store.path(kf.image)
     finally:
-        remove_decoupled_attention(pipe.unet)
+        remove_decoupled_attention(cond.pipe.unet)
+    warn_cuts(cuts, budget)
     return keyframes
-
-

@@ -5,7 +5,7 @@
 # %% ../nbs/00a_models.ipynb #d652a7a4
 from __future__ import annotations
 
-import json, os, shutil, tempfile
+import contextlib, json, os, shutil, sys, tempfile
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -84,7 +84,7 @@ register_preset(Preset(
     "tiny", t2i="tiny:sd", t2i_kind="sd", image_encoder="tiny:image_encoder", ip_adapter=ModelRef("tiny:ip_adapter", weight_name="ip_adapter.safetensors"),
     i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl"}, llm="tiny:llm", clip="tiny:clip", dino="tiny:dino", planner="rules",
     defaults=dict(width=64, height=64, steps=2, guidance_scale=5.0, fps=4, video_width=32, video_height=32,
-                  video_steps=2, native_frames=8, i2v_backend="svd", transition_frames=4, ip_scale=0.6, prev_scale=0.4),
+                  video_steps=2, native_frames=8, i2v_backend="svd", transition_frames=4, identity_scale=0.6, prev_scale=0.4),
     ip_adapter_plus=ModelRef("tiny:ip_adapter", weight_name="ip_adapter_plus.safetensors")))
 
 register_preset(Preset(
@@ -94,7 +94,7 @@ register_preset(Preset(
     i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
     llm="Qwen/Qwen2.5-1.5B-Instruct", planner="transformers",
     defaults=dict(width=512, height=512, steps=30, guidance_scale=7.5, fps=8, video_width=1024, video_height=576,
-                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, ip_scale=0.6, prev_scale=0.4),
+                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, identity_scale=0.6, prev_scale=0.4),
     ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter-plus_sd15.safetensors")))
 
 register_preset(Preset(
@@ -104,7 +104,7 @@ register_preset(Preset(
     i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
     llm="Qwen/Qwen2.5-7B-Instruct", planner="transformers",
     defaults=dict(width=1024, height=1024, steps=30, guidance_scale=7.0, fps=8, video_width=1024, video_height=576,
-                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, ip_scale=0.6, prev_scale=0.4),
+                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, identity_scale=0.6, prev_scale=0.4),
     ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter-plus_sdxl_vit-h.safetensors"),
     plus_image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder")))   # the Plus SDXL weights use the ViT-H encoder
 
@@ -112,6 +112,17 @@ def get_preset(name: str) -> Preset:
     "The preset called `name`, or a clear error listing the known ones."
     if name not in PRESETS: raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]
+
+# %% ../nbs/00a_models.ipynb #eb57a7bf
+@contextlib.contextmanager
+def _loading_bars(show: bool):
+    "Show or hide diffusers' and transformers' progress bars ('Loading ...', 'Writing model shards') for a block."
+    import diffusers.utils.logging as dl, transformers.utils.logging as tl
+    was_d, was_t = dl.is_progress_bar_enabled(), tl.is_progress_bar_enabled()
+    for lib, on in ((dl, show), (tl, show)): (lib.enable_progress_bar if on else lib.disable_progress_bar)()
+    try: yield
+    finally:
+        for lib, on in ((dl, was_d), (tl, was_t)): (lib.enable_progress_bar if on else lib.disable_progress_bar)()
 
 # %% ../nbs/00a_models.ipynb #182dc225
 def tiny_clip_tokenizer():
@@ -283,14 +294,15 @@ def _build_tiny_set(out: Path, seed: int = 0):
     llm.save_pretrained(out / "llm", safe_serialization=True); ltok.save_pretrained(out / "llm")
 
 def ensure_tiny_models(home=None, force: bool = False) -> Path:
-    "Build the tiny model set once per cache (atomically: built in a temporary folder, then renamed) and return its folder."
+    "Build the tiny model set once per cache (in a temporary folder, then renamed; one line says so) and return its folder."
     home = Path(home) if home else vgot_home()
     root = home / "tiny" / TINY_VERSION
     if root.exists() and not force: return root
     root.parent.mkdir(parents=True, exist_ok=True)
+    print(f"vgot: building the tiny models once into {root} (VGOT_HOME; later runs reuse them)", file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root.parent))
     try:
-        _build_tiny_set(tmp)
+        with _loading_bars(False): _build_tiny_set(tmp)
         if force and root.exists(): shutil.rmtree(root)
         try: os.rename(tmp, root)
         except OSError:
@@ -372,18 +384,6 @@ def load_llm(ref, device="cpu", dtype=None):
     return model.to(device).eval(), tok
 
 # %% ../nbs/00a_models.ipynb #c879da70
-import contextlib
-
-@contextlib.contextmanager
-def _loading_bars(show: bool):
-    "Show or hide diffusers' and transformers' 'Loading ...' progress bars while models load."
-    import diffusers.utils.logging as dl, transformers.utils.logging as tl
-    was_d, was_t = dl.is_progress_bar_enabled(), tl.is_progress_bar_enabled()
-    (dl.enable_progress_bar if show else dl.disable_progress_bar)(); (tl.enable_progress_bar if show else tl.disable_progress_bar)()
-    try: yield
-    finally:
-        (dl.enable_progress_bar if was_d else dl.disable_progress_bar)(); (tl.enable_progress_bar if was_t else tl.disable_progress_bar)()
-
 class Models:
     "The models of one run: loaded once on first use, freed on request."
     def __init__(self, preset="tiny", device="auto", dtype="auto", progress: bool = False, **overrides):
