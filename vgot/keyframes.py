@@ -14,15 +14,15 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .core import (VgotError, ValidationError, Script, Shot, Keyframe, RunStore, save_tensors, save_image, load_image,
-                       hash_inputs, derive_seed, make_generator, check_range, check_type)
+from .core import (VgotError, ValidationError, Script, Shot, Keyframe, RunStore, save_tensors, save_image,
+                       load_image, hash_inputs, derive_seed, make_generator, check_range, check_type)
 from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 
 # %% auto #0
 __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',
            'load_conditioning_image', 'encode_images', 'negative_embeds', 'zero_embeds', 'embed_width', 'branch_embeds',
-           'render', 'torch_isfinite', 'token_budget', 'fit_shot_prompt', 'warn_cuts', 'PortraitJob', 'portrait_job',
+           'torch_isfinite', 'render', 'token_budget', 'fit_shot_prompt', 'warn_cuts', 'PortraitJob', 'portrait_job',
            'ensure_portraits', 'identity_paths', 'keyframe_hash', 'finished_keyframes', 'Conditioning',
            'branch_conditioning', 'install_branches', 'shot_embeds', 'make_keyframe', 'generate_keyframes']
 
@@ -41,19 +41,21 @@ class KeyframeConfig(StageConfig):
     identity_scale: float = setting(0.6, lo=0.0, hi=5.0)  # λ_id of the identity branch
     prev_scale: float = setting(0.4, lo=0.0, hi=5.0)     # λ_prev of the previous-keyframe branch
     negative_prompt: str = "blurry, low quality, deformed, distorted, watermark, text"  # for CFG
-    portrait_prompt: str = "portrait of {name}, {description}, facing the camera, plain background, soft light"  # reference portraits
+    # the prompt of a generated reference portrait
+    portrait_prompt: str = "portrait of {name}, {description}, facing the camera, plain background, soft light"
     seed: int = setting(0, lo=0)                         # the run's base seed
-    ip_adapter_format: str = setting("base", choices=IP_ADAPTER_FORMATS)  # the preset's IP-Adapter weights: "base" | "plus" (Resampler)
+    ip_adapter_format: str = setting("base", choices=IP_ADAPTER_FORMATS)  # "base" | "plus" (Resampler) IP-Adapter
 
     def check(self):
         for n in ("width", "height"):
             if getattr(self, n) % 8: raise ValidationError(n, getattr(self, n), "must be a multiple of 8 in [32, 4096]")
         try: self.portrait_prompt.format(name="Ada", description="a keeper")
         except (KeyError, IndexError, ValueError, AttributeError) as e:
-            raise ValidationError("portrait_prompt", self.portrait_prompt, f"may use only {{name}} and {{description}} ({type(e).__name__}: {e})") from None
+            raise ValidationError("portrait_prompt", self.portrait_prompt,
+                                  f"may use only {{name}} and {{description}} ({type(e).__name__}: {e})") from None
 
     def determining(self) -> dict:
-        "The fields that change the output; the default IP-Adapter format is left out, so runs made before it existed keep their hashes."
+        "The fields that change the output (the default IP-Adapter format left out: older runs keep their hashes)."
         d = super().determining()
         if d["ip_adapter_format"] == "base": del d["ip_adapter_format"]
         d["ip_scale"] = d.pop("identity_scale")   # hashed under its former name: runs made before the rename resume
@@ -61,10 +63,10 @@ class KeyframeConfig(StageConfig):
 
 # %% ../nbs/02_keyframe_generation.ipynb #ee24430c
 def portrait_rel(name: str) -> str:
-    "Where the generated reference portrait of `name` lives, relative to assets/characters/: unique for any Unicode name."
+    "Where the generated portrait of `name` lives, relative to assets/characters/: unique for any Unicode name."
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     if name.isascii() and slug: return f"portraits/{slug}.png"
-    latin = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()   # José -> jose; Мария -> ''
+    latin = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()  # José: jose; Мария: ''
     slug = re.sub(r"[^a-z0-9]+", "-", latin).strip("-") or "character"
     tag = hashlib.sha256(unicodedata.normalize("NFC", name).encode("utf-8")).hexdigest()[:8]
     return f"portraits/{slug}-{tag}.png"
@@ -96,22 +98,29 @@ def load_conditioning_image(path: Path, size: tuple, where: str):
     "Open `path` as RGB of `size` (w, h): errors name `where` and the file; other sizes are resized with a warning."
     try: im = load_image(path, what=f"{where}: image")
     except VgotError as e: raise VgotError(str(e)) from None
-    if min(im.size) < 8: raise VgotError(f"{where}: image {path}: {im.size[0]}x{im.size[1]} is too small (at least 8x8)")
+    if min(im.size) < 8:
+        raise VgotError(f"{where}: image {path}: {im.size[0]}x{im.size[1]} is too small (at least 8x8)")
     if im.size != tuple(size):
         warnings.warn(f"{where}: image {path} is {im.size[0]}x{im.size[1]}; resized to {size[0]}x{size[1]}")
         im = im.resize(tuple(size), Image.Resampling.BICUBIC)
     return im
 
-# %% ../nbs/02_keyframe_generation.ipynb #92e11f3c
+# %% ../nbs/02_keyframe_generation.ipynb #063e2713
 def _plain(weights: dict) -> bool:
     "Whether IP-Adapter weights take CLIP image embeddings (the base kind) rather than hidden states (Plus, Full)."
     return projection_kind(weights["image_proj"]) == "base"
 
+# %% ../nbs/02_keyframe_generation.ipynb #14ecd0f2
 def _encoder(models, encoder):
+    "The (model, processor) to embed images with: `encoder`, else the preset's."
     return encoder if encoder is not None else models.image_encoder
 
-def encode_images(images: list, models, plain: bool = True, encoder=None):
-    "CLIP embeddings of PIL images: (n, D) image_embeds if `plain`, else (n, S, D') penultimate hidden states; `encoder` = (model, processor), default the preset's."
+# %% ../nbs/02_keyframe_generation.ipynb #081c73aa
+def encode_images(images: list,          # PIL images
+                  models,                 # a vgot.models.Models (its image encoder is the default)
+                  plain: bool = True,     # image_embeds (base IP-Adapter) or penultimate hidden states (Plus)
+                  encoder=None):          # (model, processor) to use instead of the preset's
+    "CLIP embeddings of PIL images: (n, D) image_embeds if `plain`, else (n, S, D') penultimate hidden states."
     encoder, processor = _encoder(models, encoder)
     dev, dt = encoder.device, encoder.dtype
     px = processor(images=images, return_tensors="pt").pixel_values.to(dev, dt)
@@ -119,13 +128,16 @@ def encode_images(images: list, models, plain: bool = True, encoder=None):
         out = encoder(px, output_hidden_states=not plain)
     return out.image_embeds if plain else out.hidden_states[-2]
 
+# %% ../nbs/02_keyframe_generation.ipynb #cf1a1c75
 def negative_embeds(n: int, models, encoder=None):
     "Unconditional embeddings of the 'plus' kind: the encoder's penultimate states for all-zero pixels, (n, S, D')."
     encoder, _ = _encoder(models, encoder)
     size = encoder.config.image_size
     with torch.no_grad():
-        return encoder(torch.zeros(n, 3, size, size, device=encoder.device, dtype=encoder.dtype), output_hidden_states=True).hidden_states[-2]
+        zeros = torch.zeros(n, 3, size, size, device=encoder.device, dtype=encoder.dtype)
+        return encoder(zeros, output_hidden_states=True).hidden_states[-2]
 
+# %% ../nbs/02_keyframe_generation.ipynb #410001a8
 def zero_embeds(models, plain: bool = True, encoder=None):
     "A zero embedding of one image, shaped as `encode_images` returns: (1, D), or (1, S, D') for the 'plus' kind."
     encoder, _ = _encoder(models, encoder)
@@ -133,30 +145,45 @@ def zero_embeds(models, plain: bool = True, encoder=None):
     shape = (1, c.projection_dim) if plain else (1, (c.image_size // c.patch_size) ** 2 + 1, c.hidden_size)
     return torch.zeros(shape, device=encoder.device, dtype=encoder.dtype)
 
+# %% ../nbs/02_keyframe_generation.ipynb #98f2df4c
 def embed_width(models, plain: bool = True, encoder=None) -> int:
     "The width of the features `encode_images` gives: the projection size, or the hidden size for hidden states."
     c = _encoder(models, encoder)[0].config
     return c.projection_dim if plain else c.hidden_size
 
+# %% ../nbs/02_keyframe_generation.ipynb #507b5bbe
 def branch_embeds(embeds, cfg: bool, negative=None):
-    "One branch's `ip_adapter_image_embeds` entry from embeddings (n, ...): (2, n, ...) with zeros (or `negative`) first under CFG."
+    "A branch's `ip_adapter_image_embeds` entry from (n, ...): (2, n, ...), zeros (or `negative`) first under CFG."
     e = embeds[None]
     if not cfg: return e
     neg = torch.zeros_like(e) if negative is None else negative[None]
     return torch.cat([neg, e])
 
+# %% ../nbs/02_keyframe_generation.ipynb #30cd51b2
+def torch_isfinite(x) -> bool:
+    "Whether every element of tensor `x` is finite."
+    return bool(torch.isfinite(x).all())
 
-# %% ../nbs/02_keyframe_generation.ipynb #0e7b1649
+# %% ../nbs/02_keyframe_generation.ipynb #8aecf588
 def _cfg_on(pipe, guidance_scale: float) -> bool:
+    "Whether the pipeline runs classifier-free guidance: s > 1 and no guidance-embedding (LCM-style) UNet."
     return guidance_scale > 1 and getattr(pipe.unet.config, "time_cond_proj_dim", None) is None
 
-def render(pipe, prompt: str, config: KeyframeConfig, seed: int, embeds: Optional[list] = None, where: str = "keyframe",
-           attention_store=None):
+# %% ../nbs/02_keyframe_generation.ipynb #859678ce
+def render(pipe,                              # a diffusers text-to-image pipeline
+           prompt: str,                       # the prompt (within the text encoder's budget: see below)
+           config: KeyframeConfig,            # size, steps, guidance, negative prompt
+           seed: int,                         # the noise seed
+           embeds: Optional[list] = None,     # `ip_adapter_image_embeds`, one tensor per branch (None: text only)
+           where: str = "keyframe",           # how errors name this render
+           attention_store=None):             # a vgot.attention.AttentionStore to fill (None: off)
     "Run the pipeline once: (PIL image, latent (C, h, w)); NaN/inf latents raise a VgotError naming `where`."
     last = {}
     def on_step_end(p, i, t, kw):
         lat = kw["latents"]
-        if not torch_isfinite(lat): raise VgotError(f"{where}: the latents became NaN or inf at denoising step {i + 1} of {config.steps}; nothing was written (try float32 or another seed)")
+        if not torch_isfinite(lat):
+            raise VgotError(f"{where}: the latents became NaN or inf at denoising step {i + 1} of {config.steps}; "
+                            "nothing was written (try float32 or another seed)")
         last["latent"] = lat.detach()
         if attention_store is not None: attention_store.on_step_end(p, i, t, kw)
         return kw
@@ -167,12 +194,9 @@ def render(pipe, prompt: str, config: KeyframeConfig, seed: int, embeds: Optiona
                callback_on_step_end_tensor_inputs=["latents"], output_type="pil", **extra)
     lat = last["latent"][0].float().cpu()                                    # (C, h, w)
     f = getattr(pipe, "vae_scale_factor", 8)
-    assert lat.shape[-2:] == (config.height // f, config.width // f), f"{where}: latent {tuple(lat.shape)} for {config.width}x{config.height}"
+    assert lat.shape[-2:] == (config.height // f, config.width // f), \
+        f"{where}: latent {tuple(lat.shape)} for {config.width}x{config.height}"
     return out.images[0], lat
-
-def torch_isfinite(x) -> bool:
-    "Whether every element of tensor `x` is finite."
-    return bool(torch.isfinite(x).all())
 
 # %% ../nbs/02_keyframe_generation.ipynb #88d3c6e9
 def token_budget(pipe) -> tuple:
@@ -189,7 +213,7 @@ def fit_shot_prompt(shot: Shot, count, budget: int) -> tuple[str, dict]:
     "The shot's prompt within `budget` tokens and what was cut: as written when it fits, else its domains fitted."
     if count(shot.prompt) <= budget: return shot.prompt, {}
     composed = compose_prompt(shot.character, shot.background, shot.relation, shot.camera, shot.hdr)
-    domains = shot_domains(shot) if shot.prompt == composed else [("prompt", shot.prompt)]   # the user's own: from its end
+    domains = shot_domains(shot) if shot.prompt == composed else [("prompt", shot.prompt)]  # the user's: from its end
     return fit_prompt(domains, count, budget)
 
 # %% ../nbs/02_keyframe_generation.ipynb #8c8cf852
@@ -212,7 +236,7 @@ def _model_refs(models, format: str = "base") -> dict:
         refs["plus_image_encoder"] = asdict(p.plus_image_encoder) if p.plus_image_encoder else None
     return refs
 
-# %% ../nbs/02_keyframe_generation.ipynb #06947b14
+# %% ../nbs/02_keyframe_generation.ipynb #eb2d541d
 @dataclass
 class PortraitJob:
     "One reference portrait: its manifest key, inputs hash, prompt, seed and paths (absolute and run-relative)."
@@ -224,6 +248,7 @@ class PortraitJob:
     path: Path
     run_rel: str
 
+# %% ../nbs/02_keyframe_generation.ipynb #1e91916b
 def portrait_job(name: str, desc: str, models, config: KeyframeConfig, store: RunStore) -> PortraitJob:
     "What the portrait of `name` is made from, and where it goes; loads no model."
     rel = portrait_rel(name)
@@ -286,7 +311,7 @@ def finished_keyframes(script: Script, models, config: KeyframeConfig, store: Ru
         prev_png = store.path(out[-1].image)
     return out
 
-# %% ../nbs/02_keyframe_generation.ipynb #6c832e0d
+# %% ../nbs/02_keyframe_generation.ipynb #a80c4851
 @dataclass
 class Conditioning:
     "What every shot's render shares: the pipeline, each branch's IP-Adapter weights and kind, the image encoder."
@@ -297,11 +322,13 @@ class Conditioning:
     cfg: bool                      # classifier-free guidance on
     format: str = "base"           # the IP-Adapter format (for errors)
 
+# %% ../nbs/02_keyframe_generation.ipynb #de91fdf4
 def branch_conditioning(models, config: KeyframeConfig, branch_weights: Optional[dict] = None) -> Conditioning:
     "The pipeline, both branches' weights (the preset's of `config.ip_adapter_format` by default) and their encoder."
     fmt = config.ip_adapter_format
     weights = branch_weights or {b: models.ip_adapter_weights_of(fmt) for b in BRANCHES}
-    if set(weights) != set(BRANCHES): raise VgotError(f"branch_weights must have the branches {BRANCHES}, got {sorted(weights)}")
+    if set(weights) != set(BRANCHES):
+        raise VgotError(f"branch_weights must have the branches {BRANCHES}, got {sorted(weights)}")
     plain = {}
     for b, w in weights.items():
         try: plain[b] = _plain(w)
@@ -339,7 +366,8 @@ def make_keyframe(shot: Shot, prompt: str, id_paths: list, prev_png, seed: int, 
     for p in procs.values(): p.set_scale(identity_scale=λ_id, prev_scale=λ_prev)
     if attention_store is not None: attention_store.begin(i)
     image, latent = render(cond.pipe, prompt, config, seed, embeds, where=where, attention_store=attention_store)
-    if not torch_isfinite(latent): raise VgotError(f"{where}: the keyframe latent contains NaN or inf; nothing was written")
+    if not torch_isfinite(latent):
+        raise VgotError(f"{where}: the keyframe latent contains NaN or inf; nothing was written")
     png_rel, lat_rel = store.keyframe_rel(i)
     save_image(store.path(png_rel), image)
     save_tensors(store.path(lat_rel), {"latent": latent}, metadata={"shot": i, "seed": seed})
@@ -389,7 +417,8 @@ def generate_keyframes(script: Script,                     # the shots, in order
             else:
                 prompt, cut = fit_shot_prompt(shot, count, budget)
                 if cut: cuts[f"shot {i}"] = cut
-                kf = make_keyframe(shot, prompt, id_paths, prev_png, seed, models, cond, procs, config, store, attention_store)
+                kf = make_keyframe(shot, prompt, id_paths, prev_png, seed, models, cond, procs, config, store,
+                                   attention_store)
                 png_rel, lat_rel = store.keyframe_rel(i)
                 store.record(f"keyframe/{i:03d}", h, [png_rel, lat_rel, f"keyframes/{i:03d}.json"], stage="keyframes")
             keyframes.append(kf)
