@@ -16,14 +16,14 @@ from torch import nn
 from .core import VgotError
 
 # %% auto #0
-__all__ = ['PROJECTION_KINDS', 'DDPMSchedule', 'make_schedule', 'linear_betas', 'q_step', 'q_sample', 'predict_x0',
+__all__ = ['PROJECTION_KINDS', 'DDPMSchedule', 'linear_betas', 'make_schedule', 'q_step', 'q_sample', 'predict_x0',
            'posterior_mean_variance', 'p_sample', 'eps_loss', 'attention_probs', 'attention', 'decoupled_attention',
            'AttentionStore', 'DecoupledCrossAttnProcessor', 'ip_adapter_layer_keys', 'load_branch_weights',
            'projection_kind', 'expected_image_proj_shapes', 'check_ip_adapter_state_dict', 'build_image_projection',
            'install_decoupled_attention', 'decoupled_processors', 'set_branch_scale', 'set_attention_store',
            'remove_decoupled_attention', 'split_ip_adapter_state_dict']
 
-# %% ../nbs/02a_decoupled_attention.ipynb #2b9c8209
+# %% ../nbs/02a_decoupled_attention.ipynb #3ba40798
 @dataclass
 class DDPMSchedule:
     "The DDPM buffers of a beta schedule, each of shape (T,)."
@@ -39,6 +39,13 @@ class DDPMSchedule:
     @property
     def T(self) -> int: return len(self.betas)
 
+# %% ../nbs/02a_decoupled_attention.ipynb #a4dc1623
+def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, scaled: bool = False) -> torch.Tensor:
+    "DDPM's linear schedule, or Stable Diffusion's `scaled_linear` (linear in √β)."
+    if scaled: return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, T, dtype=torch.float64) ** 2
+    return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+
+# %% ../nbs/02a_decoupled_attention.ipynb #3cbb49b0
 def make_schedule(betas: torch.Tensor) -> DDPMSchedule:
     "All DDPM buffers from the betas β_1..β_T (float64 for accuracy)."
     b = torch.as_tensor(betas, dtype=torch.float64)
@@ -47,58 +54,60 @@ def make_schedule(betas: torch.Tensor) -> DDPMSchedule:
     return DDPMSchedule(b, a, ac, acp, ac.sqrt(), (1 - ac).sqrt(), b * (1 - acp) / (1 - ac),
                         b * acp.sqrt() / (1 - ac), a.sqrt() * (1 - acp) / (1 - ac))
 
-def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, scaled: bool = False) -> torch.Tensor:
-    "DDPM's linear schedule, or Stable Diffusion's `scaled_linear` (linear in √β)."
-    if scaled: return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, T, dtype=torch.float64) ** 2
-    return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
-
+# %% ../nbs/02a_decoupled_attention.ipynb #d6a1faf5
 def _at(buf: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
     "buf[t] shaped to broadcast over x (B, ...); t is an int or a (B,) tensor of timesteps."
     v = buf[torch.as_tensor(t, device=buf.device).long()].to(x.dtype).to(x.device)
     return v.reshape(-1, *([1] * (x.ndim - 1))) if v.ndim else v
 
-# %% ../nbs/02a_decoupled_attention.ipynb #91a3cc42
+# %% ../nbs/02a_decoupled_attention.ipynb #b1b8a434
 def q_step(x_prev: torch.Tensor, t, sched: DDPMSchedule, ε: torch.Tensor) -> torch.Tensor:
     "One forward step x_t ~ q(x_t | x_{t-1}) = N(√(1-β_t) x_{t-1}, β_t I), with noise ε; t is 0-based."
     β = _at(sched.betas, t, x_prev)
     return (1 - β).sqrt() * x_prev + β.sqrt() * ε
 
+# %% ../nbs/02a_decoupled_attention.ipynb #2183ce41
 def q_sample(x0: torch.Tensor, t, sched: DDPMSchedule, ε: torch.Tensor) -> torch.Tensor:
     "The closed form x_t ~ q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I), with noise ε; t is 0-based (B,) or int."
     assert x0.shape == ε.shape, f"x0 {tuple(x0.shape)} and ε {tuple(ε.shape)} differ"
     return _at(sched.sqrt_alphas_cumprod, t, x0) * x0 + _at(sched.sqrt_one_minus_alphas_cumprod, t, x0) * ε
 
-# %% ../nbs/02a_decoupled_attention.ipynb #59bd04fc
+# %% ../nbs/02a_decoupled_attention.ipynb #05a33bb6
 def predict_x0(x_t: torch.Tensor, t, ε_pred: torch.Tensor, sched: DDPMSchedule) -> torch.Tensor:
     "x̂_0 = (x_t - √(1-ᾱ_t) ε̂) / √ᾱ_t, inverting the closed form."
     return (x_t - _at(sched.sqrt_one_minus_alphas_cumprod, t, x_t) * ε_pred) / _at(sched.sqrt_alphas_cumprod, t, x_t)
 
+# %% ../nbs/02a_decoupled_attention.ipynb #42c64b2a
 def posterior_mean_variance(x0: torch.Tensor, x_t: torch.Tensor, t, sched: DDPMSchedule) -> tuple[torch.Tensor, torch.Tensor]:
     "Mean μ̃_t(x_t, x_0) and variance β̃_t of q(x_{t-1} | x_t, x_0)."
     mean = _at(sched.posterior_mean_coef1, t, x_t) * x0 + _at(sched.posterior_mean_coef2, t, x_t) * x_t
     return mean, _at(sched.posterior_variance, t, x_t)
 
+# %% ../nbs/02a_decoupled_attention.ipynb #e880b699
 def p_sample(x_t: torch.Tensor, t: int, ε_pred: torch.Tensor, sched: DDPMSchedule, z: Optional[torch.Tensor] = None) -> torch.Tensor:
     "One reverse step x_{t-1} = μ̃_t(x_t, x̂_0) + √β̃_t z of p_θ(x_{t-1} | x_t); no noise at t = 0."
     mean, var = posterior_mean_variance(predict_x0(x_t, t, ε_pred, sched), x_t, t, sched)
     if int(t) == 0 or z is None: return mean
     return mean + var.clamp(min=1e-20).sqrt() * z
 
+# %% ../nbs/02a_decoupled_attention.ipynb #8c6fed10
 def eps_loss(ε: torch.Tensor, ε_pred: torch.Tensor) -> torch.Tensor:
     "The ε-prediction loss ‖ε - ε_θ(x_t, t)‖², averaged over every element."
     return F.mse_loss(ε_pred, ε)
 
-# %% ../nbs/02a_decoupled_attention.ipynb #0a01703b
+# %% ../nbs/02a_decoupled_attention.ipynb #98a7aec0
 def attention_probs(q: torch.Tensor, k: torch.Tensor, scale: Optional[float] = None) -> torch.Tensor:
     "softmax(Q Kᵀ · scale) with scale = 1/√d by default: (B, heads, N, L)."
     scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
     return (q @ k.transpose(-1, -2) * scale).softmax(-1)
 
+# %% ../nbs/02a_decoupled_attention.ipynb #f08a3d09
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     "Attn(Q, K, V) = softmax(Q Kᵀ/√d) V: (B, heads, N, d)."
     assert q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2], f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
     return attention_probs(q, k) @ v
 
+# %% ../nbs/02a_decoupled_attention.ipynb #9fcbe518
 def decoupled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, branches: Sequence[tuple], λs: Sequence[float]) -> torch.Tensor:
     "Z = Attn(Q, K, V) + Σ_b λ_b Attn(Q, K'_b, V'_b); `branches` holds (K'_b, V'_b) pairs."
     if len(branches) != len(λs): raise VgotError(f"{len(branches)} image branches but {len(λs)} weights λ")
@@ -263,7 +272,7 @@ class DecoupledCrossAttnProcessor(nn.Module):
         if attn.residual_connection: z = z + residual
         return z / attn.rescale_output_factor
 
-# %% ../nbs/02a_decoupled_attention.ipynb #2e42c97b
+# %% ../nbs/02a_decoupled_attention.ipynb #9ca32f1c
 def ip_adapter_layer_keys(unet, names: Optional[Sequence[str]] = None) -> dict[str, int]:
     "Processor name -> IP-Adapter key id (1, 3, 5, ...) of each cross-attention layer, as diffusers numbers them."
     out, key_id = {}, 1
@@ -272,21 +281,25 @@ def ip_adapter_layer_keys(unet, names: Optional[Sequence[str]] = None) -> dict[s
         out[name] = key_id; key_id += 2
     return out
 
+# %% ../nbs/02a_decoupled_attention.ipynb #48df24f1
 def _layer_sizes(unet, name: str) -> tuple[int, int]:
     "(hidden_size, cross_attention_dim) of the attention layer behind processor `name`."
     mod = unet
     for part in name.split(".")[:-1]: mod = getattr(mod, part) if not part.isdigit() else mod[int(part)]
     return mod.to_q.out_features, mod.to_k.in_features
 
+# %% ../nbs/02a_decoupled_attention.ipynb #e2f9e9cc
 def _unet_processors(unet) -> dict:
     "The UNet's own attention processors by name, without those inside an image projection (a Plus Resampler has some)."
     return {n: p for n, p in unet.attn_processors.items() if not n.startswith("encoder_hid_proj.")}
 
+# %% ../nbs/02a_decoupled_attention.ipynb #0cf04bdc
 def _set_processors(unet, procs: dict):
     "Set each named processor on its own layer (not through `set_attn_processor`, which counts the projection's layers too)."
     mods = dict(unet.named_modules())
     for name, p in procs.items(): mods[name[: -len(".processor")]].set_processor(p)
 
+# %% ../nbs/02a_decoupled_attention.ipynb #d8d5482f
 def load_branch_weights(processors: dict, ip_adapter: dict, branch: str, layer_keys: dict, where: str = "IP-Adapter weights"):
     "Copy `{'1.to_k_ip.weight', ...}` tensors into branch `branch` of each processor; errors name the missing key or bad shape."
     for name, proc in processors.items():
@@ -299,8 +312,7 @@ def load_branch_weights(processors: dict, ip_adapter: dict, branch: str, layer_k
                 raise VgotError(f"{where}: 'ip_adapter.{key}' has shape {tuple(w.shape)}, layer {name} needs {tuple(lin.weight.shape)}")
             with torch.no_grad(): lin.weight.copy_(w)
 
-
-# %% ../nbs/02a_decoupled_attention.ipynb #b063d6f1
+# %% ../nbs/02a_decoupled_attention.ipynb #3ea0ac02
 PROJECTION_KINDS = ("base", "plus", "full")
 
 def projection_kind(image_proj: dict, where: str = "IP-Adapter weights") -> str:
@@ -315,10 +327,12 @@ def projection_kind(image_proj: dict, where: str = "IP-Adapter weights") -> str:
     raise VgotError(f"{where}: 'image_proj' keys ({', '.join(sorted(image_proj)[:5])}, ...) are none of the IP-Adapter layouts "
                     "base (proj.*), Plus / Plus-face (latents, proj_in.*, layers.N.*) or Full (proj.0/2/3.*)")
 
+# %% ../nbs/02a_decoupled_attention.ipynb #999fac0a
 def _shape(sd: dict, key: str, where: str) -> tuple:
     if key not in sd: raise VgotError(f"{where}: key 'image_proj.{key}' is missing")
     return tuple(sd[key].shape)
 
+# %% ../nbs/02a_decoupled_attention.ipynb #7605c9a4
 def expected_image_proj_shapes(image_proj: dict, cross_attention_dim: int, where: str = "IP-Adapter weights") -> dict:
     "Every key and shape that the `image_proj` weights of their kind must have to feed a UNet of `cross_attention_dim`."
     kind, c = projection_kind(image_proj, where), cross_attention_dim
@@ -345,6 +359,7 @@ def expected_image_proj_shapes(image_proj: dict, cross_attention_dim: int, where
                     p + "1.0.weight": (Hd,), p + "1.0.bias": (Hd,), p + "1.1.weight": (4 * Hd, Hd), p + "1.3.weight": (Hd, 4 * Hd)})
     return exp
 
+# %% ../nbs/02a_decoupled_attention.ipynb #d9602c13
 def check_ip_adapter_state_dict(unet, sd, layer_keys: Optional[dict] = None, image_embed_dim: Optional[int] = None,
                                 where: str = "IP-Adapter weights") -> str:
     "Check every key and shape of IP-Adapter weights `sd` against `unet` (and the image encoder's width); returns the projection kind."
@@ -375,14 +390,14 @@ def check_ip_adapter_state_dict(unet, sd, layer_keys: Optional[dict] = None, ima
     if extra: raise VgotError(f"{where}: unexpected key(s) {', '.join('ip_adapter.' + k for k in extra[:4])}: this UNet has {len(keys)} cross-attention layers (weights for another UNet?)")
     return kind
 
+# %% ../nbs/02a_decoupled_attention.ipynb #fa5223fd
 def build_image_projection(unet, image_proj: dict, where: str = "IP-Adapter weights"):
     "The diffusers image projection (ImageProjection, IPAdapterPlusImageProjection, ...) of checked weights, in the UNet's dtype; the UNet is not changed."
     try: proj = unet._convert_ip_adapter_image_proj_to_diffusers(image_proj, low_cpu_mem_usage=False)
     except (KeyError, RuntimeError, ValueError) as e: raise VgotError(f"{where}: image_proj weights do not fit: {str(e).splitlines()[0]}") from None
     return proj.to(device=unet.device, dtype=unet.dtype)
 
-
-# %% ../nbs/02a_decoupled_attention.ipynb #673a02c4
+# %% ../nbs/02a_decoupled_attention.ipynb #ad47188d
 def install_decoupled_attention(unet,
                                 branches: dict,                         # branch name -> IP-Adapter state dict {'image_proj', 'ip_adapter'}
                                 scale: Optional[dict] = None,           # branch name -> λ_b
@@ -423,20 +438,24 @@ def install_decoupled_attention(unet,
     unet._vgot_saved = saved
     return decoupled
 
+# %% ../nbs/02a_decoupled_attention.ipynb #1453b543
 def decoupled_processors(unet) -> dict:
     "The installed DecoupledCrossAttnProcessors by layer name."
     return {n: p for n, p in unet.attn_processors.items() if isinstance(p, DecoupledCrossAttnProcessor)}
 
+# %% ../nbs/02a_decoupled_attention.ipynb #740b19b2
 def set_branch_scale(unet, **scales):
     "Set λ_b of the named branches on every decoupled layer of `unet`: `set_branch_scale(unet, identity_scale=0.6)`."
     procs = decoupled_processors(unet)
     if not procs: raise VgotError("no decoupled cross-attention installed on this UNet")
     for p in procs.values(): p.set_scale(**scales)
 
+# %% ../nbs/02a_decoupled_attention.ipynb #c2d69092
 def set_attention_store(unet, store: Optional[AttentionStore]):
     "Attach (or detach, with None) an AttentionStore to every decoupled layer."
     for p in decoupled_processors(unet).values(): p.store = store
 
+# %% ../nbs/02a_decoupled_attention.ipynb #55c32278
 def remove_decoupled_attention(unet):
     "Restore the image projection, then the processors, that the UNet had before `install_decoupled_attention`."
     saved = getattr(unet, "_vgot_saved", None)
@@ -445,7 +464,6 @@ def remove_decoupled_attention(unet):
     unet.encoder_hid_proj = proj; unet.config.encoder_hid_dim_type = kind    # first: a Plus Resampler's own attention layers go with it
     _set_processors(unet, procs)
     del unet._vgot_saved
-
 
 # %% ../nbs/02a_decoupled_attention.ipynb #80e3f7d5
 def split_ip_adapter_state_dict(flat: dict, where: str = "IP-Adapter weights") -> dict:
