@@ -15,10 +15,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (CameraMotion, VgotError, ValidationError, save_tensors, load_tensors, load_image, read_video,
-                   make_generator, seed_everything, check_range, check_type, PAN_RANGE, TILT_RANGE, ZOOM_RANGE)
+from vgot.core import (
+    CameraMotion,
+    VgotError,
+    ValidationError,
+    save_tensors,
+    load_tensors,
+    load_image,
+    read_video,
+    make_generator,
+    seed_everything,
+    check_range,
+    check_type,
+    PAN_RANGE,
+    TILT_RANGE,
+    ZOOM_RANGE,
+)
 from .core import StageConfig, setting
 import vgot.models  # registers the presets that from_preset finds by name
+from safetensors import safe_open
+from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['TEMPORAL_ATTN', 'CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory',
@@ -32,19 +48,25 @@ __all__ = ['TEMPORAL_ATTN', 'CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_P
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
     "A trajectory (F, 3) float32 tensor from a `CameraMotion` (needs `n_frames`) or an (F, 3) array."
     if isinstance(motion, CameraMotion):
-        if n_frames is None: raise VgotError("as_trajectory: a CameraMotion needs n_frames")
+        if n_frames is None:
+            raise VgotError("as_trajectory: a CameraMotion needs n_frames")
         motion = motion.trajectory(n_frames)
     t = torch.as_tensor(np.asarray(motion) if not torch.is_tensor(motion) else motion, dtype=torch.float32)
-    if t.ndim != 2 or t.shape[-1] != 3: raise VgotError(f"trajectory has shape {tuple(t.shape)}; expected (F, 3)")
-    if (t[:, 2] <= 0).any(): raise VgotError("trajectory zoom c_z must be positive")
+    if t.ndim != 2 or t.shape[-1] != 3:
+        raise VgotError(f"trajectory has shape {tuple(t.shape)}; expected (F, 3)")
+    if (t[:, 2] <= 0).any():
+        raise VgotError("trajectory zoom c_z must be positive")
     return t
+
 
 def relative_trajectory(traj, start: int) -> torch.Tensor:
     "The trajectory of frames start.. seen from frame `start` (in its own units): (F - start, 3)."
     t = as_trajectory(traj)
-    if not 0 <= start < len(t): raise VgotError(f"relative_trajectory: start {start} outside 0..{len(t) - 1}")
+    if not 0 <= start < len(t):
+        raise VgotError(f"relative_trajectory: start {start} outside 0..{len(t) - 1}")
     a, rest = t[start], t[start:]
     return torch.stack([a[2] * (rest[:, 0] - a[0]), a[2] * (rest[:, 1] - a[1]), rest[:, 2] / a[2]], dim=1)
+
 
 def camera_affines(traj, crop: float = 1.0) -> torch.Tensor:
     "Per-frame affine matrices A_f (F, 2, 3) for `grid_sample` from a trajectory (F, 3); `crop` < 1 renders from a larger source."
@@ -55,56 +77,78 @@ def camera_affines(traj, crop: float = 1.0) -> torch.Tensor:
     return A * float(crop)
 
 # %% ../nbs/03a_camera.ipynb #6ddea655
-def warp(x: torch.Tensor,            # (F, C, H, W) frames, or (C, H, W) one image/latent warped into every frame
-         affines: torch.Tensor,      # (F, 2, 3) from `camera_affines`
-         size: Optional[tuple] = None,   # output (H, W); default the input size
-         mode: str = "bilinear",     # grid_sample interpolation
-         padding_mode: str = "reflection") -> torch.Tensor:
+def warp(
+    x: torch.Tensor,  # (F, C, H, W) frames, or (C, H, W) one image/latent warped into every frame
+    affines: torch.Tensor,  # (F, 2, 3) from `camera_affines`
+    size: Optional[tuple] = None,  # output (H, W); default the input size
+    mode: str = "bilinear",  # grid_sample interpolation
+    padding_mode: str = "reflection",
+) -> torch.Tensor:
     "Warp images or latents by per-frame affine transforms: (F, C, H', W')."
-    if x.ndim == 3: x = x.unsqueeze(0).expand(len(affines), *x.shape)
+    if x.ndim == 3:
+        x = x.unsqueeze(0).expand(len(affines), *x.shape)
     if x.ndim != 4 or len(x) != len(affines) or tuple(affines.shape[1:]) != (2, 3):
-        raise VgotError(f"warp: x {tuple(x.shape)} and affines {tuple(affines.shape)} do not match; expected (F, C, H, W) and (F, 2, 3)")
+        raise VgotError(
+            f"warp: x {tuple(x.shape)} and affines {tuple(affines.shape)} do not match; expected (F, C, H, W) and (F, 2, 3)"
+        )
     H, W = size or x.shape[-2:]
     grid = F.affine_grid(affines.to(x.device, x.dtype), (len(x), x.shape[1], H, W), align_corners=False)
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
-def render_motion(image,                       # (C, H, W) tensor, or a PIL image / uint8 HxWx3 array
-                  motion,                      # CameraMotion or trajectory (F, 3)
-                  n_frames: int,               # frames to render
-                  size: Optional[tuple] = None,    # output (H, W); default the image size × crop
-                  crop: float = 1.0) -> torch.Tensor:
+
+def render_motion(
+    image,  # (C, H, W) tensor, or a PIL image / uint8 HxWx3 array
+    motion,  # CameraMotion or trajectory (F, 3)
+    n_frames: int,  # frames to render
+    size: Optional[tuple] = None,  # output (H, W); default the image size × crop
+    crop: float = 1.0,
+) -> torch.Tensor:
     "Frames (F, C, H, W) of a virtual camera moving over a still `image` along `motion` (crop < 1 keeps borders out)."
-    if not torch.is_tensor(image): image = torch.from_numpy(np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)).permute(2, 0, 1).float() / 255
-    if size is None: size = (int(round(image.shape[-2] * crop)) // 2 * 2, int(round(image.shape[-1] * crop)) // 2 * 2)
+    if not torch.is_tensor(image):
+        image = (
+            torch.from_numpy(np.asarray(image.convert("RGB") if hasattr(image, "convert") else image))
+            .permute(2, 0, 1)
+            .float()
+            / 255
+        )
+    if size is None:
+        size = (int(round(image.shape[-2] * crop)) // 2 * 2, int(round(image.shape[-1] * crop)) // 2 * 2)
     return warp(image.float(), camera_affines(as_trajectory(motion, n_frames), crop), size=size)
 
 # %% ../nbs/03a_camera.ipynb #e37de19a
 def _gray(frames) -> np.ndarray:
     "Luma (F, H, W) float64 in [0, 1] from uint8 or float (F, H, W, 3) frames."
     a = np.asarray(frames)
-    if a.ndim != 4 or a.shape[-1] != 3: raise VgotError(f"frames have shape {a.shape}; expected (F, H, W, 3)")
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise VgotError(f"frames have shape {a.shape}; expected (F, H, W, 3)")
     a = a.astype(np.float64) / (255.0 if a.dtype == np.uint8 else 1.0)
     return a @ np.array([0.299, 0.587, 0.114])
+
 
 def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     "Sub-pixel shift (ty, tx) with b(p) ≈ a(p + t), from the normalised cross-power spectrum of two (H, W) images."
     H, W = a.shape
     win = np.outer(np.hanning(H), np.hanning(W))
     A, B = np.fft.fft2((a - a.mean()) * win), np.fft.fft2((b - b.mean()) * win)
-    R = B * np.conj(A); R /= np.abs(R) + 1e-12
+    R = B * np.conj(A)
+    R /= np.abs(R) + 1e-12
     r = np.fft.ifft2(R).real
     iy, ix = np.unravel_index(np.argmax(r), r.shape)
-    def sub(c0, cm, cp):                    # parabola through the peak and its neighbours
+
+    def sub(c0, cm, cp):  # parabola through the peak and its neighbours
         d = cm - 2 * c0 + cp
         return 0.0 if abs(d) < 1e-12 else 0.5 * (cm - cp) / d
+
     dy = iy + sub(r[iy, ix], r[(iy - 1) % H, ix], r[(iy + 1) % H, ix])
     dx = ix + sub(r[iy, ix], r[iy, (ix - 1) % W], r[iy, (ix + 1) % W])
     dy, dx = (dy + H / 2) % H - H / 2, (dx + W / 2) % W - W / 2
     return -dy, -dx
 
+
 def _fit_pair(a: np.ndarray, b: np.ndarray, iters: int = 25) -> tuple[float, float, float]:
     "(k, tx, ty) with b(p) ≈ a(k p + t), p relative to the image centre, by phase correlation then Gauss–Newton."
     from scipy.ndimage import gaussian_filter, map_coordinates
+
     H, W = a.shape
     ty, tx = phase_correlation(a, b)
     k = 1.0
@@ -119,114 +163,157 @@ def _fit_pair(a: np.ndarray, b: np.ndarray, iters: int = 25) -> tuple[float, flo
             qx, qy = k * px + tx + cx, k * py + ty + cy
             ok = (qx >= m) & (qx <= W - 1 - m) & (qy >= m) & (qy <= H - 1 - m)
             ok[:m], ok[-m:], ok[:, :m], ok[:, -m:] = False, False, False, False
-            if ok.sum() < 16: break
+            if ok.sum() < 16:
+                break
             coords = np.stack([qy[ok], qx[ok]])
             r = map_coordinates(A, coords, order=1) - Bm[ok]
             Gx, Gy = map_coordinates(gx, coords, order=1), map_coordinates(gy, coords, order=1)
             J = np.stack([Gx * px[ok] + Gy * py[ok], Gx, Gy], axis=1)
             step = np.linalg.lstsq(J.T @ J + 1e-9 * np.eye(3), -J.T @ r, rcond=None)[0]
             k, tx, ty = k + step[0], tx + step[1], ty + step[2]
-            if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0: break
-            if np.abs(step).max() < 1e-5: break
+            if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0:
+                break
+            if np.abs(step).max() < 1e-5:
+                break
     if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0:
-        return float("nan"), float("nan"), float("nan")     # the fit diverged (no trackable texture): unreliable
+        return float("nan"), float("nan"), float("nan")  # the fit diverged (no trackable texture): unreliable
     return k, tx, ty
+
 
 def estimate_motion(frames) -> np.ndarray:
     "Per consecutive pair [dx, dy, zoom] (F-1, 3) in CameraMotion units: Σdx = pan, Σdy = tilt, Πzoom = zoom; NaN where the fit fails."
     g = _gray(frames)
-    if len(g) < 2: return np.zeros((0, 3))
+    if len(g) < 2:
+        return np.zeros((0, 3))
     H, W = g.shape[1:]
     out, z = np.zeros((len(g) - 1, 3)), 1.0
     for i in range(len(g) - 1):
         k, tx, ty = _fit_pair(g[i], g[i + 1])
         r = 1.0 / k
         out[i] = [tx / W / z, -ty / H / z, r]
-        if np.isfinite(r): z *= r
+        if np.isfinite(r):
+            z *= r
     return out
 
-def camera_following(frames,                # (F, H, W, 3) uint8 or float frames of one shot
-                     motion: CameraMotion) -> dict:
+
+def camera_following(
+    frames,  # (F, H, W, 3) uint8 or float frames of one shot
+    motion: CameraMotion,
+) -> dict:
     "Requested vs estimated pan/tilt/zoom of a shot and their absolute errors (zoom error in log space too)."
     est = estimate_motion(frames)
     requested = {"pan": float(motion.pan), "tilt": float(motion.tilt), "zoom": float(motion.zoom)}
     bad = [i for i in range(len(est)) if not np.isfinite(est[i]).all()]
-    if bad:                                   # a number made up from a failed fit would be worse than none
-        return {"requested": requested, "estimated": None, "pan_error": None, "tilt_error": None, "zoom_error": None,
-                "log_zoom_error": None, "per_pair": [None if i in bad else est[i].tolist() for i in range(len(est))],
-                "note": f"motion could not be estimated between frames {', '.join(f'{i}-{i + 1}' for i in bad[:8])}"
-                        f"{' ...' if len(bad) > 8 else ''} (no trackable texture)"}
+    if bad:  # a number made up from a failed fit would be worse than none
+        return {
+            "requested": requested,
+            "estimated": None,
+            "pan_error": None,
+            "tilt_error": None,
+            "zoom_error": None,
+            "log_zoom_error": None,
+            "per_pair": [None if i in bad else est[i].tolist() for i in range(len(est))],
+            "note": f"motion could not be estimated between frames {', '.join(f'{i}-{i + 1}' for i in bad[:8])}"
+            f"{' ...' if len(bad) > 8 else ''} (no trackable texture)",
+        }
     pan, tilt, zoom = float(est[:, 0].sum()), float(est[:, 1].sum()), float(np.prod(est[:, 2])) if len(est) else 1.0
-    return {"requested": requested,
-            "estimated": {"pan": pan, "tilt": tilt, "zoom": zoom},
-            "pan_error": abs(pan - motion.pan), "tilt_error": abs(tilt - motion.tilt),
-            "zoom_error": abs(zoom - motion.zoom), "log_zoom_error": abs(math.log(zoom / motion.zoom)),
-            "per_pair": est.tolist()}
+    return {
+        "requested": requested,
+        "estimated": {"pan": pan, "tilt": tilt, "zoom": zoom},
+        "pan_error": abs(pan - motion.pan),
+        "tilt_error": abs(tilt - motion.tilt),
+        "zoom_error": abs(zoom - motion.zoom),
+        "log_zoom_error": abs(math.log(zoom / motion.zoom)),
+        "per_pair": est.tolist(),
+    }
 
 # %% ../nbs/03a_camera.ipynb #6b1084a2
-def camera_features(traj: torch.Tensor,   # (F, 3) or (B, F, 3) trajectory c_cam
-                    n_freqs: int = 4) -> torch.Tensor:
+def camera_features(
+    traj: torch.Tensor,  # (F, 3) or (B, F, 3) trajectory c_cam
+    n_freqs: int = 4,
+) -> torch.Tensor:
     "Per-frame features φ_f of a trajectory: (B, F, 6 + 6·n_freqs)."
-    if traj.ndim == 2: traj = traj.unsqueeze(0)
+    if traj.ndim == 2:
+        traj = traj.unsqueeze(0)
     assert traj.ndim == 3 and traj.shape[-1] == 3, f"trajectory shape {tuple(traj.shape)}"
-    c = torch.cat([traj[..., :2], traj[..., 2:].clamp_min(1e-6).log()], dim=-1)       # (B, F, 3)
+    c = torch.cat([traj[..., :2], traj[..., 2:].clamp_min(1e-6).log()], dim=-1)  # (B, F, 3)
     n = traj.shape[1]
     if n > 1:
         d = (c[:, 1:] - c[:, :-1]) * (n - 1)
         d = torch.cat([d, d[:, -1:]], dim=1)
-    else: d = torch.zeros_like(c)
-    fr = [fn((2 ** k) * math.pi * c) for k in range(n_freqs) for fn in (torch.sin, torch.cos)]
+    else:
+        d = torch.zeros_like(c)
+    fr = [fn((2**k) * math.pi * c) for k in range(n_freqs) for fn in (torch.sin, torch.cos)]
     return torch.cat([c, d, *fr], dim=-1)
+
 
 class CameraEmbedding(nn.Module):
     "e_cam: per-frame camera features through a small MLP, (B, F, 3) → (B, F, dim)."
-    def __init__(self, dim: int = 64,      # D, the embedding size
-                 n_freqs: int = 4):         # Fourier frequencies K
+
+    def __init__(
+        self,
+        dim: int = 64,  # D, the embedding size
+        n_freqs: int = 4,
+    ):  # Fourier frequencies K
         super().__init__()
         self.dim, self.n_freqs = dim, n_freqs
         self.mlp = nn.Sequential(nn.Linear(6 + 6 * n_freqs, dim), nn.SiLU(), nn.Linear(dim, dim))
+
     def forward(self, traj: torch.Tensor) -> torch.Tensor:
         return self.mlp(camera_features(traj.to(self.mlp[0].weight), self.n_freqs))
 
 # %% ../nbs/03a_camera.ipynb #bdc65031
 TEMPORAL_ATTN = re.compile(r"(temporal_transformer_blocks|temp_attentions|transformer_in)\.(.*\.)?attn1$")
 
+
 def temporal_attention_layers(unet) -> dict:
     "The temporal self-attention layers of a video UNet: {module name: Attention}."
     from diffusers.models.attention_processor import Attention
+
     out = {n: m for n, m in unet.named_modules() if isinstance(m, Attention) and TEMPORAL_ATTN.search(n)}
-    if not out: raise VgotError(f"{type(unet).__name__} has no temporal attention layers to attach a camera adapter to")
+    if not out:
+        raise VgotError(f"{type(unet).__name__} has no temporal attention layers to attach a camera adapter to")
     return out
+
 
 class CameraAttnProcessor(nn.Module):
     "Temporal self-attention plus λ·Attn(Q, K_cam, V_cam) from e_cam; the camera output projection starts at zero."
-    def __init__(self, query_dim: int,     # C, the layer's channels
-                 inner_dim: int,            # heads × head size of the layer's W_q
-                 heads: int,                # the layer's heads
-                 cam_dim: int,              # D, size of e_cam
-                 scale: float = 1.0):       # λ_cam
+
+    def __init__(
+        self,
+        query_dim: int,  # C, the layer's channels
+        inner_dim: int,  # heads × head size of the layer's W_q
+        heads: int,  # the layer's heads
+        cam_dim: int,  # D, size of e_cam
+        scale: float = 1.0,
+    ):  # λ_cam
         super().__init__()
         self.heads, self.scale = heads, scale
         self.to_k_cam = nn.Linear(cam_dim, inner_dim, bias=False)
         self.to_v_cam = nn.Linear(cam_dim, inner_dim, bias=False)
         self.to_out_cam = nn.Linear(inner_dim, query_dim)
-        nn.init.zeros_(self.to_out_cam.weight); nn.init.zeros_(self.to_out_cam.bias)
-        self.e_cam: Optional[torch.Tensor] = None     # (B_e, F, D), set by CameraAdapter.set_camera
-        self.base = None                              # the layer's original processor, set on install
+        nn.init.zeros_(self.to_out_cam.weight)
+        nn.init.zeros_(self.to_out_cam.bias)
+        self.e_cam: Optional[torch.Tensor] = None  # (B_e, F, D), set by CameraAdapter.set_camera
+        self.base = None  # the layer's original processor, set on install
 
     def camera_attention(self, attn, hidden_states: torch.Tensor, q: Optional[torch.Tensor] = None) -> torch.Tensor:
         "λ·Attn(Q, K_cam, V_cam)W_o^cam for hidden states (N, F, C); `q` = the layer's Q when already computed."
         N, Fr, C = hidden_states.shape
-        wt = self.to_out_cam.weight                                # the branch runs in the adapter's dtype (fp32 beside a bf16 UNet)
+        wt = self.to_out_cam.weight  # the branch runs in the adapter's dtype (fp32 beside a bf16 UNet)
         e = self.e_cam.to(wt)
-        if e.shape[1] != Fr: raise VgotError(f"camera embedding has {e.shape[1]} frames but the temporal attention sees {Fr}")
-        if N % e.shape[0]: raise VgotError(f"camera embedding batch {e.shape[0]} does not divide the attention batch {N}")
+        if e.shape[1] != Fr:
+            raise VgotError(f"camera embedding has {e.shape[1]} frames but the temporal attention sees {Fr}")
+        if N % e.shape[0]:
+            raise VgotError(f"camera embedding batch {e.shape[0]} does not divide the attention batch {N}")
         q = (attn.to_q(hidden_states) if q is None else q).to(wt)
         hd = q.shape[-1] // self.heads
         # K_cam, V_cam once per camera (B_e, F, ...), then shared by the N // B_e rows of each (rows are batch-major: b·HW + s)
         k, v = (t.view(e.shape[0], Fr, self.heads, hd).transpose(1, 2) for t in (self.to_k_cam(e), self.to_v_cam(e)))
-        if e.shape[0] == 1: k, v = k.expand(N, -1, -1, -1), v.expand(N, -1, -1, -1)
-        else: k, v = k.repeat_interleave(N // e.shape[0], dim=0), v.repeat_interleave(N // e.shape[0], dim=0)
+        if e.shape[0] == 1:
+            k, v = k.expand(N, -1, -1, -1), v.expand(N, -1, -1, -1)
+        else:
+            k, v = k.repeat_interleave(N // e.shape[0], dim=0), v.repeat_interleave(N // e.shape[0], dim=0)
         q = q.view(N, Fr, self.heads, hd).transpose(1, 2)
         o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(N, Fr, -1)
         return (self.scale * self.to_out_cam(o)).to(hidden_states.dtype)
@@ -234,14 +321,29 @@ class CameraAttnProcessor(nn.Module):
     def _fusable(self, attn, encoder_hidden_states, attention_mask) -> bool:
         "True when the layer's processor is plain AttnProcessor2_0 self-attention, which `forward` reproduces op for op."
         from diffusers.models.attention_processor import AttnProcessor2_0
-        return (type(self.base) is AttnProcessor2_0 and encoder_hidden_states is None and attention_mask is None
-                and attn.spatial_norm is None and attn.group_norm is None and attn.norm_q is None and attn.norm_k is None
-                and not attn.residual_connection and attn.rescale_output_factor == 1.0)
+
+        return (
+            type(self.base) is AttnProcessor2_0
+            and encoder_hidden_states is None
+            and attention_mask is None
+            and attn.spatial_norm is None
+            and attn.group_norm is None
+            and attn.norm_q is None
+            and attn.norm_k is None
+            and not attn.residual_connection
+            and attn.rescale_output_factor == 1.0
+        )
 
     def forward(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
         active = self.e_cam is not None and self.scale != 0 and hidden_states.ndim == 3
         if not (active and self._fusable(attn, encoder_hidden_states, attention_mask)):
-            out = self.base(attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, temb=temb)
+            out = self.base(
+                attn,
+                hidden_states,
+                encoder_hidden_states=encoder_hidden_states,
+                attention_mask=attention_mask,
+                temb=temb,
+            )
             return out + self.camera_attention(attn, hidden_states) if active else out
         # the layer's own self-attention, exactly as AttnProcessor2_0 computes it, sharing Q with the camera branch
         N, Fr, _ = hidden_states.shape
@@ -256,103 +358,145 @@ class CameraAttnProcessor(nn.Module):
 # %% ../nbs/03a_camera.ipynb #060da327
 class CameraAdapter(nn.Module):
     "Camera embedding and temporal cross-attention processors for one video UNet."
-    def __init__(self, unet,                  # a video UNet (UNetSpatioTemporalConditionModel or I2VGenXLUNet)
-                 cam_dim: int = 64,           # D, size of e_cam
-                 n_freqs: int = 4,            # Fourier frequencies of the features
-                 scale: float = 1.0):         # λ_cam
+
+    def __init__(
+        self,
+        unet,  # a video UNet (UNetSpatioTemporalConditionModel or I2VGenXLUNet)
+        cam_dim: int = 64,  # D, size of e_cam
+        n_freqs: int = 4,  # Fourier frequencies of the features
+        scale: float = 1.0,
+    ):  # λ_cam
         super().__init__()
         self.config = dict(cam_dim=cam_dim, n_freqs=n_freqs, scale=scale, unet=type(unet).__name__)
         self.embed = CameraEmbedding(cam_dim, n_freqs)
         layers = temporal_attention_layers(unet)
         self.names = list(layers)
-        self.layers = nn.ModuleDict({n.replace(".", "-"): CameraAttnProcessor(a.to_q.in_features, a.to_q.out_features, a.heads, cam_dim, scale)
-                                     for n, a in layers.items()})
+        self.layers = nn.ModuleDict(
+            {
+                n.replace(".", "-"): CameraAttnProcessor(
+                    a.to_q.in_features, a.to_q.out_features, a.heads, cam_dim, scale
+                )
+                for n, a in layers.items()
+            }
+        )
         self._originals: dict = {}
 
     @property
-    def scale(self) -> float: return self.config["scale"]
+    def scale(self) -> float:
+        return self.config["scale"]
+
     @scale.setter
     def scale(self, v: float):
         self.config["scale"] = float(v)
-        for p in self.layers.values(): p.scale = float(v)
+        for p in self.layers.values():
+            p.scale = float(v)
 
     def install(self, unet):
         "Swap the camera processors into `unet`'s temporal attention layers."
-        if type(unet).__name__ != self.config["unet"]: raise VgotError(f"camera adapter was built for {self.config['unet']}, not {type(unet).__name__}")
+        if type(unet).__name__ != self.config["unet"]:
+            raise VgotError(f"camera adapter was built for {self.config['unet']}, not {type(unet).__name__}")
         layers = temporal_attention_layers(unet)
-        if list(layers) != self.names: raise VgotError("camera adapter does not match this UNet's temporal layers")
+        if list(layers) != self.names:
+            raise VgotError("camera adapter does not match this UNet's temporal layers")
         self.to(device=unet.device)
         for n, a in layers.items():
             p = self.layers[n.replace(".", "-")]
-            if a.processor is p: continue
-            self._originals[n] = a.processor; p.base = a.processor; a.set_processor(p)
+            if a.processor is p:
+                continue
+            self._originals[n] = a.processor
+            p.base = a.processor
+            a.set_processor(p)
         return self
 
     def remove(self, unet):
         "Restore `unet`'s original processors."
         layers = temporal_attention_layers(unet)
-        for n, orig in self._originals.items(): layers[n].set_processor(orig)
+        for n, orig in self._originals.items():
+            layers[n].set_processor(orig)
         self._originals = {}
-        for p in self.layers.values(): p.base, p.e_cam = None, None
+        for p in self.layers.values():
+            p.base, p.e_cam = None, None
         return self
 
     def set_camera(self, traj) -> torch.Tensor:
         "Compute e_cam (B, F, D) from a trajectory (F, 3) or (B, F, 3) and give it to every processor."
         t = traj if torch.is_tensor(traj) else as_trajectory(traj)
         e = self.embed(t)
-        for p in self.layers.values(): p.e_cam = e
+        for p in self.layers.values():
+            p.e_cam = e
         return e
 
     def clear_camera(self):
-        for p in self.layers.values(): p.e_cam = None
+        for p in self.layers.values():
+            p.e_cam = None
 
     def applied(self, unet, traj):
         "Context manager: install, set the camera, and restore the UNet afterwards."
-        import contextlib
+
         @contextlib.contextmanager
         def cm():
             self.install(unet)
             try:
-                self.set_camera(traj); yield self
-            finally: self.remove(unet)
+                self.set_camera(traj)
+                yield self
+            finally:
+                self.remove(unet)
+
         return cm()
 
     def save(self, path, **meta):
         "Write the adapter's weights and config as safetensors."
         sd = {k: v for k, v in self.state_dict().items()}
-        save_tensors(path, sd, {"vgot_camera_adapter": json.dumps(self.config), "layers": json.dumps(self.names),
-                                **{k: json.dumps(v) for k, v in meta.items()}})
+        save_tensors(
+            path,
+            sd,
+            {
+                "vgot_camera_adapter": json.dumps(self.config),
+                "layers": json.dumps(self.names),
+                **{k: json.dumps(v) for k, v in meta.items()},
+            },
+        )
 
     @classmethod
     def load(cls, path, unet) -> "CameraAdapter":
         "An adapter for `unet` with the weights of checkpoint `path`; a clear error if it does not fit."
-        from safetensors import safe_open
+
         path = Path(path)
         sd = load_tensors(path)
-        with safe_open(str(path), "pt") as f: md = f.metadata() or {}
-        if "vgot_camera_adapter" not in md: raise VgotError(f"{path}: not a vgot camera adapter checkpoint")
+        with safe_open(str(path), "pt") as f:
+            md = f.metadata() or {}
+        if "vgot_camera_adapter" not in md:
+            raise VgotError(f"{path}: not a vgot camera adapter checkpoint")
         cfg = json.loads(md["vgot_camera_adapter"])
         if cfg["unet"] != type(unet).__name__:
-            raise VgotError(f"{path}: camera adapter was trained for {cfg['unet']}, but this video model is {type(unet).__name__}")
+            raise VgotError(
+                f"{path}: camera adapter was trained for {cfg['unet']}, but this video model is {type(unet).__name__}"
+            )
         ad = cls(unet, cfg["cam_dim"], cfg["n_freqs"], cfg["scale"])
-        if json.loads(md.get("layers", "[]")) != ad.names: raise VgotError(f"{path}: camera adapter layers do not match this {cfg['unet']}")
-        try: ad.load_state_dict(sd, strict=True)
-        except RuntimeError as e: raise VgotError(f"{path}: camera adapter weights do not fit: {str(e).splitlines()[0]}") from None
+        if json.loads(md.get("layers", "[]")) != ad.names:
+            raise VgotError(f"{path}: camera adapter layers do not match this {cfg['unet']}")
+        try:
+            ad.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise VgotError(f"{path}: camera adapter weights do not fit: {str(e).splitlines()[0]}") from None
         return ad.to(unet.device)
 
     @staticmethod
     def metadata(path) -> dict:
         "The JSON metadata of a checkpoint."
-        from safetensors import safe_open
-        with safe_open(str(path), "pt") as f: return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
+        with safe_open(str(path), "pt") as f:
+            return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
 
 # %% ../nbs/03a_camera.ipynb #c357d15b
 CAMERA_MODES = ("embedding", "warp", "none")
 
 # %% ../nbs/03a_camera.ipynb #6cccbcc3
-def warped_noise(shape: tuple,                 # (C, h, w) of one latent frame
-                 affines: torch.Tensor,        # (F, 2, 3) per-frame affines
-                 generator: torch.Generator) -> torch.Tensor:
+def warped_noise(
+    shape: tuple,  # (C, h, w) of one latent frame
+    affines: torch.Tensor,  # (F, 2, 3) per-frame affines
+    generator: torch.Generator,
+) -> torch.Tensor:
     "One noise field moved with the camera: (F, C, h, w), each frame standardised."
     base = torch.randn(shape, generator=generator)
     n = warp(base, affines)
@@ -361,21 +505,23 @@ def warped_noise(shape: tuple,                 # (C, h, w) of one latent frame
 # %% ../nbs/03a_camera.ipynb #81564748
 def _renoise_level(sched, timestep) -> tuple[float, float]:
     "(a, b) with x = a·z + b·ε at the noise level the scheduler has just stepped to."
-    if hasattr(sched, "final_alpha_cumprod"):                                  # DDIM-like: x = √ᾱ z + √(1-ᾱ) ε
+    if hasattr(sched, "final_alpha_cumprod"):  # DDIM-like: x = √ᾱ z + √(1-ᾱ) ε
         t = int(timestep) - sched.config.num_train_timesteps // sched.num_inference_steps
         ac = sched.alphas_cumprod[t] if t >= 0 else sched.final_alpha_cumprod
         return float(ac.sqrt()), float((1 - ac).sqrt())
-    if hasattr(sched, "sigmas") and getattr(sched, "step_index", None) is not None:   # Euler/EDM-like: x = z + σ ε
+    if hasattr(sched, "sigmas") and getattr(sched, "step_index", None) is not None:  # Euler/EDM-like: x = z + σ ε
         return 1.0, float(sched.sigmas[min(sched.step_index, len(sched.sigmas) - 1)])
     raise VgotError(f"camera='warp' does not know the noise levels of the {type(sched).__name__} scheduler")
 
 # %% ../nbs/03a_camera.ipynb #56d411ae
-def warp_pull(x: torch.Tensor,          # latents the scheduler has just stepped to, any layout of F·C·h·w values
-              sched,                    # that scheduler (its noise level after the step)
-              t,                        # the step's timestep
-              z_warp: torch.Tensor,     # (F, C, h, w) warped keyframe latent
-              eps: torch.Tensor,        # (F, C, h, w) the call's initial noise
-              strength: float) -> torch.Tensor:
+def warp_pull(
+    x: torch.Tensor,  # latents the scheduler has just stepped to, any layout of F·C·h·w values
+    sched,  # that scheduler (its noise level after the step)
+    t,  # the step's timestep
+    z_warp: torch.Tensor,  # (F, C, h, w) warped keyframe latent
+    eps: torch.Tensor,  # (F, C, h, w) the call's initial noise
+    strength: float,
+) -> torch.Tensor:
     "x ← (1 − w)·x + w·(a·z_warp + b·ε): the latents pulled towards the warped keyframe latent at their noise level."
     a, b = _renoise_level(sched, t)
     target = (a * z_warp + b * eps).reshape(x.shape).to(x)
@@ -384,46 +530,60 @@ def warp_pull(x: torch.Tensor,          # latents the scheduler has just stepped
 # %% ../nbs/03a_camera.ipynb #3018f069
 def _cond_warp_hook(affines: torch.Tensor, n_latent: int):
     "A UNet forward pre-hook for SVD that warps the per-frame conditioning latents (channels n_latent:) along the camera."
+
     def hook(module, args, kwargs):
-        sample = args[0] if args else kwargs["sample"]                      # (B, F, 2C, h, w)
+        sample = args[0] if args else kwargs["sample"]  # (B, F, 2C, h, w)
         B, Fr = sample.shape[:2]
-        cond = sample[:, 0, n_latent:]                                      # (B, C, h, w), the same in every frame
-        warped = torch.stack([warp(c, affines[:Fr]) for c in cond])         # (B, F, C, h, w)
+        cond = sample[:, 0, n_latent:]  # (B, C, h, w), the same in every frame
+        warped = torch.stack([warp(c, affines[:Fr]) for c in cond])  # (B, F, C, h, w)
         sample = torch.cat([sample[:, :, :n_latent], warped.to(sample)], dim=2)
         return ((sample, *args[1:]), kwargs) if args else (args, {**kwargs, "sample": sample})
+
     return hook
 
 # %% ../nbs/03a_camera.ipynb #9061e58c
 @contextlib.contextmanager
-def step_end_callback(pipe,        # a diffusers pipeline whose __call__ has no `callback_on_step_end` (I2VGen-XL)
-                      callback):   # callback(pipe, i, t, {"latents": x}) -> {"latents": x}, diffusers' signature
+def step_end_callback(
+    pipe,  # a diffusers pipeline whose __call__ has no `callback_on_step_end` (I2VGen-XL)
+    callback,
+):  # callback(pipe, i, t, {"latents": x}) -> {"latents": x}, diffusers' signature
     "Give `pipe` a private scheduler copy whose `step` output goes through `callback`; the shared scheduler is untouched."
     shared = pipe.scheduler
     private = type(shared).from_config(shared.config)
     step, calls = private.step, itertools.count()
+
     def stepped(model_output, timestep, sample, *args, **kwargs):
         out = step(model_output, timestep, sample, *args, **kwargs)
         x = out.prev_sample if hasattr(out, "prev_sample") else out[0]
         x = callback(pipe, next(calls), timestep, {"latents": x})["latents"]
-        if hasattr(out, "prev_sample"): out.prev_sample = x
-        else: out = (x, *out[1:])
+        if hasattr(out, "prev_sample"):
+            out.prev_sample = x
+        else:
+            out = (x, *out[1:])
         return out
-    private.step = stepped                # an instance attribute of the copy only
+
+    private.step = stepped  # an instance attribute of the copy only
     pipe.scheduler = private
-    try: yield pipe
-    finally: pipe.scheduler = shared
+    try:
+        yield pipe
+    finally:
+        pipe.scheduler = shared
 
 # %% ../nbs/03a_camera.ipynb #e0eb91b4
 class CameraConditioning:
     "One camera mode for one video-pipeline call: `with cam.applied(pipe) as kw: pipe(..., latents=cam.noise, **kw)`."
-    def __init__(self, mode: str,                          # "embedding" | "warp" | "none"
-                 traj: torch.Tensor,                       # (F, 3) trajectory relative to the call's first frame
-                 noise: torch.Tensor,                      # (F, C, h, w) the call's initial noise
-                 adapter: Optional[CameraAdapter] = None,  # "embedding": the trained adapter for this UNet
-                 z_warp: Optional[torch.Tensor] = None,    # "warp": (F, C, h, w) warped keyframe latent
-                 strength: float = 0.0,                    # "warp": w of the pull
-                 n_steps: int = 0,                         # "warp": the pull follows steps 0 .. n_steps - 1
-                 cond_channels: Optional[int] = None):     # "warp" on SVD: latent channels before its conditioning
+
+    def __init__(
+        self,
+        mode: str,  # "embedding" | "warp" | "none"
+        traj: torch.Tensor,  # (F, 3) trajectory relative to the call's first frame
+        noise: torch.Tensor,  # (F, C, h, w) the call's initial noise
+        adapter: Optional[CameraAdapter] = None,  # "embedding": the trained adapter for this UNet
+        z_warp: Optional[torch.Tensor] = None,  # "warp": (F, C, h, w) warped keyframe latent
+        strength: float = 0.0,  # "warp": w of the pull
+        n_steps: int = 0,  # "warp": the pull follows steps 0 .. n_steps - 1
+        cond_channels: Optional[int] = None,
+    ):  # "warp" on SVD: latent channels before its conditioning
         self.mode, self.traj, self.noise, self.adapter = mode, traj, noise, adapter
         self.z_warp, self.strength, self.n_steps, self.cond_channels = z_warp, strength, n_steps, cond_channels
         self._z = self._eps = None
@@ -441,7 +601,8 @@ class CameraConditioning:
         unet, kw = pipe.unet, {}
         dev, dt = unet.device, unet.dtype
         with contextlib.ExitStack() as stack:
-            if self.mode == "embedding": stack.enter_context(self.adapter.applied(unet, self.traj.to(dev)))
+            if self.mode == "embedding":
+                stack.enter_context(self.adapter.applied(unet, self.traj.to(dev)))
             elif self.mode == "warp":
                 self._z, self._eps = self.z_warp.to(dev, dt), self.noise.to(dev, dt)
                 if self.cond_channels is not None:
@@ -449,88 +610,117 @@ class CameraConditioning:
                     stack.callback(unet.register_forward_pre_hook(hook, with_kwargs=True).remove)
                 if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
                     kw["callback_on_step_end"] = self.callback_on_step_end
-                else: stack.enter_context(step_end_callback(pipe, self.callback_on_step_end))
+                else:
+                    stack.enter_context(step_end_callback(pipe, self.callback_on_step_end))
             yield kw
 
 # %% ../nbs/03a_camera.ipynb #cbae4b36
-def conditioning(mode: str,                    # "embedding" | "warp" | "none"
-                 traj,                         # (F, 3) trajectory relative to the call's first frame
-                 latent_shape: tuple,          # (C, h, w) of one latent frame
-                 generator: torch.Generator,   # draws the initial noise
-                 adapter: Optional[CameraAdapter] = None,   # "embedding": the trained adapter, loaded for this UNet
-                 keyframe_latent: Optional[torch.Tensor] = None,  # "warp": (C, h, w) latent of the first frame
-                 warp_strength: float = 0.5,   # "warp": w, the pull towards the re-noised warped keyframe latent
-                 warp_steps: float = 0.5,      # "warp": fraction of the denoising steps with that pull
-                 steps: int = 1,               # denoising steps of the call
-                 cond_channels: Optional[int] = None,   # "warp" on SVD: its latent channels (the rest is conditioning)
-                 ) -> CameraConditioning:
+def conditioning(
+    mode: str,  # "embedding" | "warp" | "none"
+    traj,  # (F, 3) trajectory relative to the call's first frame
+    latent_shape: tuple,  # (C, h, w) of one latent frame
+    generator: torch.Generator,  # draws the initial noise
+    adapter: Optional[CameraAdapter] = None,  # "embedding": the trained adapter, loaded for this UNet
+    keyframe_latent: Optional[torch.Tensor] = None,  # "warp": (C, h, w) latent of the first frame
+    warp_strength: float = 0.5,  # "warp": w, the pull towards the re-noised warped keyframe latent
+    warp_steps: float = 0.5,  # "warp": fraction of the denoising steps with that pull
+    steps: int = 1,  # denoising steps of the call
+    cond_channels: Optional[int] = None,  # "warp" on SVD: its latent channels (the rest is conditioning)
+) -> CameraConditioning:
     "The one camera entry of the shot and transition stages: the call's initial noise and how it follows `traj`."
-    if mode not in CAMERA_MODES: raise VgotError(f"camera = {mode!r} is not one of {', '.join(CAMERA_MODES)}")
+    if mode not in CAMERA_MODES:
+        raise VgotError(f"camera = {mode!r} is not one of {', '.join(CAMERA_MODES)}")
     traj = as_trajectory(traj)
     A = camera_affines(traj)
-    if mode == "warp": noise = warped_noise(latent_shape, A, generator)                       # (F, C, h, w)
-    else: noise = torch.randn((len(traj), *latent_shape), generator=generator)
-    if mode == "embedding" and adapter is None: raise VgotError("camera='embedding' needs a camera adapter")
-    if mode != "warp": return CameraConditioning(mode, traj, noise, adapter)
-    if keyframe_latent is None: raise VgotError("camera='warp' needs the keyframe latent to warp")
+    if mode == "warp":
+        noise = warped_noise(latent_shape, A, generator)  # (F, C, h, w)
+    else:
+        noise = torch.randn((len(traj), *latent_shape), generator=generator)
+    if mode == "embedding" and adapter is None:
+        raise VgotError("camera='embedding' needs a camera adapter")
+    if mode != "warp":
+        return CameraConditioning(mode, traj, noise, adapter)
+    if keyframe_latent is None:
+        raise VgotError("camera='warp' needs the keyframe latent to warp")
     n_steps = min(steps - 1, math.ceil(warp_steps * steps))
     return CameraConditioning(mode, traj, noise, None, warp(keyframe_latent, A), warp_strength, n_steps, cond_channels)
 
 # %% ../nbs/03a_camera.ipynb #7dcb8458
 IMAGE_EXTS, VIDEO_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp"), (".mp4", ".webm", ".mov", ".mkv", ".avi")
 
+
 def load_training_images(data_dir, max_items: int = 256, size: int = 256) -> list[torch.Tensor]:
     "Stills (3, H, W) in [0, 1] from the images and clips (middle frame) of a folder; shorter side resized to `size`."
     from PIL import Image
+
     d = Path(data_dir)
-    if not d.is_dir(): raise VgotError(f"training data {d}: not a folder")
+    if not d.is_dir():
+        raise VgotError(f"training data {d}: not a folder")
     files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS)[:max_items]
-    if not files: raise VgotError(f"training data {d}: no images ({', '.join(IMAGE_EXTS)}) or clips ({', '.join(VIDEO_EXTS)}) found")
+    if not files:
+        raise VgotError(
+            f"training data {d}: no images ({', '.join(IMAGE_EXTS)}) or clips ({', '.join(VIDEO_EXTS)}) found"
+        )
     out = []
     for p in files:
-        if p.suffix.lower() in IMAGE_EXTS: im = load_image(p, "training image")
+        if p.suffix.lower() in IMAGE_EXTS:
+            im = load_image(p, "training image")
         else:
-            v, _ = read_video(p); im = Image.fromarray(v[len(v) // 2])
+            v, _ = read_video(p)
+            im = Image.fromarray(v[len(v) // 2])
         s = size / min(im.size)
         im = im.resize((max(8, round(im.width * s)), max(8, round(im.height * s))), Image.BICUBIC)
         out.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
     return out
 
+
 MIXED_PRECISIONS = ("no", "bf16")
+
 
 @dataclass
 class CameraTrainConfig(StageConfig):
     "Settings of a camera-adapter training run (defaults suit the tiny preset on CPU)."
+
     STAGE: ClassVar[str] = "camera training"
-    PRESET_KEYS: ClassVar[Optional[dict]] = {"native_frames": "n_frames", "video_width": "width", "video_height": "height", "fps": "fps"}
-    steps: int = setting(40, lo=1)                  # optimiser steps in total (a resumed run continues up to this)
-    lr: float = setting(1e-3, lo=1e-8, hi=1.0)      # AdamW learning rate
-    n_frames: int = setting(8, lo=2, hi=1024)       # frames per training clip
-    width: int = setting(32, lo=8, hi=4096)         # clip width (pixels)
-    height: int = setting(32, lo=8, hi=4096)        # clip height (pixels)
-    cam_dim: int = setting(64, lo=1)                # D, size of e_cam
-    n_freqs: int = setting(4, lo=0, hi=64)          # Fourier frequencies of the camera features
-    scale: float = setting(1.0, lo=0.0, hi=10.0)    # λ_cam
-    max_pan: float = setting(0.3, lo=0.0, hi=1.0)   # |pan| of the random motions
+    PRESET_KEYS: ClassVar[Optional[dict]] = {
+        "native_frames": "n_frames",
+        "video_width": "width",
+        "video_height": "height",
+        "fps": "fps",
+    }
+    steps: int = setting(40, lo=1)  # optimiser steps in total (a resumed run continues up to this)
+    lr: float = setting(1e-3, lo=1e-8, hi=1.0)  # AdamW learning rate
+    n_frames: int = setting(8, lo=2, hi=1024)  # frames per training clip
+    width: int = setting(32, lo=8, hi=4096)  # clip width (pixels)
+    height: int = setting(32, lo=8, hi=4096)  # clip height (pixels)
+    cam_dim: int = setting(64, lo=1)  # D, size of e_cam
+    n_freqs: int = setting(4, lo=0, hi=64)  # Fourier frequencies of the camera features
+    scale: float = setting(1.0, lo=0.0, hi=10.0)  # λ_cam
+    max_pan: float = setting(0.3, lo=0.0, hi=1.0)  # |pan| of the random motions
     max_tilt: float = setting(0.3, lo=0.0, hi=1.0)  # |tilt| of the random motions
     zoom_min: float = setting(0.8, lo=0.5, hi=2.0)  # smallest random zoom
-    zoom_max: float = setting(1.25, lo=0.5, hi=2.0) # largest random zoom
-    crop: float = setting(0.55, lo=0.05, hi=1.0)    # rendered from a source 1/crop larger, so no border shows
-    p_mean: float = 0.7                             # log σ mean
-    p_std: float = setting(1.6, lo=0.0)             # log σ std
-    fps: int = setting(7, lo=1, hi=120)             # SVD micro-conditioning
+    zoom_max: float = setting(1.25, lo=0.5, hi=2.0)  # largest random zoom
+    crop: float = setting(0.55, lo=0.05, hi=1.0)  # rendered from a source 1/crop larger, so no border shows
+    p_mean: float = 0.7  # log σ mean
+    p_std: float = setting(1.6, lo=0.0)  # log σ std
+    fps: int = setting(7, lo=1, hi=120)  # SVD micro-conditioning
     motion_bucket_id: int = setting(127, lo=0, hi=1023)  # SVD micro-conditioning
     noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # noise added to the conditioning image
-    save_every: int = setting(20, lo=1)             # checkpoint every this many steps (and at the end)
-    n_eval: int = setting(4, lo=1)                  # fixed clips for the evaluation loss
-    seed: int = setting(0, lo=0)                    # base seed: each step's data and noise derive from it, so a resumed run matches
-    gradient_checkpointing: bool = False            # recompute each UNet block's activations in the backward pass: less memory, more time
+    save_every: int = setting(20, lo=1)  # checkpoint every this many steps (and at the end)
+    n_eval: int = setting(4, lo=1)  # fixed clips for the evaluation loss
+    seed: int = setting(0, lo=0)  # base seed: each step's data and noise derive from it, so a resumed run matches
+    gradient_checkpointing: bool = (
+        False  # recompute each UNet block's activations in the backward pass: less memory, more time
+    )
     mixed_precision: str = setting("no", choices=MIXED_PRECISIONS)  # "no" | "bf16": the frozen UNet under bf16 autocast
 
     def check(self):
         for n in ("width", "height"):
-            if getattr(self, n) % 8: raise ValidationError(n, getattr(self, n), "is not a positive multiple of 8")
-        if self.zoom_min > self.zoom_max: raise ValidationError("zoom_min", self.zoom_min, f"must be in (0, zoom_max = {self.zoom_max}]")
+            if getattr(self, n) % 8:
+                raise ValidationError(n, getattr(self, n), "is not a positive multiple of 8")
+        if self.zoom_min > self.zoom_max:
+            raise ValidationError("zoom_min", self.zoom_min, f"must be in (0, zoom_max = {self.zoom_max}]")
+
 
 def random_motion(g: torch.Generator, cfg: CameraTrainConfig) -> CameraMotion:
     "A random camera motion within the config's ranges."
@@ -538,35 +728,58 @@ def random_motion(g: torch.Generator, cfg: CameraTrainConfig) -> CameraMotion:
     zoom = math.exp(math.log(cfg.zoom_min) + u[2] * (math.log(cfg.zoom_max) - math.log(cfg.zoom_min)))
     return CameraMotion(pan=(2 * u[0] - 1) * cfg.max_pan, tilt=(2 * u[1] - 1) * cfg.max_tilt, zoom=zoom).validate()
 
+
 def _clip_example(images: list, cfg: CameraTrainConfig, g: torch.Generator):
     "A still filmed with a random camera: frames (F, 3, H, W) in [0, 1], the trajectory (F, 3) and the motion."
     img = images[int(torch.randint(len(images), (1,), generator=g))]
     motion = random_motion(g, cfg)
     traj = as_trajectory(motion, cfg.n_frames)
-    src = F.interpolate(img[None], size=(round(cfg.height / cfg.crop), round(cfg.width / cfg.crop)), mode="bilinear", antialias=True, align_corners=False)[0]
+    src = F.interpolate(
+        img[None],
+        size=(round(cfg.height / cfg.crop), round(cfg.width / cfg.crop)),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )[0]
     return render_motion(src, traj, cfg.n_frames, size=(cfg.height, cfg.width), crop=cfg.crop), traj, motion
+
 
 def _clip_image(frames: torch.Tensor) -> torch.Tensor:
     "The first frame resized for the CLIP image encoder, (1, 3, 224, 224) in [0, 1]."
     return F.interpolate(frames[:1], size=(224, 224), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
 
 def _svd_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dict:
     "One self-supervised SVD training example (x0, conditioning, trajectory, σ, ε), all derived from `seed`."
     g = make_generator(seed)
     dev, dt = pipe.unet.device, pipe.unet.dtype
     with torch.no_grad():
-        frames, traj, motion = _clip_example(images, cfg, g)                                                  # (F, 3, H, W) in [0, 1]
+        frames, traj, motion = _clip_example(images, cfg, g)  # (F, 3, H, W) in [0, 1]
         vae = pipe.vae
-        x0 = vae.encode((frames * 2 - 1).to(dev, vae.dtype)).latent_dist.mode() * vae.config.scaling_factor  # (F, C, h, w)
+        x0 = (
+            vae.encode((frames * 2 - 1).to(dev, vae.dtype)).latent_dist.mode() * vae.config.scaling_factor
+        )  # (F, C, h, w)
         cond_img = frames[:1] * 2 - 1
         cond_img = cond_img + cfg.noise_aug_strength * torch.randn(cond_img.shape, generator=g)
-        cond = vae.encode(cond_img.to(dev, vae.dtype)).latent_dist.mode()                                    # (1, C, h, w), unscaled as SVD does
-        emb = pipe._encode_image(_clip_image(frames).to(dev), dev, 1, False)                                 # (1, 1, cross_dim)
-        ids = pipe._get_add_time_ids(cfg.fps - 1, cfg.motion_bucket_id, cfg.noise_aug_strength, emb.dtype, 1, 1, False).to(dev)
+        cond = vae.encode(cond_img.to(dev, vae.dtype)).latent_dist.mode()  # (1, C, h, w), unscaled as SVD does
+        emb = pipe._encode_image(_clip_image(frames).to(dev), dev, 1, False)  # (1, 1, cross_dim)
+        ids = pipe._get_add_time_ids(
+            cfg.fps - 1, cfg.motion_bucket_id, cfg.noise_aug_strength, emb.dtype, 1, 1, False
+        ).to(dev)
     sigma = float(torch.exp(cfg.p_mean + cfg.p_std * torch.randn(1, generator=g)).clamp(0.002, 700))
     eps = torch.randn(x0.shape, generator=g).to(dev, dt)
-    return dict(kind="svd", x0=x0[None].to(dt), cond=cond[None].expand(1, cfg.n_frames, -1, -1, -1).to(dt), emb=emb.to(dt), ids=ids.to(dt),
-                traj=traj, sigma=sigma, eps=eps[None], motion=motion)
+    return dict(
+        kind="svd",
+        x0=x0[None].to(dt),
+        cond=cond[None].expand(1, cfg.n_frames, -1, -1, -1).to(dt),
+        emb=emb.to(dt),
+        ids=ids.to(dt),
+        traj=traj,
+        sigma=sigma,
+        eps=eps[None],
+        motion=motion,
+    )
+
 
 def _i2vgen_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dict:
     "One self-supervised I2VGen-XL training example (x0 (1, C, F, h, w), conditioning, trajectory, t, ε)."
@@ -575,40 +788,70 @@ def _i2vgen_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dic
     with torch.no_grad():
         frames, traj, motion = _clip_example(images, cfg, g)
         vae, sf = pipe.vae, pipe.vae.config.scaling_factor
-        x0 = vae.encode((frames * 2 - 1).to(dev, vae.dtype)).latent_dist.mode() * sf                        # (F, C, h, w)
-        x0 = x0.permute(1, 0, 2, 3)[None]                                                                     # (1, C, F, h, w)
+        x0 = vae.encode((frames * 2 - 1).to(dev, vae.dtype)).latent_dist.mode() * sf  # (F, C, h, w)
+        x0 = x0.permute(1, 0, 2, 3)[None]  # (1, C, F, h, w)
         # the pipeline's image latents: the first frame's latent, then a position mask (f / (F-1)) per later frame
         z1 = x0[:, :, :1]
         masks = [torch.ones_like(z1) * (f / (cfg.n_frames - 1)) for f in range(1, cfg.n_frames)]
         image_latents = torch.cat([z1, *masks], dim=2)
-        pipe._guidance_scale = 1.0                                                                            # encoders without CFG
-        text = pipe.encode_prompt("", dev, 1, None, clip_skip=None)[0]                                        # (1, 77, cross_dim)
-        px = pipe.feature_extractor(images=_clip_image(frames), do_normalize=True, do_center_crop=False, do_resize=False,
-                                    do_rescale=False, return_tensors="pt").pixel_values
-        emb = pipe._encode_image(px.to(dev), dev, 1)                                                          # (1, 1, D)
+        pipe._guidance_scale = 1.0  # encoders without CFG
+        text = pipe.encode_prompt("", dev, 1, None, clip_skip=None)[0]  # (1, 77, cross_dim)
+        px = pipe.feature_extractor(
+            images=_clip_image(frames),
+            do_normalize=True,
+            do_center_crop=False,
+            do_resize=False,
+            do_rescale=False,
+            return_tensors="pt",
+        ).pixel_values
+        emb = pipe._encode_image(px.to(dev), dev, 1)  # (1, 1, D)
     t = int(torch.randint(pipe.scheduler.config.num_train_timesteps, (1,), generator=g))
     eps = torch.randn(x0.shape, generator=g).to(dev, dt)
-    return dict(kind="i2vgen-xl", x0=x0.to(dt), image_latents=image_latents.to(dt), text=text.to(dt), emb=emb.to(dt),
-                fps=torch.tensor([cfg.fps], device=dev), t=t, alphas_cumprod=pipe.scheduler.alphas_cumprod,
-                prediction_type=pipe.scheduler.config.prediction_type, traj=traj, eps=eps, motion=motion)
+    return dict(
+        kind="i2vgen-xl",
+        x0=x0.to(dt),
+        image_latents=image_latents.to(dt),
+        text=text.to(dt),
+        emb=emb.to(dt),
+        fps=torch.tensor([cfg.fps], device=dev),
+        t=t,
+        alphas_cumprod=pipe.scheduler.alphas_cumprod,
+        prediction_type=pipe.scheduler.config.prediction_type,
+        traj=traj,
+        eps=eps,
+        motion=motion,
+    )
+
 
 def camera_loss(unet, adapter: CameraAdapter, s: dict) -> torch.Tensor:
     "‖ε − ε_θ(x_t, c_cam, t)‖² (mean over elements) for one example from `_svd_sample` or `_i2vgen_sample`."
     adapter.set_camera(s["traj"].to(unet.device))
     if s["kind"] == "svd":
         σ = s["sigma"]
-        x = s["x0"] + σ * s["eps"]                                   # (1, F, C, h, w)
+        x = s["x0"] + σ * s["eps"]  # (1, F, C, h, w)
         c_in, c_skip, c_out = 1 / math.sqrt(σ**2 + 1), 1 / (σ**2 + 1), -σ / math.sqrt(σ**2 + 1)
-        Fθ = unet(torch.cat([c_in * x, s["cond"]], dim=2), torch.tensor([0.25 * math.log(σ)], device=unet.device),
-                  encoder_hidden_states=s["emb"], added_time_ids=s["ids"], return_dict=False)[0]
+        Fθ = unet(
+            torch.cat([c_in * x, s["cond"]], dim=2),
+            torch.tensor([0.25 * math.log(σ)], device=unet.device),
+            encoder_hidden_states=s["emb"],
+            added_time_ids=s["ids"],
+            return_dict=False,
+        )[0]
         D = c_skip * x + c_out * Fθ
         ε_θ = (x - D) / σ
     else:
         ab = s["alphas_cumprod"][s["t"]].to(unet.device, s["x0"].dtype)
-        x = ab.sqrt() * s["x0"] + (1 - ab).sqrt() * s["eps"]         # (1, C, F, h, w), q(x_t | x_0)
-        out = unet(x, torch.tensor([s["t"]], device=unet.device), encoder_hidden_states=s["text"], fps=s["fps"],
-                   image_latents=s["image_latents"], image_embeddings=s["emb"], return_dict=False)[0]
-        ε_θ = ab.sqrt() * out + (1 - ab).sqrt() * x if s["prediction_type"] == "v_prediction" else out   # v → ε
+        x = ab.sqrt() * s["x0"] + (1 - ab).sqrt() * s["eps"]  # (1, C, F, h, w), q(x_t | x_0)
+        out = unet(
+            x,
+            torch.tensor([s["t"]], device=unet.device),
+            encoder_hidden_states=s["text"],
+            fps=s["fps"],
+            image_latents=s["image_latents"],
+            image_embeddings=s["emb"],
+            return_dict=False,
+        )[0]
+        ε_θ = ab.sqrt() * out + (1 - ab).sqrt() * x if s["prediction_type"] == "v_prediction" else out  # v → ε
     return F.mse_loss(ε_θ.float(), s["eps"].float())
 
 # %% ../nbs/03a_camera.ipynb #0c692ec1
@@ -619,6 +862,7 @@ def flow_matching_sample(x0: torch.Tensor, ε: torch.Tensor, t) -> tuple[torch.T
     t = t.reshape(-1, *([1] * (x0.ndim - 1))) if t.ndim else t
     return (1 - t) * x0 + t * ε, ε - x0
 
+
 def flow_matching_loss(v_pred: torch.Tensor, x0: torch.Tensor, ε: torch.Tensor) -> torch.Tensor:
     "The flow-matching form of the camera-conditioned loss, ‖(ε − x_0) − v_θ(x_t, c_cam, t)‖² (mean over elements)."
     return F.mse_loss(v_pred.float(), (ε - x0).float())
@@ -627,54 +871,84 @@ def flow_matching_loss(v_pred: torch.Tensor, x0: torch.Tensor, ε: torch.Tensor)
 def _opt_state_tensors(opt) -> dict:
     out = {}
     for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items(): out[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        for k, v in st.items():
+            out[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
     return out
+
 
 def _load_opt_state(opt, t: dict):
     sd = opt.state_dict()
     st: dict = {}
     for k, v in t.items():
-        if not k.startswith("opt."): continue
+        if not k.startswith("opt."):
+            continue
         _, i, name = k.split(".", 2)
         st.setdefault(int(i), {})[name] = v
     sd["state"] = st
     opt.load_state_dict(sd)
 
+
 def _checkpointed_call(forward, *args, **kwargs):
     from torch.utils.checkpoint import checkpoint
-    if not torch.is_grad_enabled(): return forward(*args, **kwargs)
+
+    if not torch.is_grad_enabled():
+        return forward(*args, **kwargs)
     return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
 
 @contextlib.contextmanager
 def block_checkpointing(unet, enabled: bool = True):
     "Within the block, each down, mid and up block of `unet` keeps only its inputs and recomputes its activations in the backward pass."
-    blocks = [*unet.down_blocks, *([unet.mid_block] if getattr(unet, "mid_block", None) is not None else []), *unet.up_blocks] if enabled else []
-    for b in blocks: b.forward = functools.partial(_checkpointed_call, b.forward)   # an instance attribute shadows the class's forward
-    try: yield unet
+    blocks = (
+        [
+            *unet.down_blocks,
+            *([unet.mid_block] if getattr(unet, "mid_block", None) is not None else []),
+            *unet.up_blocks,
+        ]
+        if enabled
+        else []
+    )
+    for b in blocks:
+        b.forward = functools.partial(
+            _checkpointed_call, b.forward
+        )  # an instance attribute shadows the class's forward
+    try:
+        yield unet
     finally:
-        for b in blocks: del b.forward
+        for b in blocks:
+            del b.forward
+
 
 def _precision(unet, mixed_precision: str):
     "A context for the UNet's forward: bf16 autocast on the UNet's device, or nothing."
-    if mixed_precision == "no": return contextlib.nullcontext()
+    if mixed_precision == "no":
+        return contextlib.nullcontext()
     return torch.autocast(device_type=unet.device.type, dtype=torch.bfloat16)
 
-def train_camera(pipe,                          # a loaded StableVideoDiffusionPipeline or I2VGenXLPipeline (frozen; only the adapter trains)
-                 data_dir,                      # folder of images and/or clips
-                 out_dir,                       # where the checkpoint and the training state go
-                 config: Optional[CameraTrainConfig] = None,   # settings
-                 resume: bool = True,           # continue from a training state found in out_dir
-                 progress: bool = True) -> dict:
+
+def train_camera(
+    pipe,  # a loaded StableVideoDiffusionPipeline or I2VGenXLPipeline (frozen; only the adapter trains)
+    data_dir,  # folder of images and/or clips
+    out_dir,  # where the checkpoint and the training state go
+    config: Optional[CameraTrainConfig] = None,  # settings
+    resume: bool = True,  # continue from a training state found in out_dir
+    progress: bool = True,
+) -> dict:
     "Train a camera adapter with the camera-conditioned loss; returns losses, eval losses and the checkpoint path."
     from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline
-    from tqdm.auto import tqdm
+
     cfg = (config or CameraTrainConfig()).validate()
-    if isinstance(pipe, StableVideoDiffusionPipeline): make_sample = _svd_sample
-    elif isinstance(pipe, I2VGenXLPipeline): make_sample = _i2vgen_sample
-    else: raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl)")
-    if cfg.n_frames < 2: raise VgotError(f"train-camera: n_frames = {cfg.n_frames} must be at least 2")
+    if isinstance(pipe, StableVideoDiffusionPipeline):
+        make_sample = _svd_sample
+    elif isinstance(pipe, I2VGenXLPipeline):
+        make_sample = _i2vgen_sample
+    else:
+        raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl)")
+    if cfg.n_frames < 2:
+        raise VgotError(f"train-camera: n_frames = {cfg.n_frames} must be at least 2")
     images = load_training_images(data_dir, size=max(cfg.width, cfg.height) * 2)
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     ckpt, state_path = out / "camera_adapter.safetensors", out / "train_state.safetensors"
     unet = pipe.unet
     seed_everything(cfg.seed)
@@ -689,11 +963,13 @@ def train_camera(pipe,                          # a loaded StableVideoDiffusionP
         md = CameraAdapter.metadata(state_path)
         step, history = int(md["step"]), list(md["history"])
     frozen = [p for p in unet.parameters() if p.requires_grad]
-    for p in frozen: p.requires_grad_(False)
+    for p in frozen:
+        p.requires_grad_(False)
     eval_set = [make_sample(pipe, images, cfg, cfg.seed * 1000003 + 7919 * (i + 1)) for i in range(cfg.n_eval)]
 
     def evaluate():
-        with torch.no_grad(), _precision(unet, cfg.mixed_precision): return float(np.mean([camera_loss(unet, adapter, s).item() for s in eval_set]))
+        with torch.no_grad(), _precision(unet, cfg.mixed_precision):
+            return float(np.mean([camera_loss(unet, adapter, s).item() for s in eval_set]))
 
     def save():
         adapter.save(ckpt, step=step, config=asdict(cfg))
@@ -707,44 +983,75 @@ def train_camera(pipe,                          # a loaded StableVideoDiffusionP
             bar = tqdm(range(step, cfg.steps), disable=not progress, desc="train-camera")
             for step_i in bar:
                 s = make_sample(pipe, images, cfg, cfg.seed * 1000003 + 104729 * (step_i + 1) + 1)
-                with _precision(unet, cfg.mixed_precision): loss = camera_loss(unet, adapter, s)
-                if not torch.isfinite(loss): raise VgotError(f"train-camera: the loss is {loss.item()} at step {step_i + 1} (try mixed_precision='no' or a lower lr)")
+                with _precision(unet, cfg.mixed_precision):
+                    loss = camera_loss(unet, adapter, s)
+                if not torch.isfinite(loss):
+                    raise VgotError(
+                        f"train-camera: the loss is {loss.item()} at step {step_i + 1} (try mixed_precision='no' or a lower lr)"
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
                 opt.step()
-                history.append(float(loss.item())); step = step_i + 1
+                history.append(float(loss.item()))
+                step = step_i + 1
                 bar.set_postfix(loss=f"{history[-1]:.4f}")
-                if step % cfg.save_every == 0: save()
+                if step % cfg.save_every == 0:
+                    save()
             adapter.eval()
             eval_after = evaluate()
             save()
     finally:
         adapter.remove(unet)
-        for p in frozen: p.requires_grad_(True)
-    return {"checkpoint": str(ckpt), "steps": step, "losses": history, "eval_before": eval_before, "eval_after": eval_after}
+        for p in frozen:
+            p.requires_grad_(True)
+    return {
+        "checkpoint": str(ckpt),
+        "steps": step,
+        "losses": history,
+        "eval_before": eval_before,
+        "eval_after": eval_after,
+    }
 
-def camera_dependence(pipe,                      # the StableVideoDiffusionPipeline or I2VGenXLPipeline the adapter is for
-                      adapter: CameraAdapter,    # the adapter to evaluate (installed here if it is not)
-                      data,                      # a folder of images and/or clips, or a list of stills (3, H, W) in [0, 1]
-                      config: Optional[CameraTrainConfig] = None,   # clip size, frames, motion ranges, noise levels
-                      n: int = 16,               # fixed evaluation clips
-                      seed: int = 12345) -> dict:
+
+def camera_dependence(
+    pipe,  # the StableVideoDiffusionPipeline or I2VGenXLPipeline the adapter is for
+    adapter: CameraAdapter,  # the adapter to evaluate (installed here if it is not)
+    data,  # a folder of images and/or clips, or a list of stills (3, H, W) in [0, 1]
+    config: Optional[CameraTrainConfig] = None,  # clip size, frames, motion ranges, noise levels
+    n: int = 16,  # fixed evaluation clips
+    seed: int = 12345,
+) -> dict:
     "Mean camera-conditioned loss on `n` fixed clips with their true trajectories, the trajectories shuffled among the clips, and a static camera."
     from diffusers import StableVideoDiffusionPipeline
+
     cfg = (config or CameraTrainConfig()).validate()
-    if n < 2: raise VgotError(f"camera_dependence: n = {n} clips; shuffling needs at least 2")
+    if n < 2:
+        raise VgotError(f"camera_dependence: n = {n} clips; shuffling needs at least 2")
     images = data if isinstance(data, list) else load_training_images(data, size=max(cfg.width, cfg.height) * 2)
     make_sample = _svd_sample if isinstance(pipe, StableVideoDiffusionPipeline) else _i2vgen_sample
     clips = [make_sample(pipe, images, cfg, seed + 7919 * i) for i in range(n)]
     static = as_trajectory(CameraMotion(), cfg.n_frames)
     unet, installed = pipe.unet, not adapter._originals
-    if installed: adapter.install(unet)
+    if installed:
+        adapter.install(unet)
     try:
         with torch.no_grad():
-            per = [(camera_loss(unet, adapter, s).item(), camera_loss(unet, adapter, {**s, "traj": clips[(i + 1) % n]["traj"]}).item(),
-                    camera_loss(unet, adapter, {**s, "traj": static}).item()) for i, s in enumerate(clips)]
+            per = [
+                (
+                    camera_loss(unet, adapter, s).item(),
+                    camera_loss(unet, adapter, {**s, "traj": clips[(i + 1) % n]["traj"]}).item(),
+                    camera_loss(unet, adapter, {**s, "traj": static}).item(),
+                )
+                for i, s in enumerate(clips)
+            ]
     finally:
-        if installed: adapter.remove(unet)
+        if installed:
+            adapter.remove(unet)
     a = np.array(per)
-    return {"true": float(a[:, 0].mean()), "shuffled": float(a[:, 1].mean()), "static": float(a[:, 2].mean()), "per_clip": a.tolist()}
+    return {
+        "true": float(a[:, 0].mean()),
+        "shuffled": float(a[:, 1].mean()),
+        "static": float(a[:, 2].mean()),
+        "per_clip": a.tolist(),
+    }

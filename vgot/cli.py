@@ -14,16 +14,50 @@ import vgot
 from .core import RunStore, Script, ShotClip, Story, StageConfig, VgotError, choose_device, choose_dtype
 from .core import atomic_write_json, atomic_write_text
 from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
-from .script import (PLANNERS, VGOT_FILE, ScriptConfig, ScriptWarning, export_vgot_script, generate_script,
-                         install_identity_images, is_vgot_script, load_story, make_planner, read_story)
+from vgot.script import (
+    PLANNERS,
+    VGOT_FILE,
+    ScriptConfig,
+    ScriptWarning,
+    export_vgot_script,
+    generate_script,
+    install_identity_images,
+    is_vgot_script,
+    load_story,
+    make_planner,
+    read_story,
+)
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig, train_camera
 from .shots import ShotConfig, generate_shots, load_keyframes
 from .transitions import TransitionConfig, generate_transitions
-from .metrics import (PROTOCOL_N, Extractors, MetricsConfig, compare_metrics, evaluate_run, evaluate_videos, face_counts,
-                          format_protocol, format_summary, load_metrics, protocol_row, protocol_table, write_metrics)
-from .pipeline import (STAGES, RunConfig, RunResult, VGoT, example_stories, example_story, format_table, refresh_report,
-                           run_batch)
+from vgot.metrics import (
+    PROTOCOL_N,
+    Extractors,
+    MetricsConfig,
+    compare_metrics,
+    evaluate_run,
+    evaluate_videos,
+    face_counts,
+    format_protocol,
+    format_summary,
+    load_metrics,
+    protocol_row,
+    protocol_table,
+    write_metrics,
+)
+from vgot.pipeline import (
+    STAGES,
+    RunConfig,
+    RunResult,
+    VGoT,
+    example_stories,
+    example_story,
+    format_table,
+    refresh_report,
+    run_batch,
+)
+import torch
 
 # %% auto #0
 __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_options', 'cmd_version', 'cmd_info', 'add_info',
@@ -34,12 +68,15 @@ __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_opt
 # %% ../nbs/08_cli.ipynb #9afdda5b
 def setting_help(cls) -> dict[str, str]:
     "Each setting's trailing comment in the config class's source: its help text."
-    try: lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError): return {}
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
     out = {}
     for line in lines:
         m = re.match(r"\s+(\w+)\s*:[^=#]+=.*#\s*(.+)$", line)
-        if m: out[m.group(1)] = m.group(2).strip()
+        if m:
+            out[m.group(1)] = m.group(2).strip()
     return out
 
 # %% ../nbs/08_cli.ipynb #831a9436
@@ -48,13 +85,18 @@ def add_config_options(p: argparse.ArgumentParser, cls, aliases: Optional[dict] 
     hints, doc = typing.get_type_hints(cls), setting_help(cls)
     g = p.add_argument_group(f"{cls.STAGE} settings (see {cls.__name__})")
     for f in fields(cls):
-        if f.name in skip: continue
+        if f.name in skip:
+            continue
         tp = hints[f.name]
-        if typing.get_origin(tp) is typing.Union: tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        if typing.get_origin(tp) is typing.Union:
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
         flags = [f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, ())]
         kw = dict(dest=f.name, default=None, help=doc.get(f.name, f.name.replace("_", " ")))
-        if tp is bool: g.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
-        else: g.add_argument(*flags, type={int: int, float: float}.get(tp, str), choices=f.metadata.get("choices"), **kw)
+        if tp is bool:
+            g.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+        else:
+            g.add_argument(*flags, type={int: int, float: float}.get(tp, str), choices=f.metadata.get("choices"), **kw)
+
 
 def config_overrides(args, cls) -> dict:
     "The settings of `cls` given on the command line."
@@ -75,14 +117,17 @@ def shared_options(preset_default: Optional[str] = "tiny", models: bool = True) 
 
 # %% ../nbs/08_cli.ipynb #7a04f79b
 def cmd_version(args) -> int:
-    print(f"vgot {vgot.__version__}"); return 0
+    print(f"vgot {vgot.__version__}")
+    return 0
+
 
 def cmd_info(args) -> int:
-    import torch
+
     dev = choose_device(args.device)
     print(f"vgot {vgot.__version__}, torch {torch.__version__}")
     print(f"device: {dev} ({choose_dtype(dev)})" + (f", {torch.cuda.get_device_name(0)}" if dev.type == "cuda" else ""))
-    home = vgot_home(); tiny = home / "tiny" / TINY_VERSION
+    home = vgot_home()
+    tiny = home / "tiny" / TINY_VERSION
     print(f"cache: {home} (tiny models {'built' if tiny.exists() else 'not built yet: built on first use'})")
     print("presets:")
     for p in PRESETS.values():
@@ -90,55 +135,80 @@ def cmd_info(args) -> int:
         print(f"  {p.name:6s} t2i={p.t2i.id} ({p.t2i_kind})  video={video}  llm={p.llm.id}")
     return 0
 
+
 def add_info(sub):
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     p = sub.add_parser("info", help="presets, device and cache folder")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps"); p.set_defaults(func=cmd_info)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.set_defaults(func=cmd_info)
 
 # %% ../nbs/08_cli.ipynb #2f245f7a
 def _export_script(args) -> int:
     "vgot script RUN_DIR --to vgot: the run's script in VGoT's format."
     src = Path(args.story)
     sp = src / "script.json" if src.is_dir() else src
-    if not sp.is_file(): raise VgotError(f"{src}: no script.json to export (give a run folder or a script.json)")
+    if not sp.is_file():
+        raise VgotError(f"{src}: no script.json to export (give a run folder or a script.json)")
     script, run = Script.load(sp), sp.parent
     f = export_vgot_script(script, Path(args.out) if args.out else run / "vgot", run / "assets" / "characters")
     print(f"{f}: {len(script.shots)} shots in VGoT's format")
     return 0
 
+
 def cmd_script(args) -> int:
-    if args.to: return _export_script(args)
-    if not args.run_dir: raise VgotError("vgot script: --run-dir is required (or --to vgot to export a run's script)")
+    if args.to:
+        return _export_script(args)
+    if not args.run_dir:
+        raise VgotError("vgot script: --run-dir is required (or --to vgot to export a run's script)")
     if args.source == "vgot" and not is_vgot_script(args.story):
-        raise VgotError(f"{args.story}: not VGoT's format (a folder with {VGOT_FILE}, or a JSON list of {{ip_img_path, prompt}})")
+        raise VgotError(
+            f"{args.story}: not VGoT's format (a folder with {VGOT_FILE}, or a JSON list of {{ip_img_path, prompt}})"
+        )
     preset, over = get_preset(args.preset), config_overrides(args, ScriptConfig)
     if args.api_key_env:
-        if not os.environ.get(args.api_key_env): raise VgotError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+        if not os.environ.get(args.api_key_env):
+            raise VgotError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
         over["api_key"] = os.environ[args.api_key_env]
     config = ScriptConfig.from_preset(preset, **over)
     story, images = read_story(args.story) if args.source != "story" else (load_story(args.story), {})
-    name = "rules" if story.script is not None else (args.planner or preset.planner)   # a given script needs no planner
+    name = "rules" if story.script is not None else (args.planner or preset.planner)  # a given script needs no planner
     needs_llm = (name == "transformers" and not config.model) or name == "openai"
     planner = make_planner(name, Models(preset, device=args.device, dtype=args.dtype) if needs_llm else None, config)
     store = RunStore(args.run_dir)
     with store.lock():
-        if args.force: store.forget("script")
+        if args.force:
+            store.forget("script")
         install_identity_images(store, images)
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter("always", ScriptWarning)
             script = generate_script(story, planner, config, store, progress=not args.quiet)
-    for w in ws: print(f"vgot: warning: {w.message}", file=sys.stderr)
+    for w in ws:
+        print(f"vgot: warning: {w.message}", file=sys.stderr)
     print(f"{store.script_path}: {len(script.shots)} shots, {script.duration:.1f} s ({script.planner})")
     return 0
 
+
 def add_script(sub):
-    p = sub.add_parser("script", parents=[shared_options()], help="write a run's script.json from a story (Module 1); "
-                       "import or export VGoT's format")
-    p.add_argument("story", help="story file (.txt, .md, .yaml, .json), VGoT's image_prompt_pairs.json or its folder; with --to: a run folder")
+    p = sub.add_parser(
+        "script",
+        parents=[shared_options()],
+        help="write a run's script.json from a story (Module 1); import or export VGoT's format",
+    )
+    p.add_argument(
+        "story",
+        help="story file (.txt, .md, .yaml, .json), VGoT's image_prompt_pairs.json or its folder; with --to: a run folder",
+    )
     p.add_argument("--run-dir", help="run folder; the script goes to RUN_DIR/script.json")
-    p.add_argument("--from", dest="source", choices=("auto", "story", "vgot"), default="auto",
-                   help="input format (auto: VGoT's when it is a JSON list or a folder with image_prompt_pairs.json)")
-    p.add_argument("--to", choices=("vgot",), help="export the run's script instead: VGoT's image_prompt_pairs.json and avatars")
+    p.add_argument(
+        "--from",
+        dest="source",
+        choices=("auto", "story", "vgot"),
+        default="auto",
+        help="input format (auto: VGoT's when it is a JSON list or a folder with image_prompt_pairs.json)",
+    )
+    p.add_argument(
+        "--to", choices=("vgot",), help="export the run's script instead: VGoT's image_prompt_pairs.json and avatars"
+    )
     p.add_argument("--out", help="folder for --to (default: RUN_DIR/vgot)")
     p.add_argument("--planner", choices=PLANNERS, help="rules | transformers | openai (default: the preset's)")
     p.add_argument("--api-key-env", metavar="VAR", help="read the server key from this environment variable")
@@ -150,46 +220,65 @@ def add_script(sub):
 def _run_folder(args) -> tuple[RunStore, Script, str]:
     "The run folder of a stage command, its script, and the preset (given, else the run's, else tiny)."
     store = RunStore(args.run_dir, create=False)
-    if not store.script_path.exists(): raise VgotError(f"{store.script_path}: not found (run `vgot script` first, or write one)")
+    if not store.script_path.exists():
+        raise VgotError(f"{store.script_path}: not found (run `vgot script` first, or write one)")
     return store, Script.load(store.script_path), args.preset or store.manifest.get("preset") or "tiny"
+
 
 def cmd_keyframes(args) -> int:
     store, script, preset = _run_folder(args)
     config = KeyframeConfig.from_preset(preset, **config_overrides(args, KeyframeConfig))
     with store.lock():
-        kfs = generate_keyframes(script, Models(preset, device=args.device, dtype=args.dtype), config, store, progress=not args.quiet)
-    for k in kfs: print(f"shot {k.shot:3d}: {k.image}  ({k.width}x{k.height}, seed {k.seed})")
+        kfs = generate_keyframes(
+            script, Models(preset, device=args.device, dtype=args.dtype), config, store, progress=not args.quiet
+        )
+    for k in kfs:
+        print(f"shot {k.shot:3d}: {k.image}  ({k.width}x{k.height}, seed {k.seed})")
     return 0
+
 
 def cmd_shots(args) -> int:
     store, script, preset = _run_folder(args)
     config = ShotConfig.from_preset(preset, **config_overrides(args, ShotConfig))
     models = Models(preset, device=args.device, dtype=args.dtype)
-    with store.lock(): clips = generate_shots(script, load_keyframes(store, script), models, config, store, progress=not args.quiet)
-    for c in clips: print(f"shot {c.shot}: {c.video} ({c.n_frames} frames, {c.backend}, camera={c.camera})")
+    with store.lock():
+        clips = generate_shots(script, load_keyframes(store, script), models, config, store, progress=not args.quiet)
+    for c in clips:
+        print(f"shot {c.shot}: {c.video} ({c.n_frames} frames, {c.backend}, camera={c.camera})")
     return 0
+
 
 def cmd_transitions(args) -> int:
     store, script, preset = _run_folder(args)
     clips = []
     for i in range(len(script.shots)):
         p = store.root / f"shots/{i:03d}.json"
-        if not p.exists(): raise VgotError(f"{p}: not found; make the shots first (shot {i} of {len(script.shots)})")
+        if not p.exists():
+            raise VgotError(f"{p}: not found; make the shots first (shot {i} of {len(script.shots)})")
         clips.append(ShotClip.load(p))
     config = TransitionConfig.from_preset(preset, **config_overrides(args, TransitionConfig))
     t0 = time.perf_counter()
-    with store.lock(): trs = generate_transitions(script, clips, Models(preset, device=args.device, dtype=args.dtype), config, store)
-    for t in trs: print(f"{t.src:03d}-{t.dst:03d}  {t.mode:13s}  {t.n_frames:3d} frames  {t.video or '-'}")
+    with store.lock():
+        trs = generate_transitions(script, clips, Models(preset, device=args.device, dtype=args.dtype), config, store)
+    for t in trs:
+        print(f"{t.src:03d}-{t.dst:03d}  {t.mode:13s}  {t.n_frames:3d} frames  {t.video or '-'}")
     print(f"{len(trs)} transitions in {store.root} ({time.perf_counter() - t0:.1f} s)")
     return 0
+
 
 def add_stages(sub):
     "vgot keyframes | shots | transitions RUN_DIR: one stage at a time, each with its config's settings as options."
     for name, cls, func, what, aliases in [
-            ("keyframes", KeyframeConfig, cmd_keyframes, "one keyframe per shot of RUN_DIR/script.json (Module 2)", {}),
-            ("shots", ShotConfig, cmd_shots, "the shot videos from the script and keyframes (Module 3)", {}),
-            ("transitions", TransitionConfig, cmd_transitions, "the transitions between the shots (Module 4)",
-             {"context_frames": ["--context"]})]:
+        ("keyframes", KeyframeConfig, cmd_keyframes, "one keyframe per shot of RUN_DIR/script.json (Module 2)", {}),
+        ("shots", ShotConfig, cmd_shots, "the shot videos from the script and keyframes (Module 3)", {}),
+        (
+            "transitions",
+            TransitionConfig,
+            cmd_transitions,
+            "the transitions between the shots (Module 4)",
+            {"context_frames": ["--context"]},
+        ),
+    ]:
         p = sub.add_parser(name, parents=[shared_options(None)], help=f"make {what}; resumes")
         p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
         add_config_options(p, cls, aliases)
@@ -199,16 +288,32 @@ def add_stages(sub):
 def cmd_train_camera(args) -> int:
     models = Models(args.preset, device=args.device, dtype=args.dtype)
     cfg = CameraTrainConfig.from_preset(models.preset, **config_overrides(args, CameraTrainConfig))
-    res = train_camera(models.i2v(args.backend), args.data_dir, args.out, cfg, resume=not args.no_resume, progress=not args.quiet)
-    print(f"trained {res['steps']} steps; eval loss {res['eval_before']:.5f} -> {res['eval_after']:.5f}; checkpoint {res['checkpoint']}")
+    res = train_camera(
+        models.i2v(args.backend), args.data_dir, args.out, cfg, resume=not args.no_resume, progress=not args.quiet
+    )
+    print(
+        f"trained {res['steps']} steps; eval loss {res['eval_before']:.5f} -> {res['eval_after']:.5f}; checkpoint {res['checkpoint']}"
+    )
     return 0
 
+
 def add_train_camera(sub):
-    p = sub.add_parser("train-camera", parents=[shared_options()], help="train the camera adapter on warped stills/clips from a folder")
+    p = sub.add_parser(
+        "train-camera", parents=[shared_options()], help="train the camera adapter on warped stills/clips from a folder"
+    )
     p.add_argument("data_dir", help="folder of images and/or video clips")
-    p.add_argument("--out", default="camera_adapter", help="output folder (checkpoint + training state; resumed if present)")
-    p.add_argument("--backend", choices=("svd", "i2vgen-xl"), default="svd", help="which of the preset's video models the adapter is for")
-    p.add_argument("--no-resume", dest="no_resume", action="store_true", help="start afresh even if a training state exists")
+    p.add_argument(
+        "--out", default="camera_adapter", help="output folder (checkpoint + training state; resumed if present)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("svd", "i2vgen-xl"),
+        default="svd",
+        help="which of the preset's video models the adapter is for",
+    )
+    p.add_argument(
+        "--no-resume", dest="no_resume", action="store_true", help="start afresh even if a training state exists"
+    )
     add_config_options(p, CameraTrainConfig, aliases={"n_frames": ["--frames"]})
     p.set_defaults(func=cmd_train_camera, steps=200, save_every=50)
 
@@ -219,91 +324,150 @@ def _extractors(args, run_dir: Optional[Path] = None) -> Extractors:
     base = Extractors.from_preset(preset, args.device) if preset else Extractors(device=args.device)
     return Extractors(args.clip or base.clip_ref, args.dino or base.dino_ref, args.device)
 
-def _is_run(p: Path) -> bool: return p.is_dir() and (p / "script.json").is_file()
+
+def _is_run(p: Path) -> bool:
+    return p.is_dir() and (p / "script.json").is_file()
+
 
 def _evaluate_paths(args, cfg: MetricsConfig) -> tuple[dict, Path]:
     "(result, default output path) for a run folder or videos."
     paths = [Path(p) for p in args.paths]
     runs = [p for p in paths if _is_run(p)]
     if runs:
-        if len(paths) > 1: raise VgotError(f"{runs[0]} is a run folder: evaluate one run at a time (use --compare for several)")
-        if args.reference: raise VgotError("--reference is for videos: a run's references are its identity images")
+        if len(paths) > 1:
+            raise VgotError(f"{runs[0]} is a run folder: evaluate one run at a time (use --compare for several)")
+        if args.reference:
+            raise VgotError("--reference is for videos: a run's references are its identity images")
         return evaluate_run(runs[0], _extractors(args, runs[0]), cfg), runs[0] / "metrics.json"
     default = (paths[0] / "metrics.json") if len(paths) == 1 and paths[0].is_dir() else Path("metrics.json")
     refs = {}
     for a in args.reference or []:
         name, sep, img = a.partition("=")
-        if not sep or not name.strip() or not img: raise VgotError(f"--reference {a!r}: expected NAME=IMAGE")
+        if not sep or not name.strip() or not img:
+            raise VgotError(f"--reference {a!r}: expected NAME=IMAGE")
         refs[name.strip()] = Path(img)
     return evaluate_videos(paths, _extractors(args), cfg, references=refs), default
+
 
 def _compare_sources(p: Path) -> list[tuple[str, dict]]:
     "(name, evaluation) pairs from a run folder's or a file's metrics.json, or a protocol table (one pair per row)."
     f = p if p.is_file() else p / "metrics.json"
-    if not f.is_file(): return []
-    try: d = json.loads(f.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e: raise VgotError(f"{f}: not valid JSON ({e})") from None
+    if not f.is_file():
+        return []
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise VgotError(f"{f}: not valid JSON ({e})") from None
     if isinstance(d, dict) and d.get("vgot_protocol") == 1:
         return [(f"{r.get('name', '?')}", {"protocol_row": r}) for r in d.get("rows", []) if isinstance(r, dict)]
     return [(p.name if p.name != "metrics.json" else p.parent.name, load_metrics(f))]
 
 # %% ../nbs/08_cli.ipynb #5eae99c7
 def _eval_compare(args, cfg: MetricsConfig) -> int:
-    if args.paths or args.out: raise VgotError("eval --compare takes only the runs to compare (no other paths, no --out)")
-    if len(args.compare) < 2: raise VgotError("eval --compare: give at least two runs (or metrics.json files)")
+    if args.paths or args.out:
+        raise VgotError("eval --compare takes only the runs to compare (no other paths, no --out)")
+    if len(args.compare) < 2:
+        raise VgotError("eval --compare: give at least two runs (or metrics.json files)")
     results, names = [], []
     for c in args.compare:
-        p = Path(c); got = _compare_sources(p)
+        p = Path(c)
+        got = _compare_sources(p)
         if not got and _is_run(p):
-            args.paths = [p]; res, out = _evaluate_paths(args, cfg); args.paths = []
-            write_metrics(res, out, cfg.plots); got = [(p.name, res)]
-        if not got: raise VgotError(f"{p}: neither a metrics.json, a protocol table nor a run folder")
-        for n, r in got: names.append(n); results.append(r)
+            args.paths = [p]
+            res, out = _evaluate_paths(args, cfg)
+            args.paths = []
+            write_metrics(res, out, cfg.plots)
+            got = [(p.name, res)]
+        if not got:
+            raise VgotError(f"{p}: neither a metrics.json, a protocol table nor a run folder")
+        for n, r in got:
+            names.append(n)
+            results.append(r)
     print(compare_metrics(results, names))
     return 0
+
 
 def _eval_protocol(args, cfg: MetricsConfig) -> int:
     "vgot eval RUNS --protocol vgot: the paper's table for one or more runs."
     runs = [Path(p) for p in args.paths]
-    if not runs: raise VgotError("eval --protocol vgot: give one or more run folders")
+    if not runs:
+        raise VgotError("eval --protocol vgot: give one or more run folders")
     for r in runs:
-        if not _is_run(r): raise VgotError(f"{r}: not a vgot run folder (the protocol scores runs)")
-    pcfg = MetricsConfig(n_boundary=PROTOCOL_N, joint_frames=cfg.joint_frames, faces=cfg.faces, face_every=cfg.face_every,
-                         plots=False, progress=cfg.progress)
+        if not _is_run(r):
+            raise VgotError(f"{r}: not a vgot run folder (the protocol scores runs)")
+    pcfg = MetricsConfig(
+        n_boundary=PROTOCOL_N,
+        joint_frames=cfg.joint_frames,
+        faces=cfg.faces,
+        face_every=cfg.face_every,
+        plots=False,
+        progress=cfg.progress,
+    )
     table = protocol_table([protocol_row(evaluate_run(r, _extractors(args, r), pcfg), r.name) for r in runs])
-    out = Path(args.out) if args.out else (runs[0] / "vgot_protocol.json" if len(runs) == 1 else Path("vgot_protocol.json"))
+    out = (
+        Path(args.out)
+        if args.out
+        else (runs[0] / "vgot_protocol.json" if len(runs) == 1 else Path("vgot_protocol.json"))
+    )
     atomic_write_json(out, table)
     atomic_write_text(out.with_suffix(".md"), format_protocol(table) + "\n")
     print(format_protocol(table))
     print(f"wrote {out} and {out.with_suffix('.md').name}")
     return 0
 
+
 def cmd_eval(args) -> int:
     cfg = MetricsConfig(**{**config_overrides(args, MetricsConfig), "progress": not args.quiet})
-    if args.compare: return _eval_compare(args, cfg)
-    if args.protocol: return _eval_protocol(args, cfg)
-    if not args.paths: raise VgotError("eval: give a run folder or videos to evaluate (or --compare RUN_A RUN_B)")
+    if args.compare:
+        return _eval_compare(args, cfg)
+    if args.protocol:
+        return _eval_protocol(args, cfg)
+    if not args.paths:
+        raise VgotError("eval: give a run folder or videos to evaluate (or --compare RUN_A RUN_B)")
     res, default = _evaluate_paths(args, cfg)
     out = write_metrics(res, args.out or default, cfg.plots)
     print(format_summary(res) if not args.quiet else face_counts(res))
     print(f"wrote {out}" + (f" and {', '.join(res['plots'])}" if res["plots"] else ""))
     run = Path(args.paths[0])
-    if _is_run(run) and not args.out: print(f"report: {refresh_report(run)}")   # the run's report shows the new metrics
+    if _is_run(run) and not args.out:
+        print(f"report: {refresh_report(run)}")  # the run's report shows the new metrics
     return 0
 
+
 def add_eval(sub):
-    p = sub.add_parser("eval", parents=[shared_options(None, models=False)],
-                       help="evaluate a run folder or videos: metrics.json and plots; or --compare runs; or --protocol vgot",
-                       description="Evaluate a vgot run folder (or videos, as consecutive shots): CLIP score, face and style "
-                                   "consistency within and across shots, VBench-style temporal metrics, joint smoothness, camera following.")
-    p.add_argument("paths", nargs="*", metavar="RUN_DIR|VIDEO", help="a run folder, or video files / a folder of videos")
-    p.add_argument("--out", help="metrics file (default: RUN_DIR/metrics.json; for videos, metrics.json in their folder or here)")
-    p.add_argument("--compare", nargs="+", metavar="RUN", help="a side-by-side table of runs' metrics (runs without metrics.json are evaluated)")
-    p.add_argument("--protocol", choices=("vgot",), help="the VGoT paper's table (CLIP, WS/CS-FC, WS/CS-SC), corrected, for run folders")
+    p = sub.add_parser(
+        "eval",
+        parents=[shared_options(None, models=False)],
+        help="evaluate a run folder or videos: metrics.json and plots; or --compare runs; or --protocol vgot",
+        description="Evaluate a vgot run folder (or videos, as consecutive shots): CLIP score, face and style "
+        "consistency within and across shots, VBench-style temporal metrics, joint smoothness, camera following.",
+    )
+    p.add_argument(
+        "paths", nargs="*", metavar="RUN_DIR|VIDEO", help="a run folder, or video files / a folder of videos"
+    )
+    p.add_argument(
+        "--out", help="metrics file (default: RUN_DIR/metrics.json; for videos, metrics.json in their folder or here)"
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN",
+        help="a side-by-side table of runs' metrics (runs without metrics.json are evaluated)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("vgot",),
+        help="the VGoT paper's table (CLIP, WS/CS-FC, WS/CS-SC), corrected, for run folders",
+    )
     p.add_argument("--clip", help="CLIP model: hub id or folder")
     p.add_argument("--dino", help="DINOv2 model: hub id or folder")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--reference", action="append", metavar="NAME=IMAGE", help="a character's identity image, for identity fidelity of videos")
+    p.add_argument(
+        "--reference",
+        action="append",
+        metavar="NAME=IMAGE",
+        help="a character's identity image, for identity fidelity of videos",
+    )
     add_config_options(p, MetricsConfig, skip=("progress",))
     p.set_defaults(func=cmd_eval)
 
@@ -313,39 +477,62 @@ def _print_result(res: RunResult) -> int:
     print(f"report: {res.report}")
     return 0
 
+
 def _story_arg(args) -> Path:
     "The story of `vgot run`: a file, or a bundled example (--example NAME)."
-    if args.story and args.example: raise VgotError("give a story file or --example NAME, not both")
-    if args.example: return example_story(args.example)
-    if not args.story: raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
+    if args.story and args.example:
+        raise VgotError("give a story file or --example NAME, not both")
+    if args.example:
+        return example_story(args.example)
+    if not args.story:
+        raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
     return Path(args.story)
+
 
 def _previous_config(run_dir: Path) -> Optional[dict]:
     "The settings a run folder was last run with (run.json), if any."
-    try: m = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError): return None
+    try:
+        m = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
     return m.get("config") if isinstance(m, dict) and isinstance(m.get("config"), dict) else None
+
 
 def cmd_run(args) -> int:
     story = _story_arg(args)
-    name = story.parent.name if story.name == VGOT_FILE else story.stem   # VGoT's script: the story folder's name
+    name = story.parent.name if story.name == VGOT_FILE else story.stem  # VGoT's script: the story folder's name
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / name
     prev = None if args.reset_settings or args.overwrite else _previous_config(run_dir)
-    cfg = RunConfig.from_dict(prev) if prev else RunConfig()          # the run's own settings stick; given ones change them
+    cfg = RunConfig.from_dict(prev) if prev else RunConfig()  # the run's own settings stick; given ones change them
     for k in ("preset", "seed", "device", "dtype", "planner", "fps"):
-        if getattr(args, k) is not None: setattr(cfg, k, getattr(args, k))
-    if args.eval: cfg.evaluate = True
-    for a in args.set or []: cfg.set(a)
+        if getattr(args, k) is not None:
+            setattr(cfg, k, getattr(args, k))
+    if args.eval:
+        cfg.evaluate = True
+    for a in args.set or []:
+        cfg.set(a)
     if prev and not args.quiet:
         ch = cfg.changes(prev)
-        print(("vgot: changed settings: " + "; ".join(ch)) if ch else "vgot: the run's settings are kept (run.json)", file=sys.stderr)
-    res = VGoT(cfg).generate(story, run_dir, force=tuple(args.force or ()), quiet=args.quiet, stop_after=args.stop_after,
-                             overwrite=args.overwrite)
+        print(
+            ("vgot: changed settings: " + "; ".join(ch)) if ch else "vgot: the run's settings are kept (run.json)",
+            file=sys.stderr,
+        )
+    res = VGoT(cfg).generate(
+        story,
+        run_dir,
+        force=tuple(args.force or ()),
+        quiet=args.quiet,
+        stop_after=args.stop_after,
+        overwrite=args.overwrite,
+    )
     return _print_result(res)
+
 
 def add_run(sub):
     p = sub.add_parser("run", help="generate a video from a story (re-running resumes)")
-    p.add_argument("story", nargs="?", help="story file (.txt, .md, .yaml, .json) or VGoT's image_prompt_pairs.json / its folder")
+    p.add_argument(
+        "story", nargs="?", help="story file (.txt, .md, .yaml, .json) or VGoT's image_prompt_pairs.json / its folder"
+    )
     p.add_argument("--example", metavar="NAME", help="run a bundled example story instead (see `vgot demo --list`)")
     p.add_argument("--run-dir", help="run folder (default: runs/<story name>)")
     p.add_argument("--preset", help="model preset (see `vgot info`; default: the run's, else tiny)")
@@ -354,50 +541,72 @@ def add_run(sub):
     p.add_argument("--dtype", help="auto | float32 | float16 | bfloat16 (default: the run's, else auto)")
     p.add_argument("--planner", help="script planner: rules | transformers | openai (default: the preset's)")
     p.add_argument("--fps", type=float, help="frame rate of the final video")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="setting, e.g. shots.camera=warp (repeatable; remembered in run.json for the next run)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="setting, e.g. shots.camera=warp (repeatable; remembered in run.json for the next run)",
+    )
     p.add_argument("--force", action="append", choices=STAGES, help="redo this stage and those after it (repeatable)")
     p.add_argument("--stop-after", choices=STAGES, help="stop after this stage")
     p.add_argument("--eval", action="store_true", help="compute metrics.json and add it to the report")
     p.add_argument("--overwrite", action="store_true", help="replace a run folder made from another story")
-    p.add_argument("--reset-settings", action="store_true", help="start from the defaults instead of the run's remembered settings")
+    p.add_argument(
+        "--reset-settings", action="store_true", help="start from the defaults instead of the run's remembered settings"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars, log lines or library warnings")
     p.set_defaults(func=cmd_run)
 
 # %% ../nbs/08_cli.ipynb #7496fcef
 def cmd_demo(args) -> int:
     if args.list:
-        for name, p in example_stories().items(): print(f"{name:14s} {p}")
+        for name, p in example_stories().items():
+            print(f"{name:14s} {p}")
         return 0
-    res = VGoT(RunConfig(preset=args.preset, seed=args.seed)).generate(example_story(args.example), Path(args.run_dir),
-                                                                      quiet=args.quiet, overwrite=args.overwrite)
+    res = VGoT(RunConfig(preset=args.preset, seed=args.seed)).generate(
+        example_story(args.example), Path(args.run_dir), quiet=args.quiet, overwrite=args.overwrite
+    )
     return _print_result(res)
+
 
 def cmd_resume(args) -> int:
     store = RunStore(args.run_dir, create=False)
-    if store.path("story.json").exists(): story = Story.load(store.path("story.json"))
-    elif store.script_path.exists():                   # a folder made stage by stage (vgot script, keyframes, ...): finish it
+    if store.path("story.json").exists():
+        story = Story.load(store.path("story.json"))
+    elif store.script_path.exists():  # a folder made stage by stage (vgot script, keyframes, ...): finish it
         sc = Script.load(store.script_path)
         story = Story("\n\n".join(s.segment for s in sc.shots), sc.title, sc.cast, sc)
-    else: raise VgotError(f"{args.run_dir}: no run to resume (no story.json or script.json); start one with `vgot run STORY`")
-    cfg = RunConfig.from_dict(store.manifest["config"]) if "config" in store.manifest else \
-        RunConfig(preset=store.manifest.get("preset") or "tiny")
+    else:
+        raise VgotError(
+            f"{args.run_dir}: no run to resume (no story.json or script.json); start one with `vgot run STORY`"
+        )
+    cfg = (
+        RunConfig.from_dict(store.manifest["config"])
+        if "config" in store.manifest
+        else RunConfig(preset=store.manifest.get("preset") or "tiny")
+    )
     return _print_result(VGoT(cfg).generate(story, args.run_dir, force=tuple(args.force or ()), quiet=args.quiet))
+
 
 def cmd_batch(args) -> int:
     params = {}
     for a in args.param or []:
         k, _, v = a.partition("=")
-        try: params[k] = json.loads(v)
-        except json.JSONDecodeError: params[k] = v
+        try:
+            params[k] = json.loads(v)
+        except json.JSONDecodeError:
+            params[k] = v
     rows = run_batch(args.stories_dir, args.out, args.notebook, args.preset, args.seed, params, quiet=args.quiet)
     print(format_table(rows))
     failed = sum(r["status"] != "ok" for r in rows)
     print(f"{len(rows) - failed} ok, {failed} failed")
     return 1 if failed else 0
 
+
 def add_demo_resume_batch(sub):
-    p = sub.add_parser("demo", parents=[shared_options(models=False)], help="the main job: a bundled example story on the tiny preset")
+    p = sub.add_parser(
+        "demo", parents=[shared_options(models=False)], help="the main job: a bundled example story on the tiny preset"
+    )
     p.add_argument("--example", default="lighthouse", metavar="NAME", help="example story (default: lighthouse)")
     p.add_argument("--run-dir", default="runs/demo", help="run folder (default: runs/demo; re-running resumes)")
     p.add_argument("--seed", type=int, default=0, help="base seed")
@@ -405,11 +614,15 @@ def add_demo_resume_batch(sub):
     p.add_argument("--overwrite", action="store_true", help="replace a run of another story in the run folder")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("resume", help="continue a run (or finish a stage-by-stage folder) from its folder alone")
-    p.add_argument("run_dir"); p.add_argument("--force", action="append", choices=STAGES, help="redo this stage and those after it")
+    p.add_argument("run_dir")
+    p.add_argument("--force", action="append", choices=STAGES, help="redo this stage and those after it")
     p.add_argument("--quiet", action="store_true", help="no progress bars, log lines or library warnings")
     p.set_defaults(func=cmd_resume)
-    p = sub.add_parser("batch", parents=[shared_options(models=False)], help="run the papermill notebook for every story in a folder")
-    p.add_argument("stories_dir"); p.add_argument("--out", default="runs", help="folder for the runs: OUT/<story>/generate.ipynb")
+    p = sub.add_parser(
+        "batch", parents=[shared_options(models=False)], help="run the papermill notebook for every story in a folder"
+    )
+    p.add_argument("stories_dir")
+    p.add_argument("--out", default="runs", help="folder for the runs: OUT/<story>/generate.ipynb")
     p.add_argument("--notebook", help="run notebook (default: the one shipped with vgot, nbs/runs/generate.ipynb)")
     p.add_argument("--seed", type=int, default=0, help="base seed")
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (repeatable)")
@@ -418,42 +631,57 @@ def add_demo_resume_batch(sub):
 # %% ../nbs/08_cli.ipynb #c426381e
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser with every subcommand, registered explicitly."
-    ap = argparse.ArgumentParser(prog="vgot", description="VideoGen-of-Thought: from a written story to a multi-shot video.")
+    ap = argparse.ArgumentParser(
+        prog="vgot", description="VideoGen-of-Thought: from a written story to a multi-shot video."
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_train_camera, add_eval): add(sub)
+    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_train_camera, add_eval):
+        add(sub)
     return ap
 
 # %% ../nbs/08_cli.ipynb #124ecab4
 def quiet_libraries():
     "Silence what the libraries print on their own (warnings, transformers/diffusers log lines, loading bars)."
     warnings.simplefilter("ignore")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error"); os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     for name in ("transformers", "diffusers", "huggingface_hub", "accelerate", "papermill", "traitlets"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for mod in ("transformers", "diffusers"):
         if mod in sys.modules:
-            sys.modules[mod].utils.logging.set_verbosity_error(); sys.modules[mod].utils.logging.disable_progress_bar()
+            sys.modules[mod].utils.logging.set_verbosity_error()
+            sys.modules[mod].utils.logging.disable_progress_bar()
+
 
 def main(argv: Optional[list[str]] = None) -> int:
     "Run the vgot command line; returns the exit code."
     ap = build_parser()
     args = ap.parse_args(argv)
     if not getattr(args, "func", None):
-        ap.print_help(); return 0 if argv is None or argv == [] else 2
-    if getattr(args, "quiet", False): quiet_libraries()
-    try: return int(args.func(args) or 0)
+        ap.print_help()
+        return 0 if argv is None or argv == [] else 2
+    if getattr(args, "quiet", False):
+        quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
     except VgotError as e:
-        if args.debug: traceback.print_exc()
-        print(f"vgot: error: {e}", file=sys.stderr); return 2
-    except OSError as e:                           # disk full, permissions, a file vanished: the OS said no
-        if args.debug: traceback.print_exc()
+        if args.debug:
+            traceback.print_exc()
+        print(f"vgot: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, a file vanished: the OS said no
+        if args.debug:
+            traceback.print_exc()
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
-        print(f"vgot: error: {e.strerror or e}{where}", file=sys.stderr); return 2
+        print(f"vgot: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("vgot: interrupted", file=sys.stderr); return 130
+        print("vgot: interrupted", file=sys.stderr)
+        return 130
 
 # %% ../nbs/08_cli.ipynb #a3b29598
 #| eval: false
-if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())   # `python -m vgot.cli`, not a notebook
+if __name__ == "__main__" and "ipykernel" not in sys.modules:
+    sys.exit(main())  # `python -m vgot.cli`, not a notebook

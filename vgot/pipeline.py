@@ -13,14 +13,41 @@ from typing import Any, Optional
 import numpy as np
 
 from .core import StageConfig
-from .core import (VgotError, RunStore, Story, Script, Keyframe, ShotClip, Transition, hash_inputs, file_sha256,
-                       atomic_write_text, atomic_path, read_video, write_video, save_image, load_image)
+from vgot.core import (
+    VgotError,
+    RunStore,
+    Story,
+    Script,
+    Keyframe,
+    ShotClip,
+    Transition,
+    hash_inputs,
+    file_sha256,
+    atomic_write_text,
+    atomic_path,
+    read_video,
+    write_video,
+    save_image,
+    load_image,
+)
 from .models import Models, get_preset
-from .script import STORY_FORMATS, VGOT_FILE, ScriptConfig, generate_script, install_identity_images, make_planner, read_story
+from vgot.script import (
+    STORY_FORMATS,
+    VGOT_FILE,
+    ScriptConfig,
+    generate_script,
+    install_identity_images,
+    make_planner,
+    read_story,
+)
 from .keyframes import KeyframeConfig, generate_keyframes
 from .shots import ShotConfig, generate_shots
 from .transitions import TransitionConfig, generate_transitions
 from .metrics import summary_rows, face_counts
+from .core import choose_device, choose_dtype
+from .script import PLANNERS
+from tqdm.auto import tqdm
+from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'RunConfig', 'assembly_parts', 'assemble_video', 'storyboard_figure',
@@ -29,29 +56,41 @@ __all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'RunConfig', 'assembly_pa
 
 # %% ../nbs/05_pipeline.ipynb #d8e8f726
 STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
-STAGE_CONFIGS = {"script": ScriptConfig, "keyframes": KeyframeConfig, "shots": ShotConfig, "transitions": TransitionConfig}
-STAGE_RECORDS = {"script": "script", "keyframes": "keyframe/", "shots": "shot/", "transitions": "transition/", "assemble": "final",
-                 "evaluate": "metrics"}   # the run store's record names of each stage's artifacts
+STAGE_CONFIGS = {
+    "script": ScriptConfig,
+    "keyframes": KeyframeConfig,
+    "shots": ShotConfig,
+    "transitions": TransitionConfig,
+}
+STAGE_RECORDS = {
+    "script": "script",
+    "keyframes": "keyframe/",
+    "shots": "shot/",
+    "transitions": "transition/",
+    "assemble": "final",
+    "evaluate": "metrics",
+}  # the run store's record names of each stage's artifacts
+
 
 @dataclass
 class RunConfig:
     "Everything that decides a run's output, besides the story."
-    preset: str = "tiny"                  # model preset: tiny | sd15 | sdxl | a registered one
-    seed: int = 0                         # base seed; every stage and shot derives its own
-    device: str = "auto"                  # auto | cpu | cuda | mps
-    dtype: str = "auto"                   # auto | float32 | float16 | bfloat16
-    planner: Optional[str] = None         # script planner (default: the preset's)
-    script: dict = field(default_factory=dict)       # ScriptConfig overrides
-    keyframes: dict = field(default_factory=dict)    # KeyframeConfig overrides
-    shots: dict = field(default_factory=dict)        # ShotConfig overrides
+
+    preset: str = "tiny"  # model preset: tiny | sd15 | sdxl | a registered one
+    seed: int = 0  # base seed; every stage and shot derives its own
+    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    planner: Optional[str] = None  # script planner (default: the preset's)
+    script: dict = field(default_factory=dict)  # ScriptConfig overrides
+    keyframes: dict = field(default_factory=dict)  # KeyframeConfig overrides
+    shots: dict = field(default_factory=dict)  # ShotConfig overrides
     transitions: dict = field(default_factory=dict)  # TransitionConfig overrides
-    fps: Optional[float] = None           # frame rate of the final video (default: the preset's)
-    evaluate: bool = False                # compute metrics.json at the end (vgot.metrics)
+    fps: Optional[float] = None  # frame rate of the final video (default: the preset's)
+    evaluate: bool = False  # compute metrics.json at the end (vgot.metrics)
 
     def validate(self) -> "RunConfig":
         "Check every run-level setting before anything runs: what is wrong, and what is allowed."
-        from vgot.core import choose_device, choose_dtype
-        from vgot.script import PLANNERS
+
         get_preset(self.preset)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise VgotError(f"seed = {self.seed!r}: must be a whole number >= 0")
@@ -59,35 +98,55 @@ class RunConfig:
         if self.planner is not None and self.planner not in PLANNERS:
             raise VgotError(f"planner = {self.planner!r} is not one of {', '.join(PLANNERS)}")
         if self.fps is not None:
-            if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or not 0 < self.fps <= 240:
+            if (
+                isinstance(self.fps, bool)
+                or not isinstance(self.fps, (int, float))
+                or not math.isfinite(self.fps)
+                or not 0 < self.fps <= 240
+            ):
                 raise VgotError(f"fps = {self.fps!r}: must be a number in (0, 240]")
         for s in STAGE_CONFIGS:
-            if not isinstance(getattr(self, s), dict): raise VgotError(f"{s} = {getattr(self, s)!r}: must be a mapping of settings")
-        if not isinstance(self.evaluate, bool): raise VgotError(f"evaluate = {self.evaluate!r}: must be true or false")
+            if not isinstance(getattr(self, s), dict):
+                raise VgotError(f"{s} = {getattr(self, s)!r}: must be a mapping of settings")
+        if not isinstance(self.evaluate, bool):
+            raise VgotError(f"evaluate = {self.evaluate!r}: must be true or false")
         return self
 
     def changes(self, before: Optional[dict]) -> list[str]:
         "The settings that differ from `before` (a to_dict()), as 'key: old -> new' lines."
-        if not before: return []
-        flat = lambda d: {**{k: v for k, v in d.items() if k not in STAGE_CONFIGS},
-                          **{f"{s}.{k}": v for s in STAGE_CONFIGS for k, v in (d.get(s) or {}).items()}}
+        if not before:
+            return []
+        flat = lambda d: {
+            **{k: v for k, v in d.items() if k not in STAGE_CONFIGS},
+            **{f"{s}.{k}": v for s in STAGE_CONFIGS for k, v in (d.get(s) or {}).items()},
+        }
         a, b = flat(before), flat(self.to_dict())
-        return [f"{k}: {a.get(k, '(default)')!r} -> {b.get(k, '(default)')!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        return [
+            f"{k}: {a.get(k, '(default)')!r} -> {b.get(k, '(default)')!r}"
+            for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)
+        ]
 
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         names = {f.name for f in fields(cls)}
         bad = [k for k in d if k not in names]
-        if bad: raise VgotError(f"run config: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
+        if bad:
+            raise VgotError(f"run config: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
         return cls(**d)
 
     def set(self, assignment: str) -> "RunConfig":
         "Apply one `section.key=value` (or `key=value`) override, the value parsed as JSON when it parses."
-        if "=" not in assignment: raise VgotError(f"--set {assignment!r}: expected key=value, e.g. shots.camera=warp")
+        if "=" not in assignment:
+            raise VgotError(f"--set {assignment!r}: expected key=value, e.g. shots.camera=warp")
         key, raw = assignment.split("=", 1)
-        try: value = json.loads(raw)
-        except json.JSONDecodeError: value = raw
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
         section, _, sub = key.partition(".")
         if sub:
             if section not in STAGE_CONFIGS:
@@ -95,12 +154,14 @@ class RunConfig:
             getattr(self, section)[sub] = value
         elif section in {f.name for f in fields(self)} and section not in STAGE_CONFIGS:
             setattr(self, section, value)
-        else: raise VgotError(f"--set {key}: unknown setting")
+        else:
+            raise VgotError(f"--set {key}: unknown setting")
         return self
 
     def stage_config(self, stage: str) -> StageConfig:
         "The stage's config: the preset's defaults, then this run's overrides and seed."
-        overrides = dict(getattr(self, stage)); overrides.setdefault("seed", self.seed)
+        overrides = dict(getattr(self, stage))
+        overrides.setdefault("seed", self.seed)
         return STAGE_CONFIGS[stage].from_preset(self.preset, **overrides)
 
 # %% ../nbs/05_pipeline.ipynb #8b015046
@@ -111,19 +172,27 @@ def assembly_parts(clips: list[ShotClip], transitions: list[Transition]) -> list
     for c in sorted(clips, key=lambda c: c.shot):
         parts.append(c.video)
         t = by_src.get(c.shot)
-        if t is not None and t.video and t.n_frames > 0: parts.append(t.video)
+        if t is not None and t.video and t.n_frames > 0:
+            parts.append(t.video)
     return parts
+
 
 def assemble_video(store: RunStore, parts: list[str], fps: float, out: str = "final.mp4") -> int:
     "Concatenate the part videos into `out` (streamed, atomic), check the count by reading it back; returns frames."
-    counts = []                                   # frames of each part, counted as it is streamed (each part is decoded once)
+    counts = []  # frames of each part, counted as it is streamed (each part is decoded once)
+
     def frames():
         for rel in parts:
-            f = read_video(store.path(rel))[0]; counts.append(len(f)); yield f
+            f = read_video(store.path(rel))[0]
+            counts.append(len(f))
+            yield f
+
     n = write_video(store.path(out), frames(), fps)
     expected, got = sum(counts), _count_frames(store.path(out))
-    if not n == got == expected: raise VgotError(f"{out}: wrote {n} frames, read back {got}, expected {expected}")
+    if not n == got == expected:
+        raise VgotError(f"{out}: wrote {n} frames, read back {got}, expected {expected}")
     return n
+
 
 def _count_frames(path) -> int:
     "Frames in a video file, as a player decodes them."
@@ -134,108 +203,174 @@ def storyboard_figure(script: Script, images: list, cols: int = 4):
     "A matplotlib figure with each shot's keyframe, text and camera motion."
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-    n = len(script.shots); cols = max(1, min(cols, n)); rows = (n + cols - 1) // cols
+
+    n = len(script.shots)
+    cols = max(1, min(cols, n))
+    rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.6 * rows), squeeze=False)
-    for ax in axes.flat: ax.axis("off")
+    for ax in axes.flat:
+        ax.axis("off")
     for shot, ax in zip(script.shots, axes.flat):
         img = images[shot.index]
-        if img is not None: ax.imshow(img, extent=(0, 1, 1, 0))
-        else: ax.text(0.5, 0.5, "no keyframe", ha="center", va="center")
-        ax.set_xlim(0, 1); ax.set_ylim(1, 0)
+        if img is not None:
+            ax.imshow(img, extent=(0, 1, 1, 0))
+        else:
+            ax.text(0.5, 0.5, "no keyframe", ha="center", va="center")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(1, 0)
         m = shot.motion
         if m.pan or m.tilt:
-            ax.annotate("", xy=(0.5 + 0.4 * m.pan, 0.5 - 0.4 * m.tilt), xytext=(0.5, 0.5),
-                        arrowprops=dict(arrowstyle="->", color="yellow", lw=2.5))
+            ax.annotate(
+                "",
+                xy=(0.5 + 0.4 * m.pan, 0.5 - 0.4 * m.tilt),
+                xytext=(0.5, 0.5),
+                arrowprops=dict(arrowstyle="->", color="yellow", lw=2.5),
+            )
         if m.zoom != 1:
             side = 1 / m.zoom if m.zoom > 1 else m.zoom
-            ax.add_patch(Rectangle((0.5 - side / 2, 0.5 - side / 2), side, side, fill=False, color="cyan", lw=2, ls="-" if m.zoom > 1 else "--"))
+            ax.add_patch(
+                Rectangle(
+                    (0.5 - side / 2, 0.5 - side / 2),
+                    side,
+                    side,
+                    fill=False,
+                    color="cyan",
+                    lw=2,
+                    ls="-" if m.zoom > 1 else "--",
+                )
+            )
         cam = f"pan {m.pan:+.2f} tilt {m.tilt:+.2f} zoom {m.zoom:.2f}"
         ax.set_title(f"shot {shot.index} · {shot.duration:.1f} s · {cam}", fontsize=8)
-        ax.text(0, -0.03, textwrap.fill(shot.prompt, 52)[:330], fontsize=6.5, va="top", ha="left", transform=ax.transAxes)
-    fig.suptitle(script.title, fontsize=12); fig.tight_layout()
+        ax.text(
+            0, -0.03, textwrap.fill(shot.prompt, 52)[:330], fontsize=6.5, va="top", ha="left", transform=ax.transAxes
+        )
+    fig.suptitle(script.title, fontsize=12)
+    fig.tight_layout()
     return fig
+
 
 def write_storyboard(store: RunStore, script: Script, keyframes: list[Keyframe], out: str = "storyboard.png"):
     "Render the storyboard PNG into the run folder, atomically."
     import matplotlib.pyplot as plt
+
     by = {k.shot: k for k in keyframes}
     images = [np.asarray(load_image(store.path(by[s.index].image))) if s.index in by else None for s in script.shots]
     fig = storyboard_figure(script, images)
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=90); plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
     from PIL import Image
+
     save_image(store.path(out), Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
-# %% ../nbs/05_pipeline.ipynb #8f4db201
+# %% ../nbs/05_pipeline.ipynb #795945a5
 def _data_uri(path: Path, mime: str) -> str:
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
+# %% ../nbs/05_pipeline.ipynb #1b3cf421
 def _metrics_rows(m, prefix=""):
     "Flatten a metrics JSON into (name, value) rows for the report."
     if isinstance(m, dict):
-        for k, v in m.items(): yield from _metrics_rows(v, f"{prefix}.{k}" if prefix else str(k))
+        for k, v in m.items():
+            yield from _metrics_rows(v, f"{prefix}.{k}" if prefix else str(k))
     elif isinstance(m, list) and m and all(isinstance(x, (int, float)) or x is None for x in m):
         yield prefix, ", ".join("—" if x is None else f"{x:.4g}" for x in m)
     elif isinstance(m, list):
-        for i, v in enumerate(m): yield from _metrics_rows(v, f"{prefix}[{i}]")
-    else: yield prefix, ("—" if m is None else f"{m:.4g}" if isinstance(m, float) else str(m))
+        for i, v in enumerate(m):
+            yield from _metrics_rows(v, f"{prefix}[{i}]")
+    else:
+        yield prefix, ("—" if m is None else f"{m:.4g}" if isinstance(m, float) else str(m))
 
+# %% ../nbs/05_pipeline.ipynb #04fc0ad3
 def _metrics_html(m: dict, preset: Optional[str]) -> str:
     "The report's metrics: the headline summary (what each means, over how many items), a caveat, the raw values folded."
     e = html.escape
     fmt = lambda v: "—" if v is None else f"{v:.4g}"
-    rows = "".join(f"<tr><td>{e(r['label'])}</td><td>{fmt(r['mean'])}</td><td>{r['n']}/{r['of']}</td><td><small>{e(r['meaning'])}</small></td></tr>"
-                   for r in summary_rows(m))
+    rows = "".join(
+        f"<tr><td>{e(r['label'])}</td><td>{fmt(r['mean'])}</td><td>{r['n']}/{r['of']}</td><td><small>{e(r['meaning'])}</small></td></tr>"
+        for r in summary_rows(m)
+    )
     out = ["<h2>Metrics</h2>"]
     if preset == "tiny":
-        out.append("<p><b>Random weights:</b> the tiny preset's models are random, so its pictures are noise and these numbers "
-                   "only exercise the code; they say nothing about quality.</p>")
+        out.append(
+            "<p><b>Random weights:</b> the tiny preset's models are random, so its pictures are noise and these numbers "
+            "only exercise the code; they say nothing about quality.</p>"
+        )
     out.append(f"<p>{e(face_counts(m))}</p>")
     out.append(f"<table><tr><th>metric</th><th>mean</th><th>n</th><th>what it measures</th></tr>{rows}</table>")
     raw = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _metrics_rows(m))
-    return "".join(out), f"<details><summary>All metric values</summary><table><tr><th>metric</th><th>value</th></tr>{raw}</table></details>"
+    return (
+        "".join(out),
+        f"<details><summary>All metric values</summary><table><tr><th>metric</th><th>value</th></tr>{raw}</table></details>",
+    )
 
-def write_report(store: RunStore, script: Script, keyframes: list[Keyframe], embed_video_limit_mb: float = 64.0, out: str = "report.html"):
+# %% ../nbs/05_pipeline.ipynb #64b100f7
+def write_report(
+    store: RunStore,
+    script: Script,
+    keyframes: list[Keyframe],
+    embed_video_limit_mb: float = 64.0,
+    out: str = "report.html",
+):
     "Write the self-contained HTML report of a run, atomically."
     e = html.escape
     rows = "".join(
         f"<tr><td>{s.index}</td><td>{s.duration:.1f}</td><td>{e(s.character)}</td><td>{e(s.background)}</td><td>{e(s.relation)}</td>"
         f"<td>{e(s.camera)}<br><small>pan {s.motion.pan:+.2f}, tilt {s.motion.tilt:+.2f}, zoom {s.motion.zoom:.2f}</small></td>"
-        f"<td>{e(s.hdr)}</td><td>{e(s.prompt)}</td></tr>" for s in script.shots)
-    parts = [f"<h1>{e(script.title)}</h1>",
-             f"<p>{len(script.shots)} shots, {script.duration:.1f} s of shots; planner: {e(script.planner or '?')}; "
-             f"preset: {e(str(store.manifest.get('preset', '?')))}; seed: {e(str(store.manifest.get('seeds', {}).get('base', '?')))}</p>"]
+        f"<td>{e(s.hdr)}</td><td>{e(s.prompt)}</td></tr>"
+        for s in script.shots
+    )
+    parts = [
+        f"<h1>{e(script.title)}</h1>",
+        f"<p>{len(script.shots)} shots, {script.duration:.1f} s of shots; planner: {e(script.planner or '?')}; "
+        f"preset: {e(str(store.manifest.get('preset', '?')))}; seed: {e(str(store.manifest.get('seeds', {}).get('base', '?')))}</p>",
+    ]
     final = store.path("final.mp4")
     if final.exists():
         if final.stat().st_size <= embed_video_limit_mb * 2**20:
-            parts.append(f'<h2>Video</h2><video controls loop width="640" src="{_data_uri(final, "video/mp4")}"></video>')
-        else: parts.append('<h2>Video</h2><video controls width="640" src="final.mp4"></video>')
+            parts.append(
+                f'<h2>Video</h2><video controls loop width="640" src="{_data_uri(final, "video/mp4")}"></video>'
+            )
+        else:
+            parts.append('<h2>Video</h2><video controls width="640" src="final.mp4"></video>')
     if store.path("storyboard.png").exists():
-        parts.append(f'<h2>Storyboard</h2><img style="max-width:100%" src="{_data_uri(store.path("storyboard.png"), "image/png")}">')
-    parts.append("<h2>Script</h2><table><tr><th>#</th><th>s</th><th>character</th><th>background</th><th>relation</th>"
-                 f"<th>camera</th><th>lighting</th><th>prompt</th></tr>{rows}</table>")
+        parts.append(
+            f'<h2>Storyboard</h2><img style="max-width:100%" src="{_data_uri(store.path("storyboard.png"), "image/png")}">'
+        )
+    parts.append(
+        "<h2>Script</h2><table><tr><th>#</th><th>s</th><th>character</th><th>background</th><th>relation</th>"
+        f"<th>camera</th><th>lighting</th><th>prompt</th></tr>{rows}</table>"
+    )
     if keyframes:
-        imgs = "".join(f'<figure><img width="192" src="{_data_uri(store.path(k.image), "image/png")}"><figcaption>shot {k.shot}, seed {k.seed}</figcaption></figure>'
-                       for k in keyframes)
+        imgs = "".join(
+            f'<figure><img width="192" src="{_data_uri(store.path(k.image), "image/png")}"><figcaption>shot {k.shot}, seed {k.seed}</figcaption></figure>'
+            for k in keyframes
+        )
         parts.append(f'<h2>Keyframes</h2><div class="grid">{imgs}</div>')
     mp = store.path("metrics.json")
     if mp.exists():
-        try: m = json.loads(mp.read_text())
-        except json.JSONDecodeError: m = None
+        try:
+            m = json.loads(mp.read_text())
+        except json.JSONDecodeError:
+            m = None
         head, raw = _metrics_html(m, store.manifest.get("preset")) if isinstance(m, dict) else ("<h2>Metrics</h2>", "")
         parts.append(head)
         for png in sorted(store.root.glob("metrics*.png")):
             parts.append(f'<img style="max-width:100%" src="{_data_uri(png, "image/png")}">')
         parts.append(raw)
-    css = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:13px}"
-           "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}.grid{display:flex;flex-wrap:wrap;gap:8px}"
-           "figure{margin:0}figcaption{font-size:12px;color:#555}")
+    css = (
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}.grid{display:flex;flex-wrap:wrap;gap:8px}"
+        "figure{margin:0}figcaption{font-size:12px;color:#555}"
+    )
     doc = f"<!doctype html><html><head><meta charset='utf-8'><title>{e(script.title)} · vgot</title><style>{css}</style></head><body>{''.join(parts)}</body></html>"
     atomic_write_text(store.path(out), doc)
 
-# %% ../nbs/05_pipeline.ipynb #69b3e26b
+# %% ../nbs/05_pipeline.ipynb #51a2441e
 @dataclass
 class RunResult:
     "What a run produced: the run folder and its artifacts."
+
     run_dir: Path
     script: Optional[Script] = None
     keyframes: list = field(default_factory=list)
@@ -244,47 +379,77 @@ class RunResult:
     final: Optional[Path] = None
     report: Optional[Path] = None
     storyboard: Optional[Path] = None
-    @property
-    def complete(self) -> bool: return self.final is not None
 
+    @property
+    def complete(self) -> bool:
+        return self.final is not None
+
+# %% ../nbs/05_pipeline.ipynb #94734616
 def _logger(store: RunStore, quiet: bool) -> logging.Logger:
     log = logging.getLogger(f"vgot.run.{store.root.resolve()}")
-    log.setLevel(logging.INFO); log.propagate = False
-    for h in list(log.handlers): log.removeHandler(h); h.close()
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
     fh = logging.FileHandler(store.root / "run.log", encoding="utf-8")
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s")); log.addHandler(fh)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(fh)
     if not quiet:
-        sh = _TqdmHandler(); sh.setFormatter(logging.Formatter("vgot: %(message)s"))
-        sh.addFilter(lambda r: not getattr(r, "file_only", False)); log.addHandler(sh)   # errors reach the terminal once, from the CLI
+        sh = _TqdmHandler()
+        sh.setFormatter(logging.Formatter("vgot: %(message)s"))
+        sh.addFilter(lambda r: not getattr(r, "file_only", False))
+        log.addHandler(sh)  # errors reach the terminal once, from the CLI
     return log
 
+# %% ../nbs/05_pipeline.ipynb #2aab9e4e
 class _TqdmHandler(logging.Handler):
     "Log lines printed above the progress bars instead of through them."
+
     def emit(self, record):
-        from tqdm.auto import tqdm
+
         tqdm.write(self.format(record), file=sys.stderr)
 
-_GENERATED = ("script.json", "keyframes", "shots", "transitions", "assets/characters/portraits", "final.mp4", "storyboard.png",
-              "report.html", "metrics.json", "metrics_shots.png", "metrics_joints.png")
 
+_GENERATED = (
+    "script.json",
+    "keyframes",
+    "shots",
+    "transitions",
+    "assets/characters/portraits",
+    "final.mp4",
+    "storyboard.png",
+    "report.html",
+    "metrics.json",
+    "metrics_shots.png",
+    "metrics_joints.png",
+)
+
+# %% ../nbs/05_pipeline.ipynb #1d96fc60
 def clear_run(store: RunStore):
     "Remove what a run generated (never the user's own identity images, never through a symlink) and forget its records."
     for rel in _GENERATED:
         p = store.root / rel
-        if p.is_symlink() or p.is_file(): p.unlink()
-        elif p.is_dir(): shutil.rmtree(p)
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        elif p.is_dir():
+            shutil.rmtree(p)
     store.manifest["artifacts"], store.manifest["stages"] = {}, {}
     store.save_manifest()
 
+# %% ../nbs/05_pipeline.ipynb #52381dfc
 def load_story_any(story) -> tuple[Story, dict]:
     "(the Story, {identity image in assets/characters/: its file}) from a Story, a story file, VGoT's script, or text."
-    if isinstance(story, Story): return story.validate(), {}
+    if isinstance(story, Story):
+        return story.validate(), {}
     return read_story(story)
 
+# %% ../nbs/05_pipeline.ipynb #5bfdc02a
 class VGoT:
     "VideoGen-of-Thought: story → script → keyframes → shots → transitions → final video."
+
     def __init__(self, config: Optional[RunConfig] = None, models: Optional[Models] = None):
-        self.config = (config or RunConfig()).validate()               # fail early: a bad preset, device, fps...
+        self.config = (config or RunConfig()).validate()  # fail early: a bad preset, device, fps...
         self._models = models
 
     @classmethod
@@ -294,63 +459,94 @@ class VGoT:
 
     @property
     def models(self) -> Models:
-        if self._models is None: self._models = Models(self.config.preset, self.config.device, self.config.dtype)
+        if self._models is None:
+            self._models = Models(self.config.preset, self.config.device, self.config.dtype)
         return self._models
 
-    def generate(self, story, run_dir, force: tuple = (), quiet: bool = False, stop_after: Optional[str] = None,
-                 overwrite: bool = False) -> RunResult:
+    def generate(
+        self,
+        story,
+        run_dir,
+        force: tuple = (),
+        quiet: bool = False,
+        stop_after: Optional[str] = None,
+        overwrite: bool = False,
+    ) -> RunResult:
         "Run every stage that is missing or stale in `run_dir`; `force` redoes the named stages (and, by their hashes, the later ones)."
         for s in force:
-            if s not in STAGES: raise VgotError(f"--force {s}: unknown stage (stages: {', '.join(STAGES)})")
-        if stop_after is not None and stop_after not in STAGES: raise VgotError(f"stop_after '{stop_after}' is not a stage")
+            if s not in STAGES:
+                raise VgotError(f"--force {s}: unknown stage (stages: {', '.join(STAGES)})")
+        if stop_after is not None and stop_after not in STAGES:
+            raise VgotError(f"stop_after '{stop_after}' is not a stage")
         story, images = load_story_any(story)
         # every setting is checked before anything is written or computed
         self.config.validate()
         self._configs = {s: self.config.stage_config(s) for s in STAGE_CONFIGS}
         store = RunStore(run_dir)
-        with store.lock(): return self._generate(story, images, store, force, quiet, stop_after, overwrite)
+        with store.lock():
+            return self._generate(story, images, store, force, quiet, stop_after, overwrite)
 
     def _generate(self, story, images, store, force, quiet, stop_after, overwrite) -> RunResult:
-        from tqdm.auto import tqdm
+
         cfg, run_dir = self.config, store.root
         old = store.root / "story.json"
         if old.is_file() and store.manifest.get("artifacts"):
-            try: same = hash_inputs(Story.load(store.path("story.json"))) == hash_inputs(story)
-            except VgotError: same = False
+            try:
+                same = hash_inputs(Story.load(store.path("story.json"))) == hash_inputs(story)
+            except VgotError:
+                same = False
             if not same and not overwrite:
-                raise VgotError(f"{run_dir} holds a run of another story; pass --overwrite to replace it, or use another --run-dir")
-            if not same: clear_run(store)
+                raise VgotError(
+                    f"{run_dir} holds a run of another story; pass --overwrite to replace it, or use another --run-dir"
+                )
+            if not same:
+                clear_run(store)
         prev = store.manifest.get("config")
         store.set_config(cfg.to_dict(), preset=cfg.preset, seeds={"base": cfg.seed})
         store.write_artifact("story.json", story)
-        install_identity_images(store, images)                        # a VGoT script's avatars, into assets/characters/
+        install_identity_images(store, images)  # a VGoT script's avatars, into assets/characters/
         log = _logger(store, quiet)
         changed = cfg.changes(prev)
-        if changed: log.info("settings changed since the last run (stale artifacts will be redone): " + "; ".join(changed))
-        for s in force: store.forget(STAGE_RECORDS[s]); log.info(f"forced: {s}")
+        if changed:
+            log.info("settings changed since the last run (stale artifacts will be redone): " + "; ".join(changed))
+        for s in force:
+            store.forget(STAGE_RECORDS[s])
+            log.info(f"forced: {s}")
         self.models.set_progress(not quiet)
         res = RunResult(Path(run_dir))
-        bar = tqdm([s for s in STAGES if s != "evaluate" or cfg.evaluate], desc="vgot", disable=quiet or not sys.stderr.isatty(),
-                   leave=False, unit="stage")
+        bar = tqdm(
+            [s for s in STAGES if s != "evaluate" or cfg.evaluate],
+            desc="vgot",
+            disable=quiet or not sys.stderr.isatty(),
+            leave=False,
+            unit="stage",
+        )
         for stage in bar:
             bar.set_postfix_str(stage)
-            t0 = time.time(); store.set_stage(stage, "running")
-            try: getattr(self, f"_run_{stage}")(story, store, res, log)
+            t0 = time.time()
+            store.set_stage(stage, "running")
+            try:
+                getattr(self, f"_run_{stage}")(story, store, res, log)
             except BaseException as e:
                 why = "interrupted" if isinstance(e, KeyboardInterrupt) else (str(e) or type(e).__name__)
                 store.set_stage(stage, "failed", error=why[:500])
-                log.info(f"stage '{stage}' failed: {why}", extra={"file_only": True}); raise
+                log.info(f"stage '{stage}' failed: {why}", extra={"file_only": True})
+                raise
             store.set_stage(stage, "done", seconds=round(time.time() - t0, 3))
             log.info(f"{stage}: done in {time.time() - t0:.1f} s")
-            if stage == stop_after: break
+            if stage == stop_after:
+                break
         bar.close()
         return res
 
     # --- the stages ------------------------------------------------------------------------
     def _run_script(self, story, store, res, log):
         cfg = self._configs["script"]
-        planner = None if story.script is not None else \
-            make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
+        planner = (
+            None
+            if story.script is not None
+            else make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
+        )
         res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)
         log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
 
@@ -365,7 +561,9 @@ class VGoT:
 
     def _run_transitions(self, story, store, res, log):
         cfg = self._configs["transitions"]
-        res.transitions = generate_transitions(res.script, res.clips, self.models, cfg, store, progress=self.models.progress)
+        res.transitions = generate_transitions(
+            res.script, res.clips, self.models, cfg, store, progress=self.models.progress
+        )
         self.models.free("i2v", "llm")
 
     def _run_assemble(self, story, store, res, log):
@@ -378,13 +576,16 @@ class VGoT:
             log.info(f"final.mp4: {n} frames at {fps:g} fps ({n / fps:.1f} s)")
         hs = hash_inputs(res.script, [store.path(k.image) for k in res.keyframes])
         if not store.is_done("storyboard", hs):
-            write_storyboard(store, res.script, res.keyframes); store.record("storyboard", hs, ["storyboard.png"], stage="assemble")
+            write_storyboard(store, res.script, res.keyframes)
+            store.record("storyboard", hs, ["storyboard.png"], stage="assemble")
         write_report(store, res.script, res.keyframes)
-        res.final, res.storyboard, res.report = store.path("final.mp4"), store.path("storyboard.png"), store.path("report.html")
+        res.final, res.storyboard, res.report = (
+            store.path("final.mp4"),
+            store.path("storyboard.png"),
+            store.path("report.html"),
+        )
 
     def _run_evaluate(self, story, store, res, log):
-        try: from vgot.metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
-        except ModuleNotFoundError: raise VgotError("evaluate: vgot.metrics is not available") from None
         parts = [store.path(p) for p in assembly_parts(res.clips, res.transitions)]
         h = hash_inputs(res.script, parts, self.config.preset)
         if not store.is_done("metrics", h):
@@ -410,7 +611,8 @@ def example_stories() -> dict[str, Path]:
 def example_story(name: str = "lighthouse") -> Path:
     "The file of the example story `name` (see `example_stories`)."
     ex = example_stories()
-    if name not in ex: raise VgotError(f"no example story '{name}': the examples are {', '.join(ex)}")
+    if name not in ex:
+        raise VgotError(f"no example story '{name}': the examples are {', '.join(ex)}")
     return ex[name]
 
 # %% ../nbs/05_pipeline.ipynb #71ba9794
@@ -418,7 +620,7 @@ def default_run_notebook() -> Path:
     "The papermill run notebook shipped with vgot (a copy of `nbs/runs/generate.ipynb`)."
     return resources_dir() / "generate.ipynb"
 
-# %% ../nbs/05_pipeline.ipynb #0f78c877
+# %% ../nbs/05_pipeline.ipynb #cf40ab41
 def refresh_report(run_dir) -> Path:
     "Rewrite a run's report.html from what its folder holds now (e.g. after `vgot eval`)."
     store = RunStore(run_dir, create=False)
@@ -427,39 +629,81 @@ def refresh_report(run_dir) -> Path:
     write_report(store, script, kfs)
     return store.path("report.html")
 
-def run_batch(stories_dir, out_dir, notebook=None, preset: str = "tiny", seed: int = 0, parameters: Optional[dict] = None,
-              kernel: str = "python3", quiet: bool = False) -> list[dict]:
+# %% ../nbs/05_pipeline.ipynb #d9ecc6ae
+def run_batch(
+    stories_dir,
+    out_dir,
+    notebook=None,
+    preset: str = "tiny",
+    seed: int = 0,
+    parameters: Optional[dict] = None,
+    kernel: str = "python3",
+    quiet: bool = False,
+) -> list[dict]:
     "Execute the run notebook with papermill for every story in `stories_dir`; one failure does not stop the others."
     import papermill as pm
+
     stories_dir, out_dir = Path(stories_dir), Path(out_dir)
     nb = Path(notebook) if notebook else default_run_notebook()
-    if not nb.exists(): raise VgotError(f"run notebook {nb} not found: pass --notebook PATH")
-    if not stories_dir.is_dir(): raise VgotError(f"{stories_dir}: not a folder of stories")
-    stories = sorted(p for p in stories_dir.iterdir() if p.suffix.lower() in STORY_FORMATS and not p.name.startswith("."))
-    if not stories: raise VgotError(f"{stories_dir}: no stories ({', '.join(STORY_FORMATS)})")
+    if not nb.exists():
+        raise VgotError(f"run notebook {nb} not found: pass --notebook PATH")
+    if not stories_dir.is_dir():
+        raise VgotError(f"{stories_dir}: not a folder of stories")
+    stories = sorted(
+        p for p in stories_dir.iterdir() if p.suffix.lower() in STORY_FORMATS and not p.name.startswith(".")
+    )
+    if not stories:
+        raise VgotError(f"{stories_dir}: no stories ({', '.join(STORY_FORMATS)})")
     rows, stems = [], [p.stem for p in stories]
     for p in stories:
-        run_dir = out_dir / (p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_"))   # fox.txt + fox.md: fox_txt, fox_md
+        run_dir = out_dir / (
+            p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")
+        )  # fox.txt + fox.md: fox_txt, fox_md
         run_dir.mkdir(parents=True, exist_ok=True)
-        params = dict(story=str(p.resolve()), preset=preset, run_dir=str(run_dir.resolve()), seed=seed, **(parameters or {}))
+        params = dict(
+            story=str(p.resolve()), preset=preset, run_dir=str(run_dir.resolve()), seed=seed, **(parameters or {})
+        )
         t0 = time.time()
         try:
             with atomic_path(run_dir / "generate.ipynb", suffix=".ipynb") as tmp:
-                try: pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name=kernel, progress_bar=False,
-                                         cwd=str(run_dir.resolve()), log_output=False)
-                finally: shutil.copyfile(tmp, run_dir / "generate.ipynb.partial") if not (run_dir / "generate.ipynb").exists() and tmp.exists() and tmp.stat().st_size else None
+                try:
+                    pm.execute_notebook(
+                        str(nb),
+                        str(tmp),
+                        parameters=params,
+                        kernel_name=kernel,
+                        progress_bar=False,
+                        cwd=str(run_dir.resolve()),
+                        log_output=False,
+                    )
+                finally:
+                    shutil.copyfile(tmp, run_dir / "generate.ipynb.partial") if not (
+                        run_dir / "generate.ipynb"
+                    ).exists() and tmp.exists() and tmp.stat().st_size else None
             (run_dir / "generate.ipynb.partial").unlink(missing_ok=True)
             status, err = "ok", ""
         except Exception as e:
             status, err = "failed", (str(e).strip().splitlines() or [type(e).__name__])[-1][:200]
         final = run_dir / "final.mp4"
-        rows.append(dict(story=p.name, status=status, seconds=round(time.time() - t0, 1), final=str(final) if final.exists() else "", error=err))
-        if not quiet: print(f"{p.name}: {status} ({rows[-1]['seconds']} s){' ' + err if err else ''}", file=sys.stderr)
+        rows.append(
+            dict(
+                story=p.name,
+                status=status,
+                seconds=round(time.time() - t0, 1),
+                final=str(final) if final.exists() else "",
+                error=err,
+            )
+        )
+        if not quiet:
+            print(f"{p.name}: {status} ({rows[-1]['seconds']} s){' ' + err if err else ''}", file=sys.stderr)
     return rows
 
+# %% ../nbs/05_pipeline.ipynb #48e7fc13
 def format_table(rows: list[dict]) -> str:
     "A plain-text table of dict rows."
-    if not rows: return ""
-    cols = list(rows[0]); w = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    w = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     line = lambda r: "  ".join(str(r[c]).ljust(w[c]) for c in cols).rstrip()
     return "\n".join([line({c: c for c in cols}), line({c: "-" * w[c] for c in cols}), *map(line, rows)])

@@ -15,11 +15,34 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .core import (DURATION_RANGE, Keyframe, Script, Shot, ShotClip, RunStore, VgotError, ValidationError, check_range,
-                       derive_seed, hash_inputs, load_image, make_generator, save_tensors, write_video)
+from vgot.core import (
+    DURATION_RANGE,
+    Keyframe,
+    Script,
+    Shot,
+    ShotClip,
+    RunStore,
+    VgotError,
+    ValidationError,
+    check_range,
+    derive_seed,
+    hash_inputs,
+    load_image,
+    make_generator,
+    save_tensors,
+    write_video,
+)
 from .models import Models, Preset, get_preset
-from .camera import (CAMERA_MODES, CameraAdapter, CameraConditioning, as_trajectory, camera_affines, conditioning,
-                         relative_trajectory, warp)
+from vgot.camera import (
+    CAMERA_MODES,
+    CameraAdapter,
+    CameraConditioning,
+    as_trajectory,
+    camera_affines,
+    conditioning,
+    relative_trajectory,
+    warp,
+)
 from .core import StageConfig, setting
 
 # %% auto #0
@@ -29,16 +52,19 @@ __all__ = ['BACKENDS', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'encode_keyfra
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl")
 
+
 def n_frames_of(duration: float, fps: float) -> int:
     "Frames of a shot: round(duration × fps)."
     return max(1, int(round(duration * fps)))
 
 # %% ../nbs/03_shot_generation.ipynb #4f3ff971
-def chunk_plan(n_frames: int,        # frames of the shot
-               native: int           # frames per model call (N ≥ 2)
-               ) -> list[tuple[int, int]]:
+def chunk_plan(
+    n_frames: int,  # frames of the shot
+    native: int,  # frames per model call (N ≥ 2)
+) -> list[tuple[int, int]]:
     "Chunks (start, length) covering the shot; each after the first starts on the previous chunk's last frame."
-    if native < 2: raise VgotError(f"native_frames = {native} must be at least 2 to chain chunks")
+    if native < 2:
+        raise VgotError(f"native_frames = {native} must be at least 2 to chain chunks")
     plan, start = [(0, min(native, n_frames))], min(native, n_frames) - 1
     while start + 1 < n_frames:
         length = min(native, n_frames - start)
@@ -50,40 +76,66 @@ def chunk_plan(n_frames: int,        # frames of the shot
 @dataclass
 class ShotConfig(StageConfig):
     "Settings of the shot stage (defaults suit the tiny preset)."
+
     STAGE: ClassVar[str] = "shots"
-    PRESET_KEYS: ClassVar[Optional[dict]] = {"fps": "fps", "video_width": "width", "video_height": "height", "video_steps": "steps",
-                                             "native_frames": "native_frames", "i2v_backend": "backend"}
-    backend: str = setting("svd", choices=BACKENDS)      # "svd" (image only: the prompt is unused) | "i2vgen-xl" (text + image)
-    camera: str = setting("warp", choices=CAMERA_MODES)  # "embedding" (needs camera_adapter) | "warp" (training-free) | "none"
-    camera_adapter: Optional[str] = setting(None, output=False)  # checkpoint from `vgot train-camera` (hashed by content)
+    PRESET_KEYS: ClassVar[Optional[dict]] = {
+        "fps": "fps",
+        "video_width": "width",
+        "video_height": "height",
+        "video_steps": "steps",
+        "native_frames": "native_frames",
+        "i2v_backend": "backend",
+    }
+    backend: str = setting(
+        "svd", choices=BACKENDS
+    )  # "svd" (image only: the prompt is unused) | "i2vgen-xl" (text + image)
+    camera: str = setting(
+        "warp", choices=CAMERA_MODES
+    )  # "embedding" (needs camera_adapter) | "warp" (training-free) | "none"
+    camera_adapter: Optional[str] = setting(
+        None, output=False
+    )  # checkpoint from `vgot train-camera` (hashed by content)
     camera_scale: float = setting(1.0, lo=0.0, hi=10.0)  # λ_cam of the adapter at inference
-    warp_strength: float = setting(0.5, lo=0.0, hi=1.0)  # w: pull towards the re-noised warped keyframe latent (camera="warp")
-    warp_steps: float = setting(0.5, lo=0.0, hi=1.0)     # fraction of denoising steps with that pull
-    fps: float = setting(4.0, lo=1.0, hi=120.0)          # frames per second of the shot video
-    width: int = setting(32, lo=8, hi=4096)              # video width (pixels, multiple of 8)
-    height: int = setting(32, lo=8, hi=4096)             # video height (pixels, multiple of 8)
-    steps: int = setting(2, lo=1, hi=1000)               # denoising steps
-    native_frames: int = setting(8, lo=2, hi=1024)       # frames per model call; longer shots are chunked
-    guidance_scale: float = setting(9.0, lo=0.0, hi=50.0)      # i2vgen-xl classifier-free guidance
+    warp_strength: float = setting(
+        0.5, lo=0.0, hi=1.0
+    )  # w: pull towards the re-noised warped keyframe latent (camera="warp")
+    warp_steps: float = setting(0.5, lo=0.0, hi=1.0)  # fraction of denoising steps with that pull
+    fps: float = setting(4.0, lo=1.0, hi=120.0)  # frames per second of the shot video
+    width: int = setting(32, lo=8, hi=4096)  # video width (pixels, multiple of 8)
+    height: int = setting(32, lo=8, hi=4096)  # video height (pixels, multiple of 8)
+    steps: int = setting(2, lo=1, hi=1000)  # denoising steps
+    native_frames: int = setting(8, lo=2, hi=1024)  # frames per model call; longer shots are chunked
+    guidance_scale: float = setting(9.0, lo=0.0, hi=50.0)  # i2vgen-xl classifier-free guidance
     min_guidance_scale: float = setting(1.0, lo=0.0, hi=50.0)  # svd guidance at the first frame
     max_guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # svd guidance at the last frame
     motion_bucket_id: int = setting(127, lo=0, hi=1023)  # svd micro-conditioning: amount of motion
     noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # svd: noise added to the conditioning image
-    negative_prompt: str = ""                            # i2vgen-xl negative prompt
-    decode_chunk_size: int = setting(8, lo=1, hi=1024)   # frames decoded at once (lower it on small GPUs)
-    vae_slicing: bool = setting(False, output=False)     # decode one frame at a time inside the VAE, where the VAE supports it
-    vae_tiling: bool = setting(False, output=False)      # decode in tiles, where the VAE supports it
-    cpu_offload: bool = setting(False, output=False)     # diffusers model CPU offload (accelerators only; ignored on CPU)
-    seed: int = setting(0, lo=0)                         # the run's base seed; shot j uses derive_seed(seed, "shot", j, chunk)
+    negative_prompt: str = ""  # i2vgen-xl negative prompt
+    decode_chunk_size: int = setting(8, lo=1, hi=1024)  # frames decoded at once (lower it on small GPUs)
+    vae_slicing: bool = setting(
+        False, output=False
+    )  # decode one frame at a time inside the VAE, where the VAE supports it
+    vae_tiling: bool = setting(False, output=False)  # decode in tiles, where the VAE supports it
+    cpu_offload: bool = setting(False, output=False)  # diffusers model CPU offload (accelerators only; ignored on CPU)
+    seed: int = setting(0, lo=0)  # the run's base seed; shot j uses derive_seed(seed, "shot", j, chunk)
 
     def check(self):
         for n in ("width", "height"):
-            if getattr(self, n) % 8: raise ValidationError(n, getattr(self, n), "is not a positive multiple of 8")
+            if getattr(self, n) % 8:
+                raise ValidationError(n, getattr(self, n), "is not a positive multiple of 8")
         if self.min_guidance_scale > self.max_guidance_scale:
-            raise ValidationError("min_guidance_scale", self.min_guidance_scale, f"is above max_guidance_scale = {self.max_guidance_scale}")
+            raise ValidationError(
+                "min_guidance_scale",
+                self.min_guidance_scale,
+                f"is above max_guidance_scale = {self.max_guidance_scale}",
+            )
         if self.camera == "embedding" and not self.camera_adapter:
-            raise ValidationError("camera", self.camera, "needs camera_adapter: a checkpoint from `vgot train-camera` "
-                                  "(--set shots.camera_adapter=PATH), or use camera = warp")
+            raise ValidationError(
+                "camera",
+                self.camera,
+                "needs camera_adapter: a checkpoint from `vgot train-camera` "
+                "(--set shots.camera_adapter=PATH), or use camera = warp",
+            )
         if self.camera == "embedding" and not Path(self.camera_adapter).is_file():
             raise ValidationError("camera_adapter", self.camera_adapter, "not found")
 
@@ -101,14 +153,20 @@ def encode_keyframe(pipe, image) -> torch.Tensor:
 
 # %% ../nbs/03_shot_generation.ipynb #f0a109df
 @torch.no_grad()
-def decode_latents(pipe, latents: torch.Tensor,   # (F, C, h, w) scaled latents
-                   decode_chunk_size: int = 8) -> np.ndarray:
+def decode_latents(
+    pipe,
+    latents: torch.Tensor,  # (F, C, h, w) scaled latents
+    decode_chunk_size: int = 8,
+) -> np.ndarray:
     "Frames (F, H, W, 3) float in [0, 1] that `latents` decode to, through the pipeline's own decoder."
     from diffusers import StableVideoDiffusionPipeline
+
     lat = latents.to(pipe.vae.device, pipe.vae.dtype)
-    if isinstance(pipe, StableVideoDiffusionPipeline): v = pipe.decode_latents(lat[None], len(lat), decode_chunk_size)
-    else: v = pipe.decode_latents(lat[None].permute(0, 2, 1, 3, 4), decode_chunk_size=decode_chunk_size)
-    return (v[0].permute(1, 2, 3, 0).float().cpu().numpy() / 2 + 0.5).clip(0, 1)     # (C, F, H, W) -> (F, H, W, C)
+    if isinstance(pipe, StableVideoDiffusionPipeline):
+        v = pipe.decode_latents(lat[None], len(lat), decode_chunk_size)
+    else:
+        v = pipe.decode_latents(lat[None].permute(0, 2, 1, 3, 4), decode_chunk_size=decode_chunk_size)
+    return (v[0].permute(1, 2, 3, 0).float().cpu().numpy() / 2 + 0.5).clip(0, 1)  # (C, F, H, W) -> (F, H, W, C)
 
 # %% ../nbs/03_shot_generation.ipynb #be5b936f
 def latent_frames(latents: torch.Tensor) -> np.ndarray:
@@ -118,51 +176,82 @@ def latent_frames(latents: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 # %% ../nbs/03_shot_generation.ipynb #b171371b
-def chunk_camera(pipe,                           # StableVideoDiffusionPipeline or I2VGenXLPipeline
-                 backend: str,                   # "svd" | "i2vgen-xl"
-                 image,                          # PIL first frame of the chunk, at the video size
-                 traj: torch.Tensor,             # (F, 3) trajectory relative to the chunk's first frame
-                 config: ShotConfig,             # camera, warp_strength, warp_steps, steps, size
-                 generator: torch.Generator,     # this chunk's randomness (the initial noise is drawn here)
-                 adapter: Optional[CameraAdapter] = None) -> CameraConditioning:   # required for camera="embedding"
+def chunk_camera(
+    pipe,  # StableVideoDiffusionPipeline or I2VGenXLPipeline
+    backend: str,  # "svd" | "i2vgen-xl"
+    image,  # PIL first frame of the chunk, at the video size
+    traj: torch.Tensor,  # (F, 3) trajectory relative to the chunk's first frame
+    config: ShotConfig,  # camera, warp_strength, warp_steps, steps, size
+    generator: torch.Generator,  # this chunk's randomness (the initial noise is drawn here)
+    adapter: Optional[CameraAdapter] = None,
+) -> CameraConditioning:  # required for camera="embedding"
     "The camera conditioning of one chunk, through `vgot.camera.conditioning`."
     C = pipe.vae.config.latent_channels
     h, w = config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor
     z_key = encode_keyframe(pipe, image) if config.camera == "warp" else None
-    return conditioning(config.camera, traj, (C, h, w), generator, adapter=adapter, keyframe_latent=z_key,
-                        warp_strength=config.warp_strength, warp_steps=config.warp_steps, steps=config.steps,
-                        cond_channels=C if backend == "svd" else None)
+    return conditioning(
+        config.camera,
+        traj,
+        (C, h, w),
+        generator,
+        adapter=adapter,
+        keyframe_latent=z_key,
+        warp_strength=config.warp_strength,
+        warp_steps=config.warp_steps,
+        steps=config.steps,
+        cond_channels=C if backend == "svd" else None,
+    )
 
 # %% ../nbs/03_shot_generation.ipynb #f326f824
 def _backend_kwargs(backend: str, prompt: str, config: ShotConfig) -> dict:
     "The pipeline arguments that differ between SVD (image only) and I2VGen-XL (image and text)."
     if backend == "svd":
-        return dict(min_guidance_scale=config.min_guidance_scale, max_guidance_scale=config.max_guidance_scale,
-                    fps=int(round(config.fps)), motion_bucket_id=config.motion_bucket_id,
-                    noise_aug_strength=config.noise_aug_strength)
-    return dict(prompt=prompt, negative_prompt=config.negative_prompt or None, target_fps=int(round(config.fps)),
-                guidance_scale=config.guidance_scale, clip_skip=None)
+        return dict(
+            min_guidance_scale=config.min_guidance_scale,
+            max_guidance_scale=config.max_guidance_scale,
+            fps=int(round(config.fps)),
+            motion_bucket_id=config.motion_bucket_id,
+            noise_aug_strength=config.noise_aug_strength,
+        )
+    return dict(
+        prompt=prompt,
+        negative_prompt=config.negative_prompt or None,
+        target_fps=int(round(config.fps)),
+        guidance_scale=config.guidance_scale,
+        clip_skip=None,
+    )
 
 # %% ../nbs/03_shot_generation.ipynb #d31f5bb6
-def run_chunk(pipe,                          # StableVideoDiffusionPipeline or I2VGenXLPipeline
-              backend: str,                  # "svd" | "i2vgen-xl"
-              image,                         # PIL keyframe (or the previous chunk's last frame) at the video size
-              prompt: str,                   # the shot's prompt (unused by svd)
-              cam: CameraConditioning,       # this chunk's camera, from `chunk_camera`
-              config: ShotConfig,            # settings
-              generator: torch.Generator) -> torch.Tensor:   # this chunk's randomness (after the noise)
+def run_chunk(
+    pipe,  # StableVideoDiffusionPipeline or I2VGenXLPipeline
+    backend: str,  # "svd" | "i2vgen-xl"
+    image,  # PIL keyframe (or the previous chunk's last frame) at the video size
+    prompt: str,  # the shot's prompt (unused by svd)
+    cam: CameraConditioning,  # this chunk's camera, from `chunk_camera`
+    config: ShotConfig,  # settings
+    generator: torch.Generator,
+) -> torch.Tensor:  # this chunk's randomness (after the noise)
     "Scaled latents (F, C, h, w) of one chunk: the pipeline call, with the camera applied."
     n_frames, (C, h, w) = cam.noise.shape[0], cam.noise.shape[1:]
     dev = pipe.unet.device
     latents_in = (cam.noise[None] if backend == "svd" else cam.noise.permute(1, 0, 2, 3)[None]).to(dev, pipe.unet.dtype)
-    common = dict(image=image, height=config.height, width=config.width, num_frames=n_frames,
-                  num_inference_steps=config.steps, generator=generator, latents=latents_in, output_type="latent",
-                  decode_chunk_size=config.decode_chunk_size)
+    common = dict(
+        image=image,
+        height=config.height,
+        width=config.width,
+        num_frames=n_frames,
+        num_inference_steps=config.steps,
+        generator=generator,
+        latents=latents_in,
+        output_type="latent",
+        decode_chunk_size=config.decode_chunk_size,
+    )
     # I2VGen-XL samples its image latent from the global RNG: fork and seed it, so a shot is reproducible
     with cam.applied(pipe) as camera_kw, torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-        with torch.no_grad(): out = pipe(**common, **_backend_kwargs(backend, prompt, config), **camera_kw).frames
-    lat = out[0] if backend == "svd" else out[0].permute(1, 0, 2, 3)       # svd (1, F, C, h, w); i2vgen-xl (1, C, F, h, w)
+        with torch.no_grad():
+            out = pipe(**common, **_backend_kwargs(backend, prompt, config), **camera_kw).frames
+    lat = out[0] if backend == "svd" else out[0].permute(1, 0, 2, 3)  # svd (1, F, C, h, w); i2vgen-xl (1, C, F, h, w)
     assert lat.shape == (n_frames, C, h, w), f"latents {tuple(lat.shape)} != {(n_frames, C, h, w)}"
     return lat.float().cpu()
 
@@ -170,28 +259,40 @@ def run_chunk(pipe,                          # StableVideoDiffusionPipeline or I
 def _check_shot(keyframe: Optional[Keyframe], shot: Shot, config: ShotConfig, store: RunStore) -> Path:
     "Validate one shot's inputs; return the keyframe image's path. Errors name the shot."
     where = f"shot {shot.index}"
-    try: config.validate()
-    except ValidationError as e: raise e.at(where) from None
-    try: check_range("duration", shot.duration, *DURATION_RANGE)
-    except ValidationError as e: raise e.at(where) from None
+    try:
+        config.validate()
+    except ValidationError as e:
+        raise e.at(where) from None
+    try:
+        check_range("duration", shot.duration, *DURATION_RANGE)
+    except ValidationError as e:
+        raise e.at(where) from None
     if config.camera == "embedding" and not config.camera_adapter:
-        raise VgotError(f"{where}: camera='embedding' needs adapter weights: set ShotConfig.camera_adapter "
-                        "(vgot shots --camera-adapter) to a checkpoint from `vgot train-camera`, "
-                        "or use camera='warp' (training-free)")
+        raise VgotError(
+            f"{where}: camera='embedding' needs adapter weights: set ShotConfig.camera_adapter "
+            "(vgot shots --camera-adapter) to a checkpoint from `vgot train-camera`, "
+            "or use camera='warp' (training-free)"
+        )
     if config.camera == "embedding" and not Path(config.camera_adapter).is_file():
         raise VgotError(f"{where}: camera adapter {config.camera_adapter}: not found")
-    if keyframe is None: raise VgotError(f"{where}: keyframe missing; run the keyframes stage first")
-    if keyframe.shot != shot.index: raise VgotError(f"{where}: got the keyframe of shot {keyframe.shot}")
+    if keyframe is None:
+        raise VgotError(f"{where}: keyframe missing; run the keyframes stage first")
+    if keyframe.shot != shot.index:
+        raise VgotError(f"{where}: got the keyframe of shot {keyframe.shot}")
     img = store.path(keyframe.image)
-    if not img.is_file(): raise VgotError(f"{where}: keyframe image {keyframe.image} not found in {store.root}")
+    if not img.is_file():
+        raise VgotError(f"{where}: keyframe image {keyframe.image} not found in {store.root}")
     return img
 
 # %% ../nbs/03_shot_generation.ipynb #1e83b6ab
-def load_camera_adapter(pipe,               # the video pipeline whose UNet the adapter is for
-                        config: ShotConfig,  # camera_adapter (the checkpoint) and camera_scale (λ_cam)
-                        shot_index: int) -> CameraAdapter:   # for the error message
+def load_camera_adapter(
+    pipe,  # the video pipeline whose UNet the adapter is for
+    config: ShotConfig,  # camera_adapter (the checkpoint) and camera_scale (λ_cam)
+    shot_index: int,
+) -> CameraAdapter:  # for the error message
     "The camera adapter of `config.camera_adapter` for this pipeline's UNet, at λ_cam = `config.camera_scale`."
-    try: adapter = CameraAdapter.load(config.camera_adapter, pipe.unet)
+    try:
+        adapter = CameraAdapter.load(config.camera_adapter, pipe.unet)
     except VgotError as e:
         raise VgotError(f"shot {shot_index}: camera='embedding' with backend '{config.backend}': {e}") from None
     adapter.scale = config.camera_scale
@@ -201,79 +302,110 @@ def load_camera_adapter(pipe,               # the video pipeline whose UNet the 
 def _apply_memory_options(pipe, config: ShotConfig):
     "VAE slicing/tiling where the VAE has them; model CPU offload on accelerators."
     vae = pipe.vae
-    if config.vae_slicing and hasattr(vae, "enable_slicing"): vae.enable_slicing()
-    if config.vae_tiling and hasattr(vae, "enable_tiling"): vae.enable_tiling()
+    if config.vae_slicing and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+    if config.vae_tiling and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
     if config.cpu_offload and pipe.unet.device.type != "cpu" and not getattr(pipe, "_vgot_offloaded", False):
         pipe.enable_model_cpu_offload(device=pipe.unet.device)
         pipe._vgot_offloaded = True
 
 # %% ../nbs/03_shot_generation.ipynb #4797272c
-def _shot_latents(pipe,                 # the backend's video pipeline
-                  image,                # PIL keyframe at the video size
-                  shot: Shot,           # the shot (prompt, index)
-                  traj: torch.Tensor,   # (F, 3) the shot's trajectory
-                  config: ShotConfig,   # settings
-                  adapter: Optional[CameraAdapter] = None) -> tuple[torch.Tensor, np.ndarray]:
+def _shot_latents(
+    pipe,  # the backend's video pipeline
+    image,  # PIL keyframe at the video size
+    shot: Shot,  # the shot (prompt, index)
+    traj: torch.Tensor,  # (F, 3) the shot's trajectory
+    config: ShotConfig,  # settings
+    adapter: Optional[CameraAdapter] = None,
+) -> tuple[torch.Tensor, np.ndarray]:
     "Latents (F, C, h, w) and frames (F, H, W, 3) of a shot, chunk by chunk, each from the previous chunk's last frame."
     lat_all, frames_all = [], []
     for c, (start, length) in enumerate(chunk_plan(len(traj), config.native_frames)):
         gen = make_generator(derive_seed(config.seed, "shot", shot.index, c))
-        rel = relative_trajectory(traj[start:start + length], 0)
+        rel = relative_trajectory(traj[start : start + length], 0)
         cam = chunk_camera(pipe, config.backend, image, rel, config, gen, adapter)
-        lat = run_chunk(pipe, config.backend, image, shot.prompt, cam, config, gen)    # (length, C, h, w)
-        fr = decode_latents(pipe, lat, config.decode_chunk_size)                       # (length, H, W, 3)
-        image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))               # the next chunk continues here
-        if c: lat, fr = lat[1:], fr[1:]
+        lat = run_chunk(pipe, config.backend, image, shot.prompt, cam, config, gen)  # (length, C, h, w)
+        fr = decode_latents(pipe, lat, config.decode_chunk_size)  # (length, H, W, 3)
+        image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))  # the next chunk continues here
+        if c:
+            lat, fr = lat[1:], fr[1:]
         lat_all.append(lat)
         frames_all.append(fr)
     return torch.cat(lat_all), np.concatenate(frames_all)
 
 # %% ../nbs/03_shot_generation.ipynb #2cedab36
-def generate_shot(keyframe: Optional[Keyframe],  # Module 2's keyframe of this shot
-                  shot: Shot,                      # the shot (duration, prompt, motion)
-                  models: Models,                  # loaded lazily; the backend's video pipeline is used
-                  config: Optional[ShotConfig] = None,  # settings
-                  store: Optional[RunStore] = None,     # the run folder (required: the clip is written there)
-                  progress: bool = False,               # (one shot: no bar)
-                  adapter: Optional[CameraAdapter] = None) -> ShotClip:  # camera="embedding": loaded here if None
+def generate_shot(
+    keyframe: Optional[Keyframe],  # Module 2's keyframe of this shot
+    shot: Shot,  # the shot (duration, prompt, motion)
+    models: Models,  # loaded lazily; the backend's video pipeline is used
+    config: Optional[ShotConfig] = None,  # settings
+    store: Optional[RunStore] = None,  # the run folder (required: the clip is written there)
+    progress: bool = False,  # (one shot: no bar)
+    adapter: Optional[CameraAdapter] = None,
+) -> ShotClip:  # camera="embedding": loaded here if None
     "Generate (or resume) one shot video from its keyframe; writes shots/NNN.{mp4,latents.safetensors,json}."
     config = config or ShotConfig.from_preset(models.preset)
-    if store is None: raise VgotError(f"shot {shot.index}: generate_shot needs a RunStore to write the clip to")
+    if store is None:
+        raise VgotError(f"shot {shot.index}: generate_shot needs a RunStore to write the clip to")
     img_path = _check_shot(keyframe, shot, config, store)
     i, name = shot.index, f"shot/{shot.index:03d}"
     (video_rel, lat_rel), json_rel = store.shot_rel(i), f"shots/{i:03d}.json"
     if config.backend not in models.preset.i2v:
-        raise VgotError(f"shot {i}: preset '{models.preset.name}' has no '{config.backend}' video model "
-                        f"(has: {', '.join(models.preset.i2v)})")
-    h = hash_inputs("shot", shot, config.determining(), img_path,
-                    Path(config.camera_adapter) if config.camera == "embedding" else None,
-                    asdict(models.preset.i2v[config.backend]), str(models.dtype))
-    if store.is_done(name, h): return ShotClip.load(store.path(json_rel))
+        raise VgotError(
+            f"shot {i}: preset '{models.preset.name}' has no '{config.backend}' video model "
+            f"(has: {', '.join(models.preset.i2v)})"
+        )
+    h = hash_inputs(
+        "shot",
+        shot,
+        config.determining(),
+        img_path,
+        Path(config.camera_adapter) if config.camera == "embedding" else None,
+        asdict(models.preset.i2v[config.backend]),
+        str(models.dtype),
+    )
+    if store.is_done(name, h):
+        return ShotClip.load(store.path(json_rel))
     pipe = models.i2v(config.backend)
-    if config.camera == "embedding" and adapter is None: adapter = load_camera_adapter(pipe, config, i)
+    if config.camera == "embedding" and adapter is None:
+        adapter = load_camera_adapter(pipe, config, i)
     _apply_memory_options(pipe, config)
     n = n_frames_of(shot.duration, config.fps)
     image = load_image(img_path, f"shot {i}: keyframe").resize((config.width, config.height), Image.BICUBIC)
     latents, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter)
     assert latents.shape[0] == n and frames.shape == (n, config.height, config.width, 3), (latents.shape, frames.shape)
     write_video(store.path(video_rel), frames, config.fps)
-    save_tensors(store.path(lat_rel), {"latents": latents}, {"shot": i, "backend": config.backend, "camera": config.camera})
-    clip = ShotClip(shot=i, video=video_rel, latents=lat_rel, n_frames=n, fps=float(config.fps),
-                    seed=derive_seed(config.seed, "shot", i), backend=config.backend, camera=config.camera)
+    save_tensors(
+        store.path(lat_rel), {"latents": latents}, {"shot": i, "backend": config.backend, "camera": config.camera}
+    )
+    clip = ShotClip(
+        shot=i,
+        video=video_rel,
+        latents=lat_rel,
+        n_frames=n,
+        fps=float(config.fps),
+        seed=derive_seed(config.seed, "shot", i),
+        backend=config.backend,
+        camera=config.camera,
+    )
     store.write_artifact(json_rel, clip)
     store.record(name, h, [video_rel, lat_rel, json_rel], "shots")
     return clip
 
 # %% ../nbs/03_shot_generation.ipynb #78837e55
-def generate_shots(script: Script,                       # Module 1's script
-                   keyframes: list,                      # Module 2's keyframes (by shot index; missing ones are errors)
-                   models: Models,                       # the run's models
-                   config: Optional[ShotConfig] = None,  # settings
-                   store: Optional[RunStore] = None,     # the run folder
-                   progress: bool = True) -> list[ShotClip]:
+def generate_shots(
+    script: Script,  # Module 1's script
+    keyframes: list,  # Module 2's keyframes (by shot index; missing ones are errors)
+    models: Models,  # the run's models
+    config: Optional[ShotConfig] = None,  # settings
+    store: Optional[RunStore] = None,  # the run folder
+    progress: bool = True,
+) -> list[ShotClip]:
     "Generate (or resume) every shot of a script; returns the clips in shot order."
     config = config or ShotConfig.from_preset(models.preset)
-    if store is None: raise VgotError("generate_shots needs a RunStore")
+    if store is None:
+        raise VgotError("generate_shots needs a RunStore")
     by_shot = {k.shot: k for k in keyframes if k is not None}
     store.set_stage("shots", "running")
     clips = []

@@ -14,11 +14,30 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .core import (VgotError, ValidationError, TRANSITION_MODES, Script, ShotClip, Transition, RunStore, check_range,
-                       check_type, save_tensors, load_tensors, write_video, read_video, hash_inputs, derive_seed,
-                       make_generator, to_uint8_frames)
+from vgot.core import (
+    VgotError,
+    ValidationError,
+    TRANSITION_MODES,
+    Script,
+    ShotClip,
+    Transition,
+    RunStore,
+    check_range,
+    check_type,
+    save_tensors,
+    load_tensors,
+    write_video,
+    read_video,
+    hash_inputs,
+    derive_seed,
+    make_generator,
+    to_uint8_frames,
+)
 from .core import StageConfig, setting
 import vgot.models  # registers the presets that from_preset finds by name
+from .shots import decode_latents as decode_video
+from .core import resolve_inside
+from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['KERNELS', 'LatentPathGP', 'GPPath', 'shared_kernel_mll', 'gp_latent_path', 'ease', 'transition_latents',
@@ -28,36 +47,48 @@ __all__ = ['KERNELS', 'LatentPathGP', 'GPPath', 'shared_kernel_mll', 'gp_latent_
 # %% ../nbs/04_smoothing.ipynb #8a761f46
 KERNELS = ("rbf", "matern52", "matern32")
 
+
 def _make_kernel(name: str, max_lengthscale: float = 1e3):
     "A gpytorch ScaleKernel over the named base kernel, lengthscale kept in [0.1, max_lengthscale] frames."
     import gpytorch
+
     lc = gpytorch.constraints.Interval(0.1, max_lengthscale)
-    if name == "rbf": base = gpytorch.kernels.RBFKernel(lengthscale_constraint=lc)
-    elif name == "matern52": base = gpytorch.kernels.MaternKernel(nu=2.5, lengthscale_constraint=lc)
-    elif name == "matern32": base = gpytorch.kernels.MaternKernel(nu=1.5, lengthscale_constraint=lc)
-    else: raise VgotError(f"kernel '{name}' is not one of {', '.join(KERNELS)}")
+    if name == "rbf":
+        base = gpytorch.kernels.RBFKernel(lengthscale_constraint=lc)
+    elif name == "matern52":
+        base = gpytorch.kernels.MaternKernel(nu=2.5, lengthscale_constraint=lc)
+    elif name == "matern32":
+        base = gpytorch.kernels.MaternKernel(nu=1.5, lengthscale_constraint=lc)
+    else:
+        raise VgotError(f"kernel '{name}' is not one of {', '.join(KERNELS)}")
     return gpytorch.kernels.ScaleKernel(base)
+
 
 @functools.cache
 def _gp_class():
     "gpytorch's ExactGP subclass, defined on first use (importing gpytorch takes about a second)."
     import gpytorch
+
     class LatentPathGP(gpytorch.models.ExactGP):
         "The prior GP(0, k) over frame time, shared by every latent coordinate."
+
         def __init__(self, t_obs, y_obs=None, kernel: str = "rbf", max_lengthscale: float = 1e3):
             lik = gpytorch.likelihoods.GaussianLikelihood(noise_constraint=gpytorch.constraints.GreaterThan(1e-8))
             super().__init__(t_obs, y_obs, lik)
             self.mean_module = gpytorch.means.ZeroMean()
             self.covar_module = _make_kernel(kernel, max_lengthscale)
+
         def forward(self, t):
             return gpytorch.distributions.MultivariateNormal(self.mean_module(t), self.covar_module(t))
+
     return LatentPathGP
 
+
 def LatentPathGP(
-    t_obs,                          # (m,) observed frame times
-    y_obs=None,                     # (m,) one coordinate's targets, for gpytorch's own prediction; None for the shared-kernel use
-    kernel: str = "rbf",            # rbf | matern52 | matern32
-    max_lengthscale: float = 1e3,   # upper bound of the lengthscale, in frames
+    t_obs,  # (m,) observed frame times
+    y_obs=None,  # (m,) one coordinate's targets, for gpytorch's own prediction; None for the shared-kernel use
+    kernel: str = "rbf",  # rbf | matern52 | matern32
+    max_lengthscale: float = 1e3,  # upper bound of the lengthscale, in frames
 ):
     "A gpytorch ExactGP with the prior GP(0, k) over frame time and a Gaussian likelihood."
     return _gp_class()(t_obs, y_obs, kernel, max_lengthscale)
@@ -66,221 +97,309 @@ def LatentPathGP(
 @dataclass
 class GPPath:
     "A GP latent path between two shots: observations, posterior mean and std at the transition frames, hyperparameters."
-    t_obs: Any            # (2k,) observed times: shot j's last k frames, then shot j+1's first k
-    z_obs: Any            # (2k, C, h, w) observed latents, in the order of t_obs
-    t: Any                # (n,) times of the transition frames
-    mean: Any             # (n, C, h, w) posterior mean: the latent path
-    std: Any              # (n,) posterior standard deviation, the same for every coordinate (shared kernel)
-    kernel: str           # rbf | matern52 | matern32
-    lengthscale: float    # ℓ, in frames
-    outputscale: float    # σ_f², in standardised units
-    noise: float          # σ_n², in standardised units
-    scale: float          # s, the latent's scale: standardised units × s = latent units
-    mll: float            # log marginal likelihood per observed value at the final hyperparameters
-    fitted: tuple = ()    # names of the hyperparameters fitted by marginal likelihood
+
+    t_obs: Any  # (2k,) observed times: shot j's last k frames, then shot j+1's first k
+    z_obs: Any  # (2k, C, h, w) observed latents, in the order of t_obs
+    t: Any  # (n,) times of the transition frames
+    mean: Any  # (n, C, h, w) posterior mean: the latent path
+    std: Any  # (n,) posterior standard deviation, the same for every coordinate (shared kernel)
+    kernel: str  # rbf | matern52 | matern32
+    lengthscale: float  # ℓ, in frames
+    outputscale: float  # σ_f², in standardised units
+    noise: float  # σ_n², in standardised units
+    scale: float  # s, the latent's scale: standardised units × s = latent units
+    mll: float  # log marginal likelihood per observed value at the final hyperparameters
+    fitted: tuple = ()  # names of the hyperparameters fitted by marginal likelihood
 
     @property
-    def k(self) -> int: return len(self.t_obs) // 2
+    def k(self) -> int:
+        return len(self.t_obs) // 2
+
     @property
-    def n(self) -> int: return len(self.t)
+    def n(self) -> int:
+        return len(self.t)
 
     def full(self):
         "The whole path (2k + n, C, h, w): shot j's last k frames, the transition, shot j+1's first k."
-        import torch
-        return torch.cat([self.z_obs[:self.k], self.mean.to(self.z_obs.dtype), self.z_obs[self.k:]])
+
+        return torch.cat([self.z_obs[: self.k], self.mean.to(self.z_obs.dtype), self.z_obs[self.k :]])
 
     def hyperparameters(self) -> dict:
         "The kernel and its hyperparameters as a JSON-able dict."
-        return dict(kernel=self.kernel, lengthscale=self.lengthscale, outputscale=self.outputscale, noise=self.noise,
-                    scale=self.scale, mll=self.mll, fitted=list(self.fitted), k=self.k, n=self.n)
+        return dict(
+            kernel=self.kernel,
+            lengthscale=self.lengthscale,
+            outputscale=self.outputscale,
+            noise=self.noise,
+            scale=self.scale,
+            mll=self.mll,
+            fitted=list(self.fitted),
+            k=self.k,
+            n=self.n,
+        )
 
 # %% ../nbs/04_smoothing.ipynb #71d94b64
 def _check_frames(name: str, z, where: str = ""):
     "Raise unless `z` is a finite float tensor of shape (k, C, h, w) with k ≥ 1."
-    import torch
+
     w = f"{where}: " if where else ""
-    if not isinstance(z, torch.Tensor): raise VgotError(f"{w}{name} is a {type(z).__name__}, not a torch.Tensor")
-    if z.ndim != 4: raise VgotError(f"{w}{name} has shape {tuple(z.shape)}; expected (k, C, h, w) latent frames")
-    if z.shape[0] < 1: raise VgotError(f"{w}{name} has no frames (shape {tuple(z.shape)}); k must be at least 1")
-    if not z.is_floating_point(): raise VgotError(f"{w}{name} has dtype {z.dtype}; expected floating point latents")
+    if not isinstance(z, torch.Tensor):
+        raise VgotError(f"{w}{name} is a {type(z).__name__}, not a torch.Tensor")
+    if z.ndim != 4:
+        raise VgotError(f"{w}{name} has shape {tuple(z.shape)}; expected (k, C, h, w) latent frames")
+    if z.shape[0] < 1:
+        raise VgotError(f"{w}{name} has no frames (shape {tuple(z.shape)}); k must be at least 1")
+    if not z.is_floating_point():
+        raise VgotError(f"{w}{name} has dtype {z.dtype}; expected floating point latents")
     if not torch.isfinite(z).all():
-        raise VgotError(f"{w}{name} contains NaN or inf ({int((~torch.isfinite(z)).sum())} values); the shot's latents are corrupt")
+        raise VgotError(
+            f"{w}{name} contains NaN or inf ({int((~torch.isfinite(z)).sum())} values); the shot's latents are corrupt"
+        )
+
 
 def _check_pair(z_end_frames, z_start_frames, where: str = ""):
-    _check_frames("z_end_frames", z_end_frames, where); _check_frames("z_start_frames", z_start_frames, where)
+    _check_frames("z_end_frames", z_end_frames, where)
+    _check_frames("z_start_frames", z_start_frames, where)
     if z_end_frames.shape[1:] != z_start_frames.shape[1:]:
-        raise VgotError(f"{where + ': ' if where else ''}the shots' latent frames differ in shape: {tuple(z_end_frames.shape[1:])} "
-                        f"before the transition, {tuple(z_start_frames.shape[1:])} after; both shots must be made at the same size")
+        raise VgotError(
+            f"{where + ': ' if where else ''}the shots' latent frames differ in shape: {tuple(z_end_frames.shape[1:])} "
+            f"before the transition, {tuple(z_start_frames.shape[1:])} after; both shots must be made at the same size"
+        )
 
 # %% ../nbs/04_smoothing.ipynb #8ae3d4a8
 def shared_kernel_mll(model, t_obs, R, D: int):
     "log p(Ỹ | θ) / (2k·D) for D outputs sharing `model`'s kernel, given R (2k, r) with Ỹ Ỹᵀ = R Rᵀ."
-    K = model.likelihood(model.forward(t_obs)).lazy_covariance_matrix   # (2k, 2k): k(t_o, t_o) + σ_n² I
+    K = model.likelihood(model.forward(t_obs)).lazy_covariance_matrix  # (2k, 2k): k(t_o, t_o) + σ_n² I
     n = t_obs.shape[0]
     inv_quad, logdet = K.inv_quad_logdet(inv_quad_rhs=R, logdet=True)  # tr(Rᵀ K⁻¹ R), log|K|
     return -0.5 * (inv_quad + D * logdet + n * D * math.log(2 * math.pi)) / (n * D)
 
 # %% ../nbs/04_smoothing.ipynb #885bcd5d
 def _set_hyper(model, name: str, value: float):
-    if name == "lengthscale": model.covar_module.base_kernel.lengthscale = value
-    elif name == "outputscale": model.covar_module.outputscale = value
-    elif name == "noise": model.likelihood.noise = value
+    if name == "lengthscale":
+        model.covar_module.base_kernel.lengthscale = value
+    elif name == "outputscale":
+        model.covar_module.outputscale = value
+    elif name == "noise":
+        model.likelihood.noise = value
+
 
 def _get_hyper(model, name: str) -> float:
-    if name == "lengthscale": return float(model.covar_module.base_kernel.lengthscale.item())
-    if name == "outputscale": return float(model.covar_module.outputscale.item())
+    if name == "lengthscale":
+        return float(model.covar_module.base_kernel.lengthscale.item())
+    if name == "outputscale":
+        return float(model.covar_module.outputscale.item())
     return float(model.likelihood.noise.item())
 
+
 def _hyper_params(model, name: str):
-    if name == "lengthscale": return [model.covar_module.base_kernel.raw_lengthscale]
-    if name == "outputscale": return [model.covar_module.raw_outputscale]
+    if name == "lengthscale":
+        return [model.covar_module.base_kernel.raw_lengthscale]
+    if name == "outputscale":
+        return [model.covar_module.raw_outputscale]
     return [model.likelihood.noise_covar.raw_noise]
+
 
 def _fit_and_predict(model, t_obs, t_new, Yt, R, free: tuple, fit_iters: int):
     "Fit the `free` hyperparameters by marginal likelihood (L-BFGS), then the posterior: (mll, mean (n, D), variance (n,))."
     import torch, gpytorch
     from linear_operator.utils.cholesky import psd_safe_cholesky
+
     D = Yt.shape[1]
     with gpytorch.settings.cholesky_jitter(double_value=1e-10), gpytorch.settings.max_cholesky_size(10_000):
         if free:
             model.train()
-            opt = torch.optim.LBFGS([p for nm in free for p in _hyper_params(model, nm)], lr=1.0, max_iter=fit_iters,
-                                    line_search_fn="strong_wolfe")
+            opt = torch.optim.LBFGS(
+                [p for nm in free for p in _hyper_params(model, nm)],
+                lr=1.0,
+                max_iter=fit_iters,
+                line_search_fn="strong_wolfe",
+            )
+
             def closure():
                 opt.zero_grad()
                 loss = -shared_kernel_mll(model, t_obs, R, D)
                 loss.backward()
                 return loss
+
             opt.step(closure)
         model.eval()
         with torch.no_grad():
             mll = float(shared_kernel_mll(model, t_obs, R, D))
-            K = model.likelihood(model.forward(t_obs)).covariance_matrix                   # (2k, 2k) k(t_o, t_o) + σ_n² I
-            Ks = model.covar_module(t_new, t_obs).to_dense()                                 # (n, 2k)
-            kss = model.covar_module(t_new, diag=True)                                       # (n,)
+            K = model.likelihood(model.forward(t_obs)).covariance_matrix  # (2k, 2k) k(t_o, t_o) + σ_n² I
+            Ks = model.covar_module(t_new, t_obs).to_dense()  # (n, 2k)
+            kss = model.covar_module(t_new, diag=True)  # (n,)
             L = psd_safe_cholesky(K)
-            alpha = torch.cholesky_solve(Yt, L)                                              # K⁻¹ Ỹ, (2k, D): one solve, D right-hand sides
-            mean = Ks @ alpha                                                                # (n, D)
-            v = (kss - (Ks * torch.cholesky_solve(Ks.T, L).T).sum(-1)).clamp_min(0)          # (n,)
+            alpha = torch.cholesky_solve(Yt, L)  # K⁻¹ Ỹ, (2k, D): one solve, D right-hand sides
+            mean = Ks @ alpha  # (n, D)
+            v = (kss - (Ks * torch.cholesky_solve(Ks.T, L).T).sum(-1)).clamp_min(0)  # (n,)
     return mll, mean, v
 
 # %% ../nbs/04_smoothing.ipynb #1b615eae
 def gp_latent_path(
-    z_end_frames,                       # (k, C, h, w) last k latent frames of shot j
-    z_start_frames,                     # (k', C, h, w) first k' latent frames of shot j+1 (k' = k usually)
-    n_frames: int,                      # n, frames of the transition (≥ 1)
-    kernel: str = "rbf",                # rbf | matern52 | matern32
+    z_end_frames,  # (k, C, h, w) last k latent frames of shot j
+    z_start_frames,  # (k', C, h, w) first k' latent frames of shot j+1 (k' = k usually)
+    n_frames: int,  # n, frames of the transition (≥ 1)
+    kernel: str = "rbf",  # rbf | matern52 | matern32
     lengthscale: Optional[float] = None,  # ℓ in frames; None: fitted by marginal likelihood
     outputscale: Optional[float] = None,  # σ_f² in standardised units; None: fitted
-    noise: Optional[float] = 1e-4,      # σ_n² in standardised units; None: fitted (the observations are exact latents: keep it small)
-    fit_iters: int = 30,                # L-BFGS iterations for the fit
-    where: str = "",                    # prefix for error messages (e.g. "transition 003-004")
+    noise: Optional[
+        float
+    ] = 1e-4,  # σ_n² in standardised units; None: fitted (the observations are exact latents: keep it small)
+    fit_iters: int = 30,  # L-BFGS iterations for the fit
+    where: str = "",  # prefix for error messages (e.g. "transition 003-004")
 ) -> GPPath:
     "GP regression of the latent path between shot j's last frames and shot j+1's first frames."
-    import torch
+
     _check_pair(z_end_frames, z_start_frames, where)
     w = f"{where}: " if where else ""
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
         raise VgotError(f"{w}n_frames = {n_frames!r}: a transition needs at least 1 frame (use mode 'cut' for none)")
-    if kernel not in KERNELS: raise VgotError(f"{w}kernel '{kernel}' is not one of {', '.join(KERNELS)}")
+    if kernel not in KERNELS:
+        raise VgotError(f"{w}kernel '{kernel}' is not one of {', '.join(KERNELS)}")
     for nm, v in (("lengthscale", lengthscale), ("outputscale", outputscale), ("noise", noise)):
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise VgotError(f"{w}{nm} = {v!r} must be a positive number (or None to fit it)")
     ka, kb, n = z_end_frames.shape[0], z_start_frames.shape[0], n_frames
-    max_ell = 10.0 * (ka + kb + n)                                        # beyond this an RBF is a polynomial on the window
+    max_ell = 10.0 * (ka + kb + n)  # beyond this an RBF is a polynomial on the window
     if lengthscale is not None and not 0.1 <= lengthscale <= max_ell:
-        raise VgotError(f"{w}lengthscale = {lengthscale!r} frames is outside [0.1, {max_ell:g}] (10 × the window of {ka + kb + n} frames)")
-    if noise is not None and noise < 1e-8: raise VgotError(f"{w}noise = {noise!r} is below 1e-8; the kernel matrix would be singular")
+        raise VgotError(
+            f"{w}lengthscale = {lengthscale!r} frames is outside [0.1, {max_ell:g}] (10 × the window of {ka + kb + n} frames)"
+        )
+    if noise is not None and noise < 1e-8:
+        raise VgotError(f"{w}noise = {noise!r} is below 1e-8; the kernel matrix would be singular")
     frame_shape, dev, out_dtype = tuple(z_end_frames.shape[1:]), z_end_frames.device, z_end_frames.dtype
     D = math.prod(frame_shape)
     f64 = dict(device=dev, dtype=torch.float64)
-    t_obs = torch.cat([torch.arange(ka, **f64), torch.arange(ka + n, ka + n + kb, **f64)])   # (2k,)
-    t_new = torch.arange(ka, ka + n, **f64)                                                  # (n,)
-    z_obs = torch.cat([z_end_frames, z_start_frames.to(z_end_frames)])                       # (2k, C, h, w)
-    Y = z_obs.reshape(ka + kb, D).to(torch.float64)                                          # (2k, D)
-    mu = Y.mean(0, keepdim=True)                                                             # (1, D)
+    t_obs = torch.cat([torch.arange(ka, **f64), torch.arange(ka + n, ka + n + kb, **f64)])  # (2k,)
+    t_new = torch.arange(ka, ka + n, **f64)  # (n,)
+    z_obs = torch.cat([z_end_frames, z_start_frames.to(z_end_frames)])  # (2k, C, h, w)
+    Y = z_obs.reshape(ka + kb, D).to(torch.float64)  # (2k, D)
+    mu = Y.mean(0, keepdim=True)  # (1, D)
     s = float((Y - mu).pow(2).mean().sqrt())
-    if s == 0.0: s = 1.0                                                                     # all frames equal: any scale works
-    Yt = (Y - mu) / s                                                                        # Ỹ, (2k, D)
+    if s == 0.0:
+        s = 1.0  # all frames equal: any scale works
+    Yt = (Y - mu) / s  # Ỹ, (2k, D)
 
     model = LatentPathGP(t_obs, None, kernel, max_lengthscale=max_ell)
-    model.covar_module.to(**f64); model.likelihood.to(**f64)                                # (no targets: the data is Ỹ below)
+    model.covar_module.to(**f64)
+    model.likelihood.to(**f64)  # (no targets: the data is Ỹ below)
     fixed = dict(lengthscale=lengthscale, outputscale=outputscale, noise=noise)
     init = dict(lengthscale=max(1.0, (n + 1) / 2), outputscale=1.0, noise=1e-3)
-    for nm in fixed: _set_hyper(model, nm, float(fixed[nm] if fixed[nm] is not None else init[nm]))
+    for nm in fixed:
+        _set_hyper(model, nm, float(fixed[nm] if fixed[nm] is not None else init[nm]))
     free = tuple(nm for nm in fixed if fixed[nm] is None)
-    evals, U = torch.linalg.eigh(Yt @ Yt.T)                                                  # S = Ỹ Ỹᵀ = U Λ Uᵀ
-    R = U * evals.clamp_min(0).sqrt()                                                        # (2k, 2k), R Rᵀ = S
+    evals, U = torch.linalg.eigh(Yt @ Yt.T)  # S = Ỹ Ỹᵀ = U Λ Uᵀ
+    R = U * evals.clamp_min(0).sqrt()  # (2k, 2k), R Rᵀ = S
     from linear_operator.utils.errors import NotPSDError
-    try: mll, mean, v = _fit_and_predict(model, t_obs, t_new, Yt, R, free, fit_iters)
-    except (NotPSDError, RuntimeError) as e:                                                  # a singular kernel matrix
-        raise VgotError(f"{w}the GP kernel matrix could not be factorised ({str(e).splitlines()[0][:120]}); "
-                        "fix lengthscale, or raise noise, in the config") from None
+
+    try:
+        mll, mean, v = _fit_and_predict(model, t_obs, t_new, Yt, R, free, fit_iters)
+    except (NotPSDError, RuntimeError) as e:  # a singular kernel matrix
+        raise VgotError(
+            f"{w}the GP kernel matrix could not be factorised ({str(e).splitlines()[0][:120]}); "
+            "fix lengthscale, or raise noise, in the config"
+        ) from None
     if not torch.isfinite(mean).all():
-        raise VgotError(f"{w}the GP posterior is not finite (hyperparameters {dict((nm, _get_hyper(model, nm)) for nm in fixed)}); "
-                        "fix the lengthscale in the config")
+        raise VgotError(
+            f"{w}the GP posterior is not finite (hyperparameters {dict((nm, _get_hyper(model, nm)) for nm in fixed)}); "
+            "fix the lengthscale in the config"
+        )
     z_mean = (mu + s * mean).reshape(n, *frame_shape).to(out_dtype)
     assert z_mean.shape == (n, *frame_shape)
-    return GPPath(t_obs=t_obs.float().cpu(), z_obs=z_obs.detach(), t=t_new.float().cpu(), mean=z_mean,
-                  std=(s * v.sqrt()).float().cpu(), kernel=kernel, lengthscale=_get_hyper(model, "lengthscale"),
-                  outputscale=_get_hyper(model, "outputscale"), noise=_get_hyper(model, "noise"), scale=s, mll=mll,
-                  fitted=free)
+    return GPPath(
+        t_obs=t_obs.float().cpu(),
+        z_obs=z_obs.detach(),
+        t=t_new.float().cpu(),
+        mean=z_mean,
+        std=(s * v.sqrt()).float().cpu(),
+        kernel=kernel,
+        lengthscale=_get_hyper(model, "lengthscale"),
+        outputscale=_get_hyper(model, "outputscale"),
+        noise=_get_hyper(model, "noise"),
+        scale=s,
+        mll=mll,
+        fitted=free,
+    )
 
 # %% ../nbs/04_smoothing.ipynb #62cd4b8e
 def ease(n: int):
     "Eased crossfade weights w(s) = (1 - cos πs)/2 at s = i/(n+1), i = 1..n, shape (n,)."
-    import torch
+
     s = torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)
     return 0.5 * (1 - torch.cos(math.pi * s))
 
+
 def transition_latents(
-    mode: str,                     # gpr | linear | crossfade (gpr+diffusion starts from gpr)
-    z_end_frames,                  # (k, C, h, w) last latent frames of shot j
-    z_start_frames,                # (k, C, h, w) first latent frames of shot j+1
-    n_frames: int,                 # frames of the transition
-    **gp_kw,                       # kernel, lengthscale, outputscale, noise, fit_iters, where: passed to gp_latent_path
+    mode: str,  # gpr | linear | crossfade (gpr+diffusion starts from gpr)
+    z_end_frames,  # (k, C, h, w) last latent frames of shot j
+    z_start_frames,  # (k, C, h, w) first latent frames of shot j+1
+    n_frames: int,  # frames of the transition
+    **gp_kw,  # kernel, lengthscale, outputscale, noise, fit_iters, where: passed to gp_latent_path
 ):
     "The transition's latent path (n, C, h, w), and the GPPath for the GP modes (else None)."
-    import torch
+
     where = gp_kw.get("where", "")
     if mode in ("gpr", "gpr+diffusion"):
         p = gp_latent_path(z_end_frames, z_start_frames, n_frames, **gp_kw)
         return p.mean, p
-    if mode not in ("linear", "crossfade"): raise VgotError(f"{where + ': ' if where else ''}mode '{mode}' has no latent path (one of gpr, gpr+diffusion, linear, crossfade)")
+    if mode not in ("linear", "crossfade"):
+        raise VgotError(
+            f"{where + ': ' if where else ''}mode '{mode}' has no latent path (one of gpr, gpr+diffusion, linear, crossfade)"
+        )
     _check_pair(z_end_frames, z_start_frames, where)
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
-        raise VgotError(f"{where + ': ' if where else ''}n_frames = {n_frames!r}: a transition needs at least 1 frame (use mode 'cut' for none)")
-    a, b = z_end_frames[-1].double(), z_start_frames[0].double()                              # (C, h, w) each
+        raise VgotError(
+            f"{where + ': ' if where else ''}n_frames = {n_frames!r}: a transition needs at least 1 frame (use mode 'cut' for none)"
+        )
+    a, b = z_end_frames[-1].double(), z_start_frames[0].double()  # (C, h, w) each
     w = (torch.arange(1, n_frames + 1, dtype=torch.float64) / (n_frames + 1)) if mode == "linear" else ease(n_frames)
     w = w.to(a.device).view(-1, 1, 1, 1)
     return ((1 - w) * a + w * b).to(z_end_frames.dtype), None
 
+
 def path_smoothness(
-    full_path,     # (2k + n, C, h, w) shot j's last k frames, the transition, shot j+1's first k frames
-    k: int,        # frames of shot j at the start of the path (and of shot j+1 at its end)
+    full_path,  # (2k + n, C, h, w) shot j's last k frames, the transition, shot j+1's first k frames
+    k: int,  # frames of shot j at the start of the path (and of shot j+1 at its end)
 ) -> dict:
     "Velocity jumps at both joints and second-difference statistics of a latent path, RMS per latent value."
-    import torch
-    z = full_path.double().flatten(1)                                    # (F, D)
-    F = z.shape[0]; n = F - 2 * k
-    if k < 2 or n < 0: raise VgotError(f"path_smoothness needs k ≥ 2 frames on each side and n ≥ 0; got k={k}, {F} frames")
-    acc = (z[2:] - 2 * z[1:-1] + z[:-2]).pow(2).mean(1).sqrt()           # (F-2,) second difference at frame i+1
+
+    z = full_path.double().flatten(1)  # (F, D)
+    F = z.shape[0]
+    n = F - 2 * k
+    if k < 2 or n < 0:
+        raise VgotError(f"path_smoothness needs k ≥ 2 frames on each side and n ≥ 0; got k={k}, {F} frames")
+    acc = (z[2:] - 2 * z[1:-1] + z[:-2]).pow(2).mean(1).sqrt()  # (F-2,) second difference at frame i+1
     # joint in: at frame k-1 (last of shot j) -> acc index k-2; joint out: at frame k+n (first of shot j+1) -> acc index k+n-1
-    window = acc[k - 2:k + n]                                            # second differences at the joints and inside
-    return dict(jump_in=float(acc[k - 2]), jump_out=float(acc[k + n - 1]), max_acc=float(window.max()),
-                mean_acc=float(window.mean()))
+    window = acc[k - 2 : k + n]  # second differences at the joints and inside
+    return dict(
+        jump_in=float(acc[k - 2]),
+        jump_out=float(acc[k + n - 1]),
+        max_acc=float(window.max()),
+        mean_acc=float(window.mean()),
+    )
 
 # %% ../nbs/04_smoothing.ipynb #3ff4f35f
 @torch.no_grad()
-def _svd_conditions(pipe, image, n_frames: int, H: int, W: int, fps: int, motion_bucket_id: int,
-                    noise_aug_strength: float, guided: bool, generator):
+def _svd_conditions(
+    pipe,
+    image,
+    n_frames: int,
+    H: int,
+    W: int,
+    fps: int,
+    motion_bucket_id: int,
+    noise_aug_strength: float,
+    guided: bool,
+    generator,
+):
     "SVD's conditions on V_j(T): CLIP image embedding, its VAE latent for every frame, the added time ids."
     dev = pipe.unet.device
-    emb = pipe._encode_image(image, dev, 1, guided)                           # (B, 1, E), B = 2 with guidance
+    emb = pipe._encode_image(image, dev, 1, guided)  # (B, 1, E), B = 2 with guidance
     img = pipe.video_processor.preprocess(image, height=H, width=W).to(dev)
     img = img + noise_aug_strength * torch.randn(img.shape, generator=generator, dtype=img.dtype).to(dev)
-    img_lat = pipe._encode_vae_image(img, dev, 1, guided).to(emb.dtype)       # (B, C, h, w)
-    img_lat = img_lat.unsqueeze(1).repeat(1, n_frames, 1, 1, 1)               # (B, F, C, h, w)
+    img_lat = pipe._encode_vae_image(img, dev, 1, guided).to(emb.dtype)  # (B, C, h, w)
+    img_lat = img_lat.unsqueeze(1).repeat(1, n_frames, 1, 1, 1)  # (B, F, C, h, w)
     time_ids = pipe._get_add_time_ids(fps - 1, motion_bucket_id, noise_aug_strength, emb.dtype, 1, 1, guided).to(dev)
     return emb, img_lat, time_ids
 
@@ -301,87 +420,119 @@ def _denoise(pipe, sched, x, timesteps, emb, img_lat, time_ids, g, guided: bool,
     return x
 
 # %% ../nbs/04_smoothing.ipynb #2275178b
-def pin_boundaries(sched,                       # the loop's private scheduler (its step_index is the level reached)
-                   known: torch.Tensor,         # (B, 2, C, h, w) clean latents of the two boundary frames
-                   eps_known: torch.Tensor):    # (B, 2, C, h, w) their noise
+def pin_boundaries(
+    sched,  # the loop's private scheduler (its step_index is the level reached)
+    known: torch.Tensor,  # (B, 2, C, h, w) clean latents of the two boundary frames
+    eps_known: torch.Tensor,
+):  # (B, 2, C, h, w) their noise
     "A step-end hook in diffusers' signature that puts the boundary frames back at the level just reached: a + σ' ε."
     sig = sched.sigmas.to(known.device, torch.float32)
+
     def callback_on_step_end(pipe, i: int, t, callback_kwargs: dict) -> dict:
         x = callback_kwargs["latents"]
-        x[:, [0, -1]] = known + sig[sched.step_index] * eps_known       # σ' = 0 after the last step
+        x[:, [0, -1]] = known + sig[sched.step_index] * eps_known  # σ' = 0 after the last step
         return callback_kwargs
+
     return callback_on_step_end
 
 # %% ../nbs/04_smoothing.ipynb #ac068d62
 @dataclass
 class RefinedTransition:
     "The output of `refine_transition`."
-    latents: Any                  # (n, C, h, w) transition latents, in the VAE's scaled latent space
+
+    latents: Any  # (n, C, h, w) transition latents, in the VAE's scaled latent space
     frames: Optional[np.ndarray]  # (n, H, W, 3) uint8 decoded frames, or None when not decoded
-    steps_run: int                # denoising steps actually run (0 for strength 0)
+    steps_run: int  # denoising steps actually run (0 for strength 0)
+
 
 def _video_pipe(models, backend: str = "svd"):
     "The video pipeline from a Models (its `backend`) or a pipeline passed directly."
-    if hasattr(models, "i2v") and callable(models.i2v): return models.i2v(backend)
-    if hasattr(models, "vae") and hasattr(models, "unet"): return models
+    if hasattr(models, "i2v") and callable(models.i2v):
+        return models.i2v(backend)
+    if hasattr(models, "vae") and hasattr(models, "unet"):
+        return models
     raise VgotError(f"expected a vgot Models or a video pipeline, got {type(models).__name__}")
+
 
 def decode_latents(pipe, latents, chunk: int = 8) -> np.ndarray:
     "Decode (n, C, h, w) scaled latents through the video pipeline's own decoder (as the shots are) to uint8 frames (n, H, W, 3)."
-    from vgot.shots import decode_latents as decode_video
+
     return to_uint8_frames(decode_video(pipe, latents, chunk))
 
+
 def refine_transition(
-    path,                                   # (n, C, h, w) the GP latent path (transition frames only)
-    z_before,                               # (C, h, w) latent of V_j(T), shot j's last frame: pinned before the path
-    z_after,                                # (C, h, w) latent of V_{j+1}(1), shot j+1's first frame: pinned after it
-    models,                                 # a vgot Models (its SVD pipeline is used) or a StableVideoDiffusionPipeline
-    strength: float = 0.5,                  # how far to noise the path: 0 keeps it, 1 starts from pure noise
-    steps: int = 25,                        # scheduler steps for strength 1 (runs ⌊strength·steps⌋ of them)
-    image=None,                             # V_j(T) as pixels (H, W, 3) uint8 or PIL; None: decoded from z_before
-    fps: int = 7,                           # SVD's fps conditioning
-    motion_bucket_id: int = 127,            # SVD's motion conditioning
-    noise_aug_strength: float = 0.02,       # noise added to the conditioning image, as SVD does
-    min_guidance_scale: float = 1.0,        # guidance at the first frame (SVD ramps it over the frames)
-    max_guidance_scale: float = 3.0,        # guidance at the last frame; ≤ 1 turns classifier-free guidance off
-    generator=None,                         # torch.Generator for the noise (CPU noise is the same on every machine)
-    decode: bool = True,                    # also decode the frames
-    decode_chunk_size: int = 8,             # frames per VAE decode call
+    path,  # (n, C, h, w) the GP latent path (transition frames only)
+    z_before,  # (C, h, w) latent of V_j(T), shot j's last frame: pinned before the path
+    z_after,  # (C, h, w) latent of V_{j+1}(1), shot j+1's first frame: pinned after it
+    models,  # a vgot Models (its SVD pipeline is used) or a StableVideoDiffusionPipeline
+    strength: float = 0.5,  # how far to noise the path: 0 keeps it, 1 starts from pure noise
+    steps: int = 25,  # scheduler steps for strength 1 (runs ⌊strength·steps⌋ of them)
+    image=None,  # V_j(T) as pixels (H, W, 3) uint8 or PIL; None: decoded from z_before
+    fps: int = 7,  # SVD's fps conditioning
+    motion_bucket_id: int = 127,  # SVD's motion conditioning
+    noise_aug_strength: float = 0.02,  # noise added to the conditioning image, as SVD does
+    min_guidance_scale: float = 1.0,  # guidance at the first frame (SVD ramps it over the frames)
+    max_guidance_scale: float = 3.0,  # guidance at the last frame; ≤ 1 turns classifier-free guidance off
+    generator=None,  # torch.Generator for the noise (CPU noise is the same on every machine)
+    decode: bool = True,  # also decode the frames
+    decode_chunk_size: int = 8,  # frames per VAE decode call
 ) -> RefinedTransition:
     "SDEdit-style conditional diffusion of a latent transition path with both boundary frames pinned."
     pipe = _video_pipe(models)
     # 1. check inputs
-    if not isinstance(path, torch.Tensor) or path.ndim != 4: raise VgotError(f"path must be (n, C, h, w) latents, got {getattr(path, 'shape', type(path))}")
+    if not isinstance(path, torch.Tensor) or path.ndim != 4:
+        raise VgotError(f"path must be (n, C, h, w) latents, got {getattr(path, 'shape', type(path))}")
     n, C, h, w = path.shape
     for nm, z in (("z_before", z_before), ("z_after", z_after)):
         if not isinstance(z, torch.Tensor) or tuple(z.shape) != (C, h, w):
-            raise VgotError(f"{nm} has shape {tuple(getattr(z, 'shape', ()))}; expected one latent frame {(C, h, w)} like the path's")
+            raise VgotError(
+                f"{nm} has shape {tuple(getattr(z, 'shape', ()))}; expected one latent frame {(C, h, w)} like the path's"
+            )
     for nm, z in (("path", path), ("z_before", z_before), ("z_after", z_after)):
-        if not torch.isfinite(z).all(): raise VgotError(f"{nm} contains NaN or inf")
+        if not torch.isfinite(z).all():
+            raise VgotError(f"{nm} contains NaN or inf")
     check_range("strength", strength, 0.0, 1.0)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1: raise VgotError(f"steps = {steps!r} must be a positive int")
-    if not hasattr(pipe.scheduler, "sigmas"): raise VgotError(f"{type(pipe.scheduler).__name__} is not sigma-parametrised; refinement needs SVD's EulerDiscreteScheduler")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise VgotError(f"steps = {steps!r} must be a positive int")
+    if not hasattr(pipe.scheduler, "sigmas"):
+        raise VgotError(
+            f"{type(pipe.scheduler).__name__} is not sigma-parametrised; refinement needs SVD's EulerDiscreteScheduler"
+        )
     n_run = min(int(steps * strength), steps)
     if n_run == 0:
         return RefinedTransition(path, decode_latents(pipe, path, decode_chunk_size) if decode else None, 0)
     dev = pipe.unet.device
     if C != pipe.unet.config.out_channels:
-        raise VgotError(f"the latents have {C} channels but {type(pipe.unet).__name__} works on "
-                        f"{pipe.unet.config.out_channels}; were the shots made with another video model?")
-    if image is None: image = decode_latents(pipe, z_before[None], 1)[0]
-    if not isinstance(image, Image.Image): image = Image.fromarray(np.asarray(image))
+        raise VgotError(
+            f"the latents have {C} channels but {type(pipe.unet).__name__} works on "
+            f"{pipe.unet.config.out_channels}; were the shots made with another video model?"
+        )
+    if image is None:
+        image = decode_latents(pipe, z_before[None], 1)[0]
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image))
     pipe._guidance_scale = max_guidance_scale
     guided = max_guidance_scale > 1
-    sched = type(pipe.scheduler).from_config(pipe.scheduler.config)      # a private copy: the shared one keeps its state
-    x0 = torch.cat([z_before[None], path, z_after[None]]).to(dev, torch.float32)[None]   # (1, n+2, C, h, w)
-    eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(dev)          # drawn first: ε for every frame
+    sched = type(pipe.scheduler).from_config(pipe.scheduler.config)  # a private copy: the shared one keeps its state
+    x0 = torch.cat([z_before[None], path, z_after[None]]).to(dev, torch.float32)[None]  # (1, n+2, C, h, w)
+    eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(dev)  # drawn first: ε for every frame
     # 2. condition on V_j(T): CLIP image embedding, and its VAE latent concatenated to every frame
-    emb, img_lat, time_ids = _svd_conditions(pipe, image, n + 2, h * pipe.vae_scale_factor, w * pipe.vae_scale_factor,
-                                             fps, motion_bucket_id, noise_aug_strength, guided, generator)
+    emb, img_lat, time_ids = _svd_conditions(
+        pipe,
+        image,
+        n + 2,
+        h * pipe.vae_scale_factor,
+        w * pipe.vae_scale_factor,
+        fps,
+        motion_bucket_id,
+        noise_aug_strength,
+        guided,
+        generator,
+    )
     # 3. timesteps from the noise level that `strength` picks
     sched.set_timesteps(steps, device=dev)
     i0 = steps - n_run
-    timesteps = sched.timesteps[i0 * sched.order:]
+    timesteps = sched.timesteps[i0 * sched.order :]
     sched.set_begin_index(i0 * sched.order)
     # 4. the start: [V_j(T); GP path; V_{j+1}(1)] noised to σ_{i0}; the boundaries keep their own noise ε_a, ε_b
     x = x0 + sched.sigmas.to(dev, torch.float32)[i0] * eps
@@ -390,120 +541,179 @@ def refine_transition(
     pin = pin_boundaries(sched, x0[:, [0, -1]], eps[:, [0, -1]])
     x = _denoise(pipe, sched, x, timesteps, emb, img_lat, time_ids, g.view(1, n + 2, 1, 1, 1), guided, pin)
     x[:, [0, -1]] = x0[:, [0, -1]]
-    lat = x[0, 1:-1].to(path.dtype)                                        # (n, C, h, w)
+    lat = x[0, 1:-1].to(path.dtype)  # (n, C, h, w)
     assert lat.shape == path.shape
-    if not torch.isfinite(lat).all(): raise VgotError("the refined transition is not finite (the video model produced NaN)")
+    if not torch.isfinite(lat).all():
+        raise VgotError("the refined transition is not finite (the video model produced NaN)")
     return RefinedTransition(lat, decode_latents(pipe, lat, decode_chunk_size) if decode else None, n_run)
 
 # %% ../nbs/04_smoothing.ipynb #99ace658
 @dataclass
 class TransitionConfig(StageConfig):
     "How the transitions between shots are made."
+
     STAGE: ClassVar[str] = "transitions"
-    PRESET_KEYS: ClassVar[Optional[dict]] = {"transition_frames": "frames", "video_steps": "steps", "i2v_backend": "backend"}
+    PRESET_KEYS: ClassVar[Optional[dict]] = {
+        "transition_frames": "frames",
+        "video_steps": "steps",
+        "i2v_backend": "backend",
+    }
     mode: str = setting("gpr+diffusion", choices=TRANSITION_MODES)  # gpr+diffusion | gpr | linear | crossfade | cut
-    frames: int = setting(4, lo=0, hi=1024)              # n, frames of each transition (0 only with mode 'cut')
-    context_frames: int = setting(4, lo=1, hi=1024)      # k, latent frames of each shot the GP observes (≥ 2 to see velocity)
-    kernel: str = setting("rbf", choices=KERNELS)        # GP kernel: rbf | matern52 | matern32
+    frames: int = setting(4, lo=0, hi=1024)  # n, frames of each transition (0 only with mode 'cut')
+    context_frames: int = setting(
+        4, lo=1, hi=1024
+    )  # k, latent frames of each shot the GP observes (≥ 2 to see velocity)
+    kernel: str = setting("rbf", choices=KERNELS)  # GP kernel: rbf | matern52 | matern32
     lengthscale: Optional[float] = setting(None, lo=1e-6)  # ℓ in frames; None: fitted by marginal likelihood
-    outputscale: Optional[float] = setting(None, lo=1e-12) # σ_f²; None: fitted
-    noise: Optional[float] = setting(1e-4, lo=1e-12)     # σ_n² (standardised units); None: fitted
-    fit_iters: int = setting(30, lo=1, hi=10000)         # L-BFGS iterations of the hyperparameter fit
-    strength: float = setting(0.5, lo=0.0, hi=1.0)       # refinement noise level: 0 keeps the GP path, 1 starts from noise
-    steps: int = setting(2, lo=1, hi=1000)               # scheduler steps for strength 1 (25 for real SVD)
+    outputscale: Optional[float] = setting(None, lo=1e-12)  # σ_f²; None: fitted
+    noise: Optional[float] = setting(1e-4, lo=1e-12)  # σ_n² (standardised units); None: fitted
+    fit_iters: int = setting(30, lo=1, hi=10000)  # L-BFGS iterations of the hyperparameter fit
+    strength: float = setting(0.5, lo=0.0, hi=1.0)  # refinement noise level: 0 keeps the GP path, 1 starts from noise
+    steps: int = setting(2, lo=1, hi=1000)  # scheduler steps for strength 1 (25 for real SVD)
     min_guidance_scale: float = setting(1.0, lo=0.0, hi=50.0)  # SVD guidance ramp, first frame
     max_guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # SVD guidance ramp, last frame
     motion_bucket_id: int = setting(127, lo=0, hi=1023)  # SVD motion conditioning
     noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # SVD conditioning-image noise
-    backend: str = "svd"                                 # the video model whose latent space the shots are in
-    decode_chunk_size: int = setting(8, lo=1, hi=1024)   # frames per VAE decode call
-    seed: int = setting(0, lo=0)                         # the run's base seed
+    backend: str = "svd"  # the video model whose latent space the shots are in
+    decode_chunk_size: int = setting(8, lo=1, hi=1024)  # frames per VAE decode call
+    seed: int = setting(0, lo=0)  # the run's base seed
 
     def check(self):
         if self.frames == 0 and self.mode != "cut":
-            raise ValidationError("frames", 0, f"leaves no room for a '{self.mode}' transition; use mode 'cut' for none")
+            raise ValidationError(
+                "frames", 0, f"leaves no room for a '{self.mode}' transition; use mode 'cut' for none"
+            )
         if self.min_guidance_scale > self.max_guidance_scale:
-            raise ValidationError("min_guidance_scale", self.min_guidance_scale, f"is above max_guidance_scale = {self.max_guidance_scale}")
+            raise ValidationError(
+                "min_guidance_scale",
+                self.min_guidance_scale,
+                f"is above max_guidance_scale = {self.max_guidance_scale}",
+            )
 
 # %% ../nbs/04_smoothing.ipynb #a8588a78
 @dataclass
 class TransitionResult:
     "One transition in memory, before it is written."
-    latents: Any                     # (n, C, h, w) latents of the transition (None for a cut)
-    frames: Optional[np.ndarray]     # (n, H, W, 3) uint8 frames (None for a cut)
-    gp: Optional[GPPath] = None      # the GP path for the GP modes
+
+    latents: Any  # (n, C, h, w) latents of the transition (None for a cut)
+    frames: Optional[np.ndarray]  # (n, H, W, 3) uint8 frames (None for a cut)
+    gp: Optional[GPPath] = None  # the GP path for the GP modes
     timings: dict = field(default_factory=dict)  # seconds per part: gp, refine, decode
 
+
 def make_transition(
-    lat_a,                          # (F_a, C, h, w) latents of shot j
-    lat_b,                          # (F_b, C, h, w) latents of shot j+1
-    models,                         # a vgot Models or a video pipeline (not used by 'crossfade' and 'cut')
-    config: TransitionConfig,       # mode, frames, GP and refinement settings
-    frame_a=None,                   # (H, W, 3) uint8 last frame of shot j's video (crossfade, and the refinement's condition)
-    frame_b=None,                   # (H, W, 3) uint8 first frame of shot j+1's video (crossfade)
-    fps: float = 7.0,               # the shots' fps (SVD conditioning)
-    generator=None,                 # torch.Generator for the refinement noise
-    where: str = "",                # prefix for error messages
+    lat_a,  # (F_a, C, h, w) latents of shot j
+    lat_b,  # (F_b, C, h, w) latents of shot j+1
+    models,  # a vgot Models or a video pipeline (not used by 'crossfade' and 'cut')
+    config: TransitionConfig,  # mode, frames, GP and refinement settings
+    frame_a=None,  # (H, W, 3) uint8 last frame of shot j's video (crossfade, and the refinement's condition)
+    frame_b=None,  # (H, W, 3) uint8 first frame of shot j+1's video (crossfade)
+    fps: float = 7.0,  # the shots' fps (SVD conditioning)
+    generator=None,  # torch.Generator for the refinement noise
+    where: str = "",  # prefix for error messages
 ) -> TransitionResult:
     "One transition between two shots' latents, by `config.mode`."
-    import torch
+
     c, w = config, (f"{where}: " if where else "")
-    if c.mode == "cut": return TransitionResult(None, None)
-    _check_frames("shot latents before", lat_a, where); _check_frames("shot latents after", lat_b, where)
+    if c.mode == "cut":
+        return TransitionResult(None, None)
+    _check_frames("shot latents before", lat_a, where)
+    _check_frames("shot latents after", lat_b, where)
     if lat_a.shape[1:] != lat_b.shape[1:]:
-        raise VgotError(f"{w}the shots' latent frames differ in shape: {tuple(lat_a.shape[1:])} and {tuple(lat_b.shape[1:])}; both shots must be made at the same size")
-    k = c.context_frames if c.mode in ("gpr", "gpr+diffusion") else 1     # linear and crossfade use the boundary frames only
+        raise VgotError(
+            f"{w}the shots' latent frames differ in shape: {tuple(lat_a.shape[1:])} and {tuple(lat_b.shape[1:])}; both shots must be made at the same size"
+        )
+    k = (
+        c.context_frames if c.mode in ("gpr", "gpr+diffusion") else 1
+    )  # linear and crossfade use the boundary frames only
     for nm, lat in (("before", lat_a), ("after", lat_b)):
-        if lat.shape[0] < k: raise VgotError(f"{w}the shot {nm} has {lat.shape[0]} latent frames, fewer than context_frames = {k}; lower context_frames")
+        if lat.shape[0] < k:
+            raise VgotError(
+                f"{w}the shot {nm} has {lat.shape[0]} latent frames, fewer than context_frames = {k}; lower context_frames"
+            )
     za, zb, tm = lat_a[-k:], lat_b[:k], {}
     t0 = time.perf_counter()
     if c.mode == "crossfade":
         path, _ = transition_latents("crossfade", za, zb, c.frames, where=where)
-        if frame_a is None or frame_b is None: raise VgotError(f"{w}a crossfade needs the shots' boundary frames (frame_a, frame_b)")
+        if frame_a is None or frame_b is None:
+            raise VgotError(f"{w}a crossfade needs the shots' boundary frames (frame_a, frame_b)")
         fa, fb = to_uint8_frames(np.asarray(frame_a)[None])[0], to_uint8_frames(np.asarray(frame_b)[None])[0]
-        if fa.shape != fb.shape: raise VgotError(f"{w}the shots' frames differ in size: {fa.shape[1]}x{fa.shape[0]} and {fb.shape[1]}x{fb.shape[0]}")
+        if fa.shape != fb.shape:
+            raise VgotError(
+                f"{w}the shots' frames differ in size: {fa.shape[1]}x{fa.shape[0]} and {fb.shape[1]}x{fb.shape[0]}"
+            )
         wts = ease(c.frames).numpy().reshape(-1, 1, 1, 1)
         frames = ((1 - wts) * fa[None].astype(np.float64) + wts * fb[None].astype(np.float64)).round().astype(np.uint8)
         return TransitionResult(path, frames, None, {"blend": time.perf_counter() - t0})
-    gp_kw = dict(kernel=c.kernel, lengthscale=c.lengthscale, outputscale=c.outputscale, noise=c.noise, fit_iters=c.fit_iters, where=where)
+    gp_kw = dict(
+        kernel=c.kernel,
+        lengthscale=c.lengthscale,
+        outputscale=c.outputscale,
+        noise=c.noise,
+        fit_iters=c.fit_iters,
+        where=where,
+    )
     path, gp = transition_latents("gpr" if c.mode == "gpr+diffusion" else c.mode, za, zb, c.frames, **gp_kw)
     tm["gp" if gp is not None else "path"] = time.perf_counter() - t0
     pipe = _video_pipe(models, c.backend)
     t0 = time.perf_counter()
     if c.mode == "gpr+diffusion":
-        if c.backend != "svd": raise VgotError(f"{w}refinement by conditional diffusion needs the 'svd' backend, not '{c.backend}'; use mode 'gpr'")
-        r = refine_transition(path, za[-1], zb[0], pipe, strength=c.strength, steps=c.steps, image=frame_a, fps=int(round(fps)),
-                              motion_bucket_id=c.motion_bucket_id, noise_aug_strength=c.noise_aug_strength,
-                              min_guidance_scale=c.min_guidance_scale, max_guidance_scale=c.max_guidance_scale,
-                              generator=generator, decode=False)
+        if c.backend != "svd":
+            raise VgotError(
+                f"{w}refinement by conditional diffusion needs the 'svd' backend, not '{c.backend}'; use mode 'gpr'"
+            )
+        r = refine_transition(
+            path,
+            za[-1],
+            zb[0],
+            pipe,
+            strength=c.strength,
+            steps=c.steps,
+            image=frame_a,
+            fps=int(round(fps)),
+            motion_bucket_id=c.motion_bucket_id,
+            noise_aug_strength=c.noise_aug_strength,
+            min_guidance_scale=c.min_guidance_scale,
+            max_guidance_scale=c.max_guidance_scale,
+            generator=generator,
+            decode=False,
+        )
         path = r.latents
-        tm["refine"] = time.perf_counter() - t0; t0 = time.perf_counter()
+        tm["refine"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
     frames = decode_latents(pipe, path, c.decode_chunk_size)
     tm["decode"] = time.perf_counter() - t0
     return TransitionResult(path, frames, gp, tm)
 
 # %% ../nbs/04_smoothing.ipynb #ad9c110e
 def _clip_files(store: RunStore, clip: ShotClip, what: str):
-    from vgot.core import resolve_inside
-    try: return resolve_inside(store.root, clip.latents, f"shots[{clip.shot}].latents"), resolve_inside(store.root, clip.video, f"shots[{clip.shot}].video")
-    except ValidationError as e: raise VgotError(f"{what}: {e}") from None
+
+    try:
+        return resolve_inside(store.root, clip.latents, f"shots[{clip.shot}].latents"), resolve_inside(
+            store.root, clip.video, f"shots[{clip.shot}].video"
+        )
+    except ValidationError as e:
+        raise VgotError(f"{what}: {e}") from None
+
 
 def generate_transitions(
-    script: Script,                # the run's script (one Transition between each neighbouring pair of shots)
-    clips: list,                   # ShotClip per shot, in shot order
-    models,                        # vgot Models (the video model's VAE decodes; its UNet refines)
-    config: TransitionConfig,      # mode, frames, GP and refinement settings
-    store: RunStore,               # the run folder: reads the shots, writes transitions/
-    progress: bool = True,         # show a progress bar
+    script: Script,  # the run's script (one Transition between each neighbouring pair of shots)
+    clips: list,  # ShotClip per shot, in shot order
+    models,  # vgot Models (the video model's VAE decodes; its UNet refines)
+    config: TransitionConfig,  # mode, frames, GP and refinement settings
+    store: RunStore,  # the run folder: reads the shots, writes transitions/
+    progress: bool = True,  # show a progress bar
 ) -> list:
     "Module 4's stage: a Transition between every two neighbouring shots, written to the run folder, resumable."
-    import torch
+
     config.validate()
     clips = sorted(clips, key=lambda c: c.shot)
     if [c.shot for c in clips] != list(range(len(script.shots))):
-        raise VgotError(f"transitions: the clips cover shots {[c.shot for c in clips]}, but the script has shots 0..{len(script.shots) - 1}; make every shot first")
+        raise VgotError(
+            f"transitions: the clips cover shots {[c.shot for c in clips]}, but the script has shots 0..{len(script.shots) - 1}; make every shot first"
+        )
     out = []
-    from tqdm.auto import tqdm
+
     model_ref = None
     if config.mode not in ("cut", "crossfade") and hasattr(models, "preset"):
         ref = models.preset.i2v.get(config.backend)
@@ -514,27 +724,52 @@ def generate_transitions(
         name, where = f"transition/{j:03d}-{j + 1:03d}", f"transition {j:03d}-{j + 1:03d}"
         video_rel, lat_rel = store.transition_rel(j)
         json_rel = f"transitions/{j:03d}-{j + 1:03d}.json"
-        lat_a_path, vid_a_path = _clip_files(store, a, where); lat_b_path, vid_b_path = _clip_files(store, b, where)
-        h = hash_inputs("transition", asdict(config), script.shots[j], script.shots[j + 1], a, b,
-                        lat_a_path, lat_b_path, vid_a_path, vid_b_path, model_ref)
+        lat_a_path, vid_a_path = _clip_files(store, a, where)
+        lat_b_path, vid_b_path = _clip_files(store, b, where)
+        h = hash_inputs(
+            "transition",
+            asdict(config),
+            script.shots[j],
+            script.shots[j + 1],
+            a,
+            b,
+            lat_a_path,
+            lat_b_path,
+            vid_a_path,
+            vid_b_path,
+            model_ref,
+        )
         if store.is_done(name, h):
-            out.append(Transition.load(store.path(json_rel))); continue
+            out.append(Transition.load(store.path(json_rel)))
+            continue
         if config.mode == "cut":
             tr = Transition(j, j + 1, "cut", 0, None, None)
-            store.write_artifact(json_rel, tr); store.record(name, h, [json_rel], "transitions"); out.append(tr); continue
-        try: lat_a, lat_b = load_tensors(lat_a_path)["latents"], load_tensors(lat_b_path)["latents"]
-        except KeyError: raise VgotError(f"{where}: a shot's latents file has no tensor 'latents' ({lat_a_path.name}, {lat_b_path.name})") from None
-        except VgotError as e: raise VgotError(f"{where}: {e}") from None
+            store.write_artifact(json_rel, tr)
+            store.record(name, h, [json_rel], "transitions")
+            out.append(tr)
+            continue
+        try:
+            lat_a, lat_b = load_tensors(lat_a_path)["latents"], load_tensors(lat_b_path)["latents"]
+        except KeyError:
+            raise VgotError(
+                f"{where}: a shot's latents file has no tensor 'latents' ({lat_a_path.name}, {lat_b_path.name})"
+            ) from None
+        except VgotError as e:
+            raise VgotError(f"{where}: {e}") from None
         fa = fb = None
         if config.mode in ("crossfade", "gpr+diffusion"):
-            va, _ = read_video(vid_a_path); fa = va[-1]
-            if config.mode == "crossfade": vb, _ = read_video(vid_b_path); fb = vb[0]
+            va, _ = read_video(vid_a_path)
+            fa = va[-1]
+            if config.mode == "crossfade":
+                vb, _ = read_video(vid_b_path)
+                fb = vb[0]
         gen = make_generator(derive_seed(config.seed, "transition", j))
         r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where)
         tensors = {"latents": r.latents.float()}
         meta = {"mode": config.mode, "src": j, "dst": j + 1}
         if r.gp is not None:
-            tensors["gp_std"] = r.gp.std.float(); meta["gp"] = json.dumps(r.gp.hyperparameters())
+            tensors["gp_std"] = r.gp.std.float()
+            meta["gp"] = json.dumps(r.gp.hyperparameters())
         save_tensors(store.path(lat_rel), tensors, meta)
         write_video(store.path(video_rel), r.frames, a.fps)
         tr = Transition(j, j + 1, config.mode, int(r.latents.shape[0]), video_rel, lat_rel)

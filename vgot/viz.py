@@ -5,14 +5,37 @@
 # %% ../nbs/07_viz.ipynb #aeee8c68
 from __future__ import annotations
 
-import html, io, shutil, tempfile, textwrap
+import copy, html, io, json, shutil, tempfile, textwrap
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+import torch
+from safetensors import safe_open
 
-from .core import VgotError, RunStore, Script, Story, Shot, CameraMotion, compose_prompt, load_image, read_video, save_tensors, load_tensors
+from vgot.core import (
+    VgotError,
+    RunStore,
+    Script,
+    Story,
+    Shot,
+    CameraMotion,
+    compose_prompt,
+    load_image,
+    read_video,
+    save_tensors,
+    load_tensors,
+    ShotClip,
+    Transition,
+)
+
+import vgot.keyframes
+import vgot.transitions as T
+from .attention import AttentionStore
+from .keyframes import KeyframeConfig, generate_keyframes
+from .pipeline import RunConfig, VGoT
+from .shots import decode_latents
 
 # %% auto #0
 __all__ = ['DOMAINS', 'Explorer', 'prompt_tokens', 'captures_rel', 'save_captures', 'load_captures', 'AttentionExplorer',
@@ -22,23 +45,38 @@ __all__ = ['DOMAINS', 'Explorer', 'prompt_tokens', 'captures_rel', 'save_capture
 def _fig_png(fig, dpi: int = 80) -> bytes:
     "A matplotlib figure as PNG bytes (the figure is closed)."
     import matplotlib.pyplot as plt
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi); plt.close(fig)
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
     return buf.getvalue()
+
 
 def _fig_to_array(fig) -> np.ndarray:
     "Render a matplotlib figure to an RGB uint8 array (and close it)."
     from PIL import Image
+
     return np.asarray(Image.open(io.BytesIO(_fig_png(fig))).convert("RGB"))
+
 
 class Explorer:
     "Base of the explorers: the static rendering (`render()` at the current settings) is what a notebook shows for the object."
-    def render(self, **kw): raise NotImplementedError
+
+    def render(self, **kw):
+        raise NotImplementedError
+
     def static(self):
         "The figure for the docs and for papermill: `render()` at the explorer's current settings."
         return self.render()
-    def _repr_png_(self) -> bytes: return _fig_png(self.static())
-    def __repr__(self) -> str: return f"{type(self).__name__}({self._summary()})"
-    def _summary(self) -> str: return ""
+
+    def _repr_png_(self) -> bytes:
+        return _fig_png(self.static())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._summary()})"
+
+    def _summary(self) -> str:
+        return ""
 
 # %% ../nbs/07_viz.ipynb #dc83e7e0
 def prompt_tokens(tokenizer, prompt: str) -> list[str]:
@@ -46,31 +84,41 @@ def prompt_tokens(tokenizer, prompt: str) -> list[str]:
     ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length)["input_ids"]
     return [tokenizer.convert_ids_to_tokens(i).replace("</w>", "") for i in ids]
 
+
 def captures_rel(shot: int) -> str:
     "Where a run folder keeps the attention maps of shot `shot`'s keyframe."
     return f"attention/{shot:03d}.safetensors"
 
-def save_captures(path,                              # the .safetensors file to write (atomically)
-                  maps: dict,                        # (step, layer, branch) -> (B, L, h, w) tensor: one run of an AttentionStore
-                  tokens: Optional[Sequence[str]] = None,  # the prompt's tokens (text branch)
-                  scales: Optional[dict] = None):    # λ of each image branch the maps were made with
+
+def save_captures(
+    path,  # the .safetensors file to write (atomically)
+    maps: dict,  # (step, layer, branch) -> (B, L, h, w) tensor: one run of an AttentionStore
+    tokens: Optional[Sequence[str]] = None,  # the prompt's tokens (text branch)
+    scales: Optional[dict] = None,
+):  # λ of each image branch the maps were made with
     "Write one keyframe's attention maps with their tokens and λ."
-    import json, torch
-    if not maps: raise VgotError(f"{path}: no attention maps to save")
+
+    if not maps:
+        raise VgotError(f"{path}: no attention maps to save")
     bad = [k for k in maps if any("|" in str(x) for x in k)]
-    if bad: raise VgotError(f"attention map keys may not contain '|': {bad[0]}")
-    save_tensors(path, {f"{s}|{l}|{b}": m.to(torch.float16) for (s, l, b), m in maps.items()},
-                 {"tokens": json.dumps(list(tokens or [])), "scales": json.dumps(dict(scales or {}))})
+    if bad:
+        raise VgotError(f"attention map keys may not contain '|': {bad[0]}")
+    save_tensors(
+        path,
+        {f"{s}|{l}|{b}": m.to(torch.float16) for (s, l, b), m in maps.items()},
+        {"tokens": json.dumps(list(tokens or [])), "scales": json.dumps(dict(scales or {}))},
+    )
+
 
 def load_captures(path) -> tuple:
     "(AttentionStore holding the maps as its current run, tokens, scales) from a file written by `save_captures`."
-    import json
-    from safetensors import safe_open
-    from vgot.attention import AttentionStore
+
     path = Path(path)
-    if not path.is_file(): raise VgotError(f"{path}: no attention captures there")
+    if not path.is_file():
+        raise VgotError(f"{path}: no attention captures there")
     t = load_tensors(path, check_finite=False)
-    with safe_open(str(path), "pt") as f: meta = f.metadata() or {}
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
     st = AttentionStore()
     for k, m in t.items():
         s, l, b = k.split("|", 2)
@@ -80,22 +128,29 @@ def load_captures(path) -> tuple:
 # %% ../nbs/07_viz.ipynb #f0fc08a7
 class AttentionExplorer(Explorer):
     "Attention maps of the decoupled cross-attention over a keyframe: branch, layer, step, token, and λ per image branch."
-    def __init__(self, store,                               # a vgot.attention.AttentionStore
-                 image=None,                                # the keyframe (H, W, 3), drawn under the maps
-                 tokens: Optional[Sequence[str]] = None,    # the prompt's tokens, to name the text branch's tokens
-                 row: int = -1,                             # batch row (-1: the conditional half under CFG)
-                 run=None,                                  # which recorded run of `store` (the keyframe stage names them by shot); None: the current one
-                 scales: Optional[dict] = None,             # λ of each image branch the maps were made with
-                 regenerate: Optional[Callable] = None):    # scales -> (store, image, tokens): a live generation with other λ
+
+    def __init__(
+        self,
+        store,  # a vgot.attention.AttentionStore
+        image=None,  # the keyframe (H, W, 3), drawn under the maps
+        tokens: Optional[Sequence[str]] = None,  # the prompt's tokens, to name the text branch's tokens
+        row: int = -1,  # batch row (-1: the conditional half under CFG)
+        run=None,  # which recorded run of `store` (the keyframe stage names them by shot); None: the current one
+        scales: Optional[dict] = None,  # λ of each image branch the maps were made with
+        regenerate: Optional[Callable] = None,
+    ):  # scales -> (store, image, tokens): a live generation with other λ
         self.row, self.regenerate = row, regenerate
         self.scales = dict(scales or {})
         self._load(store, image, tokens, run)
-        self.state = dict(branch="text" if "text" in self.branches else self.branches[0], layer=None, step=None, token=0)
-        self.shown = None                                   # the map the widget shows now
+        self.state = dict(
+            branch="text" if "text" in self.branches else self.branches[0], layer=None, step=None, token=0
+        )
+        self.shown = None  # the map the widget shows now
 
     def _load(self, store, image, tokens, run):
         maps = store.maps if run is None else store._maps(run)
-        if not maps: raise VgotError("the attention store holds no maps: run the keyframe stage with an AttentionStore attached")
+        if not maps:
+            raise VgotError("the attention store holds no maps: run the keyframe stage with an AttentionStore attached")
         self.store, self.run, self.all = store, run, maps
         self.image = None if image is None else np.asarray(image)
         self.tokens = list(tokens) if tokens is not None else None
@@ -103,34 +158,47 @@ class AttentionExplorer(Explorer):
         self.layers = sorted({l for _, l, _ in maps})
         self.branches = sorted({b for _, _, b in maps}, key=lambda b: (b != "text", b))
 
-    def _summary(self): return f"branches {self.branches}, {len(self.layers)} layers, {len(self.steps)} steps, λ {self.scales}"
+    def _summary(self):
+        return f"branches {self.branches}, {len(self.layers)} layers, {len(self.steps)} steps, λ {self.scales}"
 
     def n_tokens(self, branch: str) -> int:
         "How many tokens the maps of `branch` have (prompt tokens, or the branch's image tokens)."
         m = next((m for (s, l, b), m in self.all.items() if b == branch), None)
-        if m is None: raise VgotError(f"no attention maps for branch {branch!r} (have: {', '.join(self.branches)})")
+        if m is None:
+            raise VgotError(f"no attention maps for branch {branch!r} (have: {', '.join(self.branches)})")
         return int(m.shape[1])
 
     def token_name(self, branch: str, token: int) -> str:
         "A prompt token's text, or 'image token i' of an image branch."
-        if branch == "text": return self.tokens[token] if self.tokens and token < len(self.tokens) else f"#{token}"
+        if branch == "text":
+            return self.tokens[token] if self.tokens and token < len(self.tokens) else f"#{token}"
         return f"image token {token}"
 
-    def map(self, branch: str = "text", layer: Optional[str] = None, step: Optional[int] = None, token: int = 0) -> np.ndarray:
+    def map(
+        self, branch: str = "text", layer: Optional[str] = None, step: Optional[int] = None, token: int = 0
+    ) -> np.ndarray:
         "One token's map (h, w) for a step and layer, or the mean over all steps/layers where they are None."
-        if branch not in self.branches: raise VgotError(f"no attention maps for branch {branch!r} (have: {', '.join(self.branches)})")
+        if branch not in self.branches:
+            raise VgotError(f"no attention maps for branch {branch!r} (have: {', '.join(self.branches)})")
         if (layer is None) or (step is None):
-            m = self.store.aggregate(branch, steps=None if step is None else [step], layers=None if layer is None else [layer], run=self.run)
-        else: m = self.store.get(step, layer, branch, run=self.run).float()
-        if not 0 <= token < m.shape[1]: raise VgotError(f"token {token} is outside [0, {m.shape[1] - 1}] for branch {branch}")
+            m = self.store.aggregate(
+                branch, steps=None if step is None else [step], layers=None if layer is None else [layer], run=self.run
+            )
+        else:
+            m = self.store.get(step, layer, branch, run=self.run).float()
+        if not 0 <= token < m.shape[1]:
+            raise VgotError(f"token {token} is outside [0, {m.shape[1] - 1}] for branch {branch}")
         return m[self.row, token].numpy()
 
     def set_scales(self, **λ):
         "Redo the keyframe with new λ per image branch (a live generation) and explore its maps."
         if self.regenerate is None:
-            raise VgotError("these maps were captured with fixed λ; open the explorer with models (AttentionExplorer.live or from_run(..., models=...)) to change λ")
+            raise VgotError(
+                "these maps were captured with fixed λ; open the explorer with models (AttentionExplorer.live or from_run(..., models=...)) to change λ"
+            )
         bad = [b for b in λ if b == "text"]
-        if bad: raise VgotError("λ belongs to the image branches (identity, prev), not to the text")
+        if bad:
+            raise VgotError("λ belongs to the image branches (identity, prev), not to the text")
         scales = {**self.scales, **{b: float(v) for b, v in λ.items()}}
         store, image, tokens = self.regenerate(scales)
         self.scales = scales
@@ -139,113 +207,183 @@ class AttentionExplorer(Explorer):
     def render(self, branch=None, layer=None, step=None, token=None, alpha: float = 0.6):
         "A figure: the keyframe with the map overlaid, and the map alone (defaults: the explorer's current settings)."
         import matplotlib.pyplot as plt
+
         s = self.state
         branch = s["branch"] if branch is None else branch
         layer, step = (s["layer"] if layer is None else layer), (s["step"] if step is None else step)
         token = s["token"] if token is None else token
         m = self.map(branch, layer, step, token)
         fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2))
-        for ax in axes: ax.axis("off")
+        for ax in axes:
+            ax.axis("off")
         if self.image is not None:
-            axes[0].imshow(self.image); axes[0].imshow(m, cmap="jet", alpha=alpha, extent=(0, self.image.shape[1], self.image.shape[0], 0))
-        else: axes[0].imshow(m, cmap="jet")
+            axes[0].imshow(self.image)
+            axes[0].imshow(m, cmap="jet", alpha=alpha, extent=(0, self.image.shape[1], self.image.shape[0], 0))
+        else:
+            axes[0].imshow(m, cmap="jet")
         axes[0].set_title("over the keyframe", fontsize=8)
-        axes[1].imshow(m, cmap="viridis"); axes[1].set_title(f"map {m.shape[0]}x{m.shape[1]}, max {m.max():.3f}", fontsize=8)
+        axes[1].imshow(m, cmap="viridis")
+        axes[1].set_title(f"map {m.shape[0]}x{m.shape[1]}, max {m.max():.3f}", fontsize=8)
         lam = f" · λ={self.scales[branch]:g}" if branch in self.scales else ""
-        fig.suptitle(f"{branch}{lam} · {self.token_name(branch, token)} · {'all layers' if layer is None else layer.split('.processor')[0]} · "
-                     f"{'all steps' if step is None else f'step {step}'}", fontsize=8)
-        fig.tight_layout(); return fig
+        fig.suptitle(
+            f"{branch}{lam} · {self.token_name(branch, token)} · {'all layers' if layer is None else layer.split('.processor')[0]} · "
+            f"{'all steps' if step is None else f'step {step}'}",
+            fontsize=8,
+        )
+        fig.tight_layout()
+        return fig
 
     def widget(self):
         "ipywidgets controls around `render`: branch, layer, step, token, and λ per image branch."
         import ipywidgets as W
+
         s = self.state
         branch = W.Dropdown(options=self.branches, value=s["branch"], description="branch")
-        ALL = "all"                                          # (ipywidgets shows a None value as no selection)
-        layer = W.Dropdown(options=[("all layers", ALL)] + [(l.split(".processor")[0], l) for l in self.layers], value=s["layer"] or ALL, description="layer")
-        step = W.Dropdown(options=[("all steps", ALL)] + [(str(x), x) for x in self.steps], value=ALL if s["step"] is None else s["step"], description="step")
+        ALL = "all"  # (ipywidgets shows a None value as no selection)
+        layer = W.Dropdown(
+            options=[("all layers", ALL)] + [(l.split(".processor")[0], l) for l in self.layers],
+            value=s["layer"] or ALL,
+            description="layer",
+        )
+        step = W.Dropdown(
+            options=[("all steps", ALL)] + [(str(x), x) for x in self.steps],
+            value=ALL if s["step"] is None else s["step"],
+            description="step",
+        )
         token = W.IntSlider(s["token"], 0, self.n_tokens(s["branch"]) - 1, description="token")
-        lams = {b: W.FloatSlider(self.scales.get(b, 0.0), min=0.0, max=2.0, step=0.05, description=f"λ {b}",
-                                 continuous_update=False, disabled=self.regenerate is None)
-                for b in self.branches if b != "text"}
+        lams = {
+            b: W.FloatSlider(
+                self.scales.get(b, 0.0),
+                min=0.0,
+                max=2.0,
+                step=0.05,
+                description=f"λ {b}",
+                continuous_update=False,
+                disabled=self.regenerate is None,
+            )
+            for b in self.branches
+            if b != "text"
+        }
         label, status, img = W.Label(), W.HTML(), W.Image(format="png")
+
         def show(*_):
-            s.update(branch=branch.value, layer=None if layer.value == ALL else layer.value, step=None if step.value == ALL else step.value)
+            s.update(
+                branch=branch.value,
+                layer=None if layer.value == ALL else layer.value,
+                step=None if step.value == ALL else step.value,
+            )
             token.max = self.n_tokens(branch.value) - 1
             s["token"] = token.value
             label.value = self.token_name(branch.value, token.value)
             self.shown = self.map(s["branch"], s["layer"], s["step"], s["token"])
             img.value = _fig_png(self.render())
+
         def on_lambda(change):
             status.value = "<i>regenerating the keyframe ...</i>"
-            try: self.set_scales(**{b: w.value for b, w in lams.items()})
-            except VgotError as e: status.value = f"<b>{html.escape(str(e))}</b>"; return
+            try:
+                self.set_scales(**{b: w.value for b, w in lams.items()})
+            except VgotError as e:
+                status.value = f"<b>{html.escape(str(e))}</b>"
+                return
             layer.options = [("all layers", ALL)] + [(l.split(".processor")[0], l) for l in self.layers]
             step.options = [("all steps", ALL)] + [(str(x), x) for x in self.steps]
-            status.value = "λ " + ", ".join(f"{b} = {v:g}" for b, v in self.scales.items()); show()
-        for w in (branch, layer, step, token): w.observe(show, names="value")
-        for w in lams.values(): w.observe(on_lambda, names="value")
+            status.value = "λ " + ", ".join(f"{b} = {v:g}" for b, v in self.scales.items())
+            show()
+
+        for w in (branch, layer, step, token):
+            w.observe(show, names="value")
+        for w in lams.values():
+            w.observe(on_lambda, names="value")
         show()
         box = W.VBox([W.HBox([branch, layer, step]), W.HBox([token, label]), W.HBox(list(lams.values())), status, img])
         box.add_class("vgot-attention-explorer")
-        self.controls = dict(branch=branch, layer=layer, step=step, token=token, image=img, status=status, **{f"λ {b}": w for b, w in lams.items()})
+        self.controls = dict(
+            branch=branch,
+            layer=layer,
+            step=step,
+            token=token,
+            image=img,
+            status=status,
+            **{f"λ {b}": w for b, w in lams.items()},
+        )
         return box
 
 # %% ../nbs/07_viz.ipynb #51a3c457
-def keyframe_attention(script: Script,                  # the run's script
-                       shot: int,                         # which shot's keyframe
-                       models,                            # a vgot.models.Models
-                       config=None,                       # a KeyframeConfig (default: the preset's)
-                       scales: Optional[dict] = None,     # λ per image branch: {"identity": λ_id, "prev": λ_prev} (default: config's)
-                       res: int = 16,                     # largest side of a stored map
-                       assets: Optional[Path] = None):    # a run's assets/characters/ folder (identity images)
+def keyframe_attention(
+    script: Script,  # the run's script
+    shot: int,  # which shot's keyframe
+    models,  # a vgot.models.Models
+    config=None,  # a KeyframeConfig (default: the preset's)
+    scales: Optional[dict] = None,  # λ per image branch: {"identity": λ_id, "prev": λ_prev} (default: config's)
+    res: int = 16,  # largest side of a stored map
+    assets: Optional[Path] = None,
+):  # a run's assets/characters/ folder (identity images)
     "Redo the keyframes of shots 0..shot in a scratch folder with attention capture: (AttentionStore with shot's maps current, keyframe (H, W, 3), tokens, λ)."
-    from vgot.attention import AttentionStore
-    from vgot.keyframes import generate_keyframes, KeyframeConfig
-    if not 0 <= shot < len(script.shots): raise VgotError(f"shot {shot} is outside [0, {len(script.shots) - 1}]")
+
+    if not 0 <= shot < len(script.shots):
+        raise VgotError(f"shot {shot} is outside [0, {len(script.shots) - 1}]")
     cfg = config or KeyframeConfig.from_preset(models.preset)
     scales = dict(scales or {})
     bad = [b for b in scales if b not in ("identity", "prev")]
-    if bad: raise VgotError(f"unknown image branch(es) {bad}: λ is set for 'identity' and 'prev'")
-    cfg = replace(cfg, identity_scale=float(scales.get("identity", cfg.identity_scale)), prev_scale=float(scales.get("prev", cfg.prev_scale))).validate()
-    sub = Script(script.title, [replace(s) for s in script.shots[:shot + 1]], script.cast, script.planner)
+    if bad:
+        raise VgotError(f"unknown image branch(es) {bad}: λ is set for 'identity' and 'prev'")
+    cfg = replace(
+        cfg,
+        identity_scale=float(scales.get("identity", cfg.identity_scale)),
+        prev_scale=float(scales.get("prev", cfg.prev_scale)),
+    ).validate()
+    sub = Script(script.title, [replace(s) for s in script.shots[: shot + 1]], script.cast, script.planner)
     att = AttentionStore(res=res)
     with tempfile.TemporaryDirectory() as d:
         rs = RunStore(Path(d) / "run")
-        if assets is not None and Path(assets).is_dir(): shutil.copytree(assets, rs.assets_dir, dirs_exist_ok=True)
+        if assets is not None and Path(assets).is_dir():
+            shutil.copytree(assets, rs.assets_dir, dirs_exist_ok=True)
         kfs = generate_keyframes(sub, models, cfg, rs, attention_store=att)
         image = np.asarray(load_image(rs.path(kfs[shot].image)))
     att.maps = att.runs[shot]
     tokens = prompt_tokens(models.t2i.tokenizer, script.shots[shot].prompt)
     return att, image, tokens, {"identity": cfg.identity_scale, "prev": cfg.prev_scale}
 
+
 def _live(script, shot, models, config, res, assets, scales=None):
     store, image, tokens, lam = keyframe_attention(script, shot, models, config, scales, res, assets)
-    def regenerate(new): return keyframe_attention(script, shot, models, config, new, res, assets)[:3]
+
+    def regenerate(new):
+        return keyframe_attention(script, shot, models, config, new, res, assets)[:3]
+
     return AttentionExplorer(store, image, tokens, scales=lam, regenerate=regenerate)
+
 
 def _explorer_live(cls, script: Script, shot: int, models, config=None, res: int = 16):
     "An explorer over a live generation of `script`'s keyframe `shot` (λ sliders redo it)."
     return _live(script, shot, models, config, res, None)
 
+
 def _explorer_from_run(cls, run_dir, shot: int, models=None, res: int = 16):
     "An explorer over a run folder's keyframe `shot`: its saved captures, or (with models) captured now and saved."
     store = RunStore(run_dir, create=False)
-    if not store.script_path.exists(): raise VgotError(f"{run_dir}: no script.json yet")
+    if not store.script_path.exists():
+        raise VgotError(f"{run_dir}: no script.json yet")
     script = Script.load(store.script_path)
-    if not 0 <= shot < len(script.shots): raise VgotError(f"{run_dir}: shot {shot} is outside [0, {len(script.shots) - 1}]")
+    if not 0 <= shot < len(script.shots):
+        raise VgotError(f"{run_dir}: shot {shot} is outside [0, {len(script.shots) - 1}]")
     path = store.path(captures_rel(shot))
     if models is None:
-        if not path.is_file(): raise VgotError(f"{run_dir}: no attention captures for shot {shot} ({captures_rel(shot)}); pass models= to capture them")
+        if not path.is_file():
+            raise VgotError(
+                f"{run_dir}: no attention captures for shot {shot} ({captures_rel(shot)}); pass models= to capture them"
+            )
         st, tokens, lam = load_captures(path)
         kf = store.path(store.keyframe_rel(shot)[0])
         return cls(st, np.asarray(load_image(kf)) if kf.exists() else None, tokens, scales=lam)
-    from vgot.pipeline import RunConfig
-    import vgot.keyframes
-    cfg = RunConfig.from_dict(store.manifest["config"]).stage_config("keyframes") if "config" in store.manifest else None
+
+    cfg = (
+        RunConfig.from_dict(store.manifest["config"]).stage_config("keyframes") if "config" in store.manifest else None
+    )
     ex = _live(script, shot, models, cfg, res, store.assets_dir)
     save_captures(path, ex.all, ex.tokens, ex.scales)
     return ex
+
 
 AttentionExplorer.live = classmethod(_explorer_live)
 AttentionExplorer.from_run = classmethod(_explorer_from_run)
@@ -254,56 +392,77 @@ AttentionExplorer.from_run = classmethod(_explorer_from_run)
 def pca_2d(X) -> tuple:
     "(mean (D,), components (2, D), explained variance ratio (2,)) of the rows of X (m, D), by SVD; each component's largest loading is positive."
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-    if X.shape[0] < 2: raise VgotError(f"PCA needs at least 2 frames, got {X.shape[0]}")
+    if X.shape[0] < 2:
+        raise VgotError(f"PCA needs at least 2 frames, got {X.shape[0]}")
     mu = X.mean(0)
     _, S, Vt = np.linalg.svd(X - mu, full_matrices=False)
     comps = np.zeros((2, X.shape[1]))
-    k = min(2, Vt.shape[0]); comps[:k] = Vt[:k]
+    k = min(2, Vt.shape[0])
+    comps[:k] = Vt[:k]
     comps *= np.where(comps[np.arange(2), np.abs(comps).argmax(1)] < 0, -1.0, 1.0)[:, None]
-    var = S ** 2
-    ratio = np.zeros(2); ratio[:k] = var[:k] / max(var.sum(), 1e-30)
+    var = S**2
+    ratio = np.zeros(2)
+    ratio[:k] = var[:k] / max(var.sum(), 1e-30)
     return mu, comps, ratio
 
 # %% ../nbs/07_viz.ipynb #a8f3c46f
 def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
+
 def _uint8(frames) -> np.ndarray:
     f = np.asarray(frames)
     return f if f.dtype == np.uint8 else (np.clip(f, 0, 1) * 255).round().astype(np.uint8)
 
+
 class GPPathViewer(Explorer):
     "A GP transition path projected on the two principal components of both shots' latents: mean, ±2σ, observations, linear path, decoded frames."
-    def __init__(self, path,                        # a vgot.transitions.GPPath
-                 lat_a=None,                        # (F_a, C, h, w) all latents of shot j (default: the path's observed frames)
-                 lat_b=None,                        # (F_b, C, h, w) all latents of shot j+1
-                 frames=None,                       # (n, H, W, 3) decoded transition frames (uint8, or float in [0, 1])
-                 decode: Optional[Callable] = None, # latents (n, C, h, w) -> frames, used when `frames` is None
-                 title: str = ""):                  # e.g. "transition 000-001"
+
+    def __init__(
+        self,
+        path,  # a vgot.transitions.GPPath
+        lat_a=None,  # (F_a, C, h, w) all latents of shot j (default: the path's observed frames)
+        lat_b=None,  # (F_b, C, h, w) all latents of shot j+1
+        frames=None,  # (n, H, W, 3) decoded transition frames (uint8, or float in [0, 1])
+        decode: Optional[Callable] = None,  # latents (n, C, h, w) -> frames, used when `frames` is None
+        title: str = "",
+    ):  # e.g. "transition 000-001"
         for a in ("t_obs", "z_obs", "t", "mean", "std"):
-            if not hasattr(path, a): raise VgotError(f"GPPathViewer needs a path with .{a} (a vgot.transitions.GPPath)")
+            if not hasattr(path, a):
+                raise VgotError(f"GPPathViewer needs a path with .{a} (a vgot.transitions.GPPath)")
         self.path, self.title, self.decode = path, title, decode
         z_obs, mean = _np(path.z_obs).astype(np.float64), _np(path.mean).astype(np.float64)
         k, n = len(z_obs) // 2, len(mean)
-        self.shape = tuple(mean.shape[1:])                                  # (C, h, w) of one latent frame
+        self.shape = tuple(mean.shape[1:])  # (C, h, w) of one latent frame
         la = z_obs[:k] if lat_a is None else _np(lat_a).astype(np.float64)
         lb = z_obs[k:] if lat_b is None else _np(lat_b).astype(np.float64)
         if la.shape[1:] != self.shape or lb.shape[1:] != self.shape:
-            raise VgotError(f"the shots' latents {la.shape[1:]} / {lb.shape[1:]} do not match the path's frames {self.shape}")
+            raise VgotError(
+                f"the shots' latents {la.shape[1:]} / {lb.shape[1:]} do not match the path's frames {self.shape}"
+            )
         self.mu, self.W, self.explained = pca_2d(np.concatenate([la, lb]))
-        w = (np.arange(1, n + 1) / (n + 1))[:, None]                         # the linear interpolation between the boundary frames
+        w = (np.arange(1, n + 1) / (n + 1))[:, None]  # the linear interpolation between the boundary frames
         lin = (1 - w) * z_obs[k - 1].reshape(1, -1) + w * z_obs[k].reshape(1, -1)
-        self.xy = dict(shot_a=self.project(la), shot_b=self.project(lb), obs=self.project(z_obs), mean=self.project(mean),
-                       linear=self.project(lin))
-        self.std = _np(path.std).astype(np.float64).reshape(n, -1).mean(1)   # σ(t): one per frame (shared kernel)
+        self.xy = dict(
+            shot_a=self.project(la),
+            shot_b=self.project(lb),
+            obs=self.project(z_obs),
+            mean=self.project(mean),
+            linear=self.project(lin),
+        )
+        self.std = _np(path.std).astype(np.float64).reshape(n, -1).mean(1)  # σ(t): one per frame (shared kernel)
         self.t, self.t_obs = _np(path.t).astype(np.float64), _np(path.t_obs).astype(np.float64)
-        if frames is not None and len(frames) != n: raise VgotError(f"{len(frames)} decoded frames for a path of {n} transition frames")
+        if frames is not None and len(frames) != n:
+            raise VgotError(f"{len(frames)} decoded frames for a path of {n} transition frames")
         self.frames = None if frames is None else _uint8(frames)
         self.frame, self.shown = 0, None
 
     @property
-    def n(self) -> int: return len(self.t)
-    def _summary(self): return f"{self.title or 'GP path'}: {self.n} transition frames"
+    def n(self) -> int:
+        return len(self.t)
+
+    def _summary(self):
+        return f"{self.title or 'GP path'}: {self.n} transition frames"
 
     def project(self, z) -> np.ndarray:
         "Latent frames (m, C, h, w) -> their coordinates (m, 2) on the two principal components."
@@ -312,9 +471,10 @@ class GPPathViewer(Explorer):
 
     def frame_image(self, i: int) -> Optional[np.ndarray]:
         "Transition frame i decoded (H, W, 3) uint8, or None when there is neither `frames` nor `decode`."
-        if not 0 <= i < self.n: raise VgotError(f"frame {i} is outside [0, {self.n - 1}]")
+        if not 0 <= i < self.n:
+            raise VgotError(f"frame {i} is outside [0, {self.n - 1}]")
         if self.frames is None and self.decode is not None:
-            import torch
+
             self.frames = _uint8(self.decode(torch.as_tensor(_np(self.path.mean))))
         return None if self.frames is None else self.frames[i]
 
@@ -322,6 +482,7 @@ class GPPathViewer(Explorer):
         "Three panels: the path in the PC plane, PC 1 over time with the ±2σ band, and the decoded transition frame."
         import matplotlib.pyplot as plt
         from matplotlib.patches import Circle
+
         i = self.frame if frame is None else frame
         img = self.frame_image(i)
         xy, sd = self.xy, self.std
@@ -329,67 +490,105 @@ class GPPathViewer(Explorer):
         a = axes[0]
         a.plot(*xy["shot_a"].T, "-", color="tab:blue", alpha=0.35, lw=1, label="shot j latents")
         a.plot(*xy["shot_b"].T, "-", color="tab:green", alpha=0.35, lw=1, label="shot j+1 latents")
-        for (x, y), r in zip(xy["mean"], sd): a.add_patch(Circle((x, y), 2 * r, color="tab:orange", alpha=0.15, lw=0))
+        for (x, y), r in zip(xy["mean"], sd):
+            a.add_patch(Circle((x, y), 2 * r, color="tab:orange", alpha=0.15, lw=0))
         a.plot(*xy["mean"].T, "-o", color="tab:orange", ms=3, label="GP mean (±2σ discs)")
         a.plot(*xy["linear"].T, "--", color="gray", label="linear")
         k = len(xy["obs"]) // 2
         a.plot(*xy["obs"][:k].T, "s", color="tab:blue", ms=5, label="observed, shot j")
         a.plot(*xy["obs"][k:].T, "D", color="tab:green", ms=5, label="observed, shot j+1")
         a.plot(*xy["mean"][i], "*", color="red", ms=14, label=f"frame {i}")
-        a.set_xlabel(f"PC 1 ({100 * self.explained[0]:.0f}%)"); a.set_ylabel(f"PC 2 ({100 * self.explained[1]:.0f}%)")
-        a.set_aspect("equal", adjustable="datalim"); a.legend(fontsize=6, loc="best")
+        a.set_xlabel(f"PC 1 ({100 * self.explained[0]:.0f}%)")
+        a.set_ylabel(f"PC 2 ({100 * self.explained[1]:.0f}%)")
+        a.set_aspect("equal", adjustable="datalim")
+        a.legend(fontsize=6, loc="best")
         b = axes[1]
-        b.fill_between(self.t, xy["mean"][:, 0] - 2 * sd, xy["mean"][:, 0] + 2 * sd, color="tab:orange", alpha=0.25, label="GP ± 2σ")
+        b.fill_between(
+            self.t,
+            xy["mean"][:, 0] - 2 * sd,
+            xy["mean"][:, 0] + 2 * sd,
+            color="tab:orange",
+            alpha=0.25,
+            label="GP ± 2σ",
+        )
         b.plot(self.t, xy["mean"][:, 0], "-", color="tab:orange", lw=2, label="GP mean")
         b.plot(self.t, xy["linear"][:, 0], "--", color="gray", label="linear")
         b.plot(self.t_obs, xy["obs"][:, 0], "o", color="black", ms=4, label="observed frames")
         b.axvline(self.t[i], color="red", lw=1)
-        b.set_xlabel("time (frames)"); b.set_ylabel("PC 1"); b.legend(fontsize=6)
-        c = axes[2]; c.axis("off")
-        if img is not None: c.imshow(img); c.set_title(f"transition frame {i} of {self.n}", fontsize=8)
-        else: c.text(0.5, 0.5, "no decoded frames\n(pass frames= or decode=)", ha="center", va="center", fontsize=8)
-        if self.title: fig.suptitle(self.title, fontsize=9)
-        fig.tight_layout(); return fig
+        b.set_xlabel("time (frames)")
+        b.set_ylabel("PC 1")
+        b.legend(fontsize=6)
+        c = axes[2]
+        c.axis("off")
+        if img is not None:
+            c.imshow(img)
+            c.set_title(f"transition frame {i} of {self.n}", fontsize=8)
+        else:
+            c.text(0.5, 0.5, "no decoded frames\n(pass frames= or decode=)", ha="center", va="center", fontsize=8)
+        if self.title:
+            fig.suptitle(self.title, fontsize=9)
+        fig.tight_layout()
+        return fig
 
     def widget(self):
         "A slider over the transition frames; the view shows the chosen frame on the path and decoded."
         import ipywidgets as W
+
         sl = W.IntSlider(self.frame, 0, self.n - 1, description="frame")
         img = W.Image(format="png")
+
         def show(*_):
             self.frame = sl.value
             self.shown = self.frame_image(self.frame)
             img.value = _fig_png(self.render())
-        sl.observe(show, names="value"); show()
-        box = W.VBox([sl, img]); box.add_class("vgot-gp-viewer")
+
+        sl.observe(show, names="value")
+        show()
+        box = W.VBox([sl, img])
+        box.add_class("vgot-gp-viewer")
         self.controls = dict(frame=sl, image=img)
         return box
 
     @classmethod
     def from_run(cls, run_dir, j: int, models=None):
         "The viewer of transition j -> j+1 of a run folder: the GP refitted with the run's settings, the frames of its transition video."
-        from vgot.core import ShotClip, Transition
-        from vgot.pipeline import RunConfig
-        import vgot.transitions as T
+
         store = RunStore(run_dir, create=False)
         cj, ck = store.path(f"shots/{j:03d}.json"), store.path(f"shots/{j + 1:03d}.json")
-        if not (cj.exists() and ck.exists()): raise VgotError(f"{run_dir}: transition {j:03d}-{j + 1:03d} needs shots {j} and {j + 1}, which are not made yet")
+        if not (cj.exists() and ck.exists()):
+            raise VgotError(
+                f"{run_dir}: transition {j:03d}-{j + 1:03d} needs shots {j} and {j + 1}, which are not made yet"
+            )
         a, b = ShotClip.load(cj), ShotClip.load(ck)
-        cfg = RunConfig.from_dict(store.manifest["config"]).stage_config("transitions") if "config" in store.manifest else T.TransitionConfig()
+        cfg = (
+            RunConfig.from_dict(store.manifest["config"]).stage_config("transitions")
+            if "config" in store.manifest
+            else T.TransitionConfig()
+        )
         lat_a, lat_b = load_tensors(store.path(a.latents))["latents"], load_tensors(store.path(b.latents))["latents"]
         k, n = cfg.context_frames, max(cfg.frames, 1)
-        gp = T.gp_latent_path(lat_a[-k:], lat_b[:k], n, kernel=cfg.kernel, lengthscale=cfg.lengthscale, outputscale=cfg.outputscale,
-                              noise=cfg.noise, fit_iters=cfg.fit_iters, where=f"transition {j:03d}-{j + 1:03d}")
+        gp = T.gp_latent_path(
+            lat_a[-k:],
+            lat_b[:k],
+            n,
+            kernel=cfg.kernel,
+            lengthscale=cfg.lengthscale,
+            outputscale=cfg.outputscale,
+            noise=cfg.noise,
+            fit_iters=cfg.fit_iters,
+            where=f"transition {j:03d}-{j + 1:03d}",
+        )
         frames, title = None, f"transition {j:03d}-{j + 1:03d}"
         tj = store.path(f"transitions/{j:03d}-{j + 1:03d}.json")
         if tj.exists():
             tr = Transition.load(tj)
             if tr.video and store.path(tr.video).exists():
                 v, _ = read_video(store.path(tr.video))
-                if len(v) == n: frames, title = v, f"{title} ({tr.mode}; frames from {tr.video})"
+                if len(v) == n:
+                    frames, title = v, f"{title} ({tr.mode}; frames from {tr.video})"
         decode = None
         if frames is None and models is not None:
-            from vgot.shots import decode_latents
+
             decode = lambda z: decode_latents(models.i2v(cfg.backend), z, cfg.decode_chunk_size)
         return cls(gp, lat_a, lat_b, frames=frames, decode=decode, title=title)
 
@@ -398,28 +597,42 @@ def _arrow_svg(m: CameraMotion, size: int = 44) -> str:
     "A small SVG: an arrow along (pan, tilt), a circle whose radius grows with zoom."
     c, r = size / 2, size * 0.18 * float(m.zoom)
     dx, dy = float(m.pan) * size * 0.8, -float(m.tilt) * size * 0.8
-    arrow = (f'<line x1="{c}" y1="{c}" x2="{c + dx:.1f}" y2="{c + dy:.1f}" stroke="#d9534f" stroke-width="3" marker-end="url(#h)"/>'
-             if abs(dx) + abs(dy) > 0.5 else "")
-    return (f'<svg width="{size}" height="{size}" viewBox="0 0 {size} {size}"><defs><marker id="h" markerWidth="6" markerHeight="6" '
-            f'refX="3" refY="3" orient="auto"><path d="M0,0 L6,3 L0,6 z" fill="#d9534f"/></marker></defs>'
-            f'<circle cx="{c}" cy="{c}" r="{r:.1f}" fill="none" stroke="#2780e3" stroke-width="1.5"/>{arrow}</svg>')
+    arrow = (
+        f'<line x1="{c}" y1="{c}" x2="{c + dx:.1f}" y2="{c + dy:.1f}" stroke="#d9534f" stroke-width="3" marker-end="url(#h)"/>'
+        if abs(dx) + abs(dy) > 0.5
+        else ""
+    )
+    return (
+        f'<svg width="{size}" height="{size}" viewBox="0 0 {size} {size}"><defs><marker id="h" markerWidth="6" markerHeight="6" '
+        f'refX="3" refY="3" orient="auto"><path d="M0,0 L6,3 L0,6 z" fill="#d9534f"/></marker></defs>'
+        f'<circle cx="{c}" cy="{c}" r="{r:.1f}" fill="none" stroke="#2780e3" stroke-width="1.5"/>{arrow}</svg>'
+    )
+
 
 DOMAINS = ("character", "background", "relation", "camera", "hdr")
 
+
 def _records(store: RunStore) -> dict:
-    import copy
+
     return copy.deepcopy(RunStore(store.root, create=False).manifest.get("artifacts", {}))
+
 
 class ShotEditor(Explorer):
     "A run's storyboard: shots as cards on a timeline; select one to play its clip; edit its prompt or camera motion and regenerate."
-    def __init__(self, run_dir,                       # a run folder (made by vgot.pipeline.VGoT)
-                 models=None):                        # vgot.models.Models for regenerating (default: loaded from the run's preset when needed)
+
+    def __init__(
+        self,
+        run_dir,  # a run folder (made by vgot.pipeline.VGoT)
+        models=None,
+    ):  # vgot.models.Models for regenerating (default: loaded from the run's preset when needed)
         self.store = RunStore(run_dir, create=False)
-        if not self.store.script_path.exists(): raise VgotError(f"{run_dir}: no script.json yet")
+        if not self.store.script_path.exists():
+            raise VgotError(f"{run_dir}: no script.json yet")
         self.models, self.selected, self.last = models, 0, None
         self.reload()
 
-    def _summary(self): return f"{self.store.root.name}: {len(self.script.shots)} shots, selected {self.selected}"
+    def _summary(self):
+        return f"{self.store.root.name}: {len(self.script.shots)} shots, selected {self.selected}"
 
     def reload(self):
         "Read the script from the run folder again."
@@ -427,48 +640,63 @@ class ShotEditor(Explorer):
 
     def card(self, i: int) -> dict:
         "What card i shows: the shot, its keyframe and clip paths (None where not made yet)."
-        if not 0 <= i < len(self.script.shots): raise VgotError(f"shot {i} is outside [0, {len(self.script.shots) - 1}]")
+        if not 0 <= i < len(self.script.shots):
+            raise VgotError(f"shot {i} is outside [0, {len(self.script.shots) - 1}]")
         s = self.script.shots[i]
         kf, mp4 = self.store.path(self.store.keyframe_rel(i)[0]), self.store.path(self.store.shot_rel(i)[0])
         return dict(shot=s, keyframe=kf if kf.exists() else None, clip=mp4 if mp4.exists() else None)
 
     def select(self, i: int) -> Optional[bytes]:
         "Select card i; returns its clip's mp4 bytes (None when the shot is not made yet)."
-        c = self.card(i); self.selected = i
+        c = self.card(i)
+        self.selected = i
         return c["clip"].read_bytes() if c["clip"] else None
 
     def edit(self, i: int, prompt: Optional[str] = None, motion=None, **domains) -> Shot:
         "Change shot i's prompt, camera motion (a CameraMotion or dict) or text domains, and write script.json (accepted by the run store)."
         bad = [k for k in domains if k not in DOMAINS]
-        if bad: raise VgotError(f"unknown shot field(s) {bad}; editable: prompt, motion, {', '.join(DOMAINS)}")
+        if bad:
+            raise VgotError(f"unknown shot field(s) {bad}; editable: prompt, motion, {', '.join(DOMAINS)}")
         self.reload()
         s = self.card(i)["shot"]
         new = replace(s, **domains)
-        if motion is not None: new.motion = CameraMotion(**motion) if isinstance(motion, dict) else motion
-        if prompt is not None: new.prompt = prompt
-        elif domains: new.prompt = compose_prompt(new.character, new.background, new.relation, new.camera, new.hdr)
-        shots = list(self.script.shots); shots[i] = new
+        if motion is not None:
+            new.motion = CameraMotion(**motion) if isinstance(motion, dict) else motion
+        if prompt is not None:
+            new.prompt = prompt
+        elif domains:
+            new.prompt = compose_prompt(new.character, new.background, new.relation, new.camera, new.hdr)
+        shots = list(self.script.shots)
+        shots[i] = new
         script = replace(self.script, shots=shots)
-        try: script.validate()
-        except VgotError as e: raise VgotError(f"shot {i}: {e}") from None
+        try:
+            script.validate()
+        except VgotError as e:
+            raise VgotError(f"shot {i}: {e}") from None
         with self.store.lock():
-            self.store = RunStore(self.store.root, create=False)      # the manifest as it is now
+            self.store = RunStore(self.store.root, create=False)  # the manifest as it is now
             rec = self.store.manifest.get("artifacts", {}).get("script")
-            if rec is None: raise VgotError(f"{self.store.root}: the script stage has not run here; nothing to edit")
+            if rec is None:
+                raise VgotError(f"{self.store.root}: the script stage has not run here; nothing to edit")
             self.store.write_artifact("script.json", script)
-            self.store.record("script", rec["inputs"], ["script.json"], rec.get("stage", "script"))   # the edit is the script stage's output
+            self.store.record(
+                "script", rec["inputs"], ["script.json"], rec.get("stage", "script")
+            )  # the edit is the script stage's output
         self.script = script
         return new
 
     def regenerate(self, quiet: bool = True) -> dict:
         "Run the pipeline over the run folder again (resume): redoes what depends on the edits; returns and keeps {'redone': [...]}."
-        from vgot.pipeline import VGoT, RunConfig
+
         m = self.store.manifest
         if "config" not in m or not self.store.path("story.json").exists():
             raise VgotError(f"{self.store.root}: no run to resume (run.json has no config or story.json is missing)")
         before = _records(self.store)
-        VGoT(RunConfig.from_dict(m["config"]), self.models).generate(Story.load(self.store.path("story.json")), self.store.root, quiet=quiet)
-        self.store = RunStore(self.store.root, create=False); self.reload()
+        VGoT(RunConfig.from_dict(m["config"]), self.models).generate(
+            Story.load(self.store.path("story.json")), self.store.root, quiet=quiet
+        )
+        self.store = RunStore(self.store.root, create=False)
+        self.reload()
         after = _records(self.store)
         self.last = dict(redone=sorted(k for k in after if k != "script" and after[k] != before.get(k)))
         return self.last
@@ -477,25 +705,58 @@ class ShotEditor(Explorer):
         "The storyboard as a timeline: one card per shot, its width the shot's duration."
         import matplotlib.pyplot as plt
         from matplotlib.patches import FancyArrow, Ellipse, Rectangle
+
         sel = self.selected if selected is None else selected
         shots = self.script.shots
         total = sum(s.duration for s in shots)
         fig = plt.figure(figsize=(max(6.0, 2.4 * len(shots)), 4.4))
-        ax = fig.add_axes([0.01, 0.02, 0.98, 0.9]); ax.set_xlim(0, total); ax.set_ylim(0, 1); ax.axis("off")
+        ax = fig.add_axes([0.01, 0.02, 0.98, 0.9])
+        ax.set_xlim(0, total)
+        ax.set_ylim(0, 1)
+        ax.axis("off")
         t0 = 0.0
         for s in shots:
             c, d = self.card(s.index), s.duration
             x0, pad = t0, 0.04 * d
-            ax.add_patch(Rectangle((x0 + pad / 2, 0.01), d - pad, 0.98, fill=False, lw=3 if s.index == sel else 1,
-                                   ec="tab:red" if s.index == sel else "0.6"))
+            ax.add_patch(
+                Rectangle(
+                    (x0 + pad / 2, 0.01),
+                    d - pad,
+                    0.98,
+                    fill=False,
+                    lw=3 if s.index == sel else 1,
+                    ec="tab:red" if s.index == sel else "0.6",
+                )
+            )
             if c["keyframe"] is not None:
-                ax.imshow(np.asarray(load_image(c["keyframe"])), extent=(x0 + pad, x0 + d - pad, 0.55, 0.96), aspect="auto")
+                ax.imshow(
+                    np.asarray(load_image(c["keyframe"])), extent=(x0 + pad, x0 + d - pad, 0.55, 0.96), aspect="auto"
+                )
             cx, cy = x0 + d - 0.17 * d, 0.45
-            ρ = 0.15 * s.motion.zoom                                          # inches: a circle on the page
-            ax.add_patch(Ellipse((cx, cy), 2 * ρ * total / (fig.get_figwidth() * 0.98), 2 * ρ / (fig.get_figheight() * 0.9), fill=False, ec="tab:blue"))
+            ρ = 0.15 * s.motion.zoom  # inches: a circle on the page
+            ax.add_patch(
+                Ellipse(
+                    (cx, cy),
+                    2 * ρ * total / (fig.get_figwidth() * 0.98),
+                    2 * ρ / (fig.get_figheight() * 0.9),
+                    fill=False,
+                    ec="tab:blue",
+                )
+            )
             if abs(s.motion.pan) + abs(s.motion.tilt) > 1e-6:
-                ax.add_patch(FancyArrow(cx, cy, 0.25 * d * s.motion.pan, 0.3 * s.motion.tilt, width=0.01, head_width=0.04,
-                                        head_length=0.03 * d, color="tab:red", length_includes_head=True))
+                ax.add_patch(
+                    FancyArrow(
+                        cx,
+                        cy,
+                        0.25 * d * s.motion.pan,
+                        0.3 * s.motion.tilt,
+                        width=0.01,
+                        head_width=0.04,
+                        head_length=0.03 * d,
+                        color="tab:red",
+                        length_includes_head=True,
+                    )
+                )
             text = "\n".join(textwrap.shorten(f"{k}: {getattr(s, k)}", 40) for k in DOMAINS)
             ax.text(x0 + pad, 0.5, f"shot {s.index} · {d:.1f} s", fontsize=7, weight="bold", va="top")
             ax.text(x0 + pad, 0.42, text, fontsize=5.5, va="top", family="DejaVu Sans")
@@ -505,12 +766,15 @@ class ShotEditor(Explorer):
 
     def _card_html(self, s: Shot) -> str:
         rows = "".join(f"<div><b>{k}</b>: {html.escape(str(getattr(s, k)))}</div>" for k in DOMAINS)
-        return (f'<div style="font-size:11px;line-height:1.25"><b>shot {s.index}</b> · {s.duration:.1f} s {_arrow_svg(s.motion, 30)}'
-                f'<br><small>pan {s.motion.pan:+.2f} tilt {s.motion.tilt:+.2f} zoom {s.motion.zoom:.2f}</small>{rows}</div>')
+        return (
+            f'<div style="font-size:11px;line-height:1.25"><b>shot {s.index}</b> · {s.duration:.1f} s {_arrow_svg(s.motion, 30)}'
+            f"<br><small>pan {s.motion.pan:+.2f} tilt {s.motion.tilt:+.2f} zoom {s.motion.zoom:.2f}</small>{rows}</div>"
+        )
 
     def widget(self):
         "Cards in a row (selecting one plays its clip) and an editor for the selected shot with a regenerate button."
         import ipywidgets as W
+
         n = len(self.script.shots)
         imgs = [W.Image(format="png", layout=W.Layout(width=f"{int(70 * s.duration)}px")) for s in self.script.shots]
         texts = [W.HTML(layout=W.Layout(width=f"{int(70 * s.duration)}px")) for s in self.script.shots]
@@ -520,39 +784,73 @@ class ShotEditor(Explorer):
         pan, tilt = (W.FloatSlider(0, min=-1, max=1, step=0.05, description=d) for d in ("pan", "tilt"))
         zoom = W.FloatSlider(1, min=0.5, max=2, step=0.05, description="zoom")
         regen, status = W.Button(description="regenerate", button_style="warning"), W.HTML()
+
         def refresh_cards():
             for i, s in enumerate(self.script.shots):
                 c = self.card(i)
                 imgs[i].value = c["keyframe"].read_bytes() if c["keyframe"] else b""
                 texts[i].value = self._card_html(s)
+
         def choose(i):
             video.value = self.select(i) or b""
-            for j, b in enumerate(buttons): b.value = (j == i)
+            for j, b in enumerate(buttons):
+                b.value = j == i
             s = self.script.shots[i]
             prompt.value, pan.value, tilt.value, zoom.value = s.prompt, s.motion.pan, s.motion.tilt, s.motion.zoom
+
         def on_toggle(change, i):
-            if change["new"] and self.selected != i or change["new"] and not video.value: choose(i)
-            elif not change["new"] and self.selected == i: buttons[i].value = True   # one card stays selected
+            if change["new"] and self.selected != i or change["new"] and not video.value:
+                choose(i)
+            elif not change["new"] and self.selected == i:
+                buttons[i].value = True  # one card stays selected
+
         def on_regen(_):
             i, s = self.selected, self.script.shots[self.selected]
             kw = {}
-            if prompt.value != s.prompt: kw["prompt"] = prompt.value
+            if prompt.value != s.prompt:
+                kw["prompt"] = prompt.value
             m = CameraMotion(pan.value, tilt.value, zoom.value)
-            if (m.pan, m.tilt, m.zoom) != (s.motion.pan, s.motion.tilt, s.motion.zoom): kw["motion"] = m
-            if not kw: status.value = "nothing edited"; return
+            if (m.pan, m.tilt, m.zoom) != (s.motion.pan, s.motion.tilt, s.motion.zoom):
+                kw["motion"] = m
+            if not kw:
+                status.value = "nothing edited"
+                return
             status.value = f"<i>regenerating shot {i} ...</i>"
             try:
-                self.edit(i, **kw); r = self.regenerate()
-            except VgotError as e: status.value = f"<b>{html.escape(str(e))}</b>"; return
-            refresh_cards(); choose(i)
+                self.edit(i, **kw)
+                r = self.regenerate()
+            except VgotError as e:
+                status.value = f"<b>{html.escape(str(e))}</b>"
+                return
+            refresh_cards()
+            choose(i)
             status.value = "redone: " + (", ".join(r["redone"]) or "nothing")
-        for i, b in enumerate(buttons): b.observe(lambda ch, i=i: on_toggle(ch, i), names="value")
+
+        for i, b in enumerate(buttons):
+            b.observe(lambda ch, i=i: on_toggle(ch, i), names="value")
         regen.on_click(on_regen)
-        refresh_cards(); choose(self.selected)
-        cards = W.HBox([W.VBox([b, im, t], layout=W.Layout(border="1px solid #ccc", padding="4px", margin="2px"))
-                        for b, im, t in zip(buttons, imgs, texts)])
-        box = W.VBox([cards, W.HBox([video, W.VBox([prompt, pan, tilt, zoom, regen, status], layout=W.Layout(width="60%"))])])
+        refresh_cards()
+        choose(self.selected)
+        cards = W.HBox(
+            [
+                W.VBox([b, im, t], layout=W.Layout(border="1px solid #ccc", padding="4px", margin="2px"))
+                for b, im, t in zip(buttons, imgs, texts)
+            ]
+        )
+        box = W.VBox(
+            [cards, W.HBox([video, W.VBox([prompt, pan, tilt, zoom, regen, status], layout=W.Layout(width="60%"))])]
+        )
         box.add_class("vgot-shot-editor")
-        self.controls = dict(cards=buttons, images=imgs, texts=texts, video=video, prompt=prompt, pan=pan, tilt=tilt, zoom=zoom,
-                             regenerate=regen, status=status)
+        self.controls = dict(
+            cards=buttons,
+            images=imgs,
+            texts=texts,
+            video=video,
+            prompt=prompt,
+            pan=pan,
+            tilt=tilt,
+            zoom=zoom,
+            regenerate=regen,
+            status=status,
+        )
         return box
