@@ -17,13 +17,14 @@ __all__ = ['TINY_VERSION', 'PRESETS', 'vgot_home', 'ModelRef', 'Preset', 'regist
            'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models', 'load_t2i',
            'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
 
-# %% ../nbs/00a_models.ipynb #5ee3e6e2
+# %% ../nbs/00a_models.ipynb #2d3770c4
 TINY_VERSION = "v3"
 
 def vgot_home() -> Path:
     "The vgot cache folder: $VGOT_HOME, else ~/.cache/vgot."
     return Path(os.environ.get("VGOT_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vgot")
 
+# %% ../nbs/00a_models.ipynb #ac22c66e
 @dataclass
 class ModelRef:
     "Where a model is: a hub id or local folder, with an optional subfolder and weight file."
@@ -48,7 +49,7 @@ class ModelRef:
             return str(p)
         return self.id
 
-# %% ../nbs/00a_models.ipynb #bf35b30f
+# %% ../nbs/00a_models.ipynb #1fc74b2e
 @dataclass
 class Preset:
     "Which model does each job, and defaults that suit them."
@@ -74,12 +75,14 @@ class Preset:
 
     def to_dict(self) -> dict: return asdict(self)
 
+# %% ../nbs/00a_models.ipynb #6dda1486
 PRESETS: dict[str, Preset] = PRESET_REGISTRY   # core's registry: stage configs find presets by name there
 
 def register_preset(p: Preset) -> Preset:
     "Add a preset (users can register their own)."
     PRESETS[p.name] = p; return p
 
+# %% ../nbs/00a_models.ipynb #4fa8e31d
 register_preset(Preset(
     "tiny", t2i="tiny:sd", t2i_kind="sd", image_encoder="tiny:image_encoder", ip_adapter=ModelRef("tiny:ip_adapter", weight_name="ip_adapter.safetensors"),
     i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl"}, llm="tiny:llm", clip="tiny:clip", dino="tiny:dino", planner="rules",
@@ -124,7 +127,7 @@ def _loading_bars(show: bool):
     finally:
         for lib, on in ((dl, was_d), (tl, was_t)): (lib.enable_progress_bar if on else lib.disable_progress_bar)()
 
-# %% ../nbs/00a_models.ipynb #182dc225
+# %% ../nbs/00a_models.ipynb #d1ba28d6
 def tiny_clip_tokenizer():
     "A CLIPTokenizer with a character-level vocabulary (no merges), built in memory."
     from transformers import CLIPTokenizer
@@ -139,6 +142,7 @@ def tiny_clip_tokenizer():
     finally: shutil.rmtree(d, ignore_errors=True)
     return tok
 
+# %% ../nbs/00a_models.ipynb #66370f8b
 def _clip_text(hidden=32, vocab=256, projection_dim=None):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
     cfg = CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=hidden, intermediate_size=37,
@@ -146,6 +150,7 @@ def _clip_text(hidden=32, vocab=256, projection_dim=None):
                          projection_dim=projection_dim or hidden)
     return CLIPTextModel(cfg)
 
+# %% ../nbs/00a_models.ipynb #e646f819
 def _clip_vision(hidden=32, projection_dim=32, image_size=224, patch_size=32):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, CLIPImageProcessor
     cfg = CLIPVisionConfig(hidden_size=hidden, projection_dim=projection_dim, num_hidden_layers=2, num_attention_heads=4,
@@ -154,15 +159,15 @@ def _clip_vision(hidden=32, projection_dim=32, image_size=224, patch_size=32):
                               image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711])
     return CLIPVisionModelWithProjection(cfg), proc
 
-def tiny_ip_adapter_state_dict(unet, image_embed_dim: int, num_tokens: int = 4, seed: int = 0) -> dict:
-    "Random IP-Adapter weights with the public key names and shapes for `unet`: {'image_proj': ..., 'ip_adapter': ...}."
-    import torch
-    g = torch.Generator().manual_seed(seed)
-    cad = unet.config.cross_attention_dim
-    image_proj = {"proj.weight": torch.randn(num_tokens * cad, image_embed_dim, generator=g) * 0.02,
-                  "proj.bias": torch.zeros(num_tokens * cad), "norm.weight": torch.ones(cad), "norm.bias": torch.zeros(cad)}
-    return {"image_proj": image_proj, "ip_adapter": _random_ip_layers(unet, cad, g)}
+# %% ../nbs/00a_models.ipynb #d8689bfb
+def _attn_hidden_size(unet, name: str) -> int:
+    "Hidden size of the attention layer behind processor `name`, as diffusers computes it."
+    boc = unet.config.block_out_channels
+    if name.startswith("mid_block"): return boc[-1]
+    if name.startswith("up_blocks"): return list(reversed(boc))[int(name[len("up_blocks.")])]
+    return boc[int(name[len("down_blocks.")])]
 
+# %% ../nbs/00a_models.ipynb #6cf2c4de
 def _random_ip_layers(unet, cad: int, g) -> dict:
     "Random `{'1.to_k_ip.weight', '1.to_v_ip.weight', '3....'}` for every cross-attention layer of `unet`, numbered as diffusers does."
     import torch
@@ -175,6 +180,17 @@ def _random_ip_layers(unet, cad: int, g) -> dict:
         key_id += 2
     return ip
 
+# %% ../nbs/00a_models.ipynb #0a45fee0
+def tiny_ip_adapter_state_dict(unet, image_embed_dim: int, num_tokens: int = 4, seed: int = 0) -> dict:
+    "Random IP-Adapter weights with the public key names and shapes for `unet`: {'image_proj': ..., 'ip_adapter': ...}."
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    cad = unet.config.cross_attention_dim
+    image_proj = {"proj.weight": torch.randn(num_tokens * cad, image_embed_dim, generator=g) * 0.02,
+                  "proj.bias": torch.zeros(num_tokens * cad), "norm.weight": torch.ones(cad), "norm.bias": torch.zeros(cad)}
+    return {"image_proj": image_proj, "ip_adapter": _random_ip_layers(unet, cad, g)}
+
+# %% ../nbs/00a_models.ipynb #a89813cf
 def tiny_ip_adapter_plus_state_dict(unet,
                                     image_hidden_dim: int,              # width of the image encoder's hidden states (1280 for ViT-H)
                                     num_queries: int = 16,              # image tokens the Resampler makes (16 in Plus and Plus-face)
@@ -199,13 +215,7 @@ def tiny_ip_adapter_plus_state_dict(unet,
                    p + "1.1.weight": r(4 * Hd, Hd), p + "1.3.weight": r(Hd, 4 * Hd)})
     return {"image_proj": ip, "ip_adapter": _random_ip_layers(unet, cad, g)}
 
-def _attn_hidden_size(unet, name: str) -> int:
-    "Hidden size of the attention layer behind processor `name`, as diffusers computes it."
-    boc = unet.config.block_out_channels
-    if name.startswith("mid_block"): return boc[-1]
-    if name.startswith("up_blocks"): return list(reversed(boc))[int(name[len("up_blocks.")])]
-    return boc[int(name[len("down_blocks.")])]
-
+# %% ../nbs/00a_models.ipynb #1117210d
 def _tiny_llm():
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -224,16 +234,11 @@ def _tiny_llm():
                       pad_token_id=vocab["<|endoftext|>"], bos_token_id=None, tie_word_embeddings=True)
     return Qwen2ForCausalLM(cfg), tok
 
-def _build_tiny_set(out: Path, seed: int = 0):
-    "Build every tiny model into folder `out` with save_pretrained."
-    import torch
-    from diffusers import (AutoencoderKL, AutoencoderKLTemporalDecoder, DDIMScheduler, EulerDiscreteScheduler, I2VGenXLPipeline,
-                           I2VGenXLUNet, StableDiffusionPipeline, StableVideoDiffusionPipeline, UNet2DConditionModel,
-                           UNetSpatioTemporalConditionModel)
+# %% ../nbs/00a_models.ipynb #a8e189f9
+def _tiny_sd(out: Path, tok, seed: int = 0):
+    "Step 1: the text-to-image pipeline (SD layout), its image encoder, and base and Plus IP-Adapter weights."
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from safetensors.torch import save_file
-    torch.manual_seed(seed)
-    tok = tiny_clip_tokenizer()
-    # text-to-image (SD layout)
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
                                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                                 cross_attention_dim=32, norm_num_groups=32)
@@ -251,7 +256,12 @@ def _build_tiny_set(out: Path, seed: int = 0):
     (out / "ip_adapter").mkdir(); save_file(flat, str(out / "ip_adapter" / "ip_adapter.safetensors"))
     wp = tiny_ip_adapter_plus_state_dict(unet, image_encoder.config.hidden_size, seed=seed)   # its own generator: the other models do not change
     save_file({f"{k}.{n}": t.contiguous() for k, d in wp.items() for n, t in d.items()}, str(out / "ip_adapter" / "ip_adapter_plus.safetensors"))
-    # image-to-video: Stable Video Diffusion
+
+# %% ../nbs/00a_models.ipynb #bd6a51ce
+def _tiny_svd(out: Path):
+    "Step 2: image-to-video, Stable Video Diffusion."
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline
+    from diffusers import UNetSpatioTemporalConditionModel
     svd_unet = UNetSpatioTemporalConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=8, out_channels=4,
                                                 down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
                                                 up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
@@ -265,7 +275,11 @@ def _build_tiny_set(out: Path, seed: int = 0):
     svd_ie, svd_proc = _clip_vision()
     StableVideoDiffusionPipeline(vae=svd_vae, image_encoder=svd_ie, unet=svd_unet, scheduler=svd_sched,
                                  feature_extractor=svd_proc).save_pretrained(out / "svd", safe_serialization=True)
-    # image+text-to-video: I2VGen-XL
+
+# %% ../nbs/00a_models.ipynb #0f8a36eb
+def _tiny_i2vgen(out: Path, tok):
+    "Step 3: image+text-to-video, I2VGen-XL."
+    from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLPipeline, I2VGenXLUNet
     i2v_unet = I2VGenXLUNet(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
                             down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
                             cross_attention_dim=32, attention_head_dim=8, num_attention_heads=None, norm_num_groups=32)
@@ -276,7 +290,10 @@ def _build_tiny_set(out: Path, seed: int = 0):
                      scheduler=DDIMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False, steps_offset=1, prediction_type="v_prediction",
                                              rescale_betas_zero_snr=True, timestep_spacing="leading"),
                      image_encoder=i2v_ie, feature_extractor=i2v_proc).save_pretrained(out / "i2vgen-xl", safe_serialization=True)
-    # metric feature extractors: CLIP (text + image) and DINOv2
+
+# %% ../nbs/00a_models.ipynb #67db55a2
+def _tiny_metric_models(out: Path, tok):
+    "Step 4: the metrics' feature extractors, CLIP (text and image) and DINOv2."
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor, Dinov2Config, Dinov2Model, BitImageProcessor
     ccfg = CLIPConfig(text_config=dict(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
                                        num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tok), max_position_embeddings=77),
@@ -289,10 +306,26 @@ def _build_tiny_set(out: Path, seed: int = 0):
                              patch_size=14)).save_pretrained(out / "dino", safe_serialization=True)
     BitImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
                       image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out / "dino")
-    # chat LLM
+
+# %% ../nbs/00a_models.ipynb #1fa869d9
+def _tiny_chat(out: Path):
+    "Step 5: the chat LLM."
     llm, ltok = _tiny_llm()
     llm.save_pretrained(out / "llm", safe_serialization=True); ltok.save_pretrained(out / "llm")
 
+# %% ../nbs/00a_models.ipynb #b41c95db
+def _build_tiny_set(out: Path, seed: int = 0):
+    "Build every tiny model into folder `out` with save_pretrained; the steps draw, in this order, from one seeded RNG."
+    import torch
+    torch.manual_seed(seed)
+    tok = tiny_clip_tokenizer()
+    _tiny_sd(out, tok, seed)
+    _tiny_svd(out)
+    _tiny_i2vgen(out, tok)
+    _tiny_metric_models(out, tok)
+    _tiny_chat(out)
+
+# %% ../nbs/00a_models.ipynb #337a7dae
 def ensure_tiny_models(home=None, force: bool = False) -> Path:
     "Build the tiny model set once per cache (in a temporary folder, then renamed; one line says so) and return its folder."
     home = Path(home) if home else vgot_home()
@@ -311,7 +344,7 @@ def ensure_tiny_models(home=None, force: bool = False) -> Path:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return root
 
-# %% ../nbs/00a_models.ipynb #27a0593c
+# %% ../nbs/00a_models.ipynb #7da1e730
 def _pretrained_kw(ref: ModelRef, dtype=None) -> dict:
     kw = {"use_safetensors": True}
     if ref.subfolder: kw["subfolder"] = ref.subfolder
@@ -319,11 +352,13 @@ def _pretrained_kw(ref: ModelRef, dtype=None) -> dict:
     if dtype is not None: kw["dtype"] = dtype
     return kw
 
+# %% ../nbs/00a_models.ipynb #21d84be3
 def _loading(what: str, ref: ModelRef, fn):
     try: return fn()
     except (OSError, EnvironmentError, ValueError) as e:
         raise VgotError(f"cannot load {what} from '{ref.id}'{' / ' + ref.subfolder if ref.subfolder else ''}: {str(e).splitlines()[0]}") from e
 
+# %% ../nbs/00a_models.ipynb #041cbd0d
 def load_t2i(ref, device="cpu", dtype=None, kind: str = "sd"):
     "A text-to-image pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline) from a hub id or folder."
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
@@ -334,6 +369,7 @@ def load_t2i(ref, device="cpu", dtype=None, kind: str = "sd"):
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
+# %% ../nbs/00a_models.ipynb #79784181
 def load_image_encoder(ref, device="cpu", dtype=None):
     "A CLIPVisionModelWithProjection and its CLIPImageProcessor."
     from transformers import CLIPVisionModelWithProjection, CLIPImageProcessor
@@ -344,6 +380,7 @@ def load_image_encoder(ref, device="cpu", dtype=None):
     except OSError: proc = CLIPImageProcessor()       # IP-Adapter's encoder folders ship no processor config: CLIP defaults
     return enc.to(device).eval(), proc
 
+# %% ../nbs/00a_models.ipynb #d6e381d8
 def load_ip_adapter_weights(ref) -> dict:
     "IP-Adapter weights from a safetensors file (local or hub) as {'image_proj': {...}, 'ip_adapter': {...}}."
     from safetensors.torch import load_file
@@ -364,6 +401,7 @@ def load_ip_adapter_weights(ref) -> dict:
         out[head][rest] = v
     return out
 
+# %% ../nbs/00a_models.ipynb #cf55e594
 def load_i2v(ref, backend: str = "svd", device="cpu", dtype=None):
     "An image-to-video pipeline: 'svd' (StableVideoDiffusionPipeline) or 'i2vgen-xl' (I2VGenXLPipeline)."
     from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline
@@ -373,6 +411,7 @@ def load_i2v(ref, backend: str = "svd", device="cpu", dtype=None):
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
+# %% ../nbs/00a_models.ipynb #17f5960c
 def load_llm(ref, device="cpu", dtype=None):
     "A chat LLM and its tokenizer (transformers AutoModelForCausalLM / AutoTokenizer), never with remote code."
     from transformers import AutoModelForCausalLM, AutoTokenizer
