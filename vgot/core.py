@@ -22,10 +22,11 @@ __all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITIO
            'hash_inputs', 'package_versions', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator',
            'choose_device', 'choose_dtype']
 
-# %% ../nbs/00_core.ipynb #145ab08b
+# %% ../nbs/00_core.ipynb #83bb1c6e
 class VgotError(Exception):
     "An error caused by the user's input or environment, reported as one clear line."
 
+# %% ../nbs/00_core.ipynb #29b38740
 class ValidationError(VgotError, ValueError):
     "A field of an artifact has a bad value; the message names the field and the value."
     def __init__(self, field: str, value: Any, problem: str, where: str = ""):
@@ -36,7 +37,7 @@ class ValidationError(VgotError, ValueError):
         "The same error with `where` prefixed (e.g. the file and shot)."
         return ValidationError(self.field, self.value, self.problem, f"{where}: {self.where}" if self.where else where)
 
-# %% ../nbs/00_core.ipynb #a93caaa2
+# %% ../nbs/00_core.ipynb #6eff2b16
 def check_range(name: str, value, lo: float, hi: float):
     "Raise unless `value` is a finite number in [lo, hi]."
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -44,6 +45,7 @@ def check_range(name: str, value, lo: float, hi: float):
     if not math.isfinite(value): raise ValidationError(name, value, "is not finite")
     if not lo <= value <= hi: raise ValidationError(name, value, f"is outside [{lo}, {hi}]")
 
+# %% ../nbs/00_core.ipynb #bdca3d37
 def check_type(name: str, value, typ, allow_none: bool = False):
     "Raise unless `value` is an instance of `typ` (ints are accepted where floats are asked)."
     if value is None and allow_none: return
@@ -53,13 +55,14 @@ def check_type(name: str, value, typ, allow_none: bool = False):
         tn = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
         raise ValidationError(name, value, f"is not a {tn}")
 
+# %% ../nbs/00_core.ipynb #44ca4e78
 def check_text(name: str, value, allow_empty: bool = False, max_len: int = 4000):
     "Raise unless `value` is a string (non-empty unless allowed) of at most `max_len` characters."
     check_type(name, value, str)
     if not allow_empty and not value.strip(): raise ValidationError(name, value, "is empty")
     if len(value) > max_len: raise ValidationError(name, value[:40] + "...", f"is longer than {max_len} characters")
 
-# %% ../nbs/00_core.ipynb #b87fc33a
+# %% ../nbs/00_core.ipynb #e8652977
 def check_relpath(name: str, value, allow_none: bool = False):
     "Raise unless `value` is a relative POSIX path without `..`, empty parts or a drive."
     if value is None and allow_none: return
@@ -70,6 +73,7 @@ def check_relpath(name: str, value, allow_none: bool = False):
     if any(part in ("..", "") for part in value.split("/")) or ".." in p.parts:
         raise ValidationError(name, value, "leaves its folder ('..' or empty part); only paths inside the run folder are allowed")
 
+# %% ../nbs/00_core.ipynb #e80b1305
 def resolve_inside(base, rel: str, name: str = "path", must_exist: bool = True) -> Path:
     "Join `rel` to `base` and return the real path, refusing anything that resolves outside `base`."
     check_relpath(name, rel)
@@ -80,35 +84,12 @@ def resolve_inside(base, rel: str, name: str = "path", must_exist: bool = True) 
     if must_exist and not p.exists(): raise ValidationError(name, rel, f"does not exist in {base}")
     return p
 
-# %% ../nbs/00_core.ipynb #135d58bc
+# %% ../nbs/00_core.ipynb #2062b5cb
 def _hints(cls):
     import typing
     return typing.get_type_hints(cls)
 
-def _from_value(tp, v, name):
-    "Build a value of annotated type `tp` from JSON data `v`."
-    import typing
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Union:
-        if v is None and type(None) in args: return None
-        tp = next(a for a in args if a is not type(None)); origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if isinstance(tp, type) and issubclass(tp, Artifact):
-        if not isinstance(v, dict): raise ValidationError(name, v, f"is not an object ({tp.__name__})")
-        return tp.from_dict(v, _prefix=name + ".")
-    if origin is list:
-        if not isinstance(v, list): raise ValidationError(name, v, "is not a list")
-        return [_from_value(args[0], x, f"{name}[{i}]") for i, x in enumerate(v)]
-    if origin is dict:
-        if not isinstance(v, dict): raise ValidationError(name, v, "is not an object")
-        return {k: _from_value(args[1], x, f"{name}.{k}") for k, x in v.items()}
-    return v
-
-def _to_value(v):
-    if isinstance(v, Artifact): return v.to_dict()
-    if isinstance(v, list): return [_to_value(x) for x in v]
-    if isinstance(v, dict): return {k: _to_value(x) for k, x in v.items()}
-    return v
-
+# %% ../nbs/00_core.ipynb #18970a36
 class Artifact:
     "Base of the typed artifacts: JSON round trip and validation."
     def validate(self): return self
@@ -143,6 +124,32 @@ class Artifact:
         try: return cls.from_json(path.read_text(encoding="utf-8"))
         except ValidationError as e: raise e.at(str(path)) from None
         except VgotError as e: raise VgotError(f"{path}: {e}") from None
+
+# %% ../nbs/00_core.ipynb #ba51d14f
+def _to_value(v):
+    if isinstance(v, Artifact): return v.to_dict()
+    if isinstance(v, list): return [_to_value(x) for x in v]
+    if isinstance(v, dict): return {k: _to_value(x) for k, x in v.items()}
+    return v
+
+# %% ../nbs/00_core.ipynb #4ebe37b7
+def _from_value(tp, v, name):
+    "Build a value of annotated type `tp` from JSON data `v`."
+    import typing
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:
+        if v is None and type(None) in args: return None
+        tp = next(a for a in args if a is not type(None)); origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(tp, type) and issubclass(tp, Artifact):
+        if not isinstance(v, dict): raise ValidationError(name, v, f"is not an object ({tp.__name__})")
+        return tp.from_dict(v, _prefix=name + ".")
+    if origin is list:
+        if not isinstance(v, list): raise ValidationError(name, v, "is not a list")
+        return [_from_value(args[0], x, f"{name}[{i}]") for i, x in enumerate(v)]
+    if origin is dict:
+        if not isinstance(v, dict): raise ValidationError(name, v, "is not an object")
+        return {k: _from_value(args[1], x, f"{name}.{k}") for k, x in v.items()}
+    return v
 
 # %% ../nbs/00_core.ipynb #e47e6e73
 PAN_RANGE, TILT_RANGE, ZOOM_RANGE = (-1.0, 1.0), (-1.0, 1.0), (0.5, 2.0)
@@ -182,7 +189,7 @@ class Character(Artifact):
         check_relpath("identity_image", self.identity_image, allow_none=True)
         return self
 
-# %% ../nbs/00_core.ipynb #4a38736e
+# %% ../nbs/00_core.ipynb #d054335c
 DURATION_RANGE = (2.0, 5.0)
 
 def compose_prompt(character: str, background: str, relation: str, camera: str, hdr: str) -> str:
@@ -191,6 +198,7 @@ def compose_prompt(character: str, background: str, relation: str, camera: str, 
              background, hdr, camera]
     return ", ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
 
+# %% ../nbs/00_core.ipynb #bd2c4576
 @dataclass
 class Shot(Artifact):
     "One 2-5 s shot of the script: the five domains, numeric camera motion and the composed prompt."
@@ -229,6 +237,7 @@ class Shot(Artifact):
         check_text("prompt", self.prompt)
         return self
 
+# %% ../nbs/00_core.ipynb #c3483e0d
 @dataclass
 class Script(Artifact):
     "Module 1's output: the ordered shots of a story."
@@ -249,13 +258,14 @@ class Script(Artifact):
     @property
     def duration(self) -> float: return float(sum(s.duration for s in self.shots))
 
-# %% ../nbs/00_core.ipynb #6afd586e
+# %% ../nbs/00_core.ipynb #afdc34d7
 def shot_domains(shot: "Shot") -> list[tuple[str, str]]:
     "The five domains of a shot as (name, text), in the order compose_prompt puts them (most important first)."
     rel, ch = shot.relation, shot.character
     return [(n, t) for n, t in [("relation", rel or ch), ("character", ch if rel and ch and ch not in rel else ""),
                                 ("background", shot.background), ("hdr", shot.hdr), ("camera", shot.camera)] if t and t.strip()]
 
+# %% ../nbs/00_core.ipynb #4163a6f7
 def fit_prompt(domains: list,             # (name, text) pairs, most important first
                count,                     # text -> number of tokens under the text encoder's tokenizer
                budget: int,               # tokens the encoder reads (CLIP: 77 - 2 special tokens)
@@ -299,7 +309,7 @@ class Story(Artifact):
         if d["script"] is None: del d["script"]          # stories without a script hash as they always did
         return d
 
-# %% ../nbs/00_core.ipynb #7ec6394a
+# %% ../nbs/00_core.ipynb #6618f1d1
 @dataclass
 class Keyframe(Artifact):
     "Module 2's output for one shot: the keyframe image and its latent."
@@ -318,6 +328,7 @@ class Keyframe(Artifact):
             if not 8 <= getattr(self, n) <= 8192: raise ValidationError(n, getattr(self, n), "is outside [8, 8192]")
         return self
 
+# %% ../nbs/00_core.ipynb #0492de8a
 @dataclass
 class ShotClip(Artifact):
     "Module 3's output for one shot: the video and its latents."
@@ -337,6 +348,7 @@ class ShotClip(Artifact):
         if self.camera not in ("embedding", "warp", "none"): raise ValidationError("camera", self.camera, "is not one of embedding, warp, none")
         return self
 
+# %% ../nbs/00_core.ipynb #871560b3
 TRANSITION_MODES = ("gpr+diffusion", "gpr", "linear", "crossfade", "cut")
 
 @dataclass
@@ -356,13 +368,14 @@ class Transition(Artifact):
         check_relpath("video", self.video, allow_none=True); check_relpath("latents", self.latents, allow_none=True)
         return self
 
-# %% ../nbs/00_core.ipynb #c594e038
+# %% ../nbs/00_core.ipynb #88a42ad7
 def setting(default=dataclasses.MISSING, lo=None, hi=None, choices=None, output: bool = True, default_factory=dataclasses.MISSING):
     "A config field with bounds [lo, hi] or a list of choices, and whether it changes the output (for resume hashes)."
     meta = dict(lo=lo, hi=hi, choices=tuple(choices) if choices is not None else None, output=output)
     if default_factory is not dataclasses.MISSING: return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
 
+# %% ../nbs/00_core.ipynb #f20f3c81
 def _unwrap_optional(tp):
     import typing
     if typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp):
@@ -370,6 +383,7 @@ def _unwrap_optional(tp):
         return (rest[0] if len(rest) == 1 else Any), True
     return tp, False
 
+# %% ../nbs/00_core.ipynb #5de30853
 def check_setting(name: str, value, tp, meta: Optional[dict] = None):
     "Raise a ValidationError unless `value` fits the annotation `tp` and the bounds/choices in `meta`."
     meta = meta or {}
@@ -389,7 +403,7 @@ def check_setting(name: str, value, tp, meta: Optional[dict] = None):
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ValidationError(name, value, f"is outside [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
 
-# %% ../nbs/00_core.ipynb #272c2e16
+# %% ../nbs/00_core.ipynb #ae80e933
 PRESET_REGISTRY: dict = {}   # preset name -> preset (an object with `.defaults`); vgot.models registers its presets here
 
 def preset_defaults(preset) -> dict:
@@ -403,6 +417,7 @@ def preset_defaults(preset) -> dict:
     if not isinstance(d, dict): raise VgotError(f"preset {preset!r}: has no defaults mapping")
     return dict(d)
 
+# %% ../nbs/00_core.ipynb #0eef5a1a
 @dataclass
 class StageConfig:
     "Base of the stage configs: from_preset, validation on construction, one unknown-setting error, determining()."
@@ -452,7 +467,7 @@ class StageConfig:
         "The settings that decide the output (what resume hashes)."
         return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("output", True)}
 
-# %% ../nbs/00_core.ipynb #95cda746
+# %% ../nbs/00_core.ipynb #0566e434
 _UMASK_LOCK = threading.Lock()
 
 def file_mode() -> int:
@@ -461,6 +476,7 @@ def file_mode() -> int:
         old = os.umask(0); os.umask(old)
     return 0o666 & ~old
 
+# %% ../nbs/00_core.ipynb #dc8628ab
 @contextlib.contextmanager
 def atomic_path(path, suffix: Optional[str] = None) -> Iterator[Path]:
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
@@ -476,19 +492,22 @@ def atomic_path(path, suffix: Optional[str] = None) -> Iterator[Path]:
     finally:
         if tmp.exists(): tmp.unlink()
 
+# %% ../nbs/00_core.ipynb #dbd7a1f2
 def atomic_write_bytes(path, data: bytes):
     "Write `data` to `path` atomically."
     with atomic_path(path) as tmp: tmp.write_bytes(data)
 
+# %% ../nbs/00_core.ipynb #17e7cb88
 def atomic_write_text(path, text: str):
     "Write `text` (UTF-8) to `path` atomically."
     atomic_write_bytes(path, text.encode("utf-8"))
 
+# %% ../nbs/00_core.ipynb #3a0bc635
 def atomic_write_json(path, obj):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
-# %% ../nbs/00_core.ipynb #6a21e6e0
+# %% ../nbs/00_core.ipynb #9f5e76de
 def save_tensors(path, tensors: dict, metadata: Optional[dict] = None):
     "Save a dict of tensors as safetensors, atomically."
     import torch
@@ -502,6 +521,7 @@ def save_tensors(path, tensors: dict, metadata: Optional[dict] = None):
         if type(e).__name__ != "SafetensorError": raise
         raise VgotError(f"cannot write {path}: {e}") from None
 
+# %% ../nbs/00_core.ipynb #46a6d0d4
 def load_tensors(path, check_finite: bool = True) -> dict:
     "Load a safetensors file; refuse a missing file or NaN/inf values with a clear error."
     import torch
@@ -516,7 +536,7 @@ def load_tensors(path, check_finite: bool = True) -> dict:
                 raise VgotError(f"{path}: tensor '{k}' contains NaN or inf")
     return t
 
-# %% ../nbs/00_core.ipynb #9859da7a
+# %% ../nbs/00_core.ipynb #27131ee4
 def to_uint8_frames(frames) -> np.ndarray:
     "Frames as uint8 (F, H, W, 3): accepts uint8, or floats in [0, 1], as numpy or torch."
     if hasattr(frames, "detach"): frames = frames.detach().float().cpu().numpy()
@@ -527,6 +547,7 @@ def to_uint8_frames(frames) -> np.ndarray:
         a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
     return a
 
+# %% ../nbs/00_core.ipynb #11f575ee
 def write_video(path, frames, fps: float, crf: int = 18) -> int:
     "Write frames (F, H, W, 3), or an iterable of such chunks (streamed), as an H.264 yuv420p mp4, atomically; returns the frame count."
     import imageio.v2 as iio
@@ -550,6 +571,7 @@ def write_video(path, frames, fps: float, crf: int = 18) -> int:
             if w is not None: w.close()
     return n
 
+# %% ../nbs/00_core.ipynb #3250b17e
 def read_video(path) -> tuple[np.ndarray, float]:
     "Read a video as uint8 frames (F, H, W, 3) and its fps (decord, else PyAV)."
     path = Path(path)
@@ -571,12 +593,14 @@ def read_video(path) -> tuple[np.ndarray, float]:
     except Exception as e:                          # any decoder failure: name the file, not the library's internals
         raise VgotError(f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
+# %% ../nbs/00_core.ipynb #a0f3a297
 def save_image(path, image):
     "Save a PIL image (or uint8 HxWx3 array) as PNG, atomically."
     from PIL import Image
     if not isinstance(image, Image.Image): image = Image.fromarray(np.asarray(image))
     with atomic_path(path, suffix=".png") as tmp: image.save(tmp, format="PNG")
 
+# %% ../nbs/00_core.ipynb #96910bd5
 MAX_IMAGE_PIXELS = 64_000_000   # about 8000 x 8000: larger images are refused before they are decoded
 
 def load_image(path, what: str = "image"):
@@ -593,7 +617,7 @@ def load_image(path, what: str = "image"):
     except (UnidentifiedImageError, OSError) as e:
         raise VgotError(f"{what} {path}: not a readable image ({e.__class__.__name__})") from None
 
-# %% ../nbs/00_core.ipynb #3f35e847
+# %% ../nbs/00_core.ipynb #7ba7366b
 def _canon(o):
     if isinstance(o, Artifact): return _canon(o.to_dict())
     if dataclasses.is_dataclass(o) and not isinstance(o, type): return _canon(asdict(o))
@@ -604,6 +628,7 @@ def _canon(o):
     if isinstance(o, (str, int, float, bool)) or o is None: return o
     return repr(o)
 
+# %% ../nbs/00_core.ipynb #2886a2f3
 def file_sha256(path, chunk: int = 1 << 20) -> str:
     "SHA-256 of a file's content."
     h = hashlib.sha256()
@@ -611,12 +636,13 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #4eaf5815
 def hash_inputs(*objs) -> str:
     "A short stable hash of JSON-able objects, artifacts and files (by content)."
     s = json.dumps([_canon(o) for o in objs], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(s.encode()).hexdigest()[:16]
 
-# %% ../nbs/00_core.ipynb #9dd517a2
+# %% ../nbs/00_core.ipynb #7efeac1c
 def package_versions(names=("vgot", "torch", "diffusers", "transformers", "gpytorch", "numpy", "safetensors")) -> dict:
     "Installed versions of the packages that shape the output."
     from importlib.metadata import version, PackageNotFoundError
@@ -626,6 +652,7 @@ def package_versions(names=("vgot", "torch", "diffusers", "transformers", "gpyto
         except PackageNotFoundError: out[n] = None
     return out
 
+# %% ../nbs/00_core.ipynb #b9ee42a7
 class RunStore:
     "A run folder: paths of every artifact, atomic writes, and the manifest `run.json`."
     def __init__(self, root, create: bool = True):
@@ -739,21 +766,24 @@ class RunStore:
         "Validate and write an artifact's JSON atomically at a run-relative path."
         artifact.validate(); atomic_write_text(self.path(rel), artifact.to_json() + "\n")
 
-# %% ../nbs/00_core.ipynb #8f7bbdff
+# %% ../nbs/00_core.ipynb #19a9301c
 def derive_seed(base: int, *keys) -> int:
     "A seed for (stage, index, ...) derived from the run's base seed, stable across processes."
     return int(hashlib.sha256(json.dumps([int(base), *map(str, keys)]).encode()).hexdigest()[:8], 16)
 
+# %% ../nbs/00_core.ipynb #531e7869
 def seed_everything(seed: int):
     "Seed Python, NumPy and torch."
     import torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
+# %% ../nbs/00_core.ipynb #32f6e926
 def make_generator(seed: int, device="cpu"):
     "A torch.Generator seeded with `seed` (on CPU unless asked: CPU noise is the same on every machine)."
     import torch
     return torch.Generator(device=str(device)).manual_seed(int(seed))
 
+# %% ../nbs/00_core.ipynb #dff3921e
 def choose_device(prefer: str = "auto"):
     "The torch device to run on: 'auto' picks CUDA, then MPS, then CPU; a named one must exist here."
     import torch
@@ -773,6 +803,7 @@ def choose_device(prefer: str = "auto"):
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available(): return torch.device("mps")
     return torch.device("cpu")
 
+# %% ../nbs/00_core.ipynb #11a80d29
 def choose_dtype(device, prefer: str = "auto"):
     "bf16 on CUDA that supports it, fp16 on other accelerators, float32 on CPU; or the named dtype."
     import torch
