@@ -119,3 +119,18 @@ def test_run_store_unwritable(tmp_path):
     if os.geteuid() == 0: pytest.skip("root ignores permissions")
     ro = tmp_path / "ro"; ro.mkdir(); ro.chmod(0o500)
     with pytest.raises(VgotError, match="cannot create run folder"): RunStore(ro / "run")
+
+
+def test_save_tensors_writes_the_same_bytes_every_time(tmp_path):
+    "safetensors writes its metadata map in a random order; vgot's files are byte-identical for the same content."
+    import torch
+    from safetensors import safe_open
+    from vgot.core import save_tensors, load_tensors, file_sha256
+    meta = {"shot": 3, "seed": 7, "frames": 16, "fps": 8.0}
+    sums = set()
+    for i in range(12):
+        save_tensors(tmp_path / f"{i}.safetensors", {"latents": torch.arange(6.0).reshape(2, 3), "b": torch.ones(1)}, meta)
+        sums.add(file_sha256(tmp_path / f"{i}.safetensors"))
+    assert len(sums) == 1
+    assert torch.equal(load_tensors(tmp_path / "0.safetensors")["latents"], torch.arange(6.0).reshape(2, 3))
+    with safe_open(str(tmp_path / "0.safetensors"), "pt") as f: assert f.metadata() == {k: str(v) for k, v in meta.items()}

@@ -507,15 +507,23 @@ def atomic_write_json(path, obj):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
+# %% ../nbs/00_core.ipynb #d0c11c1f
+def _canonical_safetensors(data: bytes) -> bytes:
+    "safetensors bytes with the header's keys sorted (safetensors writes its metadata map in a random order)."
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    if len(header) > n: return data                      # not the compact JSON safetensors writes: leave it as it is
+    return data[:8] + header.ljust(n, b" ") + data[8 + n:]
+
 # %% ../nbs/00_core.ipynb #9f5e76de
 def save_tensors(path, tensors: dict, metadata: Optional[dict] = None):
-    "Save a dict of tensors as safetensors, atomically."
+    "Save a dict of tensors as safetensors, atomically; the same tensors and metadata give the same bytes."
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     t = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     try:
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            save_file(t, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        data = _canonical_safetensors(save(t, metadata={k: str(v) for k, v in (metadata or {}).items()}))
+        with atomic_path(path, suffix=".safetensors") as tmp: tmp.write_bytes(data)
     except OSError as e: raise VgotError(f"cannot write {path}: {e.strerror or e}") from None
     except Exception as e:                      # safetensors reports I/O failures (disk full) as its own error type
         if type(e).__name__ != "SafetensorError": raise
