@@ -27,32 +27,48 @@ __all__ = ['PROJECTION_KINDS', 'DDPMSchedule', 'linear_betas', 'make_schedule', 
 @dataclass
 class DDPMSchedule:
     "The DDPM buffers of a beta schedule, each of shape (T,)."
-    betas: torch.Tensor                          # β_t
-    alphas: torch.Tensor                         # α_t = 1 - β_t
-    alphas_cumprod: torch.Tensor                 # ᾱ_t
-    alphas_cumprod_prev: torch.Tensor            # ᾱ_{t-1}, with ᾱ_0 = 1
-    sqrt_alphas_cumprod: torch.Tensor            # √ᾱ_t
+
+    betas: torch.Tensor  # β_t
+    alphas: torch.Tensor  # α_t = 1 - β_t
+    alphas_cumprod: torch.Tensor  # ᾱ_t
+    alphas_cumprod_prev: torch.Tensor  # ᾱ_{t-1}, with ᾱ_0 = 1
+    sqrt_alphas_cumprod: torch.Tensor  # √ᾱ_t
     sqrt_one_minus_alphas_cumprod: torch.Tensor  # √(1 - ᾱ_t)
-    posterior_variance: torch.Tensor             # β̃_t
-    posterior_mean_coef1: torch.Tensor           # coefficient of x_0 in μ̃_t
-    posterior_mean_coef2: torch.Tensor           # coefficient of x_t in μ̃_t
+    posterior_variance: torch.Tensor  # β̃_t
+    posterior_mean_coef1: torch.Tensor  # coefficient of x_0 in μ̃_t
+    posterior_mean_coef2: torch.Tensor  # coefficient of x_t in μ̃_t
+
     @property
-    def T(self) -> int: return len(self.betas)
+    def T(self) -> int:
+        return len(self.betas)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #a4dc1623
 def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, scaled: bool = False) -> torch.Tensor:
     "DDPM's linear schedule, or Stable Diffusion's `scaled_linear` (linear in √β)."
-    if scaled: return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, T, dtype=torch.float64) ** 2
+    if scaled:
+        return torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64) ** 2
     return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #3cbb49b0
 def make_schedule(betas: torch.Tensor) -> DDPMSchedule:
     "All DDPM buffers from the betas β_1..β_T (float64 for accuracy)."
     b = torch.as_tensor(betas, dtype=torch.float64)
-    if b.ndim != 1 or not ((b > 0) & (b < 1)).all(): raise VgotError(f"betas must be a 1-D tensor in (0, 1), got shape {tuple(b.shape)}")
-    a = 1 - b; ac = torch.cumprod(a, 0); acp = torch.cat([torch.ones(1, dtype=b.dtype), ac[:-1]])
-    return DDPMSchedule(b, a, ac, acp, ac.sqrt(), (1 - ac).sqrt(), b * (1 - acp) / (1 - ac),
-                        b * acp.sqrt() / (1 - ac), a.sqrt() * (1 - acp) / (1 - ac))
+    if b.ndim != 1 or not ((b > 0) & (b < 1)).all():
+        raise VgotError(f"betas must be a 1-D tensor in (0, 1), got shape {tuple(b.shape)}")
+    a = 1 - b
+    ac = torch.cumprod(a, 0)
+    acp = torch.cat([torch.ones(1, dtype=b.dtype), ac[:-1]])
+    return DDPMSchedule(
+        b,
+        a,
+        ac,
+        acp,
+        ac.sqrt(),
+        (1 - ac).sqrt(),
+        b * (1 - acp) / (1 - ac),
+        b * acp.sqrt() / (1 - ac),
+        a.sqrt() * (1 - acp) / (1 - ac),
+    )
 
 # %% ../nbs/02a_decoupled_attention.ipynb #d6a1faf5
 def _at(buf: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
@@ -78,16 +94,21 @@ def predict_x0(x_t: torch.Tensor, t, ε_pred: torch.Tensor, sched: DDPMSchedule)
     return (x_t - _at(sched.sqrt_one_minus_alphas_cumprod, t, x_t) * ε_pred) / _at(sched.sqrt_alphas_cumprod, t, x_t)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #42c64b2a
-def posterior_mean_variance(x0: torch.Tensor, x_t: torch.Tensor, t, sched: DDPMSchedule) -> tuple[torch.Tensor, torch.Tensor]:
+def posterior_mean_variance(
+    x0: torch.Tensor, x_t: torch.Tensor, t, sched: DDPMSchedule
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Mean μ̃_t(x_t, x_0) and variance β̃_t of q(x_{t-1} | x_t, x_0)."
     mean = _at(sched.posterior_mean_coef1, t, x_t) * x0 + _at(sched.posterior_mean_coef2, t, x_t) * x_t
     return mean, _at(sched.posterior_variance, t, x_t)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #e880b699
-def p_sample(x_t: torch.Tensor, t: int, ε_pred: torch.Tensor, sched: DDPMSchedule, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+def p_sample(
+    x_t: torch.Tensor, t: int, ε_pred: torch.Tensor, sched: DDPMSchedule, z: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     "One reverse step x_{t-1} = μ̃_t(x_t, x̂_0) + √β̃_t z of p_θ(x_{t-1} | x_t); no noise at t = 0."
     mean, var = posterior_mean_variance(predict_x0(x_t, t, ε_pred, sched), x_t, t, sched)
-    if int(t) == 0 or z is None: return mean
+    if int(t) == 0 or z is None:
+        return mean
     return mean + var.clamp(min=1e-20).sqrt() * z
 
 # %% ../nbs/02a_decoupled_attention.ipynb #8c6fed10
@@ -104,36 +125,50 @@ def attention_probs(q: torch.Tensor, k: torch.Tensor, scale: Optional[float] = N
 # %% ../nbs/02a_decoupled_attention.ipynb #f08a3d09
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     "Attn(Q, K, V) = softmax(Q Kᵀ/√d) V: (B, heads, N, d)."
-    assert q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2], f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+    assert q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2], (
+        f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+    )
     return attention_probs(q, k) @ v
 
 # %% ../nbs/02a_decoupled_attention.ipynb #9fcbe518
-def decoupled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, branches: Sequence[tuple], λs: Sequence[float]) -> torch.Tensor:
+def decoupled_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, branches: Sequence[tuple], λs: Sequence[float]
+) -> torch.Tensor:
     "Z = Attn(Q, K, V) + Σ_b λ_b Attn(Q, K'_b, V'_b); `branches` holds (K'_b, V'_b) pairs."
-    if len(branches) != len(λs): raise VgotError(f"{len(branches)} image branches but {len(λs)} weights λ")
+    if len(branches) != len(λs):
+        raise VgotError(f"{len(branches)} image branches but {len(λs)} weights λ")
     z = attention(q, k, v)
     for (kb, vb), λ in zip(branches, λs):
-        if λ != 0: z = z + λ * attention(q, kb, vb)
+        if λ != 0:
+            z = z + λ * attention(q, kb, vb)
     return z
 
 # %% ../nbs/02a_decoupled_attention.ipynb #028b2a4c
 class AttentionStore:
     "Softmax attention maps of chosen layers and steps, per token and branch, downsampled, with a memory bound."
-    def __init__(self,
-                 layers: Optional[Sequence[str]] = None,  # processor names (or substrings of them) to record; None = every decoupled layer
-                 steps: Optional[Sequence[int]] = None,   # denoising steps to record (0-based); None = all
-                 res: int = 16,                           # largest side of a stored map
-                 max_bytes: int = 64 << 20,               # memory bound of the stored maps
-                 rows: Optional[slice] = None,            # batch rows to keep, e.g. slice(1, 2): the conditional half under CFG
-                 latent_hw: Optional[tuple] = None):      # (h, w) of the latent, to unflatten non-square maps
-        self.layers, self.steps = (list(layers) if layers is not None else None), (set(steps) if steps is not None else None)
+
+    def __init__(
+        self,
+        layers: Optional[
+            Sequence[str]
+        ] = None,  # processor names (or substrings of them) to record; None = every decoupled layer
+        steps: Optional[Sequence[int]] = None,  # denoising steps to record (0-based); None = all
+        res: int = 16,  # largest side of a stored map
+        max_bytes: int = 64 << 20,  # memory bound of the stored maps
+        rows: Optional[slice] = None,  # batch rows to keep, e.g. slice(1, 2): the conditional half under CFG
+        latent_hw: Optional[tuple] = None,
+    ):  # (h, w) of the latent, to unflatten non-square maps
+        self.layers, self.steps = (
+            (list(layers) if layers is not None else None),
+            (set(steps) if steps is not None else None),
+        )
         self.res, self.max_bytes, self.rows, self.latent_hw = res, max_bytes, rows, latent_hw
         self.reset()
 
     def reset(self):
         "Forget every map and start again at step 0."
-        self.maps: dict[tuple[int, str, str], torch.Tensor] = {}   # the current run's maps
-        self.runs: dict = {}                                          # name -> maps of each run started with `begin`
+        self.maps: dict[tuple[int, str, str], torch.Tensor] = {}  # the current run's maps
+        self.runs: dict = {}  # name -> maps of each run started with `begin`
         self.step, self.nbytes, self.dropped, self.peak_transient_bytes = 0, 0, 0, 0
 
     def begin(self, name):
@@ -143,7 +178,8 @@ class AttentionStore:
 
     def wants(self, layer: str) -> bool:
         "Whether the current step of `layer` is to be recorded."
-        if self.steps is not None and self.step not in self.steps: return False
+        if self.steps is not None and self.step not in self.steps:
+            return False
         return self.layers is None or any(l == layer or l in layer for l in self.layers)
 
     def on_step_end(self, pipe, i: int, t, callback_kwargs: dict) -> dict:
@@ -155,8 +191,9 @@ class AttentionStore:
         if self.latent_hw is not None:
             h, w = self.latent_hw
             for k in range(8):
-                hh, ww = math.ceil(h / 2 ** k), math.ceil(w / 2 ** k)
-                if hh * ww == n: return hh, ww
+                hh, ww = math.ceil(h / 2**k), math.ceil(w / 2**k)
+                if hh * ww == n:
+                    return hh, ww
         r = math.isqrt(n)
         return (r, r) if r * r == n else (1, n)
 
@@ -164,128 +201,198 @@ class AttentionStore:
         "Record softmax maps `probs` (B, heads, N, L) of `layer` and `branch` at the current step."
         assert probs.ndim == 4, f"attention probabilities should be (B, heads, N, L), got {tuple(probs.shape)}"
         self.peak_transient_bytes = max(self.peak_transient_bytes, probs.numel() * probs.element_size())
-        p = probs.detach().float().mean(1)                       # (B, N, L)
-        if self.rows is not None: p = p[self.rows]
+        p = probs.detach().float().mean(1)  # (B, N, L)
+        if self.rows is not None:
+            p = p[self.rows]
         B, N, L = p.shape
         h, w = self._hw(N)
         m = p.transpose(1, 2).reshape(B * L, 1, h, w)
-        if max(h, w) > self.res: m = F.adaptive_avg_pool2d(m, (max(1, h * self.res // max(h, w)), max(1, w * self.res // max(h, w))))
+        if max(h, w) > self.res:
+            m = F.adaptive_avg_pool2d(m, (max(1, h * self.res // max(h, w)), max(1, w * self.res // max(h, w))))
         m = m.reshape(B, L, *m.shape[-2:]).to(torch.float16).cpu()
         size = m.numel() * m.element_size()
         if self.nbytes + size > self.max_bytes:
-            if not self.dropped: warnings.warn(f"AttentionStore: memory bound of {self.max_bytes} bytes reached; later maps are dropped")
-            self.dropped += 1; return
+            if not self.dropped:
+                warnings.warn(f"AttentionStore: memory bound of {self.max_bytes} bytes reached; later maps are dropped")
+            self.dropped += 1
+            return
         key = (self.step, layer, branch)
-        if key in self.maps: self.nbytes -= self.maps[key].numel() * 2
-        self.maps[key] = m; self.nbytes += size
+        if key in self.maps:
+            self.nbytes -= self.maps[key].numel() * 2
+        self.maps[key] = m
+        self.nbytes += size
 
     def _maps(self, run=None) -> dict:
-        if run is None: return self.maps
-        if run not in self.runs: raise VgotError(f"no attention run {run!r} (have: {', '.join(map(str, self.runs)) or 'none'})")
+        if run is None:
+            return self.maps
+        if run not in self.runs:
+            raise VgotError(f"no attention run {run!r} (have: {', '.join(map(str, self.runs)) or 'none'})")
         return self.runs[run]
 
     def get(self, step: int, layer: str, branch: str = "text", run=None) -> torch.Tensor:
         "The map (B, tokens, h, w) of one step, layer and branch (of the current run, or of `run`)."
         maps = self._maps(run)
-        if (step, layer, branch) not in maps: raise VgotError(f"no attention map for step {step}, layer {layer}, branch {branch}")
+        if (step, layer, branch) not in maps:
+            raise VgotError(f"no attention map for step {step}, layer {layer}, branch {branch}")
         return maps[(step, layer, branch)]
 
-    def aggregate(self, branch: str = "text", steps: Optional[Sequence[int]] = None, layers: Optional[Sequence[str]] = None,
-                  size: Optional[tuple] = None, run=None) -> torch.Tensor:
+    def aggregate(
+        self,
+        branch: str = "text",
+        steps: Optional[Sequence[int]] = None,
+        layers: Optional[Sequence[str]] = None,
+        size: Optional[tuple] = None,
+        run=None,
+    ) -> torch.Tensor:
         "Mean map (B, tokens, h, w) of `branch` over the chosen steps and layers (of the current run, or of `run`), each resized to `size`."
-        ms = [m for (s, l, b), m in self._maps(run).items() if b == branch and (steps is None or s in steps) and (layers is None or l in layers)]
-        if not ms: raise VgotError(f"no attention maps recorded for branch {branch}")
+        ms = [
+            m
+            for (s, l, b), m in self._maps(run).items()
+            if b == branch and (steps is None or s in steps) and (layers is None or l in layers)
+        ]
+        if not ms:
+            raise VgotError(f"no attention maps recorded for branch {branch}")
         size = size or max((m.shape[-2:] for m in ms), key=lambda hw: hw[0] * hw[1])
-        return torch.stack([F.interpolate(m.float(), size=tuple(size), mode="bilinear", align_corners=False) for m in ms]).mean(0)
+        return torch.stack(
+            [F.interpolate(m.float(), size=tuple(size), mode="bilinear", align_corners=False) for m in ms]
+        ).mean(0)
 
     @property
-    def branches(self) -> list[str]: return sorted({b for _, _, b in self.maps})
-    def __repr__(self): return f"AttentionStore({len(self.maps)} maps, {self.nbytes} bytes, {self.dropped} dropped)"
+    def branches(self) -> list[str]:
+        return sorted({b for _, _, b in self.maps})
+
+    def __repr__(self):
+        return f"AttentionStore({len(self.maps)} maps, {self.nbytes} bytes, {self.dropped} dropped)"
 
 # %% ../nbs/02a_decoupled_attention.ipynb #aaafaa2f
 class DecoupledCrossAttnProcessor(nn.Module):
     "Cross-attention Z = Attn(Q,K,V) + Σ_b λ_b Attn(Q,K'_b,V'_b) with named image branches; optional map capture."
-    def __init__(self,
-                 hidden_size: int,                             # width of the attention layer
-                 cross_attention_dim: int,                     # width of the image tokens
-                 branches: Sequence[str] = ("identity", "prev"),  # branch names, in the order of the image-token list
-                 scale: Optional[dict] = None,                 # branch -> λ_b (default 1.0)
-                 name: str = "",                               # the layer's processor name (for attention capture)
-                 store: Optional[AttentionStore] = None):      # where to record attention maps (None: no capture)
+
+    def __init__(
+        self,
+        hidden_size: int,  # width of the attention layer
+        cross_attention_dim: int,  # width of the image tokens
+        branches: Sequence[str] = ("identity", "prev"),  # branch names, in the order of the image-token list
+        scale: Optional[dict] = None,  # branch -> λ_b (default 1.0)
+        name: str = "",  # the layer's processor name (for attention capture)
+        store: Optional[AttentionStore] = None,
+    ):  # where to record attention maps (None: no capture)
         super().__init__()
-        if not branches: raise VgotError("DecoupledCrossAttnProcessor needs at least one image branch")
-        self.hidden_size, self.cross_attention_dim, self.branches, self.name, self.store = hidden_size, cross_attention_dim, list(branches), name, store
+        if not branches:
+            raise VgotError("DecoupledCrossAttnProcessor needs at least one image branch")
+        self.hidden_size, self.cross_attention_dim, self.branches, self.name, self.store = (
+            hidden_size,
+            cross_attention_dim,
+            list(branches),
+            name,
+            store,
+        )
         self.scale = {b: 1.0 for b in self.branches}
-        if scale: self.set_scale(**{f"{b}_scale": v for b, v in scale.items()})
-        self.to_k_ip = nn.ModuleDict({b: nn.Linear(cross_attention_dim, hidden_size, bias=False) for b in self.branches})
-        self.to_v_ip = nn.ModuleDict({b: nn.Linear(cross_attention_dim, hidden_size, bias=False) for b in self.branches})
+        if scale:
+            self.set_scale(**{f"{b}_scale": v for b, v in scale.items()})
+        self.to_k_ip = nn.ModuleDict(
+            {b: nn.Linear(cross_attention_dim, hidden_size, bias=False) for b in self.branches}
+        )
+        self.to_v_ip = nn.ModuleDict(
+            {b: nn.Linear(cross_attention_dim, hidden_size, bias=False) for b in self.branches}
+        )
 
     def set_scale(self, **scales):
         "Set λ_b of the named branches, as `<branch>_scale`: `set_scale(identity_scale=0.6, prev_scale=0.4)`."
         names = {f"{b}_scale": b for b in self.branches}
         bad = [k for k in scales if k not in names]
-        if bad: raise VgotError(f"unknown image branch scale(s) {bad}; this processor has {list(names)}")
+        if bad:
+            raise VgotError(f"unknown image branch scale(s) {bad}; this processor has {list(names)}")
         self.scale.update({names[k]: float(v) for k, v in scales.items()})
 
-    def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
-                 temb=None, scale: float = 1.0) -> torch.Tensor:
+    def __call__(
+        self,
+        attn,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        temb=None,
+        scale: float = 1.0,
+    ) -> torch.Tensor:
         "The layer's output for image features `hidden_states` (B, N, C) or (B, C, H, W)."
-        if isinstance(encoder_hidden_states, tuple): encoder_hidden_states, image_tokens = encoder_hidden_states
-        else: image_tokens = None
+        if isinstance(encoder_hidden_states, tuple):
+            encoder_hidden_states, image_tokens = encoder_hidden_states
+        else:
+            image_tokens = None
         residual = hidden_states
-        if attn.spatial_norm is not None: hidden_states = attn.spatial_norm(hidden_states, temb)
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
         input_ndim = hidden_states.ndim
         if input_ndim == 4:
             B, C, H, W = hidden_states.shape
             hidden_states = hidden_states.view(B, C, H * W).transpose(1, 2)
-        B, N, _ = hidden_states.shape                                              # (B, N, C)
+        B, N, _ = hidden_states.shape  # (B, N, C)
         L = N if encoder_hidden_states is None else encoder_hidden_states.shape[1]
         if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, L, B).view(B, attn.heads, -1, attention_mask.shape[-1])
-        if attn.group_norm is not None: hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+            attention_mask = attn.prepare_attention_mask(attention_mask, L, B).view(
+                B, attn.heads, -1, attention_mask.shape[-1]
+            )
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         query = attn.to_q(hidden_states)
-        if encoder_hidden_states is None: encoder_hidden_states = hidden_states
-        elif attn.norm_cross: encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
         key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
-        heads = attn.heads; d = key.shape[-1] // heads
-        split = lambda x: x.view(B, -1, heads, d).transpose(1, 2)                  # (B, heads, ·, d)
+        heads = attn.heads
+        d = key.shape[-1] // heads
+        split = lambda x: x.view(B, -1, heads, d).transpose(1, 2)  # (B, heads, ·, d)
         query, key, value = split(query), split(key), split(value)
-        if attn.norm_q is not None: query = attn.norm_q(query)
-        if attn.norm_k is not None: key = attn.norm_k(key)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
         capture = self.store is not None and self.store.wants(self.name)
-        if capture: self.store.add(self.name, "text", attention_probs(query, key, attn.scale))
+        if capture:
+            self.store.add(self.name, "text", attention_probs(query, key, attn.scale))
         z = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         if image_tokens is not None:
             if len(image_tokens) != len(self.branches):
-                raise VgotError(f"{self.name or 'decoupled attention'}: got {len(image_tokens)} image-token tensors for branches {self.branches}")
+                raise VgotError(
+                    f"{self.name or 'decoupled attention'}: got {len(image_tokens)} image-token tensors for branches {self.branches}"
+                )
             for b, tok in zip(self.branches, image_tokens):
                 λ = self.scale[b]
-                if λ == 0 and not capture: continue
-                tok = tok.reshape(tok.shape[0], -1, tok.shape[-1])                  # (B, n_images·tokens, dim)
+                if λ == 0 and not capture:
+                    continue
+                tok = tok.reshape(tok.shape[0], -1, tok.shape[-1])  # (B, n_images·tokens, dim)
                 assert tok.shape[0] == B, f"branch {b}: image tokens for batch {tok.shape[0]}, queries for batch {B}"
                 kb, vb = split(self.to_k_ip[b](tok)), split(self.to_v_ip[b](tok))
-                if capture: self.store.add(self.name, b, attention_probs(query, kb, attn.scale))
-                if λ != 0: z = z + λ * F.scaled_dot_product_attention(query, kb, vb, dropout_p=0.0, is_causal=False)
+                if capture:
+                    self.store.add(self.name, b, attention_probs(query, kb, attn.scale))
+                if λ != 0:
+                    z = z + λ * F.scaled_dot_product_attention(query, kb, vb, dropout_p=0.0, is_causal=False)
         z = z.transpose(1, 2).reshape(B, -1, heads * d).to(query.dtype)
         z = attn.to_out[1](attn.to_out[0](z))
-        if input_ndim == 4: z = z.transpose(-1, -2).reshape(B, C, H, W)
-        if attn.residual_connection: z = z + residual
+        if input_ndim == 4:
+            z = z.transpose(-1, -2).reshape(B, C, H, W)
+        if attn.residual_connection:
+            z = z + residual
         return z / attn.rescale_output_factor
 
 # %% ../nbs/02a_decoupled_attention.ipynb #9ca32f1c
 def ip_adapter_layer_keys(unet, names: Optional[Sequence[str]] = None) -> dict[str, int]:
     "Processor name -> IP-Adapter key id (1, 3, 5, ...) of each cross-attention layer, as diffusers numbers them."
     out, key_id = {}, 1
-    for name in (names if names is not None else unet.attn_processors):
-        if name.endswith("attn1.processor") or "motion_modules" in name or name.startswith("encoder_hid_proj."): continue
-        out[name] = key_id; key_id += 2
+    for name in names if names is not None else unet.attn_processors:
+        if name.endswith("attn1.processor") or "motion_modules" in name or name.startswith("encoder_hid_proj."):
+            continue
+        out[name] = key_id
+        key_id += 2
     return out
 
 # %% ../nbs/02a_decoupled_attention.ipynb #48df24f1
 def _layer_sizes(unet, name: str) -> tuple[int, int]:
     "(hidden_size, cross_attention_dim) of the attention layer behind processor `name`."
     mod = unet
-    for part in name.split(".")[:-1]: mod = getattr(mod, part) if not part.isdigit() else mod[int(part)]
+    for part in name.split(".")[:-1]:
+        mod = getattr(mod, part) if not part.isdigit() else mod[int(part)]
     return mod.to_q.out_features, mod.to_k.in_features
 
 # %% ../nbs/02a_decoupled_attention.ipynb #e2f9e9cc
@@ -297,39 +404,61 @@ def _unet_processors(unet) -> dict:
 def _set_processors(unet, procs: dict):
     "Set each named processor on its own layer (not through `set_attn_processor`, which counts the projection's layers too)."
     mods = dict(unet.named_modules())
-    for name, p in procs.items(): mods[name[: -len(".processor")]].set_processor(p)
+    for name, p in procs.items():
+        mods[name[: -len(".processor")]].set_processor(p)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #d8d5482f
-def load_branch_weights(processors: dict, ip_adapter: dict, branch: str, layer_keys: dict, where: str = "IP-Adapter weights"):
+def load_branch_weights(
+    processors: dict, ip_adapter: dict, branch: str, layer_keys: dict, where: str = "IP-Adapter weights"
+):
     "Copy `{'1.to_k_ip.weight', ...}` tensors into branch `branch` of each processor; errors name the missing key or bad shape."
     for name, proc in processors.items():
         kid = layer_keys[name]
         for kind in ("to_k_ip", "to_v_ip"):
             key = f"{kid}.{kind}.weight"
-            if key not in ip_adapter: raise VgotError(f"{where}: key 'ip_adapter.{key}' for layer {name} is missing (weights for another UNet?)")
-            lin = getattr(proc, kind)[branch]; w = ip_adapter[key]
+            if key not in ip_adapter:
+                raise VgotError(
+                    f"{where}: key 'ip_adapter.{key}' for layer {name} is missing (weights for another UNet?)"
+                )
+            lin = getattr(proc, kind)[branch]
+            w = ip_adapter[key]
             if tuple(w.shape) != tuple(lin.weight.shape):
-                raise VgotError(f"{where}: 'ip_adapter.{key}' has shape {tuple(w.shape)}, layer {name} needs {tuple(lin.weight.shape)}")
-            with torch.no_grad(): lin.weight.copy_(w)
+                raise VgotError(
+                    f"{where}: 'ip_adapter.{key}' has shape {tuple(w.shape)}, layer {name} needs {tuple(lin.weight.shape)}"
+                )
+            with torch.no_grad():
+                lin.weight.copy_(w)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #3ea0ac02
 PROJECTION_KINDS = ("base", "plus", "full")
 
+
 def projection_kind(image_proj: dict, where: str = "IP-Adapter weights") -> str:
     "'base' (a linear to 4 tokens), 'plus' (the Resampler of Plus and Plus-face) or 'full' (an MLP per CLIP token) from the `image_proj` keys."
-    if not isinstance(image_proj, dict) or not image_proj: raise VgotError(f"{where}: 'image_proj' is empty or not a dict")
-    if "proj.weight" in image_proj: return "base"
-    if "proj.3.weight" in image_proj: return "full"
-    if "latents" in image_proj and "proj_in.weight" in image_proj: return "plus"
-    if any(k.startswith("perceiver_resampler.") for k in image_proj) or ("proj.2.weight" in image_proj and "norm.weight" in image_proj):
-        raise VgotError(f"{where}: these are IP-Adapter FaceID weights; they take face-recognition embeddings, which vgot does not compute "
-                        "(use a base, Plus, Plus-face or Full IP-Adapter)")
-    raise VgotError(f"{where}: 'image_proj' keys ({', '.join(sorted(image_proj)[:5])}, ...) are none of the IP-Adapter layouts "
-                    "base (proj.*), Plus / Plus-face (latents, proj_in.*, layers.N.*) or Full (proj.0/2/3.*)")
+    if not isinstance(image_proj, dict) or not image_proj:
+        raise VgotError(f"{where}: 'image_proj' is empty or not a dict")
+    if "proj.weight" in image_proj:
+        return "base"
+    if "proj.3.weight" in image_proj:
+        return "full"
+    if "latents" in image_proj and "proj_in.weight" in image_proj:
+        return "plus"
+    if any(k.startswith("perceiver_resampler.") for k in image_proj) or (
+        "proj.2.weight" in image_proj and "norm.weight" in image_proj
+    ):
+        raise VgotError(
+            f"{where}: these are IP-Adapter FaceID weights; they take face-recognition embeddings, which vgot does not compute "
+            "(use a base, Plus, Plus-face or Full IP-Adapter)"
+        )
+    raise VgotError(
+        f"{where}: 'image_proj' keys ({', '.join(sorted(image_proj)[:5])}, ...) are none of the IP-Adapter layouts "
+        "base (proj.*), Plus / Plus-face (latents, proj_in.*, layers.N.*) or Full (proj.0/2/3.*)"
+    )
 
 # %% ../nbs/02a_decoupled_attention.ipynb #999fac0a
 def _shape(sd: dict, key: str, where: str) -> tuple:
-    if key not in sd: raise VgotError(f"{where}: key 'image_proj.{key}' is missing")
+    if key not in sd:
+        raise VgotError(f"{where}: key 'image_proj.{key}' is missing")
     return tuple(sd[key].shape)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #7605c9a4
@@ -338,76 +467,142 @@ def expected_image_proj_shapes(image_proj: dict, cross_attention_dim: int, where
     kind, c = projection_kind(image_proj, where), cross_attention_dim
     if kind == "base":
         n4, E = _shape(image_proj, "proj.weight", where)
-        if n4 != 4 * c: raise VgotError(f"{where}: 'image_proj.proj.weight' has {n4} rows; a UNet with cross_attention_dim {c} needs 4·{c} = {4 * c} (weights for another UNet?)")
+        if n4 != 4 * c:
+            raise VgotError(
+                f"{where}: 'image_proj.proj.weight' has {n4} rows; a UNet with cross_attention_dim {c} needs 4·{c} = {4 * c} (weights for another UNet?)"
+            )
         return {"proj.weight": (4 * c, E), "proj.bias": (4 * c,), "norm.weight": (c,), "norm.bias": (c,)}
     if kind == "full":
         E = _shape(image_proj, "proj.0.weight", where)[0]
-        return {"proj.0.weight": (E, E), "proj.0.bias": (E,), "proj.2.weight": (c, E), "proj.2.bias": (c,), "proj.3.weight": (c,), "proj.3.bias": (c,)}
+        return {
+            "proj.0.weight": (E, E),
+            "proj.0.bias": (E,),
+            "proj.2.weight": (c, E),
+            "proj.2.bias": (c,),
+            "proj.3.weight": (c,),
+            "proj.3.bias": (c,),
+        }
     _, Q, Hd = (_shape(image_proj, "latents", where) + (None, None, None))[:3]
     E = _shape(image_proj, "proj_in.weight", where)[1]
     depth = sorted({int(k.split(".")[1]) for k in image_proj if k.startswith("layers.") and k.split(".")[1].isdigit()})
     if depth != [0, 1, 2, 3]:
-        raise VgotError(f"{where}: the Plus Resampler has {len(depth)} blocks (layers.N); diffusers converts only the published depth of 4")
+        raise VgotError(
+            f"{where}: the Plus Resampler has {len(depth)} blocks (layers.N); diffusers converts only the published depth of 4"
+        )
     inner = _shape(image_proj, "layers.0.0.to_q.weight", where)[0]
-    if inner % 64: raise VgotError(f"{where}: 'image_proj.layers.0.0.to_q.weight' has {inner} rows, not a multiple of the head size 64")
-    exp = {"latents": (1, Q, Hd), "proj_in.weight": (Hd, E), "proj_in.bias": (Hd,), "proj_out.weight": (c, Hd), "proj_out.bias": (c,),
-           "norm_out.weight": (c,), "norm_out.bias": (c,)}
+    if inner % 64:
+        raise VgotError(
+            f"{where}: 'image_proj.layers.0.0.to_q.weight' has {inner} rows, not a multiple of the head size 64"
+        )
+    exp = {
+        "latents": (1, Q, Hd),
+        "proj_in.weight": (Hd, E),
+        "proj_in.bias": (Hd,),
+        "proj_out.weight": (c, Hd),
+        "proj_out.bias": (c,),
+        "norm_out.weight": (c,),
+        "norm_out.bias": (c,),
+    }
     for i in range(4):
         p = f"layers.{i}."
-        exp.update({p + "0.norm1.weight": (Hd,), p + "0.norm1.bias": (Hd,), p + "0.norm2.weight": (Hd,), p + "0.norm2.bias": (Hd,),
-                    p + "0.to_q.weight": (inner, Hd), p + "0.to_kv.weight": (2 * inner, Hd), p + "0.to_out.weight": (Hd, inner),
-                    p + "1.0.weight": (Hd,), p + "1.0.bias": (Hd,), p + "1.1.weight": (4 * Hd, Hd), p + "1.3.weight": (Hd, 4 * Hd)})
+        exp.update(
+            {
+                p + "0.norm1.weight": (Hd,),
+                p + "0.norm1.bias": (Hd,),
+                p + "0.norm2.weight": (Hd,),
+                p + "0.norm2.bias": (Hd,),
+                p + "0.to_q.weight": (inner, Hd),
+                p + "0.to_kv.weight": (2 * inner, Hd),
+                p + "0.to_out.weight": (Hd, inner),
+                p + "1.0.weight": (Hd,),
+                p + "1.0.bias": (Hd,),
+                p + "1.1.weight": (4 * Hd, Hd),
+                p + "1.3.weight": (Hd, 4 * Hd),
+            }
+        )
     return exp
 
 # %% ../nbs/02a_decoupled_attention.ipynb #d9602c13
-def check_ip_adapter_state_dict(unet, sd, layer_keys: Optional[dict] = None, image_embed_dim: Optional[int] = None,
-                                where: str = "IP-Adapter weights") -> str:
+def check_ip_adapter_state_dict(
+    unet,
+    sd,
+    layer_keys: Optional[dict] = None,
+    image_embed_dim: Optional[int] = None,
+    where: str = "IP-Adapter weights",
+) -> str:
     "Check every key and shape of IP-Adapter weights `sd` against `unet` (and the image encoder's width); returns the projection kind."
     if not isinstance(sd, dict) or "image_proj" not in sd or "ip_adapter" not in sd:
         raise VgotError(f"{where}: IP-Adapter weights must be a dict with 'image_proj' and 'ip_adapter'")
     c = unet.config.cross_attention_dim
-    if not isinstance(c, int): raise VgotError(f"{where}: {type(unet).__name__} has per-block cross_attention_dim {c}; IP-Adapter needs one width")
+    if not isinstance(c, int):
+        raise VgotError(
+            f"{where}: {type(unet).__name__} has per-block cross_attention_dim {c}; IP-Adapter needs one width"
+        )
     ip, kind = sd["image_proj"], projection_kind(sd["image_proj"], where)
     exp = expected_image_proj_shapes(ip, c, where)
     for k, shape in exp.items():
-        if k not in ip: raise VgotError(f"{where}: key 'image_proj.{k}' of the {kind} projection is missing")
-        if tuple(ip[k].shape) != shape: raise VgotError(f"{where}: 'image_proj.{k}' has shape {tuple(ip[k].shape)}, the {kind} projection for this UNet needs {shape}")
+        if k not in ip:
+            raise VgotError(f"{where}: key 'image_proj.{k}' of the {kind} projection is missing")
+        if tuple(ip[k].shape) != shape:
+            raise VgotError(
+                f"{where}: 'image_proj.{k}' has shape {tuple(ip[k].shape)}, the {kind} projection for this UNet needs {shape}"
+            )
     extra = sorted(set(ip) - set(exp))
-    if extra: raise VgotError(f"{where}: unexpected key(s) {', '.join('image_proj.' + k for k in extra[:4])} in {kind} projection weights")
+    if extra:
+        raise VgotError(
+            f"{where}: unexpected key(s) {', '.join('image_proj.' + k for k in extra[:4])} in {kind} projection weights"
+        )
     if image_embed_dim is not None:
-        E = {"base": ip.get("proj.weight"), "full": ip.get("proj.0.weight"), "plus": ip.get("proj_in.weight")}[kind].shape[1]
-        if E != image_embed_dim: raise VgotError(f"{where}: the {kind} projection takes image features of width {E}, the image encoder gives {image_embed_dim}")
+        E = {"base": ip.get("proj.weight"), "full": ip.get("proj.0.weight"), "plus": ip.get("proj_in.weight")}[
+            kind
+        ].shape[1]
+        if E != image_embed_dim:
+            raise VgotError(
+                f"{where}: the {kind} projection takes image features of width {E}, the image encoder gives {image_embed_dim}"
+            )
     keys = layer_keys if layer_keys is not None else ip_adapter_layer_keys(unet, list(_unet_processors(unet)))
     want = {}
     for name, kid in keys.items():
         hs, cad = _layer_sizes(unet, name)
-        for kk in ("to_k_ip", "to_v_ip"): want[f"{kid}.{kk}.weight"] = ((hs, c), name)
+        for kk in ("to_k_ip", "to_v_ip"):
+            want[f"{kid}.{kk}.weight"] = ((hs, c), name)
     for k, (shape, name) in want.items():
-        if k not in sd["ip_adapter"]: raise VgotError(f"{where}: key 'ip_adapter.{k}' for layer {name} is missing (weights for another UNet?)")
+        if k not in sd["ip_adapter"]:
+            raise VgotError(f"{where}: key 'ip_adapter.{k}' for layer {name} is missing (weights for another UNet?)")
         if tuple(sd["ip_adapter"][k].shape) != shape:
-            raise VgotError(f"{where}: 'ip_adapter.{k}' has shape {tuple(sd['ip_adapter'][k].shape)}, layer {name} needs {shape}")
+            raise VgotError(
+                f"{where}: 'ip_adapter.{k}' has shape {tuple(sd['ip_adapter'][k].shape)}, layer {name} needs {shape}"
+            )
     extra = sorted(set(sd["ip_adapter"]) - set(want), key=lambda k: (len(k), k))
-    if extra: raise VgotError(f"{where}: unexpected key(s) {', '.join('ip_adapter.' + k for k in extra[:4])}: this UNet has {len(keys)} cross-attention layers (weights for another UNet?)")
+    if extra:
+        raise VgotError(
+            f"{where}: unexpected key(s) {', '.join('ip_adapter.' + k for k in extra[:4])}: this UNet has {len(keys)} cross-attention layers (weights for another UNet?)"
+        )
     return kind
 
 # %% ../nbs/02a_decoupled_attention.ipynb #fa5223fd
 def build_image_projection(unet, image_proj: dict, where: str = "IP-Adapter weights"):
     "The diffusers image projection (ImageProjection, IPAdapterPlusImageProjection, ...) of checked weights, in the UNet's dtype; the UNet is not changed."
-    try: proj = unet._convert_ip_adapter_image_proj_to_diffusers(image_proj, low_cpu_mem_usage=False)
-    except (KeyError, RuntimeError, ValueError) as e: raise VgotError(f"{where}: image_proj weights do not fit: {str(e).splitlines()[0]}") from None
+    try:
+        proj = unet._convert_ip_adapter_image_proj_to_diffusers(image_proj, low_cpu_mem_usage=False)
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise VgotError(f"{where}: image_proj weights do not fit: {str(e).splitlines()[0]}") from None
     return proj.to(device=unet.device, dtype=unet.dtype)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #ad47188d
-def install_decoupled_attention(unet,
-                                branches: dict,                         # branch name -> IP-Adapter state dict {'image_proj', 'ip_adapter'}
-                                scale: Optional[dict] = None,           # branch name -> λ_b
-                                store: Optional[AttentionStore] = None, # attention capture (None: off)
-                                image_embed_dim=None                    # width of the image features (int, or branch -> int), checked against the projections
-                                ) -> dict:
+def install_decoupled_attention(
+    unet,
+    branches: dict,  # branch name -> IP-Adapter state dict {'image_proj', 'ip_adapter'}
+    scale: Optional[dict] = None,  # branch name -> λ_b
+    store: Optional[AttentionStore] = None,  # attention capture (None: off)
+    image_embed_dim=None,  # width of the image features (int, or branch -> int), checked against the projections
+) -> dict:
     "Put a DecoupledCrossAttnProcessor on every cross-attention layer and each branch's image projection on the UNet: all of it, or nothing."
     from diffusers.models.embeddings import MultiIPAdapterImageProjection
     from diffusers.models.attention_processor import AttnProcessor2_0
-    if not branches: raise VgotError("install_decoupled_attention: give at least one branch")
+
+    if not branches:
+        raise VgotError("install_decoupled_attention: give at least one branch")
     # 1. check every branch's weights and build every new part; the UNet is not touched until all of it fits
     current = _unet_processors(unet)
     keys = ip_adapter_layer_keys(unet, list(current))
@@ -420,11 +615,16 @@ def install_decoupled_attention(unet,
         if name in keys:
             hs, cad = _layer_sizes(unet, name)
             procs[name] = DecoupledCrossAttnProcessor(hs, cad, names, scale, name=name, store=store)
-        else: procs[name] = AttnProcessor2_0()
+        else:
+            procs[name] = AttnProcessor2_0()
     decoupled = {n: p for n, p in procs.items() if n in keys}
-    for b, sd in branches.items(): load_branch_weights(decoupled, sd["ip_adapter"], b, keys, where=f"branch {b}")
-    for p in decoupled.values(): p.to(device=dev, dtype=dt)
-    proj = MultiIPAdapterImageProjection([build_image_projection(unet, branches[b]["image_proj"], f"branch {b}") for b in names]).to(device=dev, dtype=dt)
+    for b, sd in branches.items():
+        load_branch_weights(decoupled, sd["ip_adapter"], b, keys, where=f"branch {b}")
+    for p in decoupled.values():
+        p.to(device=dev, dtype=dt)
+    proj = MultiIPAdapterImageProjection(
+        [build_image_projection(unet, branches[b]["image_proj"], f"branch {b}") for b in names]
+    ).to(device=dev, dtype=dt)
     # 2. swap them in; on any failure put back what was there
     saved = getattr(unet, "_vgot_saved", None) or (current, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type)
     before = (current, unet.encoder_hid_proj, unet.config.encoder_hid_dim_type)
@@ -433,7 +633,9 @@ def install_decoupled_attention(unet,
         unet.encoder_hid_proj = proj
         unet.config.encoder_hid_dim_type = "ip_image_proj"
     except BaseException:
-        unet.encoder_hid_proj = before[1]; unet.config.encoder_hid_dim_type = before[2]; _set_processors(unet, before[0])
+        unet.encoder_hid_proj = before[1]
+        unet.config.encoder_hid_dim_type = before[2]
+        _set_processors(unet, before[0])
         raise
     unet._vgot_saved = saved
     return decoupled
@@ -447,21 +649,26 @@ def decoupled_processors(unet) -> dict:
 def set_branch_scale(unet, **scales):
     "Set λ_b of the named branches on every decoupled layer of `unet`: `set_branch_scale(unet, identity_scale=0.6)`."
     procs = decoupled_processors(unet)
-    if not procs: raise VgotError("no decoupled cross-attention installed on this UNet")
-    for p in procs.values(): p.set_scale(**scales)
+    if not procs:
+        raise VgotError("no decoupled cross-attention installed on this UNet")
+    for p in procs.values():
+        p.set_scale(**scales)
 
 # %% ../nbs/02a_decoupled_attention.ipynb #c2d69092
 def set_attention_store(unet, store: Optional[AttentionStore]):
     "Attach (or detach, with None) an AttentionStore to every decoupled layer."
-    for p in decoupled_processors(unet).values(): p.store = store
+    for p in decoupled_processors(unet).values():
+        p.store = store
 
 # %% ../nbs/02a_decoupled_attention.ipynb #55c32278
 def remove_decoupled_attention(unet):
     "Restore the image projection, then the processors, that the UNet had before `install_decoupled_attention`."
     saved = getattr(unet, "_vgot_saved", None)
-    if saved is None: return
+    if saved is None:
+        return
     procs, proj, kind = saved
-    unet.encoder_hid_proj = proj; unet.config.encoder_hid_dim_type = kind    # first: a Plus Resampler's own attention layers go with it
+    unet.encoder_hid_proj = proj
+    unet.config.encoder_hid_dim_type = kind  # first: a Plus Resampler's own attention layers go with it
     _set_processors(unet, procs)
     del unet._vgot_saved
 
@@ -471,6 +678,7 @@ def split_ip_adapter_state_dict(flat: dict, where: str = "IP-Adapter weights") -
     out = {"image_proj": {}, "ip_adapter": {}}
     for k, v in flat.items():
         head, _, rest = k.partition(".")
-        if head not in out or not rest: raise VgotError(f"{where}: key '{k}' is not in the IP-Adapter layout (image_proj.* / ip_adapter.*)")
+        if head not in out or not rest:
+            raise VgotError(f"{where}: key '{k}' is not in the IP-Adapter layout (image_proj.* / ip_adapter.*)")
         out[head][rest] = v
     return out

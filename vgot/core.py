@@ -29,10 +29,14 @@ class VgotError(Exception):
 # %% ../nbs/00_core.ipynb #29b38740
 class ValidationError(VgotError, ValueError):
     "A field of an artifact has a bad value; the message names the field and the value."
+
     def __init__(self, field: str, value: Any, problem: str, where: str = ""):
         self.field, self.value, self.problem, self.where = field, value, problem, where
         super().__init__(self._msg())
-    def _msg(self): return f"{self.where + ': ' if self.where else ''}{self.field} = {self.value!r} {self.problem}"
+
+    def _msg(self):
+        return f"{self.where + ': ' if self.where else ''}{self.field} = {self.value!r} {self.problem}"
+
     def at(self, where: str) -> "ValidationError":
         "The same error with `where` prefixed (e.g. the file and shot)."
         return ValidationError(self.field, self.value, self.problem, f"{where}: {self.where}" if self.where else where)
@@ -42,15 +46,20 @@ def check_range(name: str, value, lo: float, hi: float):
     "Raise unless `value` is a finite number in [lo, hi]."
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(name, value, "is not a number")
-    if not math.isfinite(value): raise ValidationError(name, value, "is not finite")
-    if not lo <= value <= hi: raise ValidationError(name, value, f"is outside [{lo}, {hi}]")
+    if not math.isfinite(value):
+        raise ValidationError(name, value, "is not finite")
+    if not lo <= value <= hi:
+        raise ValidationError(name, value, f"is outside [{lo}, {hi}]")
 
 # %% ../nbs/00_core.ipynb #bdca3d37
 def check_type(name: str, value, typ, allow_none: bool = False):
     "Raise unless `value` is an instance of `typ` (ints are accepted where floats are asked)."
-    if value is None and allow_none: return
-    if typ is float and isinstance(value, int) and not isinstance(value, bool): return
-    if typ is int and isinstance(value, bool): raise ValidationError(name, value, "is not an int")
+    if value is None and allow_none:
+        return
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return
+    if typ is int and isinstance(value, bool):
+        raise ValidationError(name, value, "is not an int")
     if not isinstance(value, typ):
         tn = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
         raise ValidationError(name, value, f"is not a {tn}")
@@ -59,19 +68,26 @@ def check_type(name: str, value, typ, allow_none: bool = False):
 def check_text(name: str, value, allow_empty: bool = False, max_len: int = 4000):
     "Raise unless `value` is a string (non-empty unless allowed) of at most `max_len` characters."
     check_type(name, value, str)
-    if not allow_empty and not value.strip(): raise ValidationError(name, value, "is empty")
-    if len(value) > max_len: raise ValidationError(name, value[:40] + "...", f"is longer than {max_len} characters")
+    if not allow_empty and not value.strip():
+        raise ValidationError(name, value, "is empty")
+    if len(value) > max_len:
+        raise ValidationError(name, value[:40] + "...", f"is longer than {max_len} characters")
 
 # %% ../nbs/00_core.ipynb #e8652977
 def check_relpath(name: str, value, allow_none: bool = False):
     "Raise unless `value` is a relative POSIX path without `..`, empty parts or a drive."
-    if value is None and allow_none: return
+    if value is None and allow_none:
+        return
     check_type(name, value, str)
-    if not value or "\\" in value or "\x00" in value: raise ValidationError(name, value, "is not a relative path")
+    if not value or "\\" in value or "\x00" in value:
+        raise ValidationError(name, value, "is not a relative path")
     p = PurePosixPath(value)
-    if p.is_absolute() or re.match(r"^[A-Za-z]:", value): raise ValidationError(name, value, "is an absolute path; only paths inside the run folder are allowed")
+    if p.is_absolute() or re.match(r"^[A-Za-z]:", value):
+        raise ValidationError(name, value, "is an absolute path; only paths inside the run folder are allowed")
     if any(part in ("..", "") for part in value.split("/")) or ".." in p.parts:
-        raise ValidationError(name, value, "leaves its folder ('..' or empty part); only paths inside the run folder are allowed")
+        raise ValidationError(
+            name, value, "leaves its folder ('..' or empty part); only paths inside the run folder are allowed"
+        )
 
 # %% ../nbs/00_core.ipynb #e80b1305
 def resolve_inside(base, rel: str, name: str = "path", must_exist: bool = True) -> Path:
@@ -81,83 +97,116 @@ def resolve_inside(base, rel: str, name: str = "path", must_exist: bool = True) 
     p = (base / rel).resolve()
     if p != base and base not in p.parents:
         raise ValidationError(name, rel, f"resolves outside {base} (symlink?)")
-    if must_exist and not p.exists(): raise ValidationError(name, rel, f"does not exist in {base}")
+    if must_exist and not p.exists():
+        raise ValidationError(name, rel, f"does not exist in {base}")
     return p
 
 # %% ../nbs/00_core.ipynb #2062b5cb
 def _hints(cls):
     import typing
+
     return typing.get_type_hints(cls)
 
 # %% ../nbs/00_core.ipynb #18970a36
 class Artifact:
     "Base of the typed artifacts: JSON round trip and validation."
-    def validate(self): return self
-    def to_dict(self) -> dict: return {f.name: _to_value(getattr(self, f.name)) for f in fields(self)}
+
+    def validate(self):
+        return self
+
+    def to_dict(self) -> dict:
+        return {f.name: _to_value(getattr(self, f.name)) for f in fields(self)}
+
     @classmethod
     def from_dict(cls, d: dict, _prefix: str = ""):
-        if not isinstance(d, dict): raise ValidationError(_prefix.rstrip(".") or cls.__name__, d, "is not an object")
+        if not isinstance(d, dict):
+            raise ValidationError(_prefix.rstrip(".") or cls.__name__, d, "is not an object")
         hints, names = _hints(cls), {f.name for f in fields(cls)}
         for k in d:
-            if k not in names: raise ValidationError(_prefix + k, d[k], f"is not a field of {cls.__name__}")
+            if k not in names:
+                raise ValidationError(_prefix + k, d[k], f"is not a field of {cls.__name__}")
         kw = {}
         for f in fields(cls):
-            if f.name in d: kw[f.name] = _from_value(hints[f.name], d[f.name], _prefix + f.name)
+            if f.name in d:
+                kw[f.name] = _from_value(hints[f.name], d[f.name], _prefix + f.name)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ValidationError(_prefix + f.name, None, f"is missing ({cls.__name__} needs it)")
         obj = cls(**kw)
-        try: return obj.validate()
+        try:
+            return obj.validate()
         except ValidationError as e:
-            if _prefix and not e.field.startswith(_prefix): raise ValidationError(_prefix + e.field, e.value, e.problem, e.where)
+            if _prefix and not e.field.startswith(_prefix):
+                raise ValidationError(_prefix + e.field, e.value, e.problem, e.where)
             raise
-    def to_json(self, indent: int = 2) -> str: return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
     @classmethod
     def from_json(cls, s: str):
-        try: d = json.loads(s)
-        except json.JSONDecodeError as e: raise VgotError(f"{cls.__name__}: not valid JSON: {e}") from None
+        try:
+            d = json.loads(s)
+        except json.JSONDecodeError as e:
+            raise VgotError(f"{cls.__name__}: not valid JSON: {e}") from None
         return cls.from_dict(d)
+
     @classmethod
     def load(cls, path):
         "Read and validate an artifact from a JSON file; errors name the file."
         path = Path(path)
-        if not path.exists(): raise VgotError(f"{path}: not found")
-        try: return cls.from_json(path.read_text(encoding="utf-8"))
-        except ValidationError as e: raise e.at(str(path)) from None
-        except VgotError as e: raise VgotError(f"{path}: {e}") from None
+        if not path.exists():
+            raise VgotError(f"{path}: not found")
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except ValidationError as e:
+            raise e.at(str(path)) from None
+        except VgotError as e:
+            raise VgotError(f"{path}: {e}") from None
 
 # %% ../nbs/00_core.ipynb #ba51d14f
 def _to_value(v):
-    if isinstance(v, Artifact): return v.to_dict()
-    if isinstance(v, list): return [_to_value(x) for x in v]
-    if isinstance(v, dict): return {k: _to_value(x) for k, x in v.items()}
+    if isinstance(v, Artifact):
+        return v.to_dict()
+    if isinstance(v, list):
+        return [_to_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _to_value(x) for k, x in v.items()}
     return v
 
 # %% ../nbs/00_core.ipynb #4ebe37b7
 def _from_value(tp, v, name):
     "Build a value of annotated type `tp` from JSON data `v`."
     import typing
+
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Union:
-        if v is None and type(None) in args: return None
-        tp = next(a for a in args if a is not type(None)); origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if v is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
     if isinstance(tp, type) and issubclass(tp, Artifact):
-        if not isinstance(v, dict): raise ValidationError(name, v, f"is not an object ({tp.__name__})")
+        if not isinstance(v, dict):
+            raise ValidationError(name, v, f"is not an object ({tp.__name__})")
         return tp.from_dict(v, _prefix=name + ".")
     if origin is list:
-        if not isinstance(v, list): raise ValidationError(name, v, "is not a list")
+        if not isinstance(v, list):
+            raise ValidationError(name, v, "is not a list")
         return [_from_value(args[0], x, f"{name}[{i}]") for i, x in enumerate(v)]
     if origin is dict:
-        if not isinstance(v, dict): raise ValidationError(name, v, "is not an object")
+        if not isinstance(v, dict):
+            raise ValidationError(name, v, "is not an object")
         return {k: _from_value(args[1], x, f"{name}.{k}") for k, x in v.items()}
     return v
 
 # %% ../nbs/00_core.ipynb #e47e6e73
 PAN_RANGE, TILT_RANGE, ZOOM_RANGE = (-1.0, 1.0), (-1.0, 1.0), (0.5, 2.0)
 
+
 @dataclass
 class CameraMotion(Artifact):
     "Numeric camera motion of one shot, as totals over the shot (see the table above)."
-    pan: float = 0.0   # horizontal move, fraction of frame width over the shot, + = right
+
+    pan: float = 0.0  # horizontal move, fraction of frame width over the shot, + = right
     tilt: float = 0.0  # vertical move, fraction of frame height over the shot, + = up
     zoom: float = 1.0  # scale of the last frame relative to the first, > 1 = zoom in
 
@@ -169,20 +218,24 @@ class CameraMotion(Artifact):
 
     def trajectory(self, n_frames: int) -> np.ndarray:
         "Per-frame c_cam(f) = [c_x, c_y, c_z] for `n_frames` frames, shape (F, 3)."
-        if n_frames < 1: raise ValidationError("n_frames", n_frames, "must be at least 1")
+        if n_frames < 1:
+            raise ValidationError("n_frames", n_frames, "must be at least 1")
         s = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.zeros(1)
         return np.stack([self.pan * s, self.tilt * s, float(self.zoom) ** s], axis=1)
 
     @property
-    def is_static(self) -> bool: return self.pan == 0 and self.tilt == 0 and self.zoom == 1
+    def is_static(self) -> bool:
+        return self.pan == 0 and self.tilt == 0 and self.zoom == 1
 
 # %% ../nbs/00_core.ipynb #14722912
 @dataclass
 class Character(Artifact):
     "A recurring character: a name, a visual description and an optional identity image."
-    name: str                              # how the story and the script refer to them
-    description: str = ""                  # visual description, used for prompts and reference portraits
-    identity_image: Optional[str] = None   # path relative to the run's assets/characters/ folder
+
+    name: str  # how the story and the script refer to them
+    description: str = ""  # visual description, used for prompts and reference portraits
+    identity_image: Optional[str] = None  # path relative to the run's assets/characters/ folder
+
     def validate(self):
         check_text("name", self.name, max_len=100)
         check_text("description", self.description, allow_empty=True)
@@ -192,48 +245,66 @@ class Character(Artifact):
 # %% ../nbs/00_core.ipynb #d054335c
 DURATION_RANGE = (2.0, 5.0)
 
+
 def compose_prompt(character: str, background: str, relation: str, camera: str, hdr: str) -> str:
     "The image prompt p_j from the five domains, most important first."
-    parts = [relation or character, character if relation and character and character not in relation else "",
-             background, hdr, camera]
+    parts = [
+        relation or character,
+        character if relation and character and character not in relation else "",
+        background,
+        hdr,
+        camera,
+    ]
     return ", ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
 
 # %% ../nbs/00_core.ipynb #bd2c4576
 @dataclass
 class Shot(Artifact):
     "One 2-5 s shot of the script: the five domains, numeric camera motion and the composed prompt."
-    index: int                      # 0-based position in the script
-    segment: str                    # the story segment s_i this shot shows
-    duration: float                 # seconds, in [2, 5]
-    character: str                  # p_i: who is in the shot and how they look
-    background: str                 # b_i: where
-    relation: str                   # r_i: what the characters do, to whom
-    camera: str                     # c_i: camera pose in words
+
+    index: int  # 0-based position in the script
+    segment: str  # the story segment s_i this shot shows
+    duration: float  # seconds, in [2, 5]
+    character: str  # p_i: who is in the shot and how they look
+    background: str  # b_i: where
+    relation: str  # r_i: what the characters do, to whom
+    camera: str  # c_i: camera pose in words
     motion: CameraMotion = field(default_factory=CameraMotion)  # numeric pan/tilt/zoom
-    hdr: str = ""                   # h_i: lighting and tone
-    characters: list[str] = field(default_factory=list)         # names of the cast in the shot
-    identity_refs: dict[str, str] = field(default_factory=dict) # name -> identity image, relative to assets/characters/
-    prompt: str = ""                # p_j: composed prompt for the image model (composed when empty)
+    hdr: str = ""  # h_i: lighting and tone
+    characters: list[str] = field(default_factory=list)  # names of the cast in the shot
+    identity_refs: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> identity image, relative to assets/characters/
+    prompt: str = ""  # p_j: composed prompt for the image model (composed when empty)
 
     def __post_init__(self):
-        if isinstance(self.motion, dict): self.motion = CameraMotion(**self.motion)
-        if not self.prompt and all(isinstance(x, str) for x in (self.character, self.background, self.relation, self.camera, self.hdr)):
+        if isinstance(self.motion, dict):
+            self.motion = CameraMotion(**self.motion)
+        if not self.prompt and all(
+            isinstance(x, str) for x in (self.character, self.background, self.relation, self.camera, self.hdr)
+        ):
             self.prompt = compose_prompt(self.character, self.background, self.relation, self.camera, self.hdr)
 
     def validate(self):
         check_type("index", self.index, int)
-        if self.index < 0: raise ValidationError("index", self.index, "is negative")
+        if self.index < 0:
+            raise ValidationError("index", self.index, "is negative")
         check_text("segment", self.segment)
         check_range("duration", self.duration, *DURATION_RANGE)
-        for n in ("character", "background", "relation", "camera"): check_text(n, getattr(self, n))
+        for n in ("character", "background", "relation", "camera"):
+            check_text(n, getattr(self, n))
         check_text("hdr", self.hdr, allow_empty=True)
         check_type("motion", self.motion, CameraMotion)
-        try: self.motion.validate()
-        except ValidationError as e: raise ValidationError(f"motion.{e.field}", e.value, e.problem) from None
+        try:
+            self.motion.validate()
+        except ValidationError as e:
+            raise ValidationError(f"motion.{e.field}", e.value, e.problem) from None
         check_type("characters", self.characters, list)
-        for i, c in enumerate(self.characters): check_text(f"characters[{i}]", c, max_len=100)
+        for i, c in enumerate(self.characters):
+            check_text(f"characters[{i}]", c, max_len=100)
         check_type("identity_refs", self.identity_refs, dict)
-        for k, v in self.identity_refs.items(): check_relpath(f"identity_refs.{k}", v)
+        for k, v in self.identity_refs.items():
+            check_relpath(f"identity_refs.{k}", v)
         check_text("prompt", self.prompt)
         return self
 
@@ -241,143 +312,202 @@ class Shot(Artifact):
 @dataclass
 class Script(Artifact):
     "Module 1's output: the ordered shots of a story."
-    title: str                                  # story title
-    shots: list[Shot]                           # in order, index 0..n-1
+
+    title: str  # story title
+    shots: list[Shot]  # in order, index 0..n-1
     cast: list[Character] = field(default_factory=list)  # characters with their identity images
-    planner: str = ""                           # which planner wrote it
+    planner: str = ""  # which planner wrote it
+
     def validate(self):
         check_text("title", self.title, max_len=200)
         check_type("shots", self.shots, list)
-        if not self.shots: raise ValidationError("shots", self.shots, "is empty; a script needs at least one shot")
+        if not self.shots:
+            raise ValidationError("shots", self.shots, "is empty; a script needs at least one shot")
         for i, s in enumerate(self.shots):
             check_type(f"shots[{i}]", s, Shot)
-            if s.index != i: raise ValidationError(f"shots[{i}].index", s.index, f"should be {i} (shots are numbered in order)")
-            try: s.validate()
-            except ValidationError as e: raise ValidationError(f"shots[{i}].{e.field}", e.value, e.problem, e.where) from None
+            if s.index != i:
+                raise ValidationError(f"shots[{i}].index", s.index, f"should be {i} (shots are numbered in order)")
+            try:
+                s.validate()
+            except ValidationError as e:
+                raise ValidationError(f"shots[{i}].{e.field}", e.value, e.problem, e.where) from None
         return self
+
     @property
-    def duration(self) -> float: return float(sum(s.duration for s in self.shots))
+    def duration(self) -> float:
+        return float(sum(s.duration for s in self.shots))
 
 # %% ../nbs/00_core.ipynb #afdc34d7
 def shot_domains(shot: "Shot") -> list[tuple[str, str]]:
     "The five domains of a shot as (name, text), in the order compose_prompt puts them (most important first)."
     rel, ch = shot.relation, shot.character
-    return [(n, t) for n, t in [("relation", rel or ch), ("character", ch if rel and ch and ch not in rel else ""),
-                                ("background", shot.background), ("hdr", shot.hdr), ("camera", shot.camera)] if t and t.strip()]
+    return [
+        (n, t)
+        for n, t in [
+            ("relation", rel or ch),
+            ("character", ch if rel and ch and ch not in rel else ""),
+            ("background", shot.background),
+            ("hdr", shot.hdr),
+            ("camera", shot.camera),
+        ]
+        if t and t.strip()
+    ]
 
 # %% ../nbs/00_core.ipynb #4163a6f7
-def fit_prompt(domains: list,             # (name, text) pairs, most important first
-               count,                     # text -> number of tokens under the text encoder's tokenizer
-               budget: int,               # tokens the encoder reads (CLIP: 77 - 2 special tokens)
-               keep: int = 3,             # words every domain keeps before any domain is dropped
-              ) -> tuple[str, dict]:
+def fit_prompt(
+    domains: list,  # (name, text) pairs, most important first
+    count,  # text -> number of tokens under the text encoder's tokenizer
+    budget: int,  # tokens the encoder reads (CLIP: 77 - 2 special tokens)
+    keep: int = 3,  # words every domain keeps before any domain is dropped
+) -> tuple[str, dict]:
     "A prompt within `budget` tokens that keeps every domain's head (the longest is shortened first); and what was cut."
     words = [(n, t.strip().rstrip(".").split()) for n, t in domains]
     cut = {n: [] for n, _ in words}
     join = lambda ws: ", ".join(" ".join(w) for _, w in ws if w)
     while count(join(words)) > budget:
         longest = max(range(len(words)), key=lambda i: (len(words[i][1]), i))
-        if len(words[longest][1]) > keep: cut[words[longest][0]].insert(0, words[longest][1].pop())
-        else:                                                    # every domain is at its head: drop the least important one
+        if len(words[longest][1]) > keep:
+            cut[words[longest][0]].insert(0, words[longest][1].pop())
+        else:  # every domain is at its head: drop the least important one
             n, w = next((x for x in reversed(words) if x[1]), (None, None))
-            if n is None: break
-            cut[n] = w + cut[n]; words = [(m, v if m != n else []) for m, v in words]
+            if n is None:
+                break
+            cut[n] = w + cut[n]
+            words = [(m, v if m != n else []) for m, v in words]
     return join(words), {n: " ".join(c) for n, c in cut.items() if c}
 
 # %% ../nbs/00_core.ipynb #a9f07353
 @dataclass
 class Story(Artifact):
     "The input: a title, the cast and the story text."
-    text: str                                          # the story itself
-    title: str = "Untitled"                            # shown in reports
+
+    text: str  # the story itself
+    title: str = "Untitled"  # shown in reports
     cast: list[Character] = field(default_factory=list)  # known characters (may be empty)
-    script: Optional[Script] = None                    # a script given with the story (imported): used instead of planning
+    script: Optional[Script] = None  # a script given with the story (imported): used instead of planning
+
     def validate(self):
         check_text("text", self.text, max_len=200_000)
         check_text("title", self.title, max_len=200)
         check_type("cast", self.cast, list)
         names = [c.name for c in self.cast]
         dup = {n for n in names if names.count(n) > 1}
-        if dup: raise ValidationError("cast", sorted(dup), "has duplicate names")
+        if dup:
+            raise ValidationError("cast", sorted(dup), "has duplicate names")
         if self.script is not None:
             check_type("script", self.script, Script)
-            try: self.script.validate()
-            except ValidationError as e: raise ValidationError(f"script.{e.field}", e.value, e.problem, e.where) from None
+            try:
+                self.script.validate()
+            except ValidationError as e:
+                raise ValidationError(f"script.{e.field}", e.value, e.problem, e.where) from None
         return self
+
     def to_dict(self) -> dict:
         d = super().to_dict()
-        if d["script"] is None: del d["script"]          # stories without a script hash as they always did
+        if d["script"] is None:
+            del d["script"]  # stories without a script hash as they always did
         return d
 
 # %% ../nbs/00_core.ipynb #6618f1d1
 @dataclass
 class Keyframe(Artifact):
     "Module 2's output for one shot: the keyframe image and its latent."
-    shot: int                 # shot index
-    image: str                # PNG, relative to the run folder
-    latent: str               # safetensors with key "latent", (C, h, w)
-    seed: int                 # seed of the diffusion run
-    width: int                # pixels
-    height: int               # pixels
+
+    shot: int  # shot index
+    image: str  # PNG, relative to the run folder
+    latent: str  # safetensors with key "latent", (C, h, w)
+    seed: int  # seed of the diffusion run
+    width: int  # pixels
+    height: int  # pixels
+
     def validate(self):
-        check_type("shot", self.shot, int); check_type("seed", self.seed, int)
-        if self.shot < 0: raise ValidationError("shot", self.shot, "is negative")
-        check_relpath("image", self.image); check_relpath("latent", self.latent)
+        check_type("shot", self.shot, int)
+        check_type("seed", self.seed, int)
+        if self.shot < 0:
+            raise ValidationError("shot", self.shot, "is negative")
+        check_relpath("image", self.image)
+        check_relpath("latent", self.latent)
         for n in ("width", "height"):
             check_type(n, getattr(self, n), int)
-            if not 8 <= getattr(self, n) <= 8192: raise ValidationError(n, getattr(self, n), "is outside [8, 8192]")
+            if not 8 <= getattr(self, n) <= 8192:
+                raise ValidationError(n, getattr(self, n), "is outside [8, 8192]")
         return self
 
 # %% ../nbs/00_core.ipynb #0492de8a
 @dataclass
 class ShotClip(Artifact):
     "Module 3's output for one shot: the video and its latents."
-    shot: int                 # shot index
-    video: str                # mp4, relative to the run folder
-    latents: str              # safetensors with key "latents", (F, C, h, w)
-    n_frames: int             # frames in the video
-    fps: float                # frames per second
-    seed: int                 # seed of the diffusion run
-    backend: str = ""         # which video model made it
-    camera: str = "none"      # camera mode: embedding | warp | none
+
+    shot: int  # shot index
+    video: str  # mp4, relative to the run folder
+    latents: str  # safetensors with key "latents", (F, C, h, w)
+    n_frames: int  # frames in the video
+    fps: float  # frames per second
+    seed: int  # seed of the diffusion run
+    backend: str = ""  # which video model made it
+    camera: str = "none"  # camera mode: embedding | warp | none
+
     def validate(self):
-        check_type("shot", self.shot, int); check_type("seed", self.seed, int); check_type("n_frames", self.n_frames, int)
-        if self.n_frames < 1: raise ValidationError("n_frames", self.n_frames, "must be at least 1")
+        check_type("shot", self.shot, int)
+        check_type("seed", self.seed, int)
+        check_type("n_frames", self.n_frames, int)
+        if self.n_frames < 1:
+            raise ValidationError("n_frames", self.n_frames, "must be at least 1")
         check_range("fps", self.fps, 1, 240)
-        check_relpath("video", self.video); check_relpath("latents", self.latents)
-        if self.camera not in ("embedding", "warp", "none"): raise ValidationError("camera", self.camera, "is not one of embedding, warp, none")
+        check_relpath("video", self.video)
+        check_relpath("latents", self.latents)
+        if self.camera not in ("embedding", "warp", "none"):
+            raise ValidationError("camera", self.camera, "is not one of embedding, warp, none")
         return self
 
 # %% ../nbs/00_core.ipynb #871560b3
 TRANSITION_MODES = ("gpr+diffusion", "gpr", "linear", "crossfade", "cut")
 
+
 @dataclass
 class Transition(Artifact):
     "Module 4's output between shot `src` and shot `dst` = src + 1."
-    src: int                  # index of the shot before
-    dst: int                  # index of the shot after
-    mode: str                 # gpr+diffusion | gpr | linear | crossfade | cut
-    n_frames: int             # frames of the transition (0 for a cut)
-    video: Optional[str] = None    # mp4, relative to the run folder (None for a cut)
+
+    src: int  # index of the shot before
+    dst: int  # index of the shot after
+    mode: str  # gpr+diffusion | gpr | linear | crossfade | cut
+    n_frames: int  # frames of the transition (0 for a cut)
+    video: Optional[str] = None  # mp4, relative to the run folder (None for a cut)
     latents: Optional[str] = None  # safetensors (key "latents", (F, C, h, w)) or None
+
     def validate(self):
-        check_type("src", self.src, int); check_type("dst", self.dst, int); check_type("n_frames", self.n_frames, int)
-        if self.dst != self.src + 1: raise ValidationError("dst", self.dst, f"should be src + 1 = {self.src + 1}")
-        if self.mode not in TRANSITION_MODES: raise ValidationError("mode", self.mode, f"is not one of {', '.join(TRANSITION_MODES)}")
-        if self.n_frames < 0: raise ValidationError("n_frames", self.n_frames, "is negative")
-        check_relpath("video", self.video, allow_none=True); check_relpath("latents", self.latents, allow_none=True)
+        check_type("src", self.src, int)
+        check_type("dst", self.dst, int)
+        check_type("n_frames", self.n_frames, int)
+        if self.dst != self.src + 1:
+            raise ValidationError("dst", self.dst, f"should be src + 1 = {self.src + 1}")
+        if self.mode not in TRANSITION_MODES:
+            raise ValidationError("mode", self.mode, f"is not one of {', '.join(TRANSITION_MODES)}")
+        if self.n_frames < 0:
+            raise ValidationError("n_frames", self.n_frames, "is negative")
+        check_relpath("video", self.video, allow_none=True)
+        check_relpath("latents", self.latents, allow_none=True)
         return self
 
 # %% ../nbs/00_core.ipynb #88a42ad7
-def setting(default=dataclasses.MISSING, lo=None, hi=None, choices=None, output: bool = True, default_factory=dataclasses.MISSING):
+def setting(
+    default=dataclasses.MISSING,
+    lo=None,
+    hi=None,
+    choices=None,
+    output: bool = True,
+    default_factory=dataclasses.MISSING,
+):
     "A config field with bounds [lo, hi] or a list of choices, and whether it changes the output (for resume hashes)."
     meta = dict(lo=lo, hi=hi, choices=tuple(choices) if choices is not None else None, output=output)
-    if default_factory is not dataclasses.MISSING: return field(default_factory=default_factory, metadata=meta)
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
 
 # %% ../nbs/00_core.ipynb #f20f3c81
 def _unwrap_optional(tp):
     import typing
+
     if typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp):
         rest = [a for a in typing.get_args(tp) if a is not type(None)]
         return (rest[0] if len(rest) == 1 else Any), True
@@ -389,51 +519,68 @@ def check_setting(name: str, value, tp, meta: Optional[dict] = None):
     meta = meta or {}
     tp, optional = _unwrap_optional(tp)
     if value is None:
-        if optional: return
+        if optional:
+            return
         raise ValidationError(name, value, "must be set")
-    if tp is bool and not isinstance(value, bool): raise ValidationError(name, value, "must be true or false")
-    if tp is int and (isinstance(value, bool) or not isinstance(value, int)): raise ValidationError(name, value, "is not a whole number")
+    if tp is bool and not isinstance(value, bool):
+        raise ValidationError(name, value, "must be true or false")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValidationError(name, value, "is not a whole number")
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)): raise ValidationError(name, value, "is not a number")
-        if not math.isfinite(value): raise ValidationError(name, value, "is not finite")
-    if tp is str and not isinstance(value, str): raise ValidationError(name, value, "is not a text")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(name, value, "is not a number")
+        if not math.isfinite(value):
+            raise ValidationError(name, value, "is not finite")
+    if tp is str and not isinstance(value, str):
+        raise ValidationError(name, value, "is not a text")
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise ValidationError(name, value, f"is not one of {', '.join(map(str, meta['choices']))}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValidationError(name, value, f"is outside [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
+        raise ValidationError(
+            name, value, f"is outside [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        )
 
 # %% ../nbs/00_core.ipynb #ae80e933
-PRESET_REGISTRY: dict = {}   # preset name -> preset (an object with `.defaults`); vgot.models registers its presets here
+PRESET_REGISTRY: dict = {}  # preset name -> preset (an object with `.defaults`); vgot.models registers its presets here
+
 
 def preset_defaults(preset) -> dict:
     "The stage defaults of a preset: given by name (registered), as a preset object, as a dict, or None (none)."
-    if preset is None: return {}
+    if preset is None:
+        return {}
     if isinstance(preset, str):
         if preset not in PRESET_REGISTRY:
-            raise VgotError(f"unknown preset '{preset}' (known: {', '.join(PRESET_REGISTRY) or 'none registered; import vgot.models'})")
+            raise VgotError(
+                f"unknown preset '{preset}' (known: {', '.join(PRESET_REGISTRY) or 'none registered; import vgot.models'})"
+            )
         preset = PRESET_REGISTRY[preset]
     d = preset if isinstance(preset, dict) else getattr(preset, "defaults", None)
-    if not isinstance(d, dict): raise VgotError(f"preset {preset!r}: has no defaults mapping")
+    if not isinstance(d, dict):
+        raise VgotError(f"preset {preset!r}: has no defaults mapping")
     return dict(d)
 
 # %% ../nbs/00_core.ipynb #0eef5a1a
 @dataclass
 class StageConfig:
     "Base of the stage configs: from_preset, validation on construction, one unknown-setting error, determining()."
-    STAGE: ClassVar[str] = "stage"                  # how errors name the config ("shots config: ...")
-    PRESET_KEYS: ClassVar[Optional[dict]] = None    # preset key -> field where the names differ (None: same names only)
 
-    def __post_init__(self): self.validate()
+    STAGE: ClassVar[str] = "stage"  # how errors name the config ("shots config: ...")
+    PRESET_KEYS: ClassVar[Optional[dict]] = None  # preset key -> field where the names differ (None: same names only)
+
+    def __post_init__(self):
+        self.validate()
 
     def validate(self):
         "Check every field against its annotation and bounds, then the stage's own rules; returns self."
         hints = _hints(type(self))
         try:
-            for f in fields(self): check_setting(f.name, getattr(self, f.name), hints[f.name], dict(f.metadata))
+            for f in fields(self):
+                check_setting(f.name, getattr(self, f.name), hints[f.name], dict(f.metadata))
             self.check()
         except ValidationError as e:
-            if e.where: raise
+            if e.where:
+                raise
             raise e.at(f"{self.STAGE} config") from None
         return self
 
@@ -441,14 +588,18 @@ class StageConfig:
         "Rules between fields (override in a stage's config); raise ValidationError."
 
     @classmethod
-    def settings(cls) -> list[str]: return [f.name for f in fields(cls)]
+    def settings(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
 
     @classmethod
     def unknown(cls, keys) -> Optional[str]:
         "The error message for the keys that are not settings of this config, or None."
         import difflib
-        names = cls.settings(); bad = [k for k in keys if k not in names]
-        if not bad: return None
+
+        names = cls.settings()
+        bad = [k for k in keys if k not in names]
+        if not bad:
+            return None
         near = {k: difflib.get_close_matches(k, names, n=1, cutoff=0.6) for k in bad}
         what = ", ".join(f"'{k}'" + (f" (did you mean '{near[k][0]}'?)" if near[k] else "") for k in bad)
         return f"{cls.STAGE} config: no setting {what}; the settings are {', '.join(names)}"
@@ -457,7 +608,8 @@ class StageConfig:
     def from_preset(cls, preset=None, **overrides):
         "The config for `preset` (a name, a preset, a dict of defaults or None): its defaults, then `overrides`."
         msg = cls.unknown(overrides)
-        if msg: raise VgotError(msg)
+        if msg:
+            raise VgotError(msg)
         names, d = set(cls.settings()), preset_defaults(preset)
         keys = cls.PRESET_KEYS if cls.PRESET_KEYS is not None else {k: k for k in d}
         kw = {dst: d[src] for src, dst in keys.items() if src in d and dst in names}
@@ -470,32 +622,39 @@ class StageConfig:
 # %% ../nbs/00_core.ipynb #0566e434
 _UMASK_LOCK = threading.Lock()
 
+
 def file_mode() -> int:
     "The mode a new file gets under the process's umask (0o644 under the usual 022)."
     with _UMASK_LOCK:
-        old = os.umask(0); os.umask(old)
+        old = os.umask(0)
+        os.umask(old)
     return 0o666 & ~old
 
 # %% ../nbs/00_core.ipynb #dc8628ab
 @contextlib.contextmanager
 def atomic_path(path, suffix: Optional[str] = None) -> Iterator[Path]:
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(path.suffixes[-1:])
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.fchmod(fd, file_mode())          # mkstemp makes 0600; artifacts get what the umask gives, like any new file
-    os.close(fd); tmp = Path(tmp)
+    os.fchmod(fd, file_mode())  # mkstemp makes 0600; artifacts get what the umask gives, like any new file
+    os.close(fd)
+    tmp = Path(tmp)
     try:
         yield tmp
-        with open(tmp, "rb+") as f: os.fsync(f.fileno())
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if tmp.exists(): tmp.unlink()
+        if tmp.exists():
+            tmp.unlink()
 
 # %% ../nbs/00_core.ipynb #dbd7a1f2
 def atomic_write_bytes(path, data: bytes):
     "Write `data` to `path` atomically."
-    with atomic_path(path) as tmp: tmp.write_bytes(data)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 # %% ../nbs/00_core.ipynb #17e7cb88
 def atomic_write_text(path, text: str):
@@ -511,22 +670,27 @@ def atomic_write_json(path, obj):
 def _canonical_safetensors(data: bytes) -> bytes:
     "safetensors bytes with the header's keys sorted (safetensors writes its metadata map in a random order)."
     n = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    if len(header) > n: return data                      # not the compact JSON safetensors writes: leave it as it is
-    return data[:8] + header.ljust(n, b" ") + data[8 + n:]
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    if len(header) > n:
+        return data  # not the compact JSON safetensors writes: leave it as it is
+    return data[:8] + header.ljust(n, b" ") + data[8 + n :]
 
 # %% ../nbs/00_core.ipynb #9f5e76de
 def save_tensors(path, tensors: dict, metadata: Optional[dict] = None):
     "Save a dict of tensors as safetensors, atomically; the same tensors and metadata give the same bytes."
     import torch
     from safetensors.torch import save
+
     t = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     try:
         data = _canonical_safetensors(save(t, metadata={k: str(v) for k, v in (metadata or {}).items()}))
-        with atomic_path(path, suffix=".safetensors") as tmp: tmp.write_bytes(data)
-    except OSError as e: raise VgotError(f"cannot write {path}: {e.strerror or e}") from None
-    except Exception as e:                      # safetensors reports I/O failures (disk full) as its own error type
-        if type(e).__name__ != "SafetensorError": raise
+        with atomic_path(path, suffix=".safetensors") as tmp:
+            tmp.write_bytes(data)
+    except OSError as e:
+        raise VgotError(f"cannot write {path}: {e.strerror or e}") from None
+    except Exception as e:  # safetensors reports I/O failures (disk full) as its own error type
+        if type(e).__name__ != "SafetensorError":
+            raise
         raise VgotError(f"cannot write {path}: {e}") from None
 
 # %% ../nbs/00_core.ipynb #46a6d0d4
@@ -534,10 +698,14 @@ def load_tensors(path, check_finite: bool = True) -> dict:
     "Load a safetensors file; refuse a missing file or NaN/inf values with a clear error."
     import torch
     from safetensors.torch import load_file
+
     path = Path(path)
-    if not path.exists(): raise VgotError(f"{path}: not found")
-    try: t = load_file(str(path))
-    except Exception as e: raise VgotError(f"{path}: not a readable safetensors file ({e})") from None
+    if not path.exists():
+        raise VgotError(f"{path}: not found")
+    try:
+        t = load_file(str(path))
+    except Exception as e:
+        raise VgotError(f"{path}: not a readable safetensors file ({e})") from None
     if check_finite:
         for k, v in t.items():
             if v.is_floating_point() and not torch.isfinite(v).all():
@@ -547,11 +715,14 @@ def load_tensors(path, check_finite: bool = True) -> dict:
 # %% ../nbs/00_core.ipynb #27131ee4
 def to_uint8_frames(frames) -> np.ndarray:
     "Frames as uint8 (F, H, W, 3): accepts uint8, or floats in [0, 1], as numpy or torch."
-    if hasattr(frames, "detach"): frames = frames.detach().float().cpu().numpy()
+    if hasattr(frames, "detach"):
+        frames = frames.detach().float().cpu().numpy()
     a = np.asarray(frames)
-    if a.ndim != 4 or a.shape[-1] != 3: raise VgotError(f"frames have shape {a.shape}; expected (F, H, W, 3)")
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise VgotError(f"frames have shape {a.shape}; expected (F, H, W, 3)")
     if a.dtype != np.uint8:
-        if not np.isfinite(a).all(): raise VgotError("frames contain NaN or inf")
+        if not np.isfinite(a).all():
+            raise VgotError("frames contain NaN or inf")
         a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
     return a
 
@@ -559,6 +730,7 @@ def to_uint8_frames(frames) -> np.ndarray:
 def write_video(path, frames, fps: float, crf: int = 18) -> int:
     "Write frames (F, H, W, 3), or an iterable of such chunks (streamed), as an H.264 yuv420p mp4, atomically; returns the frame count."
     import imageio.v2 as iio
+
     chunks = [frames] if hasattr(frames, "shape") else frames
     n, size = 0, None
     with atomic_path(path, suffix=".mp4") as tmp:
@@ -568,72 +740,112 @@ def write_video(path, frames, fps: float, crf: int = 18) -> int:
                 a = to_uint8_frames(chunk)
                 if size is None:
                     size = a.shape[1:3]
-                    if size[0] % 2 or size[1] % 2: raise VgotError(f"{path}: frame size {size[1]}x{size[0]} must be even for yuv420p")
-                    w = iio.get_writer(str(tmp), format="FFMPEG", fps=float(fps), codec="libx264", pixelformat="yuv420p",
-                                       macro_block_size=1, ffmpeg_params=["-crf", str(crf)], ffmpeg_log_level="error")
-                elif a.shape[1:3] != size: raise VgotError(f"{path}: frames of size {a.shape[2]}x{a.shape[1]} after frames of {size[1]}x{size[0]}")
-                for f in a: w.append_data(f)
+                    if size[0] % 2 or size[1] % 2:
+                        raise VgotError(f"{path}: frame size {size[1]}x{size[0]} must be even for yuv420p")
+                    w = iio.get_writer(
+                        str(tmp),
+                        format="FFMPEG",
+                        fps=float(fps),
+                        codec="libx264",
+                        pixelformat="yuv420p",
+                        macro_block_size=1,
+                        ffmpeg_params=["-crf", str(crf)],
+                        ffmpeg_log_level="error",
+                    )
+                elif a.shape[1:3] != size:
+                    raise VgotError(
+                        f"{path}: frames of size {a.shape[2]}x{a.shape[1]} after frames of {size[1]}x{size[0]}"
+                    )
+                for f in a:
+                    w.append_data(f)
                 n += len(a)
-            if n == 0: raise VgotError(f"{path}: no frames to write")
+            if n == 0:
+                raise VgotError(f"{path}: no frames to write")
         finally:
-            if w is not None: w.close()
+            if w is not None:
+                w.close()
     return n
 
 # %% ../nbs/00_core.ipynb #3250b17e
 def read_video(path) -> tuple[np.ndarray, float]:
     "Read a video as uint8 frames (F, H, W, 3) and its fps (decord, else PyAV)."
     path = Path(path)
-    if not path.exists(): raise VgotError(f"{path}: not found")
+    if not path.exists():
+        raise VgotError(f"{path}: not found")
     try:
         import decord
+
         vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
         return vr.get_batch(list(range(len(vr)))).asnumpy(), float(vr.get_avg_fps())
-    except ImportError: pass
-    except Exception: pass      # decord fails on some sizes (frames narrower than 32 px): PyAV reads them
+    except ImportError:
+        pass
+    except Exception:
+        pass  # decord fails on some sizes (frames narrower than 32 px): PyAV reads them
     import av
+
     try:
         with av.open(str(path)) as c:
             st = c.streams.video[0]
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(st)]
-            if not frames: raise VgotError(f"{path}: the video has no frames")
+            if not frames:
+                raise VgotError(f"{path}: the video has no frames")
             return np.stack(frames), float(st.average_rate)
-    except VgotError: raise
-    except Exception as e:                          # any decoder failure: name the file, not the library's internals
-        raise VgotError(f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    except VgotError:
+        raise
+    except Exception as e:  # any decoder failure: name the file, not the library's internals
+        raise VgotError(
+            f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
 
 # %% ../nbs/00_core.ipynb #a0f3a297
 def save_image(path, image):
     "Save a PIL image (or uint8 HxWx3 array) as PNG, atomically."
     from PIL import Image
-    if not isinstance(image, Image.Image): image = Image.fromarray(np.asarray(image))
-    with atomic_path(path, suffix=".png") as tmp: image.save(tmp, format="PNG")
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image))
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
 
 # %% ../nbs/00_core.ipynb #96910bd5
-MAX_IMAGE_PIXELS = 64_000_000   # about 8000 x 8000: larger images are refused before they are decoded
+MAX_IMAGE_PIXELS = 64_000_000  # about 8000 x 8000: larger images are refused before they are decoded
+
 
 def load_image(path, what: str = "image"):
     "Open an image as RGB, with a clear error naming the file when it is missing or not an image."
     from PIL import Image, UnidentifiedImageError
+
     path = Path(path)
-    if not path.is_file(): raise VgotError(f"{what} {path}: not found")
+    if not path.is_file():
+        raise VgotError(f"{what} {path}: not found")
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise VgotError(f"{what} {path}: {im.width}x{im.height} pixels is too large (over {MAX_IMAGE_PIXELS:,}); scale it down")
+                raise VgotError(
+                    f"{what} {path}: {im.width}x{im.height} pixels is too large (over {MAX_IMAGE_PIXELS:,}); scale it down"
+                )
             return im.convert("RGB")
-    except Image.DecompressionBombError as e: raise VgotError(f"{what} {path}: too large to open ({e}); scale it down") from None
+    except Image.DecompressionBombError as e:
+        raise VgotError(f"{what} {path}: too large to open ({e}); scale it down") from None
     except (UnidentifiedImageError, OSError) as e:
         raise VgotError(f"{what} {path}: not a readable image ({e.__class__.__name__})") from None
 
 # %% ../nbs/00_core.ipynb #7ba7366b
 def _canon(o):
-    if isinstance(o, Artifact): return _canon(o.to_dict())
-    if dataclasses.is_dataclass(o) and not isinstance(o, type): return _canon(asdict(o))
-    if isinstance(o, dict): return {str(k): _canon(v) for k, v in sorted(o.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(o, (list, tuple)): return [_canon(x) for x in o]
-    if isinstance(o, Path): return {"__file__": file_sha256(o) if o.is_file() else None}
-    if isinstance(o, float) and o.is_integer(): return int(o)
-    if isinstance(o, (str, int, float, bool)) or o is None: return o
+    if isinstance(o, Artifact):
+        return _canon(o.to_dict())
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return _canon(asdict(o))
+    if isinstance(o, dict):
+        return {str(k): _canon(v) for k, v in sorted(o.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(o, (list, tuple)):
+        return [_canon(x) for x in o]
+    if isinstance(o, Path):
+        return {"__file__": file_sha256(o) if o.is_file() else None}
+    if isinstance(o, float) and o.is_integer():
+        return int(o)
+    if isinstance(o, (str, int, float, bool)) or o is None:
+        return o
     return repr(o)
 
 # %% ../nbs/00_core.ipynb #2886a2f3
@@ -641,7 +853,8 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
     "SHA-256 of a file's content."
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while b := f.read(chunk): h.update(b)
+        while b := f.read(chunk):
+            h.update(b)
     return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #4eaf5815
@@ -654,29 +867,42 @@ def hash_inputs(*objs) -> str:
 def package_versions(names=("vgot", "torch", "diffusers", "transformers", "gpytorch", "numpy", "safetensors")) -> dict:
     "Installed versions of the packages that shape the output."
     from importlib.metadata import version, PackageNotFoundError
+
     out = {}
     for n in names:
-        try: out[n] = version(n)
-        except PackageNotFoundError: out[n] = None
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            out[n] = None
     return out
 
 # %% ../nbs/00_core.ipynb #b9ee42a7
 class RunStore:
     "A run folder: paths of every artifact, atomic writes, and the manifest `run.json`."
+
     def __init__(self, root, create: bool = True):
         self.root = Path(root)
         if create:
-            try: self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as e: raise VgotError(f"cannot create run folder {self.root}: {e.strerror}") from None
-        elif not self.root.is_dir(): raise VgotError(f"{self.root}: not a run folder (it does not exist)")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise VgotError(f"cannot create run folder {self.root}: {e.strerror}") from None
+        elif not self.root.is_dir():
+            raise VgotError(f"{self.root}: not a run folder (it does not exist)")
         self.manifest_path = self.root / "run.json"
         self.manifest = self._read_manifest()
 
     def _read_manifest(self) -> dict:
-        if not self.manifest_path.exists(): return {"vgot_run": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "artifacts": {}, "stages": {}}
-        try: m = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e: raise VgotError(f"{self.manifest_path}: corrupt manifest ({e}); move it away to start the run afresh") from None
-        if not isinstance(m, dict) or "artifacts" not in m: raise VgotError(f"{self.manifest_path}: not a vgot manifest")
+        if not self.manifest_path.exists():
+            return {"vgot_run": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "artifacts": {}, "stages": {}}
+        try:
+            m = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise VgotError(
+                f"{self.manifest_path}: corrupt manifest ({e}); move it away to start the run afresh"
+            ) from None
+        if not isinstance(m, dict) or "artifacts" not in m:
+            raise VgotError(f"{self.manifest_path}: not a vgot manifest")
         m.setdefault("stages", {})
         return m
 
@@ -689,13 +915,24 @@ class RunStore:
         if real != base and base not in real.parents:
             raise VgotError(f"{p}: resolves outside the run folder {base} (a symlink?); refusing to read or write it")
         return p
+
     @property
-    def script_path(self) -> Path: return self.root / "script.json"
+    def script_path(self) -> Path:
+        return self.root / "script.json"
+
     @property
-    def assets_dir(self) -> Path: return self.root / "assets" / "characters"
-    def keyframe_rel(self, i: int) -> tuple[str, str]: return f"keyframes/{i:03d}.png", f"keyframes/{i:03d}.latent.safetensors"
-    def shot_rel(self, i: int) -> tuple[str, str]: return f"shots/{i:03d}.mp4", f"shots/{i:03d}.latents.safetensors"
-    def transition_rel(self, i: int) -> tuple[str, str]: return f"transitions/{i:03d}-{i+1:03d}.mp4", f"transitions/{i:03d}-{i+1:03d}.latents.safetensors"
+    def assets_dir(self) -> Path:
+        return self.root / "assets" / "characters"
+
+    def keyframe_rel(self, i: int) -> tuple[str, str]:
+        return f"keyframes/{i:03d}.png", f"keyframes/{i:03d}.latent.safetensors"
+
+    def shot_rel(self, i: int) -> tuple[str, str]:
+        return f"shots/{i:03d}.mp4", f"shots/{i:03d}.latents.safetensors"
+
+    def transition_rel(self, i: int) -> tuple[str, str]:
+        return f"transitions/{i:03d}-{i + 1:03d}.mp4", f"transitions/{i:03d}-{i + 1:03d}.latents.safetensors"
+
     def asset(self, rel: str, must_exist: bool = True) -> Path:
         "Resolve an identity-image path inside assets/characters/, refusing paths that leave it."
         self.assets_dir.mkdir(parents=True, exist_ok=True)
@@ -704,47 +941,68 @@ class RunStore:
     # --- manifest -----------------------------------------------------------------------------
     def save_manifest(self):
         "Write run.json atomically."
-        try: atomic_write_json(self.manifest_path, self.manifest)
-        except OSError as e: raise VgotError(f"cannot write {self.manifest_path}: {e.strerror}") from None
+        try:
+            atomic_write_json(self.manifest_path, self.manifest)
+        except OSError as e:
+            raise VgotError(f"cannot write {self.manifest_path}: {e.strerror}") from None
 
     def set_config(self, config: dict, preset: str = "", seeds: Optional[dict] = None):
         "Record the run's config, preset, seeds and package versions."
-        self.manifest.update(config=config, preset=preset, seeds=seeds or {}, versions=package_versions(),
-                             config_hash=hash_inputs(config))
+        self.manifest.update(
+            config=config,
+            preset=preset,
+            seeds=seeds or {},
+            versions=package_versions(),
+            config_hash=hash_inputs(config),
+        )
         self.save_manifest()
 
     def _sha(self, rel: str) -> Optional[str]:
         "sha256 of a run file (cached by size and mtime), None when it is missing or leads out of the folder."
-        try: p = self.path(rel); st = p.stat()
-        except (VgotError, OSError): return None
-        if not p.is_file(): return None
+        try:
+            p = self.path(rel)
+            st = p.stat()
+        except (VgotError, OSError):
+            return None
+        if not p.is_file():
+            return None
         key = (rel, st.st_size, st.st_mtime_ns)
         cache = self.__dict__.setdefault("_sha_cache", {})
-        if key not in cache: cache[key] = file_sha256(p)
+        if key not in cache:
+            cache[key] = file_sha256(p)
         return cache[key]
 
     def record(self, name: str, inputs_hash: str, files: list[str] = (), stage: str = ""):
         "Mark artifact `name` (made from inputs with `inputs_hash`, stored in `files`) as done, with each file's sha256."
-        self.manifest["artifacts"][name] = {"inputs": inputs_hash, "files": list(files), "stage": stage,
-                                            "sha256": {f: self._sha(f) for f in files},
-                                            "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.manifest["artifacts"][name] = {
+            "inputs": inputs_hash,
+            "files": list(files),
+            "stage": stage,
+            "sha256": {f: self._sha(f) for f in files},
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         self.save_manifest()
 
     def forget(self, prefix: str = ""):
         "Drop the records of artifacts whose name starts with `prefix` (they will be redone)."
-        for k in [k for k in self.manifest["artifacts"] if k.startswith(prefix)]: del self.manifest["artifacts"][k]
+        for k in [k for k in self.manifest["artifacts"] if k.startswith(prefix)]:
+            del self.manifest["artifacts"][k]
         self.save_manifest()
 
     def status(self, name: str, inputs_hash: Optional[str] = None) -> str:
         "'done', 'missing' or 'stale' for artifact `name` given the hash of its current inputs."
         rec = self.manifest["artifacts"].get(name)
-        if rec is None or any(not (self.root / f).exists() for f in rec["files"]): return "missing"
-        if inputs_hash is not None and rec["inputs"] != inputs_hash: return "stale"
+        if rec is None or any(not (self.root / f).exists() for f in rec["files"]):
+            return "missing"
+        if inputs_hash is not None and rec["inputs"] != inputs_hash:
+            return "stale"
         sums = rec.get("sha256") or {}
-        if any(self._sha(f) != h for f, h in sums.items()): return "corrupt"     # truncated, edited or swapped since written
+        if any(self._sha(f) != h for f, h in sums.items()):
+            return "corrupt"  # truncated, edited or swapped since written
         return "done"
 
-    def is_done(self, name: str, inputs_hash: Optional[str] = None) -> bool: return self.status(name, inputs_hash) == "done"
+    def is_done(self, name: str, inputs_hash: Optional[str] = None) -> bool:
+        return self.status(name, inputs_hash) == "done"
 
     def set_stage(self, stage: str, status: str, **info):
         "Record a stage's status (e.g. 'running', 'done', 'failed', 'not built')."
@@ -759,20 +1017,31 @@ class RunStore:
     def lock(self):
         "Hold the run folder for this process: a second run on it gets 'run folder in use by PID N' (the OS drops the lock with the process)."
         import fcntl
+
         f = open(self.root / ".lock", "a+")
         try:
-            try: fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES): raise
-                f.seek(0); pid = f.read().strip() or "?"
-                raise VgotError(f"run folder {self.root} is in use by PID {pid}; wait for it to finish or use another --run-dir") from None
-            f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                f.seek(0)
+                pid = f.read().strip() or "?"
+                raise VgotError(
+                    f"run folder {self.root} is in use by PID {pid}; wait for it to finish or use another --run-dir"
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
             yield self
-        finally: f.close()
+        finally:
+            f.close()
 
     def write_artifact(self, rel: str, artifact: Artifact):
         "Validate and write an artifact's JSON atomically at a run-relative path."
-        artifact.validate(); atomic_write_text(self.path(rel), artifact.to_json() + "\n")
+        artifact.validate()
+        atomic_write_text(self.path(rel), artifact.to_json() + "\n")
 
 # %% ../nbs/00_core.ipynb #19a9301c
 def derive_seed(base: int, *keys) -> int:
@@ -783,44 +1052,65 @@ def derive_seed(base: int, *keys) -> int:
 def seed_everything(seed: int):
     "Seed Python, NumPy and torch."
     import torch
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #32f6e926
 def make_generator(seed: int, device="cpu"):
     "A torch.Generator seeded with `seed` (on CPU unless asked: CPU noise is the same on every machine)."
     import torch
+
     return torch.Generator(device=str(device)).manual_seed(int(seed))
 
 # %% ../nbs/00_core.ipynb #dff3921e
 def choose_device(prefer: str = "auto"):
     "The torch device to run on: 'auto' picks CUDA, then MPS, then CPU; a named one must exist here."
     import torch
-    if isinstance(prefer, torch.device): prefer = str(prefer)
+
+    if isinstance(prefer, torch.device):
+        prefer = str(prefer)
     if prefer != "auto":
         m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", str(prefer))
-        if not m: raise VgotError(f"device '{prefer}' is not one of auto, cpu, cuda, cuda:N, mps")
+        if not m:
+            raise VgotError(f"device '{prefer}' is not one of auto, cpu, cuda, cuda:N, mps")
         if m.group(1) == "cuda":
             if not torch.cuda.is_available():
-                raise VgotError(f"device '{prefer}': this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu or auto")
+                raise VgotError(
+                    f"device '{prefer}': this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu or auto"
+                )
             if m.group(2) is not None and int(m.group(2)) >= torch.cuda.device_count():
                 raise VgotError(f"device '{prefer}': there are {torch.cuda.device_count()} CUDA device(s)")
         if m.group(1) == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise VgotError(f"device '{prefer}': MPS is not available here; use --device cpu or auto")
         return torch.device(prefer)
-    if torch.cuda.is_available(): return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available(): return torch.device("mps")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
     return torch.device("cpu")
 
 # %% ../nbs/00_core.ipynb #11a80d29
 def choose_dtype(device, prefer: str = "auto"):
     "bf16 on CUDA that supports it, fp16 on other accelerators, float32 on CPU; or the named dtype."
     import torch
+
     if prefer != "auto":
-        d = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}.get(prefer)
-        if d is None: raise VgotError(f"dtype '{prefer}' is not one of float32, float16, bfloat16")
+        d = {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+        }.get(prefer)
+        if d is None:
+            raise VgotError(f"dtype '{prefer}' is not one of float32, float16, bfloat16")
         return d
     dev = torch.device(device)
-    if dev.type == "cuda": return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dev.type == "mps": return torch.float16
+    if dev.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dev.type == "mps":
+        return torch.float16
     return torch.float32

@@ -14,8 +14,22 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .core import (VgotError, ValidationError, Script, Shot, Keyframe, RunStore, save_tensors, save_image,
-                       load_image, hash_inputs, derive_seed, make_generator, check_range, check_type)
+from vgot.core import (
+    VgotError,
+    ValidationError,
+    Script,
+    Shot,
+    Keyframe,
+    RunStore,
+    save_tensors,
+    save_image,
+    load_image,
+    hash_inputs,
+    derive_seed,
+    make_generator,
+    check_range,
+    check_type,
+)
 from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 
@@ -30,42 +44,51 @@ __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', '
 BRANCHES = ("identity", "prev")
 IP_ADAPTER_FORMATS = ("base", "plus")
 
+
 @dataclass
 class KeyframeConfig(StageConfig):
     "Settings of the keyframe stage; defaults suit the tiny preset."
+
     STAGE: ClassVar[str] = "keyframes"
-    width: int = setting(64, lo=32, hi=4096)             # keyframe width in pixels (multiple of 8)
-    height: int = setting(64, lo=32, hi=4096)            # keyframe height in pixels (multiple of 8)
-    steps: int = setting(2, lo=1, hi=1000)               # denoising steps
+    width: int = setting(64, lo=32, hi=4096)  # keyframe width in pixels (multiple of 8)
+    height: int = setting(64, lo=32, hi=4096)  # keyframe height in pixels (multiple of 8)
+    steps: int = setting(2, lo=1, hi=1000)  # denoising steps
     guidance_scale: float = setting(5.0, lo=0.0, hi=50.0)  # classifier-free guidance scale s
     identity_scale: float = setting(0.6, lo=0.0, hi=5.0)  # λ_id of the identity branch
-    prev_scale: float = setting(0.4, lo=0.0, hi=5.0)     # λ_prev of the previous-keyframe branch
+    prev_scale: float = setting(0.4, lo=0.0, hi=5.0)  # λ_prev of the previous-keyframe branch
     negative_prompt: str = "blurry, low quality, deformed, distorted, watermark, text"  # for CFG
     # the prompt of a generated reference portrait
     portrait_prompt: str = "portrait of {name}, {description}, facing the camera, plain background, soft light"
-    seed: int = setting(0, lo=0)                         # the run's base seed
+    seed: int = setting(0, lo=0)  # the run's base seed
     ip_adapter_format: str = setting("base", choices=IP_ADAPTER_FORMATS)  # "base" | "plus" (Resampler) IP-Adapter
 
     def check(self):
         for n in ("width", "height"):
-            if getattr(self, n) % 8: raise ValidationError(n, getattr(self, n), "must be a multiple of 8 in [32, 4096]")
-        try: self.portrait_prompt.format(name="Ada", description="a keeper")
+            if getattr(self, n) % 8:
+                raise ValidationError(n, getattr(self, n), "must be a multiple of 8 in [32, 4096]")
+        try:
+            self.portrait_prompt.format(name="Ada", description="a keeper")
         except (KeyError, IndexError, ValueError, AttributeError) as e:
-            raise ValidationError("portrait_prompt", self.portrait_prompt,
-                                  f"may use only {{name}} and {{description}} ({type(e).__name__}: {e})") from None
+            raise ValidationError(
+                "portrait_prompt",
+                self.portrait_prompt,
+                f"may use only {{name}} and {{description}} ({type(e).__name__}: {e})",
+            ) from None
 
     def determining(self) -> dict:
         "The fields that change the output (the default IP-Adapter format left out: older runs keep their hashes)."
         d = super().determining()
-        if d["ip_adapter_format"] == "base": del d["ip_adapter_format"]
-        d["ip_scale"] = d.pop("identity_scale")   # hashed under its former name: runs made before the rename resume
+        if d["ip_adapter_format"] == "base":
+            del d["ip_adapter_format"]
+        d["ip_scale"] = d.pop("identity_scale")  # hashed under its former name: runs made before the rename resume
         return d
 
 # %% ../nbs/02_keyframe_generation.ipynb #ee24430c
 def portrait_rel(name: str) -> str:
     "Where the generated portrait of `name` lives, relative to assets/characters/: unique for any Unicode name."
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    if name.isascii() and slug: return f"portraits/{slug}.png"
+    if name.isascii() and slug:
+        return f"portraits/{slug}.png"
     latin = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()  # José: jose; Мария: ''
     slug = re.sub(r"[^a-z0-9]+", "-", latin).strip("-") or "character"
     tag = hashlib.sha256(unicodedata.normalize("NFC", name).encode("utf-8")).hexdigest()[:8]
@@ -96,8 +119,10 @@ def identity_plan(script: Script) -> tuple[dict, dict]:
 # %% ../nbs/02_keyframe_generation.ipynb #93f4776d
 def load_conditioning_image(path: Path, size: tuple, where: str):
     "Open `path` as RGB of `size` (w, h): errors name `where` and the file; other sizes are resized with a warning."
-    try: im = load_image(path, what=f"{where}: image")
-    except VgotError as e: raise VgotError(str(e)) from None
+    try:
+        im = load_image(path, what=f"{where}: image")
+    except VgotError as e:
+        raise VgotError(str(e)) from None
     if min(im.size) < 8:
         raise VgotError(f"{where}: image {path}: {im.size[0]}x{im.size[1]} is too small (at least 8x8)")
     if im.size != tuple(size):
@@ -116,10 +141,12 @@ def _encoder(models, encoder):
     return encoder if encoder is not None else models.image_encoder
 
 # %% ../nbs/02_keyframe_generation.ipynb #081c73aa
-def encode_images(images: list,          # PIL images
-                  models,                 # a vgot.models.Models (its image encoder is the default)
-                  plain: bool = True,     # image_embeds (base IP-Adapter) or penultimate hidden states (Plus)
-                  encoder=None):          # (model, processor) to use instead of the preset's
+def encode_images(
+    images: list,  # PIL images
+    models,  # a vgot.models.Models (its image encoder is the default)
+    plain: bool = True,  # image_embeds (base IP-Adapter) or penultimate hidden states (Plus)
+    encoder=None,
+):  # (model, processor) to use instead of the preset's
     "CLIP embeddings of PIL images: (n, D) image_embeds if `plain`, else (n, S, D') penultimate hidden states."
     encoder, processor = _encoder(models, encoder)
     dev, dt = encoder.device, encoder.dtype
@@ -155,7 +182,8 @@ def embed_width(models, plain: bool = True, encoder=None) -> int:
 def branch_embeds(embeds, cfg: bool, negative=None):
     "A branch's `ip_adapter_image_embeds` entry from (n, ...): (2, n, ...), zeros (or `negative`) first under CFG."
     e = embeds[None]
-    if not cfg: return e
+    if not cfg:
+        return e
     neg = torch.zeros_like(e) if negative is None else negative[None]
     return torch.cat([neg, e])
 
@@ -170,48 +198,69 @@ def _cfg_on(pipe, guidance_scale: float) -> bool:
     return guidance_scale > 1 and getattr(pipe.unet.config, "time_cond_proj_dim", None) is None
 
 # %% ../nbs/02_keyframe_generation.ipynb #859678ce
-def render(pipe,                              # a diffusers text-to-image pipeline
-           prompt: str,                       # the prompt (within the text encoder's budget: see below)
-           config: KeyframeConfig,            # size, steps, guidance, negative prompt
-           seed: int,                         # the noise seed
-           embeds: Optional[list] = None,     # `ip_adapter_image_embeds`, one tensor per branch (None: text only)
-           where: str = "keyframe",           # how errors name this render
-           attention_store=None):             # a vgot.attention.AttentionStore to fill (None: off)
+def render(
+    pipe,  # a diffusers text-to-image pipeline
+    prompt: str,  # the prompt (within the text encoder's budget: see below)
+    config: KeyframeConfig,  # size, steps, guidance, negative prompt
+    seed: int,  # the noise seed
+    embeds: Optional[list] = None,  # `ip_adapter_image_embeds`, one tensor per branch (None: text only)
+    where: str = "keyframe",  # how errors name this render
+    attention_store=None,
+):  # a vgot.attention.AttentionStore to fill (None: off)
     "Run the pipeline once: (PIL image, latent (C, h, w)); NaN/inf latents raise a VgotError naming `where`."
     last = {}
+
     def on_step_end(p, i, t, kw):
         lat = kw["latents"]
         if not torch_isfinite(lat):
-            raise VgotError(f"{where}: the latents became NaN or inf at denoising step {i + 1} of {config.steps}; "
-                            "nothing was written (try float32 or another seed)")
+            raise VgotError(
+                f"{where}: the latents became NaN or inf at denoising step {i + 1} of {config.steps}; "
+                "nothing was written (try float32 or another seed)"
+            )
         last["latent"] = lat.detach()
-        if attention_store is not None: attention_store.on_step_end(p, i, t, kw)
+        if attention_store is not None:
+            attention_store.on_step_end(p, i, t, kw)
         return kw
+
     extra = {"ip_adapter_image_embeds": embeds} if embeds is not None else {}
-    out = pipe(prompt=prompt, negative_prompt=config.negative_prompt or None, num_inference_steps=config.steps,
-               guidance_scale=config.guidance_scale, width=config.width, height=config.height,
-               generator=make_generator(seed), callback_on_step_end=on_step_end,
-               callback_on_step_end_tensor_inputs=["latents"], output_type="pil", **extra)
-    lat = last["latent"][0].float().cpu()                                    # (C, h, w)
+    out = pipe(
+        prompt=prompt,
+        negative_prompt=config.negative_prompt or None,
+        num_inference_steps=config.steps,
+        guidance_scale=config.guidance_scale,
+        width=config.width,
+        height=config.height,
+        generator=make_generator(seed),
+        callback_on_step_end=on_step_end,
+        callback_on_step_end_tensor_inputs=["latents"],
+        output_type="pil",
+        **extra,
+    )
+    lat = last["latent"][0].float().cpu()  # (C, h, w)
     f = getattr(pipe, "vae_scale_factor", 8)
-    assert lat.shape[-2:] == (config.height // f, config.width // f), \
+    assert lat.shape[-2:] == (config.height // f, config.width // f), (
         f"{where}: latent {tuple(lat.shape)} for {config.width}x{config.height}"
+    )
     return out.images[0], lat
 
 # %% ../nbs/02_keyframe_generation.ipynb #88d3c6e9
 def token_budget(pipe) -> tuple:
     "(count, budget): a token counter for the pipeline's tokenizer(s) and the tokens its text encoder reads (max - 2)."
     toks = [t for t in (getattr(pipe, "tokenizer", None), getattr(pipe, "tokenizer_2", None)) if t is not None]
-    if not toks: raise VgotError("the text-to-image pipeline has no tokenizer")
-    budget = min(t.model_max_length for t in toks) - 2                     # the start and end tokens take two
+    if not toks:
+        raise VgotError("the text-to-image pipeline has no tokenizer")
+    budget = min(t.model_max_length for t in toks) - 2  # the start and end tokens take two
+
     def count(text: str) -> int:
         return max(len(t(text, add_special_tokens=False, verbose=False).input_ids) for t in toks)
+
     return count, budget
 
 # %% ../nbs/02_keyframe_generation.ipynb #31d96eb4
 def fit_shot_prompt(shot: Shot, count, budget: int) -> tuple[str, dict]:
     "The shot's prompt within `budget` tokens and what was cut: as written when it fits, else its domains fitted."
-    if count(shot.prompt) <= budget: return shot.prompt, {}
+    if count(shot.prompt) <= budget:
+        return shot.prompt, {}
     composed = compose_prompt(shot.character, shot.background, shot.relation, shot.camera, shot.hdr)
     domains = shot_domains(shot) if shot.prompt == composed else [("prompt", shot.prompt)]  # the user's: from its end
     return fit_prompt(domains, count, budget)
@@ -219,18 +268,26 @@ def fit_shot_prompt(shot: Shot, count, budget: int) -> tuple[str, dict]:
 # %% ../nbs/02_keyframe_generation.ipynb #8c8cf852
 def warn_cuts(cuts: dict, budget: int, show: int = 4):
     "One warning naming what was cut from the prompts that overran the text encoder's `budget` tokens."
-    if not cuts: return
+    if not cuts:
+        return
     parts = [f"{where}: " + ", ".join(f"{d} '{t}'" for d, t in cut.items()) for where, cut in list(cuts.items())[:show]]
     more = f"; and {len(cuts) - show} more" if len(cuts) > show else ""
-    warnings.warn(f"keyframes: {len(cuts)} prompt(s) were longer than the text encoder's {budget} tokens and were "
-                  f"shortened (the least important words first); cut: {'; '.join(parts)}{more}", stacklevel=2)
+    warnings.warn(
+        f"keyframes: {len(cuts)} prompt(s) were longer than the text encoder's {budget} tokens and were "
+        f"shortened (the least important words first); cut: {'; '.join(parts)}{more}",
+        stacklevel=2,
+    )
 
 # %% ../nbs/02_keyframe_generation.ipynb #8d4f3153
 def _model_refs(models, format: str = "base") -> dict:
     "The model references that decide a keyframe (hashed for resume); read from the preset, nothing is loaded."
     p = models.preset
-    refs = {"t2i": asdict(p.t2i), "t2i_kind": p.t2i_kind, "image_encoder": asdict(p.image_encoder),
-            "ip_adapter": asdict(p.ip_adapter)}
+    refs = {
+        "t2i": asdict(p.t2i),
+        "t2i_kind": p.t2i_kind,
+        "image_encoder": asdict(p.image_encoder),
+        "ip_adapter": asdict(p.ip_adapter),
+    }
     if format == "plus":
         refs["ip_adapter_plus"] = asdict(p.ip_adapter_plus) if p.ip_adapter_plus else None
         refs["plus_image_encoder"] = asdict(p.plus_image_encoder) if p.plus_image_encoder else None
@@ -240,6 +297,7 @@ def _model_refs(models, format: str = "base") -> dict:
 @dataclass
 class PortraitJob:
     "One reference portrait: its manifest key, inputs hash, prompt, seed and paths (absolute and run-relative)."
+
     name: str
     key: str
     h: str
@@ -255,15 +313,29 @@ def portrait_job(name: str, desc: str, models, config: KeyframeConfig, store: Ru
     path = store.asset(rel, must_exist=False)
     seed = derive_seed(config.seed, "portrait", name)
     prompt = config.portrait_prompt.format(name=name, description=desc).strip(" ,")
-    h = hash_inputs("portrait", prompt, seed, config.width, config.height, config.steps, config.guidance_scale,
-                    config.negative_prompt, _model_refs(models))
-    key = "portrait/" + rel[len("portraits/"):-len(".png")]
+    h = hash_inputs(
+        "portrait",
+        prompt,
+        seed,
+        config.width,
+        config.height,
+        config.steps,
+        config.guidance_scale,
+        config.negative_prompt,
+        _model_refs(models),
+    )
+    key = "portrait/" + rel[len("portraits/") : -len(".png")]
     return PortraitJob(name, key, h, prompt, seed, path, path.relative_to(store.root.resolve()).as_posix())
 
 # %% ../nbs/02_keyframe_generation.ipynb #32ba3ce0
-def ensure_portraits(need: dict, models, config: KeyframeConfig, store: RunStore, progress: bool = False,
-                     cuts: Optional[dict] = None,   # collects what was cut from long prompts (None: warn here)
-                     ) -> dict:
+def ensure_portraits(
+    need: dict,
+    models,
+    config: KeyframeConfig,
+    store: RunStore,
+    progress: bool = False,
+    cuts: Optional[dict] = None,  # collects what was cut from long prompts (None: warn here)
+) -> dict:
     "Generate (or reuse) a reference portrait for each {name: description}; returns {name: path}."
     out, own = {}, cuts is None
     cuts = {} if own else cuts
@@ -272,12 +344,14 @@ def ensure_portraits(need: dict, models, config: KeyframeConfig, store: RunStore
         if not store.is_done(j.key, j.h):
             count, budget = token_budget(models.t2i)
             prompt, cut = fit_prompt([("portrait", j.prompt)], count, budget)
-            if cut: cuts[f"portrait of {name}"] = cut
+            if cut:
+                cuts[f"portrait of {name}"] = cut
             im, _ = render(models.t2i, prompt, config, j.seed, where=f"portrait of {name}")
             save_image(j.path, im)
             store.record(j.key, j.h, [j.run_rel], stage="keyframes")
         out[name] = j.path
-    if own: warn_cuts(cuts, token_budget(models.t2i)[1] if cuts else 0)
+    if own:
+        warn_cuts(cuts, token_budget(models.t2i)[1] if cuts else 0)
     return out
 
 # %% ../nbs/02_keyframe_generation.ipynb #d72f25d4
@@ -285,28 +359,41 @@ def identity_paths(shot: Shot, plan: dict, portraits: dict, store: RunStore) -> 
     "[(name, identity image path)] of a shot: its generated portraits, else its files under assets/characters/."
     out = []
     for name, rel in plan[shot.index]:
-        try: out.append((name, portraits[name] if name in portraits else store.asset(rel)))
-        except VgotError as e: raise VgotError(f"shot {shot.index}: identity image of {name}: {e}") from None
+        try:
+            out.append((name, portraits[name] if name in portraits else store.asset(rel)))
+        except VgotError as e:
+            raise VgotError(f"shot {shot.index}: identity image of {name}: {e}") from None
     return out
 
 # %% ../nbs/02_keyframe_generation.ipynb #0596e0d0
 def keyframe_hash(shot: Shot, config: KeyframeConfig, models, seed: int, id_paths: list, prev_png) -> str:
     "The hash of everything a keyframe is made from: shot, settings, models, seed, identity images, previous keyframe."
-    return hash_inputs("keyframe", shot, config.determining(), _model_refs(models, config.ip_adapter_format), seed,
-                       [(n, Path(p)) for n, p in id_paths], Path(prev_png) if prev_png else None)
+    return hash_inputs(
+        "keyframe",
+        shot,
+        config.determining(),
+        _model_refs(models, config.ip_adapter_format),
+        seed,
+        [(n, Path(p)) for n, p in id_paths],
+        Path(prev_png) if prev_png else None,
+    )
 
 # %% ../nbs/02_keyframe_generation.ipynb #bfd78512
 def finished_keyframes(script: Script, models, config: KeyframeConfig, store: RunStore) -> Optional[list[Keyframe]]:
     "Every keyframe of `script`, loaded, when all of them and their portraits are done; else None. Loads no model."
     plan, need = identity_plan(script)
     jobs = [portrait_job(n, d, models, config, store) for n, d in need.items()]
-    if not all(store.is_done(j.key, j.h) for j in jobs): return None
+    if not all(store.is_done(j.key, j.h) for j in jobs):
+        return None
     portraits, out, prev_png = {j.name: j.path for j in jobs}, [], None
     for shot in script.shots:
-        try: id_paths = identity_paths(shot, plan, portraits, store)
-        except VgotError: return None                        # generate_keyframes names the problem
+        try:
+            id_paths = identity_paths(shot, plan, portraits, store)
+        except VgotError:
+            return None  # generate_keyframes names the problem
         h = keyframe_hash(shot, config, models, derive_seed(config.seed, "keyframes", shot.index), id_paths, prev_png)
-        if not store.is_done(f"keyframe/{shot.index:03d}", h): return None
+        if not store.is_done(f"keyframe/{shot.index:03d}", h):
+            return None
         out.append(Keyframe.load(store.path(f"keyframes/{shot.index:03d}.json")))
         prev_png = store.path(out[-1].image)
     return out
@@ -315,12 +402,13 @@ def finished_keyframes(script: Script, models, config: KeyframeConfig, store: Ru
 @dataclass
 class Conditioning:
     "What every shot's render shares: the pipeline, each branch's IP-Adapter weights and kind, the image encoder."
-    pipe: Any                      # the text-to-image pipeline
-    weights: dict                  # branch -> IP-Adapter state dict
-    plain: dict                    # branch -> whether its weights take CLIP image embeddings (base) or hidden states
-    encoder: Any                   # (image encoder, processor)
-    cfg: bool                      # classifier-free guidance on
-    format: str = "base"           # the IP-Adapter format (for errors)
+
+    pipe: Any  # the text-to-image pipeline
+    weights: dict  # branch -> IP-Adapter state dict
+    plain: dict  # branch -> whether its weights take CLIP image embeddings (base) or hidden states
+    encoder: Any  # (image encoder, processor)
+    cfg: bool  # classifier-free guidance on
+    format: str = "base"  # the IP-Adapter format (for errors)
 
 # %% ../nbs/02_keyframe_generation.ipynb #de91fdf4
 def branch_conditioning(models, config: KeyframeConfig, branch_weights: Optional[dict] = None) -> Conditioning:
@@ -331,8 +419,10 @@ def branch_conditioning(models, config: KeyframeConfig, branch_weights: Optional
         raise VgotError(f"branch_weights must have the branches {BRANCHES}, got {sorted(weights)}")
     plain = {}
     for b, w in weights.items():
-        try: plain[b] = _plain(w)
-        except VgotError as e: raise VgotError(f"keyframes: branch {b}: {e}") from None
+        try:
+            plain[b] = _plain(w)
+        except VgotError as e:
+            raise VgotError(f"keyframes: branch {b}: {e}") from None
     pipe = models.t2i
     return Conditioning(pipe, weights, plain, models.image_encoder_of(fmt), _cfg_on(pipe, config.guidance_scale), fmt)
 
@@ -340,9 +430,12 @@ def branch_conditioning(models, config: KeyframeConfig, branch_weights: Optional
 def install_branches(cond: Conditioning, models, attention_store=None) -> dict:
     "Decoupled cross-attention with both branches on the pipeline's UNet (all of it, or nothing); processors by layer."
     dims = {b: embed_width(models, cond.plain[b], cond.encoder) for b in BRANCHES}
-    try: return install_decoupled_attention(cond.pipe.unet, {b: cond.weights[b] for b in BRANCHES},
-                                            store=attention_store, image_embed_dim=dims)
-    except VgotError as e: raise VgotError(f"keyframes ({cond.format} IP-Adapter weights): {e}") from None
+    try:
+        return install_decoupled_attention(
+            cond.pipe.unet, {b: cond.weights[b] for b in BRANCHES}, store=attention_store, image_embed_dim=dims
+        )
+    except VgotError as e:
+        raise VgotError(f"keyframes ({cond.format} IP-Adapter weights): {e}") from None
 
 # %% ../nbs/02_keyframe_generation.ipynb #47df5734
 def shot_embeds(ids: list, prev, models, cond: Conditioning) -> list:
@@ -355,16 +448,29 @@ def shot_embeds(ids: list, prev, models, cond: Conditioning) -> list:
     return embeds
 
 # %% ../nbs/02_keyframe_generation.ipynb #3f3bdcbf
-def make_keyframe(shot: Shot, prompt: str, id_paths: list, prev_png, seed: int, models, cond: Conditioning,
-                  procs: dict, config: KeyframeConfig, store: RunStore, attention_store=None) -> Keyframe:
+def make_keyframe(
+    shot: Shot,
+    prompt: str,
+    id_paths: list,
+    prev_png,
+    seed: int,
+    models,
+    cond: Conditioning,
+    procs: dict,
+    config: KeyframeConfig,
+    store: RunStore,
+    attention_store=None,
+) -> Keyframe:
     "Render one shot's keyframe with λ_id and λ_prev (0 for a branch without images); write its PNG, latent, JSON."
     i, where, size = shot.index, f"shot {shot.index}", (config.width, config.height)
     ids = [load_conditioning_image(p, size, f"{where}: identity image of {n}") for n, p in id_paths]
     prev = load_conditioning_image(prev_png, size, f"{where}: previous keyframe") if prev_png else None
     λ_id, λ_prev = (config.identity_scale if ids else 0.0), (config.prev_scale if prev is not None else 0.0)
     embeds = shot_embeds(ids, prev, models, cond)
-    for p in procs.values(): p.set_scale(identity_scale=λ_id, prev_scale=λ_prev)
-    if attention_store is not None: attention_store.begin(i)
+    for p in procs.values():
+        p.set_scale(identity_scale=λ_id, prev_scale=λ_prev)
+    if attention_store is not None:
+        attention_store.begin(i)
     image, latent = render(cond.pipe, prompt, config, seed, embeds, where=where, attention_store=attention_store)
     if not torch_isfinite(latent):
         raise VgotError(f"{where}: the keyframe latent contains NaN or inf; nothing was written")
@@ -376,27 +482,32 @@ def make_keyframe(shot: Shot, prompt: str, id_paths: list, prev_png, seed: int, 
     return kf
 
 # %% ../nbs/02_keyframe_generation.ipynb #f6dad608
-def generate_keyframes(script: Script,                     # the shots, in order
-                       models,                             # a vgot.models.Models
-                       config: Optional[KeyframeConfig] = None,  # settings (default: KeyframeConfig())
-                       store: Optional[RunStore] = None,   # the run folder
-                       attention_store=None,               # a vgot.attention.AttentionStore: shot i's maps in .runs[i]
-                       branch_weights: Optional[dict] = None,  # branch -> IP-Adapter state dict (default: the preset's)
-                       progress: bool = False,             # show a progress bar over shots
-                       ) -> list[Keyframe]:
+def generate_keyframes(
+    script: Script,  # the shots, in order
+    models,  # a vgot.models.Models
+    config: Optional[KeyframeConfig] = None,  # settings (default: KeyframeConfig())
+    store: Optional[RunStore] = None,  # the run folder
+    attention_store=None,  # a vgot.attention.AttentionStore: shot i's maps in .runs[i]
+    branch_weights: Optional[dict] = None,  # branch -> IP-Adapter state dict (default: the preset's)
+    progress: bool = False,  # show a progress bar over shots
+) -> list[Keyframe]:
     "Module 2: one keyframe per shot, from its prompt, its characters' identity images and the previous keyframe."
-    if store is None: raise VgotError("generate_keyframes needs a RunStore (the run folder) to write keyframes into")
+    if store is None:
+        raise VgotError("generate_keyframes needs a RunStore (the run folder) to write keyframes into")
     config = (config or KeyframeConfig()).validate()
     script.validate()
     # 1. refuse identity paths that leave assets/characters/ before any work
     plan, need = identity_plan(script)
     for i, refs in plan.items():
         for name, rel in refs:
-            try: store.asset(rel, must_exist=False)
-            except VgotError as e: raise VgotError(f"shot {i}: identity image of {name}: {e}") from None
+            try:
+                store.asset(rel, must_exist=False)
+            except VgotError as e:
+                raise VgotError(f"shot {i}: identity image of {name}: {e}") from None
     # 2. a resume with nothing to do loads no model
     done = finished_keyframes(script, models, config, store)
-    if done is not None: return done
+    if done is not None:
+        return done
     # 3. portraits, the two branches, the prompts' token budget
     cuts = {}
     portraits = ensure_portraits(need, models, config, store, progress, cuts=cuts)
@@ -413,12 +524,15 @@ def generate_keyframes(script: Script,                     # the shots, in order
             i, id_paths = shot.index, identity_paths(shot, plan, portraits, store)
             seed = derive_seed(config.seed, "keyframes", i)
             h = keyframe_hash(shot, config, models, seed, id_paths, prev_png)
-            if store.is_done(f"keyframe/{i:03d}", h): kf = Keyframe.load(store.path(f"keyframes/{i:03d}.json"))
+            if store.is_done(f"keyframe/{i:03d}", h):
+                kf = Keyframe.load(store.path(f"keyframes/{i:03d}.json"))
             else:
                 prompt, cut = fit_shot_prompt(shot, count, budget)
-                if cut: cuts[f"shot {i}"] = cut
-                kf = make_keyframe(shot, prompt, id_paths, prev_png, seed, models, cond, procs, config, store,
-                                   attention_store)
+                if cut:
+                    cuts[f"shot {i}"] = cut
+                kf = make_keyframe(
+                    shot, prompt, id_paths, prev_png, seed, models, cond, procs, config, store, attention_store
+                )
                 png_rel, lat_rel = store.keyframe_rel(i)
                 store.record(f"keyframe/{i:03d}", h, [png_rel, lat_rel, f"keyframes/{i:03d}.json"], stage="keyframes")
             keyframes.append(kf)

@@ -32,39 +32,52 @@ __all__ = ['FACE_DISTANCE', 'FACE_MODEL_FILES', 'FACE_SHOT_METRICS', 'FACE_JOINT
 def _check_frames(frames, what: str = "frames") -> np.ndarray:
     "uint8 frames (F, H, W, 3), or a VgotError naming `what`."
     a = np.asarray(frames)
-    if a.ndim != 4 or a.shape[-1] != 3: raise VgotError(f"{what}: shape {a.shape}; expected (F, H, W, 3)")
-    if a.dtype != np.uint8: raise VgotError(f"{what}: dtype {a.dtype}; expected uint8 frames")
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise VgotError(f"{what}: shape {a.shape}; expected (F, H, W, 3)")
+    if a.dtype != np.uint8:
+        raise VgotError(f"{what}: dtype {a.dtype}; expected uint8 frames")
     return a
+
 
 def frame_mad(frames) -> np.ndarray:
     "MAD(x_t, x_{t+1}) for t = 1..T-1, in grey levels: shape (F-1,)."
     a = _check_frames(frames)
     return np.abs(np.diff(a.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
 
-def temporal_flickering(frames  # uint8 (F, H, W, 3)
-                       ) -> Optional[float]:
+
+def temporal_flickering(
+    frames,  # uint8 (F, H, W, 3)
+) -> Optional[float]:
     "(255 - mean MAD of consecutive frames) / 255; None for fewer than 2 frames."
     a = _check_frames(frames)
-    if len(a) < 2: return None
+    if len(a) < 2:
+        return None
     return float((255.0 - frame_mad(a).mean()) / 255.0)
+
 
 def _interp_errors(a: np.ndarray) -> np.ndarray:
     "MAD(x_t, (x_{t-1} + x_{t+1}) / 2) for t = 2..T-1."
     a = a.astype(np.float32)
     return np.abs(a[1:-1] - 0.5 * (a[:-2] + a[2:])).mean(axis=(1, 2, 3))
 
-def motion_smoothness(frames  # uint8 (F, H, W, 3)
-                     ) -> Optional[float]:
+
+def motion_smoothness(
+    frames,  # uint8 (F, H, W, 3)
+) -> Optional[float]:
     "(255 - mean MAD between each inner frame and the mean of its neighbours) / 255; None for fewer than 3 frames."
     a = _check_frames(frames)
-    if len(a) < 3: return None
+    if len(a) < 3:
+        return None
     return float((255.0 - _interp_errors(a).mean()) / 255.0)
 
-def joint_continuity(frames  # uint8 (F, H, W, 3): a joint's window
-                    ) -> Optional[float]:
+
+def joint_continuity(
+    frames,  # uint8 (F, H, W, 3): a joint's window
+) -> Optional[float]:
     "(255 - the largest MAD of consecutive frames) / 255; None for fewer than 2 frames."
     a = _check_frames(frames)
-    if len(a) < 2: return None
+    if len(a) < 2:
+        return None
     return float((255.0 - frame_mad(a).max()) / 255.0)
 
 # %% ../nbs/06_metrics.ipynb #e8f2b1e2
@@ -73,36 +86,47 @@ def unit(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
 
-def pair_consistency(feats,           # (F, D) features, one row per frame
-                     found=None,      # (F,) bool: frames that count (a face was found); all when None
-                    ) -> tuple[Optional[float], int]:
+
+def pair_consistency(
+    feats,  # (F, D) features, one row per frame
+    found=None,  # (F,) bool: frames that count (a face was found); all when None
+) -> tuple[Optional[float], int]:
     "Mean cosine of consecutive frames that both count, and the number of pairs used."
-    f = unit(feats); ok = np.ones(len(f), bool) if found is None else np.asarray(found, bool)
+    f = unit(feats)
+    ok = np.ones(len(f), bool) if found is None else np.asarray(found, bool)
     use = ok[:-1] & ok[1:]
-    if not use.any(): return None, 0
+    if not use.any():
+        return None, 0
     cos = (f[:-1] * f[1:]).sum(-1)[use]
     return float(cos.mean()), int(use.sum())
 
-def boundary_consistency(feats_a,        # (Fa, D) features of shot k
-                         feats_b,        # (Fb, D) features of shot k+1
-                         n: int = 4,     # frames taken at the end of shot k and at the start of shot k+1
-                         found_a=None,   # (Fa,) bool, frames of shot k that count
-                         found_b=None,   # (Fb,) bool, frames of shot k+1 that count
-                        ) -> tuple[Optional[float], int]:
+
+def boundary_consistency(
+    feats_a,  # (Fa, D) features of shot k
+    feats_b,  # (Fb, D) features of shot k+1
+    n: int = 4,  # frames taken at the end of shot k and at the start of shot k+1
+    found_a=None,  # (Fa,) bool, frames of shot k that count
+    found_b=None,  # (Fb,) bool, frames of shot k+1 that count
+) -> tuple[Optional[float], int]:
     "Mean cosine over all pairs (last n frames of shot k) x (first n frames of shot k+1) that count, and the pair count."
-    if n < 1: raise VgotError(f"n_boundary = {n}: must be at least 1")
+    if n < 1:
+        raise VgotError(f"n_boundary = {n}: must be at least 1")
     fa, fb = unit(feats_a), unit(feats_b)
     oa = np.ones(len(fa), bool) if found_a is None else np.asarray(found_a, bool)
     ob = np.ones(len(fb), bool) if found_b is None else np.asarray(found_b, bool)
     la, fb_ = fa[-n:][oa[-n:]], fb[:n][ob[:n]]
-    if not len(la) or not len(fb_): return None, 0
+    if not len(la) or not len(fb_):
+        return None, 0
     return float((la @ fb_.T).mean()), len(la) * len(fb_)
 
-def vbench_consistency(feats  # (F, D) features, one row per frame
-                      ) -> Optional[float]:
+
+def vbench_consistency(
+    feats,  # (F, D) features, one row per frame
+) -> Optional[float]:
     "VBench: mean over t >= 2 of (max(0, cos(f_1, f_t)) + max(0, cos(f_{t-1}, f_t))) / 2; None for one frame."
     f = unit(feats)
-    if len(f) < 2: return None
+    if len(f) < 2:
+        return None
     first = np.clip(f[1:] @ f[0], 0, None)
     prev = np.clip((f[1:] * f[:-1]).sum(-1), 0, None)
     return float((0.5 * (first + prev)).mean())
@@ -112,13 +136,17 @@ def _pooled(out):
     "transformers 5 returns an output object from get_*_features (the projection in .pooler_output); older ones a tensor."
     return out if hasattr(out, "shape") else out.pooler_output
 
+
 class Extractors:
     "CLIP and DINOv2 feature extractors for the metrics, loaded once on first use."
-    def __init__(self,
-                 clip="openai/clip-vit-base-patch32",  # CLIPModel: hub id, folder, tiny:clip or a ModelRef
-                 dino="facebook/dinov2-small",         # Dinov2Model: hub id, folder, tiny:dino or a ModelRef
-                 device="auto",                        # auto, cpu, cuda, mps
-                 batch_size: int = 16):                # frames per forward pass
+
+    def __init__(
+        self,
+        clip="openai/clip-vit-base-patch32",  # CLIPModel: hub id, folder, tiny:clip or a ModelRef
+        dino="facebook/dinov2-small",  # Dinov2Model: hub id, folder, tiny:dino or a ModelRef
+        device="auto",  # auto, cpu, cuda, mps
+        batch_size: int = 16,
+    ):  # frames per forward pass
         self.clip_ref, self.dino_ref = ModelRef.of(clip), ModelRef.of(dino)
         self.device, self.batch_size = choose_device(device), int(batch_size)
         self._clip = self._dino = None
@@ -131,20 +159,34 @@ class Extractors:
 
     def _load(self, what, ref, load):
         kw = {"subfolder": ref.subfolder} if ref.subfolder else {}
-        if ref.revision: kw["revision"] = ref.revision
-        try: return load(ref.resolve(), kw)
+        if ref.revision:
+            kw["revision"] = ref.revision
+        try:
+            return load(ref.resolve(), kw)
         except (OSError, ValueError) as e:
-            hint = ("; offline, use --preset tiny (random-weight models, for testing) or --clip/--dino with a local folder"
-                    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") else "")
-            raise VgotError(f"cannot load the {what} for metrics from '{ref.id}': {str(e).splitlines()[0]}{hint}") from None
+            hint = (
+                "; offline, use --preset tiny (random-weight models, for testing) or --clip/--dino with a local folder"
+                if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+                else ""
+            )
+            raise VgotError(
+                f"cannot load the {what} for metrics from '{ref.id}': {str(e).splitlines()[0]}{hint}"
+            ) from None
 
     @property
     def clip(self):
         "(CLIPModel, CLIPProcessor), loaded on first use."
         if self._clip is None:
             from transformers import CLIPModel, CLIPProcessor
-            self._clip = self._load("CLIP model", self.clip_ref, lambda p, kw: (
-                CLIPModel.from_pretrained(p, use_safetensors=True, **kw).to(self.device).eval(), CLIPProcessor.from_pretrained(p, **kw)))
+
+            self._clip = self._load(
+                "CLIP model",
+                self.clip_ref,
+                lambda p, kw: (
+                    CLIPModel.from_pretrained(p, use_safetensors=True, **kw).to(self.device).eval(),
+                    CLIPProcessor.from_pretrained(p, **kw),
+                ),
+            )
         return self._clip
 
     @property
@@ -152,19 +194,31 @@ class Extractors:
         "(Dinov2Model, image processor), loaded on first use."
         if self._dino is None:
             from transformers import AutoImageProcessor, Dinov2Model
-            self._dino = self._load("DINOv2 model", self.dino_ref, lambda p, kw: (
-                Dinov2Model.from_pretrained(p, use_safetensors=True, **kw).to(self.device).eval(), AutoImageProcessor.from_pretrained(p, **kw)))
+
+            self._dino = self._load(
+                "DINOv2 model",
+                self.dino_ref,
+                lambda p, kw: (
+                    Dinov2Model.from_pretrained(p, use_safetensors=True, **kw).to(self.device).eval(),
+                    AutoImageProcessor.from_pretrained(p, **kw),
+                ),
+            )
         return self._dino
 
     def _batches(self, frames):
         a = _check_frames(frames)
-        for i in range(0, len(a), self.batch_size): yield list(a[i:i + self.batch_size])
+        for i in range(0, len(a), self.batch_size):
+            yield list(a[i : i + self.batch_size])
 
-    def clip_image(self, frames  # uint8 (F, H, W, 3)
-                  ) -> np.ndarray:
+    def clip_image(
+        self,
+        frames,  # uint8 (F, H, W, 3)
+    ) -> np.ndarray:
         "Unit CLIP image embeddings E_I(x_t), (F, D)."
         import torch
-        model, proc = self.clip; out = []
+
+        model, proc = self.clip
+        out = []
         with torch.inference_mode():
             for b in self._batches(frames):
                 px = proc(images=b, return_tensors="pt")["pixel_values"].to(self.device, model.dtype)
@@ -174,66 +228,91 @@ class Extractors:
     def clip_text(self, texts: Sequence[str]) -> np.ndarray:
         "Unit CLIP text embeddings E_T(p), (len(texts), D); texts longer than the model's context are truncated."
         import torch
+
         model, proc = self.clip
         with torch.inference_mode():
             t = proc(text=list(texts), return_tensors="pt", padding=True, truncation=True)
             t = {k: v.to(self.device) for k, v in t.items() if k in ("input_ids", "attention_mask")}
             return unit(_pooled(model.get_text_features(**t)).float().cpu().numpy())
 
-    def dino_features(self, frames  # uint8 (F, H, W, 3)
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def dino_features(
+        self,
+        frames,  # uint8 (F, H, W, 3)
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         "Unit DINOv2 CLS features (F, D), unit flattened Gram matrices (F, D*D) and unit flattened patch-token maps (F, N*D)."
         import torch
-        model, proc = self.dino; cls_, gram, maps = [], [], []
+
+        model, proc = self.dino
+        cls_, gram, maps = [], [], []
         with torch.inference_mode():
             for b in self._batches(frames):
                 px = proc(images=b, return_tensors="pt")["pixel_values"].to(self.device, model.dtype)
-                h = model(pixel_values=px).last_hidden_state.float()       # (B, 1 + N, D)
-                phi = h[:, 1:]                                              # patch tokens, (B, N, D)
-                g = phi.transpose(1, 2) @ phi / phi.shape[1]                # G = Φᵀ Φ / N, (B, D, D)
-                cls_.append(h[:, 0].cpu().numpy()); gram.append(g.flatten(1).cpu().numpy()); maps.append(phi.flatten(1).cpu().numpy())
-        return unit(np.concatenate(cls_)), unit(np.concatenate(gram)).astype(np.float32), unit(np.concatenate(maps)).astype(np.float32)
+                h = model(pixel_values=px).last_hidden_state.float()  # (B, 1 + N, D)
+                phi = h[:, 1:]  # patch tokens, (B, N, D)
+                g = phi.transpose(1, 2) @ phi / phi.shape[1]  # G = Φᵀ Φ / N, (B, D, D)
+                cls_.append(h[:, 0].cpu().numpy())
+                gram.append(g.flatten(1).cpu().numpy())
+                maps.append(phi.flatten(1).cpu().numpy())
+        return (
+            unit(np.concatenate(cls_)),
+            unit(np.concatenate(gram)).astype(np.float32),
+            unit(np.concatenate(maps)).astype(np.float32),
+        )
 
-    def __repr__(self): return f"Extractors(clip={self.clip_ref.id!r}, dino={self.dino_ref.id!r}, device={self.device})"
+    def __repr__(self):
+        return f"Extractors(clip={self.clip_ref.id!r}, dino={self.dino_ref.id!r}, device={self.device})"
 
 # %% ../nbs/06_metrics.ipynb #32e66806
-FACE_DISTANCE = 0.6   # τ: dlib descriptors closer than this are the same person
+FACE_DISTANCE = 0.6  # τ: dlib descriptors closer than this are the same person
+
 
 @dataclass
 class Face:
     "One detected face: its box in the frame and its identity descriptor."
-    box: tuple                # (x0, y0, x1, y1) in pixels
-    descriptor: np.ndarray    # (D,) identity embedding (dlib: 128-d)
+
+    box: tuple  # (x0, y0, x1, y1) in pixels
+    descriptor: np.ndarray  # (D,) identity embedding (dlib: 128-d)
 
     @property
-    def area(self) -> int: return max(0, self.box[2] - self.box[0]) * max(0, self.box[3] - self.box[1])
+    def area(self) -> int:
+        return max(0, self.box[2] - self.box[0]) * max(0, self.box[3] - self.box[1])
 
 # %% ../nbs/06_metrics.ipynb #6d980811
 FACE_MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
 
+
 def face_model_dir() -> Optional[Path]:
     "The folder of dlib's face model files from the face-recognition-models package, or None when it is not installed."
-    spec = importlib.util.find_spec("face_recognition_models")   # found, not imported: its __init__ needs pkg_resources
-    if spec is None or not spec.submodule_search_locations: return None
+    spec = importlib.util.find_spec("face_recognition_models")  # found, not imported: its __init__ needs pkg_resources
+    if spec is None or not spec.submodule_search_locations:
+        return None
     d = Path(list(spec.submodule_search_locations)[0]) / "models"
     return d if all((d / f).is_file() for f in FACE_MODEL_FILES) else None
 
 # %% ../nbs/06_metrics.ipynb #37030019
 class DlibFaces:
     "dlib's face identity stack: HOG detector, 5-point alignment, 128-d ResNet descriptor."
+
     threshold = FACE_DISTANCE
 
-    def __init__(self,
-                 model_dir=None,     # folder with dlib's .dat models (default: the face-recognition-models package)
-                 upsample: int = 1,  # detector upsampling: 1 finds faces from about 40 px
-                 jitters: int = 0,   # extra jittered crops averaged per descriptor (slower, slightly more stable)
-                ):
-        try: import dlib
-        except ImportError: raise VgotError("face metrics need dlib: pip install 'vgot[faces]' (dlib-bin, face-recognition-models)") from None
+    def __init__(
+        self,
+        model_dir=None,  # folder with dlib's .dat models (default: the face-recognition-models package)
+        upsample: int = 1,  # detector upsampling: 1 finds faces from about 40 px
+        jitters: int = 0,  # extra jittered crops averaged per descriptor (slower, slightly more stable)
+    ):
+        try:
+            import dlib
+        except ImportError:
+            raise VgotError(
+                "face metrics need dlib: pip install 'vgot[faces]' (dlib-bin, face-recognition-models)"
+            ) from None
         d = Path(model_dir) if model_dir else face_model_dir()
         if d is None or not all((d / f).is_file() for f in FACE_MODEL_FILES):
-            raise VgotError(f"face metrics need dlib's model files ({', '.join(FACE_MODEL_FILES)}): "
-                            f"pip install face-recognition-models{f', or put them in {d}' if d else ''}")
+            raise VgotError(
+                f"face metrics need dlib's model files ({', '.join(FACE_MODEL_FILES)}): "
+                f"pip install face-recognition-models{f', or put them in {d}' if d else ''}"
+            )
         self.upsample, self.jitters = int(upsample), int(jitters)
         self._detect = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(str(d / FACE_MODEL_FILES[0]))
@@ -249,18 +328,23 @@ class DlibFaces:
             out.append(Face((r.left(), r.top(), r.right(), r.bottom()), desc))
         return sorted(out, key=lambda f: -f.area)
 
-    def __repr__(self): return f"DlibFaces(upsample={self.upsample}, jitters={self.jitters})"
+    def __repr__(self):
+        return f"DlibFaces(upsample={self.upsample}, jitters={self.jitters})"
 
 # %% ../nbs/06_metrics.ipynb #2483c753
-def face_detector(mode: str = "auto",  # auto: dlib when installed | on: dlib or an error | off: no face metrics
-                 ) -> tuple[Optional[Callable], str]:
+def face_detector(
+    mode: str = "auto",  # auto: dlib when installed | on: dlib or an error | off: no face metrics
+) -> tuple[Optional[Callable], str]:
     "(the face detector or None, why): the one `MetricsConfig.faces` asks for."
-    if mode not in ("auto", "on", "off"): raise VgotError(f"faces = '{mode}' is not one of auto, on, off")
-    if mode == "off": return None, "face metrics turned off (faces = off)"
+    if mode not in ("auto", "on", "off"):
+        raise VgotError(f"faces = '{mode}' is not one of auto, on, off")
+    if mode == "off":
+        return None, "face metrics turned off (faces = off)"
     have = importlib.util.find_spec("dlib") is not None and face_model_dir() is not None
     if not have:
         why = "no face detector installed (pip install 'vgot[faces]': dlib-bin and face-recognition-models)"
-        if mode == "on": raise VgotError(f"faces = on but {why}")
+        if mode == "on":
+            raise VgotError(f"faces = on but {why}")
         return None, why
     return DlibFaces(), "dlib's face descriptor on detected, aligned faces"
 
@@ -268,45 +352,58 @@ def face_detector(mode: str = "auto",  # auto: dlib when installed | on: dlib or
 def _face_stats(a, b, threshold: float):
     "(mean cosine, share of pairs closer than threshold, pairs) over aligned rows a[i], b[i]."
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if not len(a): return None, None, 0
+    if not len(a):
+        return None, None, 0
     cos = (unit(a) * unit(b)).sum(-1)
     same = np.linalg.norm(a - b, axis=-1) < threshold
     return float(cos.mean()), float(same.mean()), int(len(a))
 
-def face_within(track: Sequence,                 # per frame: the tracked face's descriptor (D,), or None
-                threshold: float = FACE_DISTANCE, # τ
-               ) -> tuple[Optional[float], Optional[float], int]:
+
+def face_within(
+    track: Sequence,  # per frame: the tracked face's descriptor (D,), or None
+    threshold: float = FACE_DISTANCE,  # τ
+) -> tuple[Optional[float], Optional[float], int]:
     "FC within a shot: (mean cosine, share under τ, pairs) over consecutive frames that have the tracked face."
     e = [d for d in track if d is not None]
-    if len(e) < 2: return None, None, 0
+    if len(e) < 2:
+        return None, None, 0
     e = np.stack(e)
     return _face_stats(e[:-1], e[1:], threshold)
 
-def face_across(track_a: Sequence,                 # descriptors (or None) of one side: shot k's last frames, a shot
-                track_b: Sequence,                 # the other side
-                threshold: float = FACE_DISTANCE,  # τ
-               ) -> tuple[Optional[float], Optional[float], int]:
+
+def face_across(
+    track_a: Sequence,  # descriptors (or None) of one side: shot k's last frames, a shot
+    track_b: Sequence,  # the other side
+    threshold: float = FACE_DISTANCE,  # τ
+) -> tuple[Optional[float], Optional[float], int]:
     "FC across two sets of frames: (mean cosine, share under τ, pairs) over all pairs of their tracked faces."
     a, b = [d for d in track_a if d is not None], [d for d in track_b if d is not None]
-    if not a or not b: return None, None, 0
+    if not a or not b:
+        return None, None, 0
     i, j = np.meshgrid(np.arange(len(a)), np.arange(len(b)), indexing="ij")
     return _face_stats(np.stack(a)[i.ravel()], np.stack(b)[j.ravel()], threshold)
 
 # %% ../nbs/06_metrics.ipynb #c4260d3d
-def face_track(faces: Sequence,                   # per frame: the list of Faces found (largest first)
-               references: Optional[dict] = None, # character name -> reference descriptor (D,)
-               character: Optional[str] = None,   # the character the shot shows, if known
-              ) -> tuple[list, Optional[str]]:
+def face_track(
+    faces: Sequence,  # per frame: the list of Faces found (largest first)
+    references: Optional[dict] = None,  # character name -> reference descriptor (D,)
+    character: Optional[str] = None,  # the character the shot shows, if known
+) -> tuple[list, Optional[str]]:
     "(per frame: the tracked face's descriptor or None, the character tracked): see the formulas above."
     refs = {k: np.asarray(v, np.float64) for k, v in (references or {}).items()}
-    if not refs: return [fs[0].descriptor if fs else None for fs in faces], None
-    names = list(refs); R = np.stack([refs[k] for k in names])
-    nearest = [[(names[int(np.argmin(d))], float(d.min())) for d in (np.linalg.norm(R - f.descriptor, axis=-1) for f in fs)]
-               for fs in faces]
+    if not refs:
+        return [fs[0].descriptor if fs else None for fs in faces], None
+    names = list(refs)
+    R = np.stack([refs[k] for k in names])
+    nearest = [
+        [(names[int(np.argmin(d))], float(d.min())) for d in (np.linalg.norm(R - f.descriptor, axis=-1) for f in fs)]
+        for fs in faces
+    ]
     if character not in refs:
         counts = {}
         for fr in nearest:
-            for nm, _ in fr: counts[nm] = counts.get(nm, 0) + 1
+            for nm, _ in fr:
+                counts[nm] = counts.get(nm, 0) + 1
         character = max(names, key=lambda nm: counts.get(nm, 0)) if counts else names[0]
     track = []
     for fs, fr in zip(faces, nearest):
@@ -318,127 +415,201 @@ def face_track(faces: Sequence,                   # per frame: the list of Faces
 @dataclass
 class MetricsConfig(StageConfig):
     "How the metrics are computed (the extractors are passed separately)."
+
     STAGE: ClassVar[str] = "metrics"
-    n_boundary: int = setting(4, lo=1, hi=1024)   # n: frames at the end of shot k and the start of shot k+1 for cross-shot consistency
-    joint_frames: int = setting(2, lo=2, hi=1024) # m: frames of each shot in a joint's window (smoothness needs a frame either side)
-    faces: str = setting("auto", choices=("auto", "on", "off"))  # face metrics: auto (when dlib is installed) | on (required) | off
-    face_every: int = setting(1, lo=1, hi=1000)   # detect faces in every k-th frame
-    plots: bool = setting(True, output=False)     # write PNG plots beside metrics.json
+    n_boundary: int = setting(
+        4, lo=1, hi=1024
+    )  # n: frames at the end of shot k and the start of shot k+1 for cross-shot consistency
+    joint_frames: int = setting(
+        2, lo=2, hi=1024
+    )  # m: frames of each shot in a joint's window (smoothness needs a frame either side)
+    faces: str = setting(
+        "auto", choices=("auto", "on", "off")
+    )  # face metrics: auto (when dlib is installed) | on (required) | off
+    face_every: int = setting(1, lo=1, hi=1000)  # detect faces in every k-th frame
+    plots: bool = setting(True, output=False)  # write PNG plots beside metrics.json
     progress: bool = setting(True, output=False)  # tqdm progress bars
 
 # %% ../nbs/06_metrics.ipynb #e9c3a5e3
 @dataclass
 class _ShotSrc:
-    index: int                              # position in the sequence
-    video: str                              # how the output names the video (run-relative or as given)
-    path: Path                              # where to read it
-    prompt: Optional[str] = None            # p_j
-    segment: Optional[str] = None           # s_j
-    motion: Optional[CameraMotion] = None   # requested camera motion
-    character: Optional[str] = None         # the character the shot shows (for face tracking), if known
+    index: int  # position in the sequence
+    video: str  # how the output names the video (run-relative or as given)
+    path: Path  # where to read it
+    prompt: Optional[str] = None  # p_j
+    segment: Optional[str] = None  # s_j
+    motion: Optional[CameraMotion] = None  # requested camera motion
+    character: Optional[str] = None  # the character the shot shows (for face tracking), if known
+
 
 @dataclass
 class _JointSrc:
-    src: int                                # shot k
-    dst: int                                # shot k + 1
-    mode: str = "cut"                       # the Transition's mode, or cut
-    video: Optional[str] = None             # the transition video as named in the output
-    path: Optional[Path] = None             # where to read it (None: a cut)
-    note: str = ""                          # how the joint was found
+    src: int  # shot k
+    dst: int  # shot k + 1
+    mode: str = "cut"  # the Transition's mode, or cut
+    video: Optional[str] = None  # the transition video as named in the output
+    path: Optional[Path] = None  # where to read it (None: a cut)
+    note: str = ""  # how the joint was found
+
 
 FACE_SHOT_METRICS = ("face_within", "face_within_same", "face_fidelity", "face_fidelity_same")
 FACE_JOINT_METRICS = ("face_cross", "face_cross_same")
-SHOT_METRICS = ("clip_score", "clip_score_story", *FACE_SHOT_METRICS, "frame_similarity_within", "style_within",
-                "style_map_within", "subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness", "camera_following")
-JOINT_METRICS = (*FACE_JOINT_METRICS, "frame_similarity_cross", "style_cross", "style_map_cross", "joint_smoothness", "joint_continuity")
+SHOT_METRICS = (
+    "clip_score",
+    "clip_score_story",
+    *FACE_SHOT_METRICS,
+    "frame_similarity_within",
+    "style_within",
+    "style_map_within",
+    "subject_consistency",
+    "background_consistency",
+    "temporal_flickering",
+    "motion_smoothness",
+    "camera_following",
+)
+JOINT_METRICS = (
+    *FACE_JOINT_METRICS,
+    "frame_similarity_cross",
+    "style_cross",
+    "style_map_cross",
+    "joint_smoothness",
+    "joint_continuity",
+)
+
 
 def _clip_score(img, txt) -> float:
     "100 * mean_t max(0, cos(E_I(x_t), E_T(p)))."
     return float((100.0 * np.clip(img @ txt, 0, None)).mean())
 
+
 def _camera_following(frames, motion):
     "(value, reason): vgot.camera's comparison of the requested motion with the one estimated from the frames."
-    if motion is None: return None, "no requested camera motion (the video is not a shot of a vgot run)"
-    if len(frames) < 2: return None, "one frame: no motion to estimate"
+    if motion is None:
+        return None, "no requested camera motion (the video is not a shot of a vgot run)"
+    if len(frames) < 2:
+        return None, "one frame: no motion to estimate"
     res = _jsonable(camera_following(frames, motion))
-    if res.get("estimated") is None: return res, res.get("note", "camera motion could not be estimated")
+    if res.get("estimated") is None:
+        return res, res.get("note", "camera motion could not be estimated")
     return res, None
+
 
 def _jsonable(x):
     "Numbers, arrays and dataclasses as plain JSON values."
-    if x is None or isinstance(x, (bool, str)): return x
-    if isinstance(x, (int, np.integer)): return int(x)
-    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
-    if hasattr(x, "detach"): x = x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray): return _jsonable(x.tolist())
-    if hasattr(x, "to_dict"): return _jsonable(x.to_dict())
-    if hasattr(x, "__dataclass_fields__"): return _jsonable(asdict(x))
-    if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
+    if x is None or isinstance(x, (bool, str)):
+        return x
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if hasattr(x, "to_dict"):
+        return _jsonable(x.to_dict())
+    if hasattr(x, "__dataclass_fields__"):
+        return _jsonable(asdict(x))
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
     raise VgotError(f"metrics: cannot write a value of type {type(x).__name__} to JSON")
 
 # %% ../nbs/06_metrics.ipynb #c2623102
 class _FaceCtx:
     "What the face metrics of one evaluation share: the detector (or why there is none) and the references."
+
     def __init__(self, detector, why: str, references: Optional[dict] = None, ref_notes: Optional[dict] = None):
         self.detector, self.why = detector, why
         self.threshold = float(getattr(detector, "threshold", FACE_DISTANCE))
         self.references, self.ref_notes = references or {}, ref_notes or {}
 
+
 def _reference_faces(detector, images: dict) -> tuple[dict, dict]:
     "({character: descriptor of the largest face in its identity image}, {character: why it has none})."
     refs, notes = {}, {}
-    if detector is None: return refs, notes
+    if detector is None:
+        return refs, notes
     for name, img in images.items():
         fs = detector(np.asarray(img, np.uint8))
-        if fs: refs[name] = fs[0].descriptor
-        else: notes[name] = "no face found in the identity image"
+        if fs:
+            refs[name] = fs[0].descriptor
+        else:
+            notes[name] = "no face found in the identity image"
     return refs, notes
+
 
 def _shot_faces(src: _ShotSrc, frames, ctx: _FaceCtx, every: int) -> tuple[dict, dict, list]:
     "(face metrics of one shot, reasons for the missing ones, per-frame tracked descriptors or None)."
     rec, why = {}, {}
     if ctx.detector is None:
-        for k in FACE_SHOT_METRICS: rec[k] = None; why[k] = ctx.why
+        for k in FACE_SHOT_METRICS:
+            rec[k] = None
+            why[k] = ctx.why
         return rec, why, [None] * len(frames)
     idx = list(range(0, len(frames), every))
     found = [ctx.detector(frames[t]) for t in idx]
     track_s, who = face_track(found, ctx.references, src.character)
     track = [None] * len(frames)
-    for t, d in zip(idx, track_s): track[t] = d
+    for t, d in zip(idx, track_s):
+        track[t] = d
     n_face = sum(bool(f) for f in found)
-    rec.update(face_frames_checked=len(idx), face_frames=n_face, faces_found=sum(len(f) for f in found),
-               faces_per_frame=[len(f) for f in found], face_character=who,
-               face_tracked_frames=sum(d is not None for d in track_s))
+    rec.update(
+        face_frames_checked=len(idx),
+        face_frames=n_face,
+        faces_found=sum(len(f) for f in found),
+        faces_per_frame=[len(f) for f in found],
+        face_character=who,
+        face_tracked_frames=sum(d is not None for d in track_s),
+    )
     rec["face_within"], rec["face_within_same"], rec["face_within_pairs"] = face_within(track_s, ctx.threshold)
     if rec["face_within"] is None:
         why["face_within"] = why["face_within_same"] = (
-            f"no face found in {len(idx)} frame(s)" if not n_face else
-            f"the tracked face is in {rec['face_tracked_frames']} frame(s): needs at least 2")
+            f"no face found in {len(idx)} frame(s)"
+            if not n_face
+            else f"the tracked face is in {rec['face_tracked_frames']} frame(s): needs at least 2"
+        )
     ref = ctx.references.get(who) if who else None
     if ref is None:
         who_ = who or src.character
-        r = (ctx.ref_notes.get(who_) if who_ else None) or ("no identity reference for this shot's character" if who_ else
-                                                            "no identity reference (no character or identity image given)")
-        rec["face_fidelity"] = rec["face_fidelity_same"] = None; why["face_fidelity"] = why["face_fidelity_same"] = r
+        r = (ctx.ref_notes.get(who_) if who_ else None) or (
+            "no identity reference for this shot's character"
+            if who_
+            else "no identity reference (no character or identity image given)"
+        )
+        rec["face_fidelity"] = rec["face_fidelity_same"] = None
+        why["face_fidelity"] = why["face_fidelity_same"] = r
     else:
         rec["face_fidelity"], rec["face_fidelity_same"], _ = face_across(track_s, [ref], ctx.threshold)
-        if rec["face_fidelity"] is None: why["face_fidelity"] = why["face_fidelity_same"] = f"no face of {who} found"
+        if rec["face_fidelity"] is None:
+            why["face_fidelity"] = why["face_fidelity_same"] = f"no face of {who} found"
     return rec, why, track
 
 # %% ../nbs/06_metrics.ipynb #de3eabe6
 def _shot_metrics(src: _ShotSrc, frames, ex: Extractors, faces: _FaceCtx, texts: dict, cfg: MetricsConfig):
     "The metrics of one shot, and what its joints need."
-    rec = dict(index=src.index, video=src.video, n_frames=int(len(frames)), prompt=src.prompt, segment=src.segment,
-               requested_motion=None if src.motion is None else src.motion.to_dict())
+    rec = dict(
+        index=src.index,
+        video=src.video,
+        n_frames=int(len(frames)),
+        prompt=src.prompt,
+        segment=src.segment,
+        requested_motion=None if src.motion is None else src.motion.to_dict(),
+    )
     why = {}
     img = ex.clip_image(frames)
     cls_, gram, maps = ex.dino_features(frames)
-    for key, text, what in (("clip_score", src.prompt, "shot prompt"), ("clip_score_story", src.segment, "story sentence")):
+    for key, text, what in (
+        ("clip_score", src.prompt, "shot prompt"),
+        ("clip_score_story", src.segment, "story sentence"),
+    ):
         rec[key] = _clip_score(img, texts[text]) if text else None
-        if not text: why[key] = f"no {what} for this video"
+        if not text:
+            why[key] = f"no {what} for this video"
     face_rec, face_why, track = _shot_faces(src, frames, faces, cfg.face_every)
-    rec.update(face_rec); why.update(face_why)
+    rec.update(face_rec)
+    why.update(face_why)
     rec["frame_similarity_within"], _ = pair_consistency(img)
     rec["style_within"], _ = pair_consistency(gram)
     rec["style_map_within"], _ = pair_consistency(maps)
@@ -446,119 +617,208 @@ def _shot_metrics(src: _ShotSrc, frames, ex: Extractors, faces: _FaceCtx, texts:
     rec["background_consistency"] = vbench_consistency(img)
     rec["temporal_flickering"] = temporal_flickering(frames)
     rec["motion_smoothness"] = motion_smoothness(frames)
-    for k in ("frame_similarity_within", "style_within", "style_map_within", "subject_consistency", "background_consistency", "temporal_flickering"):
-        if rec[k] is None: why[k] = "one frame"
-    if rec["motion_smoothness"] is None: why["motion_smoothness"] = f"{len(frames)} frame(s): needs at least 3"
+    for k in (
+        "frame_similarity_within",
+        "style_within",
+        "style_map_within",
+        "subject_consistency",
+        "background_consistency",
+        "temporal_flickering",
+    ):
+        if rec[k] is None:
+            why[k] = "one frame"
+    if rec["motion_smoothness"] is None:
+        why["motion_smoothness"] = f"{len(frames)} frame(s): needs at least 3"
     rec["camera_following"], r = _camera_following(frames, src.motion)
-    if r: why["camera_following"] = r
+    if r:
+        why["camera_following"] = r
     rec["reasons"] = why
     n, m = cfg.n_boundary, cfg.joint_frames
-    edge = dict(face_head=track[:n], face_tail=track[-n:], face_all=track, character=rec.get("face_character"),
-                img_head=img[:n], img_tail=img[-n:], gram_head=gram[:n], gram_tail=gram[-n:], map_head=maps[:n], map_tail=maps[-n:],
-                frames_head=frames[:m].copy(), frames_tail=frames[-m:].copy())
+    edge = dict(
+        face_head=track[:n],
+        face_tail=track[-n:],
+        face_all=track,
+        character=rec.get("face_character"),
+        img_head=img[:n],
+        img_tail=img[-n:],
+        gram_head=gram[:n],
+        gram_tail=gram[-n:],
+        map_head=maps[:n],
+        map_tail=maps[-n:],
+        frames_head=frames[:m].copy(),
+        frames_tail=frames[-m:].copy(),
+    )
     return rec, edge
+
 
 def _joint_metrics(j: _JointSrc, a: Optional[dict], b: Optional[dict], cfg: MetricsConfig, faces: _FaceCtx):
     "The metrics of the joint between shot j.src (edges `a`) and j.dst (edges `b`)."
     rec = dict(src=j.src, dst=j.dst, mode=j.mode, video=j.video, n_frames=0)
     why = {}
-    if j.note: rec["note"] = j.note
+    if j.note:
+        rec["note"] = j.note
     if a is None or b is None:
-        for k in JOINT_METRICS: rec[k] = None; why[k] = f"shot {j.src if a is None else j.dst} could not be evaluated"
-        rec["reasons"] = why; return rec
+        for k in JOINT_METRICS:
+            rec[k] = None
+            why[k] = f"shot {j.src if a is None else j.dst} could not be evaluated"
+        rec["reasons"] = why
+        return rec
     if faces.detector is None:
-        for k in FACE_JOINT_METRICS: rec[k] = None; why[k] = faces.why
+        for k in FACE_JOINT_METRICS:
+            rec[k] = None
+            why[k] = faces.why
     else:
-        rec["face_cross"], rec["face_cross_same"], rec["face_cross_pairs"] = face_across(a["face_tail"], b["face_head"], faces.threshold)
+        rec["face_cross"], rec["face_cross_same"], rec["face_cross_pairs"] = face_across(
+            a["face_tail"], b["face_head"], faces.threshold
+        )
         if rec["face_cross"] is None:
-            why["face_cross"] = why["face_cross_same"] = (f"no tracked face in the last {cfg.n_boundary} frames of shot {j.src} "
-                                                          f"or the first {cfg.n_boundary} of shot {j.dst}")
+            why["face_cross"] = why["face_cross_same"] = (
+                f"no tracked face in the last {cfg.n_boundary} frames of shot {j.src} "
+                f"or the first {cfg.n_boundary} of shot {j.dst}"
+            )
     rec["frame_similarity_cross"], _ = boundary_consistency(a["img_tail"], b["img_head"], cfg.n_boundary)
     rec["style_cross"], _ = boundary_consistency(a["gram_tail"], b["gram_head"], cfg.n_boundary)
     rec["style_map_cross"], _ = boundary_consistency(a["map_tail"], b["map_head"], cfg.n_boundary)
     parts = [a["frames_tail"]]
     if j.path is not None:
-        try: t, _ = read_video(j.path)
+        try:
+            t, _ = read_video(j.path)
         except VgotError as e:
-            for k in ("joint_smoothness", "joint_continuity"): rec[k] = None; why[k] = str(e)
-            rec["reasons"] = why; return rec
-        rec["n_frames"] = int(len(t)); parts.append(t)
+            for k in ("joint_smoothness", "joint_continuity"):
+                rec[k] = None
+                why[k] = str(e)
+            rec["reasons"] = why
+            return rec
+        rec["n_frames"] = int(len(t))
+        parts.append(t)
     parts.append(b["frames_head"])
     sizes = {p.shape[1:3] for p in parts}
     if len(sizes) > 1:
         for k in ("joint_smoothness", "joint_continuity"):
-            rec[k] = None; why[k] = f"frame sizes differ across the joint ({', '.join(f'{w}x{h}' for h, w in sorted(sizes))})"
+            rec[k] = None
+            why[k] = f"frame sizes differ across the joint ({', '.join(f'{w}x{h}' for h, w in sorted(sizes))})"
     else:
         win = np.concatenate(parts)
         rec["joint_smoothness"], rec["joint_continuity"] = motion_smoothness(win), joint_continuity(win)
     rec["reasons"] = why
     return rec
 
+
 def _character_pairs(edges: dict, faces: _FaceCtx) -> list[dict]:
     "FC across every pair of shots that show the same character (their whole tracked faces)."
     by = {}
     for i in sorted(edges):
-        if edges[i]["character"]: by.setdefault(edges[i]["character"], []).append(i)
+        if edges[i]["character"]:
+            by.setdefault(edges[i]["character"], []).append(i)
     out = []
     for name, shots in by.items():
         pairs = []
         for x in range(len(shots)):
             for y in range(x + 1, len(shots)):
                 c, s, n = face_across(edges[shots[x]]["face_all"], edges[shots[y]]["face_all"], faces.threshold)
-                if n: pairs.append(dict(shots=[shots[x], shots[y]], face_cross=c, face_cross_same=s, pairs=n))
-        out.append(dict(character=name, shots=shots, pairs=pairs,
-                        face_cross=float(np.mean([p["face_cross"] for p in pairs])) if pairs else None,
-                        face_cross_same=float(np.mean([p["face_cross_same"] for p in pairs])) if pairs else None))
+                if n:
+                    pairs.append(dict(shots=[shots[x], shots[y]], face_cross=c, face_cross_same=s, pairs=n))
+        out.append(
+            dict(
+                character=name,
+                shots=shots,
+                pairs=pairs,
+                face_cross=float(np.mean([p["face_cross"] for p in pairs])) if pairs else None,
+                face_cross_same=float(np.mean([p["face_cross_same"] for p in pairs])) if pairs else None,
+            )
+        )
     return out
+
 
 def _summary(items: list, keys) -> dict:
     "Per metric: mean, min and count over the items where it is a number."
     out = {}
     for k in keys:
         v = [it[k] for it in items if isinstance(it.get(k), (int, float)) and not isinstance(it.get(k), bool)]
-        out[k] = dict(mean=float(np.mean(v)) if v else None, min=float(np.min(v)) if v else None, n=len(v), of=len(items))
+        out[k] = dict(
+            mean=float(np.mean(v)) if v else None, min=float(np.min(v)) if v else None, n=len(v), of=len(items)
+        )
     return out
+
 
 def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, source: dict, faces: _FaceCtx) -> dict:
     "Evaluate described shots and joints; the metrics.json dictionary."
     from tqdm.auto import tqdm
     import vgot
+
     texts = sorted({t for s in shots for t in (s.prompt, s.segment) if t})
     tf = dict(zip(texts, ex.clip_text(texts))) if texts else {}
     shot_recs, edges = [], {}
     for s in tqdm(shots, desc="eval shots", unit="shot", disable=not cfg.progress, leave=False):
-        try: frames, fps = read_video(s.path)
+        try:
+            frames, fps = read_video(s.path)
         except VgotError as e:
-            shot_recs.append(dict(index=s.index, video=s.video, error=str(e))); continue
+            shot_recs.append(dict(index=s.index, video=s.video, error=str(e)))
+            continue
         rec, edges[s.index] = _shot_metrics(s, frames, ex, faces, tf, cfg)
-        rec["fps"] = float(fps); shot_recs.append(rec)
-    joint_recs = [_joint_metrics(j, edges.get(j.src), edges.get(j.dst), cfg, faces)
-                  for j in tqdm(joints, desc="eval joints", unit="joint", disable=not cfg.progress, leave=False)]
+        rec["fps"] = float(fps)
+        shot_recs.append(rec)
+    joint_recs = [
+        _joint_metrics(j, edges.get(j.src), edges.get(j.dst), cfg, faces)
+        for j in tqdm(joints, desc="eval joints", unit="joint", disable=not cfg.progress, leave=False)
+    ]
     chars = _character_pairs(edges, faces) if faces.detector is not None else []
     scalar_shot = [k for k in SHOT_METRICS if k != "camera_following"]
     summary = dict(shots=_summary(shot_recs, scalar_shot), joints=_summary(joint_recs, JOINT_METRICS))
     summary["characters"] = _summary([p for c in chars for p in c["pairs"]], FACE_JOINT_METRICS)
     fr = [r for r in shot_recs if "face_frames" in r]
-    summary["faces"] = dict(frames_with_face=sum(r["face_frames"] for r in fr), frames_checked=sum(r["face_frames_checked"] for r in fr),
-                            faces_found=sum(r["faces_found"] for r in fr), shots_with_face=sum(r["face_frames"] > 0 for r in fr),
-                            shots=len(shot_recs))
+    summary["faces"] = dict(
+        frames_with_face=sum(r["face_frames"] for r in fr),
+        frames_checked=sum(r["face_frames_checked"] for r in fr),
+        faces_found=sum(r["faces_found"] for r in fr),
+        shots_with_face=sum(r["face_frames"] > 0 for r in fr),
+        shots=len(shot_recs),
+    )
     cams = [r.get("camera_following") for r in shot_recs]
-    summary["shots"]["camera_following"] = _summary([c for c in cams if isinstance(c, dict)],
-        sorted({k for c in cams if isinstance(c, dict) for k, v in c.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}))
+    summary["shots"]["camera_following"] = _summary(
+        [c for c in cams if isinstance(c, dict)],
+        sorted(
+            {
+                k
+                for c in cams
+                if isinstance(c, dict)
+                for k, v in c.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+        ),
+    )
     det = faces.detector
-    return _jsonable(dict(
-        vgot_metrics=1, vgot_version=vgot.__version__, source=source,
-        extractors=dict(clip=ex.clip_ref.id, dino=ex.dino_ref.id,
-                        faces=None if det is None else getattr(det, "name", type(det).__name__), faces_note=faces.why,
-                        face_threshold=faces.threshold if det is not None else None,
-                        face_references={k: ("found" if k in faces.references else faces.ref_notes.get(k, ""))
-                                         for k in [*faces.references, *faces.ref_notes]},
-                        frame_similarity="CLIP image features of the whole frame (not a face metric)",
-                        style="Gram matrix of DINOv2 patch tokens", subject="DINOv2 CLS", background="CLIP image"),
-        config=asdict(cfg), shots=shot_recs, joints=joint_recs, characters=chars, summary=summary))
+    return _jsonable(
+        dict(
+            vgot_metrics=1,
+            vgot_version=vgot.__version__,
+            source=source,
+            extractors=dict(
+                clip=ex.clip_ref.id,
+                dino=ex.dino_ref.id,
+                faces=None if det is None else getattr(det, "name", type(det).__name__),
+                faces_note=faces.why,
+                face_threshold=faces.threshold if det is not None else None,
+                face_references={
+                    k: ("found" if k in faces.references else faces.ref_notes.get(k, ""))
+                    for k in [*faces.references, *faces.ref_notes]
+                },
+                frame_similarity="CLIP image features of the whole frame (not a face metric)",
+                style="Gram matrix of DINOv2 patch tokens",
+                subject="DINOv2 CLS",
+                background="CLIP image",
+            ),
+            config=asdict(cfg),
+            shots=shot_recs,
+            joints=joint_recs,
+            characters=chars,
+            summary=summary,
+        )
+    )
 
 # %% ../nbs/06_metrics.ipynb #731423b0
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")
+
 
 def _video_files(paths) -> list[Path]:
     "Video files from paths, a folder expanding to its videos in name order."
@@ -567,18 +827,26 @@ def _video_files(paths) -> list[Path]:
     for p in paths:
         if p.is_dir():
             vids = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXTS and not q.name.startswith("."))
-            if not vids: raise VgotError(f"{p}: no videos in this folder ({', '.join(VIDEO_EXTS)})")
+            if not vids:
+                raise VgotError(f"{p}: no videos in this folder ({', '.join(VIDEO_EXTS)})")
             out += vids
-        elif p.is_file(): out.append(p)
-        else: raise VgotError(f"{p}: not found")
-    if not out: raise VgotError("no videos to evaluate")
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise VgotError(f"{p}: not found")
+    if not out:
+        raise VgotError("no videos to evaluate")
     return out
 
+
 def _per_video(name, values, n):
-    if values is None: return [None] * n
+    if values is None:
+        return [None] * n
     values = list(values)
-    if len(values) != n: raise VgotError(f"{name}: {len(values)} given for {n} videos; give one per video")
+    if len(values) != n:
+        raise VgotError(f"{name}: {len(values)} given for {n} videos; give one per video")
     return values
+
 
 def _face_ctx(cfg: MetricsConfig, faces: Optional[Callable], images: dict, notes: Optional[dict] = None) -> _FaceCtx:
     "The face detector (the caller's, else the config's) with the references found in `images` {name: RGB array}."
@@ -586,22 +854,30 @@ def _face_ctx(cfg: MetricsConfig, faces: Optional[Callable], images: dict, notes
     refs, ref_notes = _reference_faces(det, images)
     return _FaceCtx(det, why, refs, {**(notes or {}), **ref_notes})
 
+
 def _image_array(img, what: str) -> np.ndarray:
     return np.asarray(img, np.uint8) if isinstance(img, np.ndarray) else np.asarray(load_image(img, what))
 
-def evaluate_videos(paths,                      # video files, or a folder of videos (name order = shot order)
-                    extractors: Optional[Extractors] = None,  # feature extractors (default: the hub models)
-                    config: Optional[MetricsConfig] = None,   # how to compute (default: MetricsConfig())
-                    prompts: Optional[Sequence[str]] = None,  # one prompt per video, for the CLIP score
-                    segments: Optional[Sequence[str]] = None, # one story sentence per video
-                    motions: Optional[Sequence] = None,       # one requested CameraMotion (or dict) per video
-                    faces: Optional[Callable] = None,         # a face detector (default: config.faces picks dlib)
-                    references: Optional[dict] = None,        # character name -> identity image (path or RGB array)
-                    characters: Optional[Sequence[str]] = None,  # the character each video shows (default: matched)
-                   ) -> dict:
+
+def evaluate_videos(
+    paths,  # video files, or a folder of videos (name order = shot order)
+    extractors: Optional[Extractors] = None,  # feature extractors (default: the hub models)
+    config: Optional[MetricsConfig] = None,  # how to compute (default: MetricsConfig())
+    prompts: Optional[Sequence[str]] = None,  # one prompt per video, for the CLIP score
+    segments: Optional[Sequence[str]] = None,  # one story sentence per video
+    motions: Optional[Sequence] = None,  # one requested CameraMotion (or dict) per video
+    faces: Optional[Callable] = None,  # a face detector (default: config.faces picks dlib)
+    references: Optional[dict] = None,  # character name -> identity image (path or RGB array)
+    characters: Optional[Sequence[str]] = None,  # the character each video shows (default: matched)
+) -> dict:
     "Evaluate videos as consecutive shots joined by cuts; the metrics.json dictionary."
-    files = _video_files(paths); n = len(files)
-    prompts, segments, motions = _per_video("prompts", prompts, n), _per_video("segments", segments, n), _per_video("motions", motions, n)
+    files = _video_files(paths)
+    n = len(files)
+    prompts, segments, motions = (
+        _per_video("prompts", prompts, n),
+        _per_video("segments", segments, n),
+        _per_video("motions", motions, n),
+    )
     characters = _per_video("characters", characters, n)
     motions = [CameraMotion.from_dict(m) if isinstance(m, dict) else m for m in motions]
     shots = [_ShotSrc(i, str(f), f, prompts[i], segments[i], motions[i], characters[i]) for i, f in enumerate(files)]
@@ -611,131 +887,228 @@ def evaluate_videos(paths,                      # video files, or a folder of vi
     imgs = {k: _image_array(v, f"reference {k}") for k, v in (references or {}).items()}
     return _evaluate(shots, joints, extractors or Extractors(), cfg, source, _face_ctx(cfg, faces, imgs))
 
+
 def _run_preset(root: Path) -> Optional[str]:
     "The preset recorded in a run's run.json, if any."
-    try: return json.loads((root / "run.json").read_text(encoding="utf-8")).get("preset") or None
-    except (OSError, ValueError, AttributeError): return None
+    try:
+        return json.loads((root / "run.json").read_text(encoding="utf-8")).get("preset") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
 
 def _run_references(root: Path, plan: dict) -> tuple[dict, dict]:
     "({name: identity image as RGB array}, {name: why it has none}) from the run's assets/characters/."
     imgs, notes = {}, {}
     for refs in plan.values():
         for name, rel in refs:
-            if name in imgs or name in notes: continue
-            try: p = resolve_inside(root / "assets" / "characters", rel, f"{name}: identity image", must_exist=False)
-            except VgotError as e: notes[name] = str(e); continue
-            if not p.is_file(): notes[name] = f"identity image assets/characters/{rel} not found"; continue
+            if name in imgs or name in notes:
+                continue
+            try:
+                p = resolve_inside(root / "assets" / "characters", rel, f"{name}: identity image", must_exist=False)
+            except VgotError as e:
+                notes[name] = str(e)
+                continue
+            if not p.is_file():
+                notes[name] = f"identity image assets/characters/{rel} not found"
+                continue
             imgs[name] = np.asarray(load_image(p, f"{name}: identity image"))
     return imgs, notes
 
-def evaluate_run(run_dir,                                   # a vgot run folder (script.json, shots/, transitions/)
-                 extractors: Optional[Extractors] = None,   # default: the preset in run.json, else the hub models
-                 config: Optional[MetricsConfig] = None,    # how to compute (default: MetricsConfig())
-                 faces: Optional[Callable] = None,          # a face detector (default: config.faces picks dlib)
-                ) -> dict:
+
+def evaluate_run(
+    run_dir,  # a vgot run folder (script.json, shots/, transitions/)
+    extractors: Optional[Extractors] = None,  # default: the preset in run.json, else the hub models
+    config: Optional[MetricsConfig] = None,  # how to compute (default: MetricsConfig())
+    faces: Optional[Callable] = None,  # a face detector (default: config.faces picks dlib)
+) -> dict:
     "Evaluate a vgot run folder, shot by shot and joint by joint; the metrics.json dictionary."
     root = Path(run_dir)
-    if not (root / "script.json").is_file(): raise VgotError(f"{root}: not a vgot run folder (no script.json)")
+    if not (root / "script.json").is_file():
+        raise VgotError(f"{root}: not a vgot run folder (no script.json)")
     script = Script.load(root / "script.json")
     plan, _ = identity_plan(script)
     shots, missing = [], []
     for s in script.shots:
         jp = root / "shots" / f"{s.index:03d}.json"
-        if not jp.is_file(): missing.append(s.index); continue
+        if not jp.is_file():
+            missing.append(s.index)
+            continue
         clip = ShotClip.load(jp)
-        if clip.shot != s.index: raise VgotError(f"{jp}: shot = {clip.shot}, expected {s.index}")
-        try: path = resolve_inside(root, clip.video, f"{jp.name}: video")
-        except VgotError as e: raise VgotError(f"{jp}: {e}") from None
+        if clip.shot != s.index:
+            raise VgotError(f"{jp}: shot = {clip.shot}, expected {s.index}")
+        try:
+            path = resolve_inside(root, clip.video, f"{jp.name}: video")
+        except VgotError as e:
+            raise VgotError(f"{jp}: {e}") from None
         who = plan[s.index][0][0] if plan.get(s.index) else None
         shots.append(_ShotSrc(s.index, clip.video, path, s.prompt, s.segment, s.motion, who))
-    if not shots: raise VgotError(f"{root}: no shot artifacts (shots/NNN.json); generate the shots first")
-    have = {s.index for s in shots}; joints = []
+    if not shots:
+        raise VgotError(f"{root}: no shot artifacts (shots/NNN.json); generate the shots first")
+    have = {s.index for s in shots}
+    joints = []
     for k in range(len(script.shots) - 1):
-        if k not in have or k + 1 not in have: continue
+        if k not in have or k + 1 not in have:
+            continue
         jp = root / "transitions" / f"{k:03d}-{k + 1:03d}.json"
-        if not jp.is_file(): joints.append(_JointSrc(k, k + 1, "cut", note="no transition artifact: evaluated as a cut")); continue
+        if not jp.is_file():
+            joints.append(_JointSrc(k, k + 1, "cut", note="no transition artifact: evaluated as a cut"))
+            continue
         t = Transition.load(jp)
-        if (t.src, t.dst) != (k, k + 1): raise VgotError(f"{jp}: src/dst = {t.src}/{t.dst}, expected {k}/{k + 1}")
+        if (t.src, t.dst) != (k, k + 1):
+            raise VgotError(f"{jp}: src/dst = {t.src}/{t.dst}, expected {k}/{k + 1}")
         path = None if t.video is None else resolve_inside(root, t.video, f"{jp.name}: video")
         joints.append(_JointSrc(k, k + 1, t.mode, t.video, path))
     if extractors is None:
         preset = _run_preset(root)
         extractors = Extractors.from_preset(preset) if preset else Extractors()
-    source = dict(kind="run", path=str(root), title=script.title, n_shots=len(script.shots), missing_shots=missing,
-                  final=("final.mp4" if (root / "final.mp4").is_file() else None))
+    source = dict(
+        kind="run",
+        path=str(root),
+        title=script.title,
+        n_shots=len(script.shots),
+        missing_shots=missing,
+        final=("final.mp4" if (root / "final.mp4").is_file() else None),
+    )
     cfg = config or MetricsConfig()
     imgs, notes = _run_references(root, plan)
     return _evaluate(shots, joints, extractors, cfg, source, _face_ctx(cfg, faces, imgs, notes))
 
 # %% ../nbs/06_metrics.ipynb #b25a9c89
-_SHOT_PLOT = ("face_within", "face_fidelity", "frame_similarity_within", "style_within", "subject_consistency",
-              "background_consistency", "temporal_flickering", "motion_smoothness")
+_SHOT_PLOT = (
+    "face_within",
+    "face_fidelity",
+    "frame_similarity_within",
+    "style_within",
+    "subject_consistency",
+    "background_consistency",
+    "temporal_flickering",
+    "motion_smoothness",
+)
 _JOINT_PLOT = ("face_cross", "frame_similarity_cross", "style_cross", "joint_smoothness", "joint_continuity")
+
 
 def _bars(ax, items, keys, labels, title, ylim=None):
     "Grouped bars: one group per item, one bar per metric (missing values leave a gap)."
-    w = 0.8 / max(len(keys), 1); x = np.arange(len(items))
+    w = 0.8 / max(len(keys), 1)
+    x = np.arange(len(items))
     for i, k in enumerate(keys):
         v = [it.get(k) if isinstance(it.get(k), (int, float)) else np.nan for it in items]
         ax.bar(x + (i - (len(keys) - 1) / 2) * w, v, w, label=k.replace("_", " "))
-    ax.set_xticks(x); ax.set_xticklabels(labels, fontsize=8); ax.set_title(title, fontsize=10)
-    if ylim: ax.set_ylim(*ylim)
-    ax.grid(axis="y", alpha=0.3); ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
 
 def _save_fig(fig, path: Path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    FigureCanvasAgg(fig)
-    with atomic_path(path, suffix=".png") as tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
-def plot_metrics(result: dict,    # from evaluate_run / evaluate_videos
-                 out_dir,         # folder for the PNGs
-                ) -> list[Path]:
+    FigureCanvasAgg(fig)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+
+
+def plot_metrics(
+    result: dict,  # from evaluate_run / evaluate_videos
+    out_dir,  # folder for the PNGs
+) -> list[Path]:
     "Per-shot and per-joint bar charts as PNG (matplotlib's Agg canvas; no pyplot state is touched)."
     from matplotlib.figure import Figure
-    out_dir = Path(out_dir); paths = []
+
+    out_dir = Path(out_dir)
+    paths = []
     shots = [s for s in result["shots"] if "error" not in s]
     if shots:
-        fig = Figure(figsize=(max(6, 1.2 * len(shots) + 3), 6.5)); a1, a2 = fig.subplots(2, 1, gridspec_kw=dict(height_ratios=[2, 1]))
+        fig = Figure(figsize=(max(6, 1.2 * len(shots) + 3), 6.5))
+        a1, a2 = fig.subplots(2, 1, gridspec_kw=dict(height_ratios=[2, 1]))
         labels = [f"shot {s['index']}" for s in shots]
         _bars(a1, shots, _SHOT_PLOT, labels, "per-shot consistency and temporal quality (1 = best)", (0, 1.05))
         _bars(a2, shots, ("clip_score", "clip_score_story"), labels, "CLIP score (0-100)")
-        fig.tight_layout(); _save_fig(fig, out_dir / "metrics_shots.png"); paths.append(out_dir / "metrics_shots.png")
+        fig.tight_layout()
+        _save_fig(fig, out_dir / "metrics_shots.png")
+        paths.append(out_dir / "metrics_shots.png")
     if result["joints"]:
         j = result["joints"]
-        fig = Figure(figsize=(max(6, 1.2 * len(j) + 3), 3.5)); ax = fig.subplots()
-        _bars(ax, j, _JOINT_PLOT, [f"{x['src']}→{x['dst']} ({x['mode']})" for x in j], "per-joint consistency and smoothness (1 = best)", (0, 1.05))
-        fig.tight_layout(); _save_fig(fig, out_dir / "metrics_joints.png"); paths.append(out_dir / "metrics_joints.png")
+        fig = Figure(figsize=(max(6, 1.2 * len(j) + 3), 3.5))
+        ax = fig.subplots()
+        _bars(
+            ax,
+            j,
+            _JOINT_PLOT,
+            [f"{x['src']}→{x['dst']} ({x['mode']})" for x in j],
+            "per-joint consistency and smoothness (1 = best)",
+            (0, 1.05),
+        )
+        fig.tight_layout()
+        _save_fig(fig, out_dir / "metrics_joints.png")
+        paths.append(out_dir / "metrics_joints.png")
     return paths
 
-def write_metrics(result: dict,        # from evaluate_run / evaluate_videos
-                  out,                 # the JSON file to write (plots go beside it)
-                  plots: bool = True,  # also write metrics_shots.png / metrics_joints.png
-                 ) -> Path:
+
+def write_metrics(
+    result: dict,  # from evaluate_run / evaluate_videos
+    out,  # the JSON file to write (plots go beside it)
+    plots: bool = True,  # also write metrics_shots.png / metrics_joints.png
+) -> Path:
     "Write metrics.json (or `out`) atomically, and its plots beside it; returns the JSON path."
     out = Path(out)
     try:
         result["plots"] = [p.name for p in plot_metrics(result, out.parent)] if plots else []
         atomic_write_json(out, result)
-    except OSError as e: raise VgotError(f"cannot write {out}: {e.strerror or e}") from None
+    except OSError as e:
+        raise VgotError(f"cannot write {out}: {e.strerror or e}") from None
     return out
 
 # %% ../nbs/06_metrics.ipynb #d90fd47a
-METRIC_INFO = {   # summary key -> (label, what it means and its range)
+METRIC_INFO = {  # summary key -> (label, what it means and its range)
     "shots.clip_score": ("CLIP score (shot prompt)", "agreement of the frames with the shot's prompt, 0-100"),
     "shots.clip_score_story": ("CLIP score (story sentence)", "agreement of the frames with the story sentence, 0-100"),
-    "shots.face_within": ("face consistency within shots", "cosine of the tracked face's dlib descriptors, consecutive frames, 0-1"),
-    "shots.face_within_same": ("same person within shots", "share of those frame pairs under dlib's same-person distance, 0-1"),
-    "shots.face_fidelity": ("identity fidelity", "cosine of each tracked face with its character's reference face, 0-1"),
-    "shots.face_fidelity_same": ("identity fidelity (same person)", "share of faces under the same-person distance of the reference, 0-1"),
-    "joints.face_cross": ("face consistency across shots", "cosine of tracked faces, last n frames of shot k x first n of k+1, 0-1"),
+    "shots.face_within": (
+        "face consistency within shots",
+        "cosine of the tracked face's dlib descriptors, consecutive frames, 0-1",
+    ),
+    "shots.face_within_same": (
+        "same person within shots",
+        "share of those frame pairs under dlib's same-person distance, 0-1",
+    ),
+    "shots.face_fidelity": (
+        "identity fidelity",
+        "cosine of each tracked face with its character's reference face, 0-1",
+    ),
+    "shots.face_fidelity_same": (
+        "identity fidelity (same person)",
+        "share of faces under the same-person distance of the reference, 0-1",
+    ),
+    "joints.face_cross": (
+        "face consistency across shots",
+        "cosine of tracked faces, last n frames of shot k x first n of k+1, 0-1",
+    ),
     "joints.face_cross_same": ("same person across shots", "share of those pairs under the same-person distance, 0-1"),
-    "characters.face_cross": ("face consistency per character", "cosine of a character's faces over every pair of its shots, 0-1"),
-    "characters.face_cross_same": ("same person per character", "share of those pairs under the same-person distance, 0-1"),
-    "shots.frame_similarity_within": ("whole-frame similarity within shots", "CLIP image cosine of consecutive frames (not a face metric), 0-1"),
-    "joints.frame_similarity_cross": ("whole-frame similarity across shots", "CLIP image cosine across the joint (not a face metric), 0-1"),
+    "characters.face_cross": (
+        "face consistency per character",
+        "cosine of a character's faces over every pair of its shots, 0-1",
+    ),
+    "characters.face_cross_same": (
+        "same person per character",
+        "share of those pairs under the same-person distance, 0-1",
+    ),
+    "shots.frame_similarity_within": (
+        "whole-frame similarity within shots",
+        "CLIP image cosine of consecutive frames (not a face metric), 0-1",
+    ),
+    "joints.frame_similarity_cross": (
+        "whole-frame similarity across shots",
+        "CLIP image cosine across the joint (not a face metric), 0-1",
+    ),
     "shots.style_within": ("style consistency within shots", "cosine of DINOv2 Gram matrices, consecutive frames, 0-1"),
     "joints.style_cross": ("style consistency across shots", "cosine of DINOv2 Gram matrices across the joint, 0-1"),
-    "shots.style_map_within": ("style (feature maps) within shots", "cosine of flattened DINOv2 patch-token maps (the paper's kind of feature), 0-1"),
+    "shots.style_map_within": (
+        "style (feature maps) within shots",
+        "cosine of flattened DINOv2 patch-token maps (the paper's kind of feature), 0-1",
+    ),
     "joints.style_map_cross": ("style (feature maps) across shots", "the same across the joint, 0-1"),
     "shots.subject_consistency": ("subject consistency", "VBench, DINOv2 CLS features, 0-1"),
     "shots.background_consistency": ("background consistency", "VBench, CLIP image features, 0-1"),
@@ -745,6 +1118,7 @@ METRIC_INFO = {   # summary key -> (label, what it means and its range)
     "joints.joint_continuity": ("joint continuity", "1 - the worst single step across the joint / 255"),
 }
 
+
 def summary_rows(result: dict) -> list[dict]:
     "The summary as rows {key, label, meaning, mean, n, of}: the headline metrics first, camera errors last."
     rows = []
@@ -752,77 +1126,111 @@ def summary_rows(result: dict) -> list[dict]:
         for k, v in result.get("summary", {}).get(part, {}).items():
             if k == "camera_following":
                 for ck, cv in v.items():
-                    rows.append(dict(key=f"{part}.camera.{ck}", label=f"camera {ck.replace('_', ' ')}",
-                                     meaning="estimated against requested camera motion (0 = exact)", **cv))
+                    rows.append(
+                        dict(
+                            key=f"{part}.camera.{ck}",
+                            label=f"camera {ck.replace('_', ' ')}",
+                            meaning="estimated against requested camera motion (0 = exact)",
+                            **cv,
+                        )
+                    )
             elif isinstance(v, dict) and "mean" in v:
                 label, meaning = METRIC_INFO.get(f"{part}.{k}", (k.replace("_", " "), ""))
                 rows.append(dict(key=f"{part}.{k}", label=label, meaning=meaning, **v))
     order = {k: i for i, k in enumerate(METRIC_INFO)}
     return sorted(rows, key=lambda r: order.get(r["key"], len(order)))
 
+
 def face_counts(result: dict) -> str:
     "How many frames had a face, in words: what the face metrics are over."
     f = result.get("summary", {}).get("faces")
     ex = result.get("extractors", {})
-    if not f or ex.get("faces") is None: return f"face metrics: none ({ex.get('faces_note', 'no face detector')})"
-    if not f["frames_with_face"]: return f"faces: none found in {f['frames_checked']} frames of {f['shots']} shots: no face metrics"
-    return (f"faces: {f['faces_found']} found in {f['frames_with_face']} of {f['frames_checked']} frames checked "
-            f"({f['shots_with_face']} of {f['shots']} shots), by {ex['faces']}")
+    if not f or ex.get("faces") is None:
+        return f"face metrics: none ({ex.get('faces_note', 'no face detector')})"
+    if not f["frames_with_face"]:
+        return f"faces: none found in {f['frames_checked']} frames of {f['shots']} shots: no face metrics"
+    return (
+        f"faces: {f['faces_found']} found in {f['frames_with_face']} of {f['frames_checked']} frames checked "
+        f"({f['shots_with_face']} of {f['shots']} shots), by {ex['faces']}"
+    )
 
 # %% ../nbs/06_metrics.ipynb #3d4828dd
 def _rows(result: dict) -> dict:
     "Flat {'shots.metric' ...: mean} of a result's summary, with the number of frames that had a face (or a protocol row)."
     if "protocol_row" in result:
         r = result["protocol_row"]
-        return {**{f"protocol.{label}": r.get(k) for k, label, *_ in PROTOCOL_COLUMNS}, "faces.frames_with_face": r.get("face_frames")}
+        return {
+            **{f"protocol.{label}": r.get(k) for k, label, *_ in PROTOCOL_COLUMNS},
+            "faces.frames_with_face": r.get("face_frames"),
+        }
     out = {r["key"]: r["mean"] for r in summary_rows(result)}
     f = result.get("summary", {}).get("faces")
-    if f: out["faces.frames_with_face"] = float(f["frames_with_face"]); out["faces.frames_checked"] = float(f["frames_checked"])
+    if f:
+        out["faces.frames_with_face"] = float(f["frames_with_face"])
+        out["faces.frames_checked"] = float(f["frames_checked"])
     return out
 
-def compare_metrics(results: Sequence[dict],        # evaluations (metrics.json dictionaries)
-                    names: Optional[Sequence[str]] = None,  # column titles
-                   ) -> str:
+
+def compare_metrics(
+    results: Sequence[dict],  # evaluations (metrics.json dictionaries)
+    names: Optional[Sequence[str]] = None,  # column titles
+) -> str:
     "A side-by-side table of summary means, with each run's difference to the first."
-    if len(results) < 2: raise VgotError("compare: give at least two evaluations")
+    if len(results) < 2:
+        raise VgotError("compare: give at least two evaluations")
     names = list(names or [f"run {i}" for i in range(len(results))])
     rows = [_rows(r) for r in results]
     keys = list(dict.fromkeys(k for r in rows for k in r))
     fmt = lambda v: "—" if v is None else f"{v:.4f}"
     head = ["metric", *names, *[f"Δ {n}" for n in names[1:]]]
-    body = [[k, *[fmt(r.get(k)) for r in rows],
-             *[("—" if r.get(k) is None or rows[0].get(k) is None else f"{r[k] - rows[0][k]:+.4f}") for r in rows[1:]]] for k in keys]
+    body = [
+        [
+            k,
+            *[fmt(r.get(k)) for r in rows],
+            *[("—" if r.get(k) is None or rows[0].get(k) is None else f"{r[k] - rows[0][k]:+.4f}") for r in rows[1:]],
+        ]
+        for k in keys
+    ]
     w = [max(len(str(c)) for c in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(cells))
     return "\n".join([line(head), line(["-" * x for x in w]), *map(line, body)])
 
+
 def load_metrics(path) -> dict:
     "A metrics.json, from the file or from the run folder holding it."
-    p = Path(path); p = p / "metrics.json" if p.is_dir() else p
-    if not p.is_file(): raise VgotError(f"{p}: not found; run `vgot eval {path}` first")
-    try: d = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e: raise VgotError(f"{p}: not valid JSON ({e})") from None
-    if not isinstance(d, dict) or d.get("vgot_metrics") != 1: raise VgotError(f"{p}: not a vgot metrics file (no 'vgot_metrics': 1)")
+    p = Path(path)
+    p = p / "metrics.json" if p.is_dir() else p
+    if not p.is_file():
+        raise VgotError(f"{p}: not found; run `vgot eval {path}` first")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise VgotError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("vgot_metrics") != 1:
+        raise VgotError(f"{p}: not a vgot metrics file (no 'vgot_metrics': 1)")
     return d
 
 # %% ../nbs/06_metrics.ipynb #d5268aff
-PROTOCOL_N = 8   # the paper's frames at each end of a shot for the cross-shot scores
-PROTOCOL_COLUMNS = [   # (key, the paper's column, part, the metric it averages)
+PROTOCOL_N = 8  # the paper's frames at each end of a shot for the cross-shot scores
+PROTOCOL_COLUMNS = [  # (key, the paper's column, part, the metric it averages)
     ("clip", "CLIP", "shots", "clip_score"),
     ("ws_fc", "WS-FC", "shots", "face_within"),
     ("cs_fc", "CS-FC", "joints", "face_cross"),
-    ("ws_sc", "WS-SC", "shots", "style_map_within"),           # the paper's kind of feature: flattened feature maps
+    ("ws_sc", "WS-SC", "shots", "style_map_within"),  # the paper's kind of feature: flattened feature maps
     ("cs_sc", "CS-SC", "joints", "style_map_cross"),
-    ("ws_sc_gram", "WS-SC (Gram)", "shots", "style_within"),   # ours: the Gram matrix of the same features
+    ("ws_sc_gram", "WS-SC (Gram)", "shots", "style_within"),  # ours: the Gram matrix of the same features
     ("cs_sc_gram", "CS-SC (Gram)", "joints", "style_cross"),
 ]
+
 
 def _num_values(items, key) -> list:
     return [it[key] for it in items if isinstance(it.get(key), (int, float)) and not isinstance(it.get(key), bool)]
 
-def protocol_row(result: dict,   # an evaluation (metrics.json), best made with n_boundary = PROTOCOL_N
-                 name: str,      # the row's name: the run or method
-                ) -> dict:
+
+def protocol_row(
+    result: dict,  # an evaluation (metrics.json), best made with n_boundary = PROTOCOL_N
+    name: str,  # the row's name: the run or method
+) -> dict:
     "The paper's numbers for one run, each with how many shots or joints it averages (`<key>_n` of `<key>_of`)."
     row = dict(name=name)
     for key, _, part, metric in PROTOCOL_COLUMNS:
@@ -833,6 +1241,7 @@ def protocol_row(result: dict,   # an evaluation (metrics.json), best made with 
     row["face_frames"], row["frames_checked"] = f.get("frames_with_face", 0), f.get("frames_checked", 0)
     return row
 
+
 def protocol_table(rows: list[dict]) -> dict:
     "The protocol's table: its rows, and a mean row over them when there are several (a method over its stories)."
     rows = list(rows)
@@ -842,20 +1251,38 @@ def protocol_table(rows: list[dict]) -> dict:
             v = [r[key] for r in rows if r[key] is not None]
             mean[key] = float(np.mean(v)) if v else None
             mean[f"{key}_n"], mean[f"{key}_of"] = len(v), len(rows)
-        mean["face_frames"], mean["frames_checked"] = sum(r["face_frames"] for r in rows), sum(r["frames_checked"] for r in rows)
+        mean["face_frames"], mean["frames_checked"] = (
+            sum(r["face_frames"] for r in rows),
+            sum(r["frames_checked"] for r in rows),
+        )
         rows.append(mean)
-    return dict(vgot_protocol=1, columns={k: label for k, label, *_ in PROTOCOL_COLUMNS}, n_boundary=PROTOCOL_N, rows=rows,
-                corrections=["cross-shot pairs are adjacent shots (k, k+1), not (k, k+2)",
-                             "frames without a face are left out and counted, never scored as 0",
-                             "no Inception Score (the published code returns a random number)",
-                             "style by the paper's kind of feature (flattened maps) and by Gram matrices, side by side"])
+    return dict(
+        vgot_protocol=1,
+        columns={k: label for k, label, *_ in PROTOCOL_COLUMNS},
+        n_boundary=PROTOCOL_N,
+        rows=rows,
+        corrections=[
+            "cross-shot pairs are adjacent shots (k, k+1), not (k, k+2)",
+            "frames without a face are left out and counted, never scored as 0",
+            "no Inception Score (the published code returns a random number)",
+            "style by the paper's kind of feature (flattened maps) and by Gram matrices, side by side",
+        ],
+    )
+
 
 def format_protocol(table: dict) -> str:
     "The table in the paper's layout as Markdown: one row per run, one column per metric, and the face frames counted."
     cols = table["columns"]
-    fmt = lambda r, k: "—" if r[k] is None else f"{r[k]:.4f}" + ("" if r[f"{k}_n"] == r[f"{k}_of"] else f" ({r[f'{k}_n']}/{r[f'{k}_of']})")
+    fmt = lambda r, k: (
+        "—"
+        if r[k] is None
+        else f"{r[k]:.4f}" + ("" if r[f"{k}_n"] == r[f"{k}_of"] else f" ({r[f'{k}_n']}/{r[f'{k}_of']})")
+    )
     lines = ["| run | " + " | ".join(cols.values()) + " | face frames |", "|---|" + "---|" * (len(cols) + 1)]
-    lines += [f"| {r['name']} | " + " | ".join(fmt(r, k) for k in cols) + f" | {r['face_frames']}/{r['frames_checked']} |" for r in table["rows"]]
+    lines += [
+        f"| {r['name']} | " + " | ".join(fmt(r, k) for k in cols) + f" | {r['face_frames']}/{r['frames_checked']} |"
+        for r in table["rows"]
+    ]
     return "\n".join(lines)
 
 # %% ../nbs/06_metrics.ipynb #b9fa1e75
@@ -863,5 +1290,8 @@ def format_summary(result: dict) -> str:
     "One line per summary metric (label, mean, how many items had a value), then how many frames had a face."
     rows = summary_rows(result)
     w = max((len(r["label"]) for r in rows), default=0)
-    lines = [f"{r['label'].ljust(w)}  {'—' if r['mean'] is None else format(r['mean'], '.4f'):>9}  ({r['n']}/{r['of']})" for r in rows]
+    lines = [
+        f"{r['label'].ljust(w)}  {'—' if r['mean'] is None else format(r['mean'], '.4f'):>9}  ({r['n']}/{r['of']})"
+        for r in rows
+    ]
     return "\n".join([*lines, face_counts(result)])

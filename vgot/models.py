@@ -20,6 +20,7 @@ __all__ = ['TINY_VERSION', 'PRESETS', 'vgot_home', 'ModelRef', 'Preset', 'regist
 # %% ../nbs/00a_models.ipynb #2d3770c4
 TINY_VERSION = "v3"
 
+
 def vgot_home() -> Path:
     "The vgot cache folder: $VGOT_HOME, else ~/.cache/vgot."
     return Path(os.environ.get("VGOT_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vgot")
@@ -28,16 +29,20 @@ def vgot_home() -> Path:
 @dataclass
 class ModelRef:
     "Where a model is: a hub id or local folder, with an optional subfolder and weight file."
-    id: str                             # hub id, local folder, or tiny:NAME
-    subfolder: Optional[str] = None     # inside the repo/folder
-    weight_name: Optional[str] = None   # a single weight file (IP-Adapter)
-    revision: Optional[str] = None      # hub revision
+
+    id: str  # hub id, local folder, or tiny:NAME
+    subfolder: Optional[str] = None  # inside the repo/folder
+    weight_name: Optional[str] = None  # a single weight file (IP-Adapter)
+    revision: Optional[str] = None  # hub revision
 
     @classmethod
     def of(cls, x) -> "ModelRef":
-        if isinstance(x, ModelRef): return x
-        if isinstance(x, str): return cls(x)
-        if isinstance(x, dict): return cls(**x)
+        if isinstance(x, ModelRef):
+            return x
+        if isinstance(x, str):
+            return cls(x)
+        if isinstance(x, dict):
+            return cls(**x)
         raise VgotError(f"model reference {x!r} is not a string or a dict with 'id'")
 
     def resolve(self, home: Optional[Path] = None) -> str:
@@ -45,7 +50,10 @@ class ModelRef:
         if self.id.startswith("tiny:"):
             root = ensure_tiny_models(home)
             p = root / self.id[5:]
-            if not p.exists(): raise VgotError(f"{self.id}: no such tiny model (have: {', '.join(sorted(x.name for x in root.iterdir()))})")
+            if not p.exists():
+                raise VgotError(
+                    f"{self.id}: no such tiny model (have: {', '.join(sorted(x.name for x in root.iterdir()))})"
+                )
             return str(p)
         return self.id
 
@@ -53,67 +61,147 @@ class ModelRef:
 @dataclass
 class Preset:
     "Which model does each job, and defaults that suit them."
-    name: str                                    # preset name
-    t2i: ModelRef                                # text-to-image pipeline (SD or SDXL folder layout)
-    t2i_kind: str                                # "sd" | "sdxl"
-    image_encoder: ModelRef                      # CLIP vision encoder for identity / previous-keyframe images
-    ip_adapter: ModelRef                         # IP-Adapter weights (image_proj + ip_adapter), safetensors
-    i2v: dict                                    # backend name -> ModelRef, e.g. {"svd": ..., "i2vgen-xl": ...}
-    llm: ModelRef                                # chat model for script planning
-    clip: ModelRef = field(default_factory=lambda: ModelRef("openai/clip-vit-base-patch32"))  # CLIP for metrics (CLIPModel)
-    dino: ModelRef = field(default_factory=lambda: ModelRef("facebook/dinov2-small"))         # DINOv2 for style/subject metrics
-    planner: str = "rules"                       # default script planner: rules | transformers | openai
-    defaults: dict = field(default_factory=dict) # stage defaults: width, height, steps, guidance, fps, ...
-    ip_adapter_plus: Optional[ModelRef] = None   # IP-Adapter Plus weights (Resampler projection), for keyframes.ip_adapter_format="plus"
-    plus_image_encoder: Optional[ModelRef] = None  # the image encoder the Plus weights were trained with (None: image_encoder)
+
+    name: str  # preset name
+    t2i: ModelRef  # text-to-image pipeline (SD or SDXL folder layout)
+    t2i_kind: str  # "sd" | "sdxl"
+    image_encoder: ModelRef  # CLIP vision encoder for identity / previous-keyframe images
+    ip_adapter: ModelRef  # IP-Adapter weights (image_proj + ip_adapter), safetensors
+    i2v: dict  # backend name -> ModelRef, e.g. {"svd": ..., "i2vgen-xl": ...}
+    llm: ModelRef  # chat model for script planning
+    clip: ModelRef = field(
+        default_factory=lambda: ModelRef("openai/clip-vit-base-patch32")
+    )  # CLIP for metrics (CLIPModel)
+    dino: ModelRef = field(
+        default_factory=lambda: ModelRef("facebook/dinov2-small")
+    )  # DINOv2 for style/subject metrics
+    planner: str = "rules"  # default script planner: rules | transformers | openai
+    defaults: dict = field(default_factory=dict)  # stage defaults: width, height, steps, guidance, fps, ...
+    ip_adapter_plus: Optional[ModelRef] = (
+        None  # IP-Adapter Plus weights (Resampler projection), for keyframes.ip_adapter_format="plus"
+    )
+    plus_image_encoder: Optional[ModelRef] = (
+        None  # the image encoder the Plus weights were trained with (None: image_encoder)
+    )
 
     def __post_init__(self):
-        for n in ("t2i", "image_encoder", "ip_adapter", "llm", "clip", "dino"): setattr(self, n, ModelRef.of(getattr(self, n)))
+        for n in ("t2i", "image_encoder", "ip_adapter", "llm", "clip", "dino"):
+            setattr(self, n, ModelRef.of(getattr(self, n)))
         for n in ("ip_adapter_plus", "plus_image_encoder"):
-            if getattr(self, n) is not None: setattr(self, n, ModelRef.of(getattr(self, n)))
+            if getattr(self, n) is not None:
+                setattr(self, n, ModelRef.of(getattr(self, n)))
         self.i2v = {k: ModelRef.of(v) for k, v in self.i2v.items()}
 
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 # %% ../nbs/00a_models.ipynb #6dda1486
-PRESETS: dict[str, Preset] = PRESET_REGISTRY   # core's registry: stage configs find presets by name there
+PRESETS: dict[str, Preset] = PRESET_REGISTRY  # core's registry: stage configs find presets by name there
+
 
 def register_preset(p: Preset) -> Preset:
     "Add a preset (users can register their own)."
-    PRESETS[p.name] = p; return p
+    PRESETS[p.name] = p
+    return p
 
 # %% ../nbs/00a_models.ipynb #4fa8e31d
-register_preset(Preset(
-    "tiny", t2i="tiny:sd", t2i_kind="sd", image_encoder="tiny:image_encoder", ip_adapter=ModelRef("tiny:ip_adapter", weight_name="ip_adapter.safetensors"),
-    i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl"}, llm="tiny:llm", clip="tiny:clip", dino="tiny:dino", planner="rules",
-    defaults=dict(width=64, height=64, steps=2, guidance_scale=5.0, fps=4, video_width=32, video_height=32,
-                  video_steps=2, native_frames=8, i2v_backend="svd", transition_frames=4, identity_scale=0.6, prev_scale=0.4),
-    ip_adapter_plus=ModelRef("tiny:ip_adapter", weight_name="ip_adapter_plus.safetensors")))
+register_preset(
+    Preset(
+        "tiny",
+        t2i="tiny:sd",
+        t2i_kind="sd",
+        image_encoder="tiny:image_encoder",
+        ip_adapter=ModelRef("tiny:ip_adapter", weight_name="ip_adapter.safetensors"),
+        i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl"},
+        llm="tiny:llm",
+        clip="tiny:clip",
+        dino="tiny:dino",
+        planner="rules",
+        defaults=dict(
+            width=64,
+            height=64,
+            steps=2,
+            guidance_scale=5.0,
+            fps=4,
+            video_width=32,
+            video_height=32,
+            video_steps=2,
+            native_frames=8,
+            i2v_backend="svd",
+            transition_frames=4,
+            identity_scale=0.6,
+            prev_scale=0.4,
+        ),
+        ip_adapter_plus=ModelRef("tiny:ip_adapter", weight_name="ip_adapter_plus.safetensors"),
+    )
+)
 
-register_preset(Preset(
-    "sd15", t2i="stable-diffusion-v1-5/stable-diffusion-v1-5", t2i_kind="sd",
-    image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder"),
-    ip_adapter=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter_sd15.safetensors"),
-    i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
-    llm="Qwen/Qwen2.5-1.5B-Instruct", planner="transformers",
-    defaults=dict(width=512, height=512, steps=30, guidance_scale=7.5, fps=8, video_width=1024, video_height=576,
-                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, identity_scale=0.6, prev_scale=0.4),
-    ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter-plus_sd15.safetensors")))
+register_preset(
+    Preset(
+        "sd15",
+        t2i="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        t2i_kind="sd",
+        image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder"),
+        ip_adapter=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter_sd15.safetensors"),
+        i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
+        llm="Qwen/Qwen2.5-1.5B-Instruct",
+        planner="transformers",
+        defaults=dict(
+            width=512,
+            height=512,
+            steps=30,
+            guidance_scale=7.5,
+            fps=8,
+            video_width=1024,
+            video_height=576,
+            video_steps=25,
+            native_frames=25,
+            i2v_backend="svd",
+            transition_frames=16,
+            identity_scale=0.6,
+            prev_scale=0.4,
+        ),
+        ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter-plus_sd15.safetensors"),
+    )
+)
 
-register_preset(Preset(
-    "sdxl", t2i="stabilityai/stable-diffusion-xl-base-1.0", t2i_kind="sdxl",
-    image_encoder=ModelRef("h94/IP-Adapter", subfolder="sdxl_models/image_encoder"),
-    ip_adapter=ModelRef("h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter_sdxl.safetensors"),
-    i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
-    llm="Qwen/Qwen2.5-7B-Instruct", planner="transformers",
-    defaults=dict(width=1024, height=1024, steps=30, guidance_scale=7.0, fps=8, video_width=1024, video_height=576,
-                  video_steps=25, native_frames=25, i2v_backend="svd", transition_frames=16, identity_scale=0.6, prev_scale=0.4),
-    ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter-plus_sdxl_vit-h.safetensors"),
-    plus_image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder")))   # the Plus SDXL weights use the ViT-H encoder
+register_preset(
+    Preset(
+        "sdxl",
+        t2i="stabilityai/stable-diffusion-xl-base-1.0",
+        t2i_kind="sdxl",
+        image_encoder=ModelRef("h94/IP-Adapter", subfolder="sdxl_models/image_encoder"),
+        ip_adapter=ModelRef("h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter_sdxl.safetensors"),
+        i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
+        llm="Qwen/Qwen2.5-7B-Instruct",
+        planner="transformers",
+        defaults=dict(
+            width=1024,
+            height=1024,
+            steps=30,
+            guidance_scale=7.0,
+            fps=8,
+            video_width=1024,
+            video_height=576,
+            video_steps=25,
+            native_frames=25,
+            i2v_backend="svd",
+            transition_frames=16,
+            identity_scale=0.6,
+            prev_scale=0.4,
+        ),
+        ip_adapter_plus=ModelRef(
+            "h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter-plus_sdxl_vit-h.safetensors"
+        ),
+        plus_image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder"),
+    )
+)  # the Plus SDXL weights use the ViT-H encoder
+
 
 def get_preset(name: str) -> Preset:
     "The preset called `name`, or a clear error listing the known ones."
-    if name not in PRESETS: raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
+    if name not in PRESETS:
+        raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]
 
 # %% ../nbs/00a_models.ipynb #eb57a7bf
@@ -121,59 +209,98 @@ def get_preset(name: str) -> Preset:
 def _loading_bars(show: bool):
     "Show or hide diffusers' and transformers' progress bars ('Loading ...', 'Writing model shards') for a block."
     import diffusers.utils.logging as dl, transformers.utils.logging as tl
+
     was_d, was_t = dl.is_progress_bar_enabled(), tl.is_progress_bar_enabled()
-    for lib, on in ((dl, show), (tl, show)): (lib.enable_progress_bar if on else lib.disable_progress_bar)()
-    try: yield
+    for lib, on in ((dl, show), (tl, show)):
+        (lib.enable_progress_bar if on else lib.disable_progress_bar)()
+    try:
+        yield
     finally:
-        for lib, on in ((dl, was_d), (tl, was_t)): (lib.enable_progress_bar if on else lib.disable_progress_bar)()
+        for lib, on in ((dl, was_d), (tl, was_t)):
+            (lib.enable_progress_bar if on else lib.disable_progress_bar)()
 
 # %% ../nbs/00a_models.ipynb #d1ba28d6
 def tiny_clip_tokenizer():
     "A CLIPTokenizer with a character-level vocabulary (no merges), built in memory."
     from transformers import CLIPTokenizer
+
     chars = [chr(c) for c in range(33, 127)]
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}
-    for c in chars: vocab.setdefault(c, len(vocab))
-    for c in chars: vocab.setdefault(c + "</w>", len(vocab))
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+    for c in chars:
+        vocab.setdefault(c + "</w>", len(vocab))
     d = tempfile.mkdtemp()
     try:
-        (Path(d) / "vocab.json").write_text(json.dumps(vocab)); (Path(d) / "merges.txt").write_text("#version: 0.2\n")
-        tok = CLIPTokenizer(str(Path(d) / "vocab.json"), str(Path(d) / "merges.txt"), pad_token="<|endoftext|>", model_max_length=77)
-    finally: shutil.rmtree(d, ignore_errors=True)
+        (Path(d) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(d) / "merges.txt").write_text("#version: 0.2\n")
+        tok = CLIPTokenizer(
+            str(Path(d) / "vocab.json"), str(Path(d) / "merges.txt"), pad_token="<|endoftext|>", model_max_length=77
+        )
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     return tok
 
 # %% ../nbs/00a_models.ipynb #66370f8b
 def _clip_text(hidden=32, vocab=256, projection_dim=None):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-    cfg = CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=hidden, intermediate_size=37,
-                         num_attention_heads=4, num_hidden_layers=2, vocab_size=vocab, max_position_embeddings=77,
-                         projection_dim=projection_dim or hidden)
+
+    cfg = CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=hidden,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=vocab,
+        max_position_embeddings=77,
+        projection_dim=projection_dim or hidden,
+    )
     return CLIPTextModel(cfg)
 
 # %% ../nbs/00a_models.ipynb #e646f819
 def _clip_vision(hidden=32, projection_dim=32, image_size=224, patch_size=32):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, CLIPImageProcessor
-    cfg = CLIPVisionConfig(hidden_size=hidden, projection_dim=projection_dim, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=image_size, intermediate_size=37, patch_size=patch_size)
-    proc = CLIPImageProcessor(crop_size=image_size, size={"shortest_edge": image_size}, do_center_crop=True, do_resize=True,
-                              image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711])
+
+    cfg = CLIPVisionConfig(
+        hidden_size=hidden,
+        projection_dim=projection_dim,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=image_size,
+        intermediate_size=37,
+        patch_size=patch_size,
+    )
+    proc = CLIPImageProcessor(
+        crop_size=image_size,
+        size={"shortest_edge": image_size},
+        do_center_crop=True,
+        do_resize=True,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+    )
     return CLIPVisionModelWithProjection(cfg), proc
 
 # %% ../nbs/00a_models.ipynb #d8689bfb
 def _attn_hidden_size(unet, name: str) -> int:
     "Hidden size of the attention layer behind processor `name`, as diffusers computes it."
     boc = unet.config.block_out_channels
-    if name.startswith("mid_block"): return boc[-1]
-    if name.startswith("up_blocks"): return list(reversed(boc))[int(name[len("up_blocks.")])]
+    if name.startswith("mid_block"):
+        return boc[-1]
+    if name.startswith("up_blocks"):
+        return list(reversed(boc))[int(name[len("up_blocks.")])]
     return boc[int(name[len("down_blocks.")])]
 
 # %% ../nbs/00a_models.ipynb #6cf2c4de
 def _random_ip_layers(unet, cad: int, g) -> dict:
     "Random `{'1.to_k_ip.weight', '1.to_v_ip.weight', '3....'}` for every cross-attention layer of `unet`, numbered as diffusers does."
     import torch
+
     ip, key_id = {}, 1
     for name in unet.attn_processors:
-        if name.endswith("attn1.processor") or name.startswith("encoder_hid_proj."): continue
+        if name.endswith("attn1.processor") or name.startswith("encoder_hid_proj."):
+            continue
         hidden = _attn_hidden_size(unet, name)
         ip[f"{key_id}.to_k_ip.weight"] = torch.randn(hidden, cad, generator=g) * 0.02
         ip[f"{key_id}.to_v_ip.weight"] = torch.randn(hidden, cad, generator=g) * 0.02
@@ -184,54 +311,94 @@ def _random_ip_layers(unet, cad: int, g) -> dict:
 def tiny_ip_adapter_state_dict(unet, image_embed_dim: int, num_tokens: int = 4, seed: int = 0) -> dict:
     "Random IP-Adapter weights with the public key names and shapes for `unet`: {'image_proj': ..., 'ip_adapter': ...}."
     import torch
+
     g = torch.Generator().manual_seed(seed)
     cad = unet.config.cross_attention_dim
-    image_proj = {"proj.weight": torch.randn(num_tokens * cad, image_embed_dim, generator=g) * 0.02,
-                  "proj.bias": torch.zeros(num_tokens * cad), "norm.weight": torch.ones(cad), "norm.bias": torch.zeros(cad)}
+    image_proj = {
+        "proj.weight": torch.randn(num_tokens * cad, image_embed_dim, generator=g) * 0.02,
+        "proj.bias": torch.zeros(num_tokens * cad),
+        "norm.weight": torch.ones(cad),
+        "norm.bias": torch.zeros(cad),
+    }
     return {"image_proj": image_proj, "ip_adapter": _random_ip_layers(unet, cad, g)}
 
 # %% ../nbs/00a_models.ipynb #a89813cf
-def tiny_ip_adapter_plus_state_dict(unet,
-                                    image_hidden_dim: int,              # width of the image encoder's hidden states (1280 for ViT-H)
-                                    num_queries: int = 16,              # image tokens the Resampler makes (16 in Plus and Plus-face)
-                                    hidden_dims: Optional[int] = None,  # Resampler width (published: 768 for SD 1.5, 1280 for SDXL)
-                                    seed: int = 0) -> dict:
+def tiny_ip_adapter_plus_state_dict(
+    unet,
+    image_hidden_dim: int,  # width of the image encoder's hidden states (1280 for ViT-H)
+    num_queries: int = 16,  # image tokens the Resampler makes (16 in Plus and Plus-face)
+    hidden_dims: Optional[int] = None,  # Resampler width (published: 768 for SD 1.5, 1280 for SDXL)
+    seed: int = 0,
+) -> dict:
     "Random IP-Adapter Plus weights with the public (h94) key names and shapes for `unet`: a 4-block Resampler with heads of 64."
     import torch
+
     g = torch.Generator().manual_seed(seed)
     cad = unet.config.cross_attention_dim
     Hd = hidden_dims or min(cad, 1280)
-    inner = max(1, Hd // 64) * 64                                    # heads · 64
+    inner = max(1, Hd // 64) * 64  # heads · 64
     r = lambda *s: torch.randn(*s, generator=g) * 0.02
-    ip = {"latents": torch.randn(1, num_queries, Hd, generator=g) / Hd ** 0.5, "proj_in.weight": r(Hd, image_hidden_dim),
-          "proj_in.bias": torch.zeros(Hd), "proj_out.weight": r(cad, Hd), "proj_out.bias": torch.zeros(cad),
-          "norm_out.weight": torch.ones(cad), "norm_out.bias": torch.zeros(cad)}
-    for i in range(4):                                               # diffusers converts exactly 4 blocks
+    ip = {
+        "latents": torch.randn(1, num_queries, Hd, generator=g) / Hd**0.5,
+        "proj_in.weight": r(Hd, image_hidden_dim),
+        "proj_in.bias": torch.zeros(Hd),
+        "proj_out.weight": r(cad, Hd),
+        "proj_out.bias": torch.zeros(cad),
+        "norm_out.weight": torch.ones(cad),
+        "norm_out.bias": torch.zeros(cad),
+    }
+    for i in range(4):  # diffusers converts exactly 4 blocks
         p = f"layers.{i}."
-        ip.update({p + "0.norm1.weight": torch.ones(Hd), p + "0.norm1.bias": torch.zeros(Hd),
-                   p + "0.norm2.weight": torch.ones(Hd), p + "0.norm2.bias": torch.zeros(Hd),
-                   p + "0.to_q.weight": r(inner, Hd), p + "0.to_kv.weight": r(2 * inner, Hd), p + "0.to_out.weight": r(Hd, inner),
-                   p + "1.0.weight": torch.ones(Hd), p + "1.0.bias": torch.zeros(Hd),
-                   p + "1.1.weight": r(4 * Hd, Hd), p + "1.3.weight": r(Hd, 4 * Hd)})
+        ip.update(
+            {
+                p + "0.norm1.weight": torch.ones(Hd),
+                p + "0.norm1.bias": torch.zeros(Hd),
+                p + "0.norm2.weight": torch.ones(Hd),
+                p + "0.norm2.bias": torch.zeros(Hd),
+                p + "0.to_q.weight": r(inner, Hd),
+                p + "0.to_kv.weight": r(2 * inner, Hd),
+                p + "0.to_out.weight": r(Hd, inner),
+                p + "1.0.weight": torch.ones(Hd),
+                p + "1.0.bias": torch.zeros(Hd),
+                p + "1.1.weight": r(4 * Hd, Hd),
+                p + "1.3.weight": r(Hd, 4 * Hd),
+            }
+        )
     return {"image_proj": ip, "ip_adapter": _random_ip_layers(unet, cad, g)}
 
 # %% ../nbs/00a_models.ipynb #1117210d
 def _tiny_llm():
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {c: i for i, c in enumerate(sorted(alphabet))}
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    for s in specials: vocab[s] = len(vocab)
+    for s in specials:
+        vocab[s] = len(vocab)
     tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False); tk.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                  additional_special_tokens=specials[1:])
-    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-    cfg = Qwen2Config(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=4096, eos_token_id=vocab["<|im_end|>"],
-                      pad_token_id=vocab["<|endoftext|>"], bos_token_id=None, tie_word_embeddings=True)
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>", additional_special_tokens=specials[1:]
+    )
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    cfg = Qwen2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        bos_token_id=None,
+        tie_word_embeddings=True,
+    )
     return Qwen2ForCausalLM(cfg), tok
 
 # %% ../nbs/00a_models.ipynb #a8e189f9
@@ -239,84 +406,215 @@ def _tiny_sd(out: Path, tok, seed: int = 0):
     "Step 1: the text-to-image pipeline (SD layout), its image encoder, and base and Plus IP-Adapter weights."
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from safetensors.torch import save_file
-    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                                cross_attention_dim=32, norm_num_groups=32)
-    vae = AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, sample_size=64, norm_num_groups=32)
-    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                          set_alpha_to_one=False, steps_offset=1)
+
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        sample_size=64,
+        norm_num_groups=32,
+    )
+    sched = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     image_encoder, processor = _clip_vision()
-    sd = StableDiffusionPipeline(vae=vae, text_encoder=_clip_text(vocab=len(tok)), tokenizer=tok, unet=unet, scheduler=sched,
-                                 safety_checker=None, feature_extractor=processor, image_encoder=None, requires_safety_checker=False)
+    sd = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=_clip_text(vocab=len(tok)),
+        tokenizer=tok,
+        unet=unet,
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=processor,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
     sd.save_pretrained(out / "sd", safe_serialization=True)
-    ie = out / "image_encoder"; image_encoder.save_pretrained(ie, safe_serialization=True); processor.save_pretrained(ie)
+    ie = out / "image_encoder"
+    image_encoder.save_pretrained(ie, safe_serialization=True)
+    processor.save_pretrained(ie)
     w = tiny_ip_adapter_state_dict(unet, image_encoder.config.projection_dim, seed=seed)
     flat = {f"{k}.{n}": t.contiguous() for k, d in w.items() for n, t in d.items()}
-    (out / "ip_adapter").mkdir(); save_file(flat, str(out / "ip_adapter" / "ip_adapter.safetensors"))
-    wp = tiny_ip_adapter_plus_state_dict(unet, image_encoder.config.hidden_size, seed=seed)   # its own generator: the other models do not change
-    save_file({f"{k}.{n}": t.contiguous() for k, d in wp.items() for n, t in d.items()}, str(out / "ip_adapter" / "ip_adapter_plus.safetensors"))
+    (out / "ip_adapter").mkdir()
+    save_file(flat, str(out / "ip_adapter" / "ip_adapter.safetensors"))
+    wp = tiny_ip_adapter_plus_state_dict(
+        unet, image_encoder.config.hidden_size, seed=seed
+    )  # its own generator: the other models do not change
+    save_file(
+        {f"{k}.{n}": t.contiguous() for k, d in wp.items() for n, t in d.items()},
+        str(out / "ip_adapter" / "ip_adapter_plus.safetensors"),
+    )
 
 # %% ../nbs/00a_models.ipynb #bd6a51ce
 def _tiny_svd(out: Path):
     "Step 2: image-to-video, Stable Video Diffusion."
     from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline
     from diffusers import UNetSpatioTemporalConditionModel
-    svd_unet = UNetSpatioTemporalConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=8, out_channels=4,
-                                                down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-                                                up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-                                                cross_attention_dim=32, num_attention_heads=8, projection_class_embeddings_input_dim=96,
-                                                addition_time_embed_dim=32)
-    svd_vae = AutoencoderKLTemporalDecoder(block_out_channels=(32, 64), in_channels=3, out_channels=3,
-                                           down_block_types=("DownEncoderBlock2D",) * 2, latent_channels=4)
-    svd_sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
-                                       num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
-                                       steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
+
+    svd_unet = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        cross_attention_dim=32,
+        num_attention_heads=8,
+        projection_class_embeddings_input_dim=96,
+        addition_time_embed_dim=32,
+    )
+    svd_vae = AutoencoderKLTemporalDecoder(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        latent_channels=4,
+    )
+    svd_sched = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        use_karras_sigmas=True,
+    )
     svd_ie, svd_proc = _clip_vision()
-    StableVideoDiffusionPipeline(vae=svd_vae, image_encoder=svd_ie, unet=svd_unet, scheduler=svd_sched,
-                                 feature_extractor=svd_proc).save_pretrained(out / "svd", safe_serialization=True)
+    StableVideoDiffusionPipeline(
+        vae=svd_vae, image_encoder=svd_ie, unet=svd_unet, scheduler=svd_sched, feature_extractor=svd_proc
+    ).save_pretrained(out / "svd", safe_serialization=True)
 
 # %% ../nbs/00a_models.ipynb #0f8a36eb
 def _tiny_i2vgen(out: Path, tok):
     "Step 3: image+text-to-video, I2VGen-XL."
     from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLPipeline, I2VGenXLUNet
-    i2v_unet = I2VGenXLUNet(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
-                            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-                            cross_attention_dim=32, attention_head_dim=8, num_attention_heads=None, norm_num_groups=32)
-    i2v_vae = AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                            up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, sample_size=64, norm_num_groups=32)
+
+    i2v_unet = I2VGenXLUNet(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        num_attention_heads=None,
+        norm_num_groups=32,
+    )
+    i2v_vae = AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        sample_size=64,
+        norm_num_groups=32,
+    )
     i2v_ie, i2v_proc = _clip_vision()
-    I2VGenXLPipeline(vae=i2v_vae, text_encoder=_clip_text(vocab=len(tok)), tokenizer=tok, unet=i2v_unet,
-                     scheduler=DDIMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False, steps_offset=1, prediction_type="v_prediction",
-                                             rescale_betas_zero_snr=True, timestep_spacing="leading"),
-                     image_encoder=i2v_ie, feature_extractor=i2v_proc).save_pretrained(out / "i2vgen-xl", safe_serialization=True)
+    I2VGenXLPipeline(
+        vae=i2v_vae,
+        text_encoder=_clip_text(vocab=len(tok)),
+        tokenizer=tok,
+        unet=i2v_unet,
+        scheduler=DDIMScheduler(
+            beta_schedule="squaredcos_cap_v2",
+            clip_sample=False,
+            steps_offset=1,
+            prediction_type="v_prediction",
+            rescale_betas_zero_snr=True,
+            timestep_spacing="leading",
+        ),
+        image_encoder=i2v_ie,
+        feature_extractor=i2v_proc,
+    ).save_pretrained(out / "i2vgen-xl", safe_serialization=True)
 
 # %% ../nbs/00a_models.ipynb #67db55a2
 def _tiny_metric_models(out: Path, tok):
     "Step 4: the metrics' feature extractors, CLIP (text and image) and DINOv2."
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor, Dinov2Config, Dinov2Model, BitImageProcessor
-    ccfg = CLIPConfig(text_config=dict(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
-                                       num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tok), max_position_embeddings=77),
-                      vision_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                                         image_size=224, patch_size=32), projection_dim=32)
+
+    ccfg = CLIPConfig(
+        text_config=dict(
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(tok),
+            max_position_embeddings=77,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            image_size=224,
+            patch_size=32,
+        ),
+        projection_dim=32,
+    )
     _, cproc = _clip_vision()
     CLIPModel(ccfg).save_pretrained(out / "clip", safe_serialization=True)
     CLIPProcessor(image_processor=cproc, tokenizer=tok).save_pretrained(out / "clip")
-    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=224,
-                             patch_size=14)).save_pretrained(out / "dino", safe_serialization=True)
-    BitImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
-                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out / "dino")
+    Dinov2Model(
+        Dinov2Config(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            image_size=224,
+            patch_size=14,
+        )
+    ).save_pretrained(out / "dino", safe_serialization=True)
+    BitImageProcessor(
+        size={"shortest_edge": 224},
+        crop_size={"height": 224, "width": 224},
+        do_center_crop=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(out / "dino")
 
 # %% ../nbs/00a_models.ipynb #1fa869d9
 def _tiny_chat(out: Path):
     "Step 5: the chat LLM."
     llm, ltok = _tiny_llm()
-    llm.save_pretrained(out / "llm", safe_serialization=True); ltok.save_pretrained(out / "llm")
+    llm.save_pretrained(out / "llm", safe_serialization=True)
+    ltok.save_pretrained(out / "llm")
 
 # %% ../nbs/00a_models.ipynb #b41c95db
 def _build_tiny_set(out: Path, seed: int = 0):
     "Build every tiny model into folder `out` with save_pretrained; the steps draw, in this order, from one seeded RNG."
     import torch
+
     torch.manual_seed(seed)
     tok = tiny_clip_tokenizer()
     _tiny_sd(out, tok, seed)
@@ -330,42 +628,65 @@ def ensure_tiny_models(home=None, force: bool = False) -> Path:
     "Build the tiny model set once per cache (in a temporary folder, then renamed; one line says so) and return its folder."
     home = Path(home) if home else vgot_home()
     root = home / "tiny" / TINY_VERSION
-    if root.exists() and not force: return root
+    if root.exists() and not force:
+        return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    print(f"vgot: building the tiny models once into {root} (VGOT_HOME; later runs reuse them)", file=sys.stderr, flush=True)
+    print(
+        f"vgot: building the tiny models once into {root} (VGOT_HOME; later runs reuse them)",
+        file=sys.stderr,
+        flush=True,
+    )
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root.parent))
     try:
-        with _loading_bars(False): _build_tiny_set(tmp)
-        if force and root.exists(): shutil.rmtree(root)
-        try: os.rename(tmp, root)
+        with _loading_bars(False):
+            _build_tiny_set(tmp)
+        if force and root.exists():
+            shutil.rmtree(root)
+        try:
+            os.rename(tmp, root)
         except OSError:
-            if not root.exists(): raise        # another process won the race: use its set
+            if not root.exists():
+                raise  # another process won the race: use its set
     finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 # %% ../nbs/00a_models.ipynb #7da1e730
 def _pretrained_kw(ref: ModelRef, dtype=None) -> dict:
     kw = {"use_safetensors": True}
-    if ref.subfolder: kw["subfolder"] = ref.subfolder
-    if ref.revision: kw["revision"] = ref.revision
-    if dtype is not None: kw["dtype"] = dtype
+    if ref.subfolder:
+        kw["subfolder"] = ref.subfolder
+    if ref.revision:
+        kw["revision"] = ref.revision
+    if dtype is not None:
+        kw["dtype"] = dtype
     return kw
 
 # %% ../nbs/00a_models.ipynb #21d84be3
 def _loading(what: str, ref: ModelRef, fn):
-    try: return fn()
+    try:
+        return fn()
     except (OSError, EnvironmentError, ValueError) as e:
-        raise VgotError(f"cannot load {what} from '{ref.id}'{' / ' + ref.subfolder if ref.subfolder else ''}: {str(e).splitlines()[0]}") from e
+        raise VgotError(
+            f"cannot load {what} from '{ref.id}'{' / ' + ref.subfolder if ref.subfolder else ''}: {str(e).splitlines()[0]}"
+        ) from e
 
 # %% ../nbs/00a_models.ipynb #041cbd0d
 def load_t2i(ref, device="cpu", dtype=None, kind: str = "sd"):
     "A text-to-image pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline) from a hub id or folder."
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-    ref = ModelRef.of(ref); cls = {"sd": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}.get(kind)
-    if cls is None: raise VgotError(f"t2i kind '{kind}' is not one of sd, sdxl")
+
+    ref = ModelRef.of(ref)
+    cls = {"sd": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}.get(kind)
+    if cls is None:
+        raise VgotError(f"t2i kind '{kind}' is not one of sd, sdxl")
     extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "sd" else {}
-    pipe = _loading("the text-to-image model", ref, lambda: cls.from_pretrained(ref.resolve(), **_pretrained_kw(ref, dtype), **extra))
+    pipe = _loading(
+        "the text-to-image model",
+        ref,
+        lambda: cls.from_pretrained(ref.resolve(), **_pretrained_kw(ref, dtype), **extra),
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -373,31 +694,50 @@ def load_t2i(ref, device="cpu", dtype=None, kind: str = "sd"):
 def load_image_encoder(ref, device="cpu", dtype=None):
     "A CLIPVisionModelWithProjection and its CLIPImageProcessor."
     from transformers import CLIPVisionModelWithProjection, CLIPImageProcessor
-    ref = ModelRef.of(ref); path = ref.resolve()
+
+    ref = ModelRef.of(ref)
+    path = ref.resolve()
     kw = _pretrained_kw(ref, dtype)
-    enc = _loading("the image encoder", ref, lambda: CLIPVisionModelWithProjection.from_pretrained(path, **{k: v for k, v in kw.items() if v is not None}))
-    try: proc = CLIPImageProcessor.from_pretrained(path, **({"subfolder": ref.subfolder} if ref.subfolder else {}))
-    except OSError: proc = CLIPImageProcessor()       # IP-Adapter's encoder folders ship no processor config: CLIP defaults
+    enc = _loading(
+        "the image encoder",
+        ref,
+        lambda: CLIPVisionModelWithProjection.from_pretrained(path, **{k: v for k, v in kw.items() if v is not None}),
+    )
+    try:
+        proc = CLIPImageProcessor.from_pretrained(path, **({"subfolder": ref.subfolder} if ref.subfolder else {}))
+    except OSError:
+        proc = CLIPImageProcessor()  # IP-Adapter's encoder folders ship no processor config: CLIP defaults
     return enc.to(device).eval(), proc
 
 # %% ../nbs/00a_models.ipynb #d6e381d8
 def load_ip_adapter_weights(ref) -> dict:
     "IP-Adapter weights from a safetensors file (local or hub) as {'image_proj': {...}, 'ip_adapter': {...}}."
     from safetensors.torch import load_file
+
     ref = ModelRef.of(ref)
     if not ref.weight_name or not ref.weight_name.endswith(".safetensors"):
-        raise VgotError(f"IP-Adapter weights '{ref.id}': give weight_name, a .safetensors file (pickled .bin files are not loaded)")
+        raise VgotError(
+            f"IP-Adapter weights '{ref.id}': give weight_name, a .safetensors file (pickled .bin files are not loaded)"
+        )
     base = ref.resolve()
-    if Path(base).is_dir(): path = Path(base) / (ref.subfolder or "") / ref.weight_name
+    if Path(base).is_dir():
+        path = Path(base) / (ref.subfolder or "") / ref.weight_name
     else:
         from huggingface_hub import hf_hub_download
-        path = _loading("IP-Adapter weights", ref, lambda: hf_hub_download(base, ref.weight_name, subfolder=ref.subfolder, revision=ref.revision))
-    if not Path(path).exists(): raise VgotError(f"IP-Adapter weights: {path} not found")
+
+        path = _loading(
+            "IP-Adapter weights",
+            ref,
+            lambda: hf_hub_download(base, ref.weight_name, subfolder=ref.subfolder, revision=ref.revision),
+        )
+    if not Path(path).exists():
+        raise VgotError(f"IP-Adapter weights: {path} not found")
     flat = load_file(str(path))
     out = {"image_proj": {}, "ip_adapter": {}}
     for k, v in flat.items():
         head, _, rest = k.partition(".")
-        if head not in out: raise VgotError(f"{path}: key '{k}' is not in the IP-Adapter layout (image_proj.* / ip_adapter.*)")
+        if head not in out:
+            raise VgotError(f"{path}: key '{k}' is not in the IP-Adapter layout (image_proj.* / ip_adapter.*)")
         out[head][rest] = v
     return out
 
@@ -405,9 +745,14 @@ def load_ip_adapter_weights(ref) -> dict:
 def load_i2v(ref, backend: str = "svd", device="cpu", dtype=None):
     "An image-to-video pipeline: 'svd' (StableVideoDiffusionPipeline) or 'i2vgen-xl' (I2VGenXLPipeline)."
     from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline
-    ref = ModelRef.of(ref); cls = {"svd": StableVideoDiffusionPipeline, "i2vgen-xl": I2VGenXLPipeline}.get(backend)
-    if cls is None: raise VgotError(f"video backend '{backend}' is not one of svd, i2vgen-xl")
-    pipe = _loading(f"the {backend} video model", ref, lambda: cls.from_pretrained(ref.resolve(), **_pretrained_kw(ref, dtype)))
+
+    ref = ModelRef.of(ref)
+    cls = {"svd": StableVideoDiffusionPipeline, "i2vgen-xl": I2VGenXLPipeline}.get(backend)
+    if cls is None:
+        raise VgotError(f"video backend '{backend}' is not one of svd, i2vgen-xl")
+    pipe = _loading(
+        f"the {backend} video model", ref, lambda: cls.from_pretrained(ref.resolve(), **_pretrained_kw(ref, dtype))
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -415,78 +760,127 @@ def load_i2v(ref, backend: str = "svd", device="cpu", dtype=None):
 def load_llm(ref, device="cpu", dtype=None):
     "A chat LLM and its tokenizer (transformers AutoModelForCausalLM / AutoTokenizer), never with remote code."
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    ref = ModelRef.of(ref); path = ref.resolve()
+
+    ref = ModelRef.of(ref)
+    path = ref.resolve()
     kw = {k: v for k, v in dict(subfolder=ref.subfolder, revision=ref.revision).items() if v}
     tok = _loading("the LLM tokenizer", ref, lambda: AutoTokenizer.from_pretrained(path, trust_remote_code=False, **kw))
-    model = _loading("the LLM", ref, lambda: AutoModelForCausalLM.from_pretrained(path, trust_remote_code=False, use_safetensors=True,
-                                                                                  **({"dtype": dtype} if dtype is not None else {}), **kw))
+    model = _loading(
+        "the LLM",
+        ref,
+        lambda: AutoModelForCausalLM.from_pretrained(
+            path, trust_remote_code=False, use_safetensors=True, **({"dtype": dtype} if dtype is not None else {}), **kw
+        ),
+    )
     return model.to(device).eval(), tok
 
 # %% ../nbs/00a_models.ipynb #c879da70
 class Models:
     "The models of one run: loaded once on first use, freed on request."
+
     def __init__(self, preset="tiny", device="auto", dtype="auto", progress: bool = False, **overrides):
         p = preset if isinstance(preset, Preset) else get_preset(preset)
-        bad = [k for k in overrides if k not in ("t2i", "t2i_kind", "image_encoder", "ip_adapter", "i2v", "llm", "ip_adapter_plus", "plus_image_encoder")]
-        if bad: raise VgotError(f"unknown model override(s): {', '.join(bad)}")
+        bad = [
+            k
+            for k in overrides
+            if k
+            not in (
+                "t2i",
+                "t2i_kind",
+                "image_encoder",
+                "ip_adapter",
+                "i2v",
+                "llm",
+                "ip_adapter_plus",
+                "plus_image_encoder",
+            )
+        ]
+        if bad:
+            raise VgotError(f"unknown model override(s): {', '.join(bad)}")
         self.preset = replace(p, **overrides) if overrides else p
         self.device = choose_device(device)
         self.dtype = choose_dtype(self.device, dtype)
         self._cache: dict[str, Any] = {}
-        self.progress = progress      # show the pipelines' per-step progress bars
+        self.progress = progress  # show the pipelines' per-step progress bars
 
     def _get(self, key, fn):
         if key not in self._cache:
-            with _loading_bars(self.progress): obj = self._cache[key] = fn()
-            if hasattr(obj, "set_progress_bar_config"): obj.set_progress_bar_config(disable=not self.progress, leave=False, desc=key)
+            with _loading_bars(self.progress):
+                obj = self._cache[key] = fn()
+            if hasattr(obj, "set_progress_bar_config"):
+                obj.set_progress_bar_config(disable=not self.progress, leave=False, desc=key)
         return self._cache[key]
 
     def set_progress(self, on: bool):
         "Show (or hide) the diffusion-step progress bars of loaded and future pipelines."
         self.progress = on
         for k, obj in self._cache.items():
-            if hasattr(obj, "set_progress_bar_config"): obj.set_progress_bar_config(disable=not on, leave=False, desc=k)
+            if hasattr(obj, "set_progress_bar_config"):
+                obj.set_progress_bar_config(disable=not on, leave=False, desc=k)
 
     @property
     def t2i(self):
         "The text-to-image pipeline."
         return self._get("t2i", lambda: load_t2i(self.preset.t2i, self.device, self.dtype, self.preset.t2i_kind))
+
     @property
     def image_encoder(self):
         "(CLIPVisionModelWithProjection, CLIPImageProcessor) for identity and previous-keyframe images."
-        return self._get("image_encoder", lambda: load_image_encoder(self.preset.image_encoder, self.device, self.dtype))
+        return self._get(
+            "image_encoder", lambda: load_image_encoder(self.preset.image_encoder, self.device, self.dtype)
+        )
+
     @property
     def ip_adapter_weights(self) -> dict:
         "IP-Adapter weights {'image_proj', 'ip_adapter'} on CPU."
         return self._get("ip_adapter", lambda: load_ip_adapter_weights(self.preset.ip_adapter))
+
     def ip_adapter_weights_of(self, format: str = "base") -> dict:
         "The IP-Adapter weights of `format`: 'base' (the preset's ip_adapter) or 'plus' (its ip_adapter_plus)."
-        if format == "base": return self.ip_adapter_weights
-        if format != "plus": raise VgotError(f"IP-Adapter format '{format}' is not one of base, plus")
-        if self.preset.ip_adapter_plus is None: raise VgotError(f"preset '{self.preset.name}' names no IP-Adapter Plus weights (ip_adapter_plus)")
+        if format == "base":
+            return self.ip_adapter_weights
+        if format != "plus":
+            raise VgotError(f"IP-Adapter format '{format}' is not one of base, plus")
+        if self.preset.ip_adapter_plus is None:
+            raise VgotError(f"preset '{self.preset.name}' names no IP-Adapter Plus weights (ip_adapter_plus)")
         return self._get("ip_adapter:plus", lambda: load_ip_adapter_weights(self.preset.ip_adapter_plus))
+
     def image_encoder_of(self, format: str = "base"):
         "(encoder, processor) that the IP-Adapter weights of `format` were trained with."
         if format == "plus" and self.preset.plus_image_encoder is not None:
-            return self._get("image_encoder:plus", lambda: load_image_encoder(self.preset.plus_image_encoder, self.device, self.dtype))
+            return self._get(
+                "image_encoder:plus",
+                lambda: load_image_encoder(self.preset.plus_image_encoder, self.device, self.dtype),
+            )
         return self.image_encoder
+
     def i2v(self, backend: Optional[str] = None):
         "The image-to-video pipeline of `backend` (default: the preset's)."
         backend = backend or self.preset.defaults.get("i2v_backend", "svd")
-        if backend not in self.preset.i2v: raise VgotError(f"preset '{self.preset.name}' has no '{backend}' video model (has: {', '.join(self.preset.i2v)})")
+        if backend not in self.preset.i2v:
+            raise VgotError(
+                f"preset '{self.preset.name}' has no '{backend}' video model (has: {', '.join(self.preset.i2v)})"
+            )
         return self._get(f"i2v:{backend}", lambda: load_i2v(self.preset.i2v[backend], backend, self.device, self.dtype))
+
     @property
     def llm(self):
         "(model, tokenizer) of the chat LLM."
         return self._get("llm", lambda: load_llm(self.preset.llm, self.device, self.dtype))
 
-    def loaded(self) -> list[str]: return sorted(self._cache)
+    def loaded(self) -> list[str]:
+        return sorted(self._cache)
+
     def free(self, *names):
         "Drop loaded models (all when no name is given) and release accelerator memory."
         import gc, torch
-        for n in list(names or self._cache):
-            for k in [k for k in self._cache if k == n or k.startswith(n + ":")]: del self._cache[k]
-        gc.collect()
-        if torch.cuda.is_available(): torch.cuda.empty_cache()
 
-    def __repr__(self): return f"Models(preset={self.preset.name!r}, device={self.device}, dtype={self.dtype}, loaded={self.loaded()})"
+        for n in list(names or self._cache):
+            for k in [k for k in self._cache if k == n or k.startswith(n + ":")]:
+                del self._cache[k]
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def __repr__(self):
+        return f"Models(preset={self.preset.name!r}, device={self.device}, dtype={self.dtype}, loaded={self.loaded()})"

