@@ -47,7 +47,7 @@ from .core import StageConfig, setting
 
 # %% auto #0
 __all__ = ['BACKENDS', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'encode_keyframe', 'decode_latents', 'latent_frames',
-           'chunk_camera', 'run_chunk', 'load_camera_adapter', 'generate_shot', 'generate_shots', 'load_keyframes']
+           'chunk_camera', 'run_chunk', 'load_camera_adapter', 'generate_shot', 'load_keyframes', 'generate_shots']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl")
@@ -140,7 +140,7 @@ class ShotConfig(StageConfig):
             raise ValidationError("camera_adapter", self.camera_adapter, "not found")
 
     def determining(self) -> dict:
-        "The fields that change the output (slicing, tiling and offload do not; SVD's temporal decoder depends on decode_chunk_size)."
+        "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size)."
         return super().determining()
 
 # %% ../nbs/03_shot_generation.ipynb #f3a1aab0
@@ -159,7 +159,7 @@ def decode_latents(
     decode_chunk_size: int = 8,
 ) -> np.ndarray:
     "Frames (F, H, W, 3) float in [0, 1] that `latents` decode to, through the pipeline's own decoder."
-    from diffusers import StableVideoDiffusionPipeline
+    from diffusers import StableVideoDiffusionPipeline  # lazy: importing diffusers' pipelines takes seconds
 
     lat = latents.to(pipe.vae.device, pipe.vae.dtype)
     if isinstance(pipe, StableVideoDiffusionPipeline):
@@ -335,6 +335,36 @@ def _shot_latents(
     return torch.cat(lat_all), np.concatenate(frames_all)
 
 # %% ../nbs/03_shot_generation.ipynb #2cedab36
+def _shot_hash(shot: Shot, config: ShotConfig, img_path: Path, models: Models) -> str:
+    "The hash of everything that determines a shot's clip: the shot, the config, the keyframe, the adapter, the model."
+    if config.backend not in models.preset.i2v:
+        raise VgotError(
+            f"shot {shot.index}: preset '{models.preset.name}' has no '{config.backend}' video model "
+            f"(has: {', '.join(models.preset.i2v)})"
+        )
+    adapter_file = Path(config.camera_adapter) if config.camera == "embedding" else None
+    model_ref = asdict(models.preset.i2v[config.backend])
+    return hash_inputs("shot", shot, config.determining(), img_path, adapter_file, model_ref, str(models.dtype))
+
+# %% ../nbs/03_shot_generation.ipynb #10185d26023b46108eb7d9f57d49d2b3
+def _write_shot(store: RunStore, i: int, latents: torch.Tensor, frames: np.ndarray, config: ShotConfig) -> ShotClip:
+    "Write shot i's video and latents (F, C, h, w); the ShotClip (its JSON is written after)."
+    video_rel, lat_rel = store.shot_rel(i)
+    write_video(store.path(video_rel), frames, config.fps)
+    meta = {"shot": i, "backend": config.backend, "camera": config.camera}
+    save_tensors(store.path(lat_rel), {"latents": latents}, meta)
+    return ShotClip(
+        shot=i,
+        video=video_rel,
+        latents=lat_rel,
+        n_frames=len(latents),
+        fps=float(config.fps),
+        seed=derive_seed(config.seed, "shot", i),
+        backend=config.backend,
+        camera=config.camera,
+    )
+
+# %% ../nbs/03_shot_generation.ipynb #7623eae2785240b9bd12b16a66d81610
 def generate_shot(
     keyframe: Optional[Keyframe],  # Module 2's keyframe of this shot
     shot: Shot,  # the shot (duration, prompt, motion)
@@ -342,56 +372,42 @@ def generate_shot(
     config: Optional[ShotConfig] = None,  # settings
     store: Optional[RunStore] = None,  # the run folder (required: the clip is written there)
     progress: bool = False,  # (one shot: no bar)
-    adapter: Optional[CameraAdapter] = None,
-) -> ShotClip:  # camera="embedding": loaded here if None
+    adapter: Optional[CameraAdapter] = None,  # camera="embedding": loaded here if None
+) -> ShotClip:
     "Generate (or resume) one shot video from its keyframe; writes shots/NNN.{mp4,latents.safetensors,json}."
     config = config or ShotConfig.from_preset(models.preset)
     if store is None:
         raise VgotError(f"shot {shot.index}: generate_shot needs a RunStore to write the clip to")
+    # 1. check the inputs, and skip the shot when it is done with the same inputs
     img_path = _check_shot(keyframe, shot, config, store)
-    i, name = shot.index, f"shot/{shot.index:03d}"
-    (video_rel, lat_rel), json_rel = store.shot_rel(i), f"shots/{i:03d}.json"
-    if config.backend not in models.preset.i2v:
-        raise VgotError(
-            f"shot {i}: preset '{models.preset.name}' has no '{config.backend}' video model "
-            f"(has: {', '.join(models.preset.i2v)})"
-        )
-    h = hash_inputs(
-        "shot",
-        shot,
-        config.determining(),
-        img_path,
-        Path(config.camera_adapter) if config.camera == "embedding" else None,
-        asdict(models.preset.i2v[config.backend]),
-        str(models.dtype),
-    )
+    i, name, json_rel = shot.index, f"shot/{shot.index:03d}", f"shots/{shot.index:03d}.json"
+    h = _shot_hash(shot, config, img_path, models)
     if store.is_done(name, h):
         return ShotClip.load(store.path(json_rel))
+    # 2. the pipeline, its camera adapter and memory options
     pipe = models.i2v(config.backend)
     if config.camera == "embedding" and adapter is None:
         adapter = load_camera_adapter(pipe, config, i)
     _apply_memory_options(pipe, config)
+    # 3. the shot's latents and frames, chunk by chunk
     n = n_frames_of(shot.duration, config.fps)
     image = load_image(img_path, f"shot {i}: keyframe").resize((config.width, config.height), Image.BICUBIC)
     latents, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter)
     assert latents.shape[0] == n and frames.shape == (n, config.height, config.width, 3), (latents.shape, frames.shape)
-    write_video(store.path(video_rel), frames, config.fps)
-    save_tensors(
-        store.path(lat_rel), {"latents": latents}, {"shot": i, "backend": config.backend, "camera": config.camera}
-    )
-    clip = ShotClip(
-        shot=i,
-        video=video_rel,
-        latents=lat_rel,
-        n_frames=n,
-        fps=float(config.fps),
-        seed=derive_seed(config.seed, "shot", i),
-        backend=config.backend,
-        camera=config.camera,
-    )
+    # 4. the files, the artifact, then the manifest
+    clip = _write_shot(store, i, latents, frames, config)
     store.write_artifact(json_rel, clip)
-    store.record(name, h, [video_rel, lat_rel, json_rel], "shots")
+    store.record(name, h, [clip.video, clip.latents, json_rel], "shots")
     return clip
+
+# %% ../nbs/03_shot_generation.ipynb #87723f66
+def load_keyframes(store: RunStore, script: Script) -> list:
+    "The keyframes of a script's shots from keyframes/NNN.json (None where missing)."
+    out = []
+    for s in script.shots:
+        p = store.path(f"keyframes/{s.index:03d}.json")
+        out.append(Keyframe.load(p) if p.exists() else None)
+    return out
 
 # %% ../nbs/03_shot_generation.ipynb #78837e55
 def generate_shots(
@@ -417,12 +433,3 @@ def generate_shots(
         raise
     store.set_stage("shots", "done", n=len(clips))
     return clips
-
-# %% ../nbs/03_shot_generation.ipynb #87723f66
-def load_keyframes(store: RunStore, script: Script) -> list:
-    "The keyframes of a script's shots from keyframes/NNN.json (None where missing)."
-    out = []
-    for s in script.shots:
-        p = store.path(f"keyframes/{s.index:03d}.json")
-        out.append(Keyframe.load(p) if p.exists() else None)
-    return out

@@ -50,7 +50,7 @@ KERNELS = ("rbf", "matern52", "matern32")
 
 def _make_kernel(name: str, max_lengthscale: float = 1e3):
     "A gpytorch ScaleKernel over the named base kernel, lengthscale kept in [0.1, max_lengthscale] frames."
-    import gpytorch
+    import gpytorch  # lazy: importing gpytorch takes about a second, and only the GP modes need it
 
     lc = gpytorch.constraints.Interval(0.1, max_lengthscale)
     if name == "rbf":
@@ -63,11 +63,11 @@ def _make_kernel(name: str, max_lengthscale: float = 1e3):
         raise VgotError(f"kernel '{name}' is not one of {', '.join(KERNELS)}")
     return gpytorch.kernels.ScaleKernel(base)
 
-
+# %% ../nbs/04_smoothing.ipynb #acae54e37e7d407bbb7b55eff062a284
 @functools.cache
 def _gp_class():
     "gpytorch's ExactGP subclass, defined on first use (importing gpytorch takes about a second)."
-    import gpytorch
+    import gpytorch  # lazy: see _make_kernel
 
     class LatentPathGP(gpytorch.models.ExactGP):
         "The prior GP(0, k) over frame time, shared by every latent coordinate."
@@ -83,7 +83,7 @@ def _gp_class():
 
     return LatentPathGP
 
-
+# %% ../nbs/04_smoothing.ipynb #8dd0d8092fe74a7c96281538738b07e2
 def LatentPathGP(
     t_obs,  # (m,) observed frame times
     y_obs=None,  # (m,) one coordinate's targets, for gpytorch's own prediction; None for the shared-kernel use
@@ -96,7 +96,7 @@ def LatentPathGP(
 # %% ../nbs/04_smoothing.ipynb #b0dbc0b4
 @dataclass
 class GPPath:
-    "A GP latent path between two shots: observations, posterior mean and std at the transition frames, hyperparameters."
+    "A GP latent path between two shots: observations, posterior mean and std of the transition, hyperparameters."
 
     t_obs: Any  # (2k,) observed times: shot j's last k frames, then shot j+1's first k
     z_obs: Any  # (2k, C, h, w) observed latents, in the order of t_obs
@@ -156,7 +156,7 @@ def _check_frames(name: str, z, where: str = ""):
             f"{w}{name} contains NaN or inf ({int((~torch.isfinite(z)).sum())} values); the shot's latents are corrupt"
         )
 
-
+# %% ../nbs/04_smoothing.ipynb #8edb47106e1a46a883d545849b8ab81b
 def _check_pair(z_end_frames, z_start_frames, where: str = ""):
     _check_frames("z_end_frames", z_end_frames, where)
     _check_frames("z_start_frames", z_start_frames, where)
@@ -176,6 +176,7 @@ def shared_kernel_mll(model, t_obs, R, D: int):
 
 # %% ../nbs/04_smoothing.ipynb #885bcd5d
 def _set_hyper(model, name: str, value: float):
+    "Set one hyperparameter of a LatentPathGP by name: lengthscale | outputscale | noise."
     if name == "lengthscale":
         model.covar_module.base_kernel.lengthscale = value
     elif name == "outputscale":
@@ -183,74 +184,74 @@ def _set_hyper(model, name: str, value: float):
     elif name == "noise":
         model.likelihood.noise = value
 
-
+# %% ../nbs/04_smoothing.ipynb #8763a12b2bbd4a93a75aff182afb95dc
 def _get_hyper(model, name: str) -> float:
+    "One hyperparameter of a LatentPathGP by name, as a float."
     if name == "lengthscale":
         return float(model.covar_module.base_kernel.lengthscale.item())
     if name == "outputscale":
         return float(model.covar_module.outputscale.item())
     return float(model.likelihood.noise.item())
 
-
-def _hyper_params(model, name: str):
+# %% ../nbs/04_smoothing.ipynb #7cdc8c89c7104fffa095e18ddfef8986
+def _hyper_params(model, name: str) -> list:
+    "The raw (unconstrained) parameters behind one hyperparameter: what the fit optimises."
     if name == "lengthscale":
         return [model.covar_module.base_kernel.raw_lengthscale]
     if name == "outputscale":
         return [model.covar_module.raw_outputscale]
     return [model.likelihood.noise_covar.raw_noise]
 
+# %% ../nbs/04_smoothing.ipynb #938c804e27f84196a10c8828c723f798
+def _fit_hypers(model, t_obs, R, D: int, free: tuple, fit_iters: int):
+    "Fit the `free` hyperparameters by marginal likelihood (L-BFGS), given R (2k, r) with Ỹ Ỹᵀ = R Rᵀ."
+    model.train()
+    params = [p for nm in free for p in _hyper_params(model, nm)]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=fit_iters, line_search_fn="strong_wolfe")
 
+    def closure():
+        opt.zero_grad()
+        loss = -shared_kernel_mll(model, t_obs, R, D)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+# %% ../nbs/04_smoothing.ipynb #59bbdb311c014d738909a11f9e486628
+@torch.no_grad()
+def _posterior(model, t_obs, t_new, Yt):
+    "The posterior at t_new of Ỹ (2k, D) observed at t_obs: mean (n, D) and variance (n,), one factorisation of K."
+    from linear_operator.utils.cholesky import psd_safe_cholesky  # comes with gpytorch (lazy, as gpytorch is)
+
+    K = model.likelihood(model.forward(t_obs)).covariance_matrix  # (2k, 2k) k(t_o, t_o) + σ_n² I
+    Ks = model.covar_module(t_new, t_obs).to_dense()  # (n, 2k)
+    kss = model.covar_module(t_new, diag=True)  # (n,)
+    L = psd_safe_cholesky(K)
+    alpha = torch.cholesky_solve(Yt, L)  # K⁻¹ Ỹ, (2k, D): one solve, D right-hand sides
+    mean = Ks @ alpha  # (n, D)
+    v = (kss - (Ks * torch.cholesky_solve(Ks.T, L).T).sum(-1)).clamp_min(0)  # (n,)
+    return mean, v
+
+# %% ../nbs/04_smoothing.ipynb #8a65eabff63a45729fe45fb5ade58bdc
 def _fit_and_predict(model, t_obs, t_new, Yt, R, free: tuple, fit_iters: int):
-    "Fit the `free` hyperparameters by marginal likelihood (L-BFGS), then the posterior: (mll, mean (n, D), variance (n,))."
-    import torch, gpytorch
-    from linear_operator.utils.cholesky import psd_safe_cholesky
+    "Fit the `free` hyperparameters (L-BFGS on the marginal likelihood); then (mll, mean (n, D), variance (n,))."
+    import gpytorch  # lazy: see _make_kernel
 
     D = Yt.shape[1]
     with gpytorch.settings.cholesky_jitter(double_value=1e-10), gpytorch.settings.max_cholesky_size(10_000):
         if free:
-            model.train()
-            opt = torch.optim.LBFGS(
-                [p for nm in free for p in _hyper_params(model, nm)],
-                lr=1.0,
-                max_iter=fit_iters,
-                line_search_fn="strong_wolfe",
-            )
-
-            def closure():
-                opt.zero_grad()
-                loss = -shared_kernel_mll(model, t_obs, R, D)
-                loss.backward()
-                return loss
-
-            opt.step(closure)
+            _fit_hypers(model, t_obs, R, D, free, fit_iters)
         model.eval()
         with torch.no_grad():
             mll = float(shared_kernel_mll(model, t_obs, R, D))
-            K = model.likelihood(model.forward(t_obs)).covariance_matrix  # (2k, 2k) k(t_o, t_o) + σ_n² I
-            Ks = model.covar_module(t_new, t_obs).to_dense()  # (n, 2k)
-            kss = model.covar_module(t_new, diag=True)  # (n,)
-            L = psd_safe_cholesky(K)
-            alpha = torch.cholesky_solve(Yt, L)  # K⁻¹ Ỹ, (2k, D): one solve, D right-hand sides
-            mean = Ks @ alpha  # (n, D)
-            v = (kss - (Ks * torch.cholesky_solve(Ks.T, L).T).sum(-1)).clamp_min(0)  # (n,)
+        mean, v = _posterior(model, t_obs, t_new, Yt)
     return mll, mean, v
 
 # %% ../nbs/04_smoothing.ipynb #1b615eae
-def gp_latent_path(
-    z_end_frames,  # (k, C, h, w) last k latent frames of shot j
-    z_start_frames,  # (k', C, h, w) first k' latent frames of shot j+1 (k' = k usually)
-    n_frames: int,  # n, frames of the transition (≥ 1)
-    kernel: str = "rbf",  # rbf | matern52 | matern32
-    lengthscale: Optional[float] = None,  # ℓ in frames; None: fitted by marginal likelihood
-    outputscale: Optional[float] = None,  # σ_f² in standardised units; None: fitted
-    noise: Optional[
-        float
-    ] = 1e-4,  # σ_n² in standardised units; None: fitted (the observations are exact latents: keep it small)
-    fit_iters: int = 30,  # L-BFGS iterations for the fit
-    where: str = "",  # prefix for error messages (e.g. "transition 003-004")
-) -> GPPath:
-    "GP regression of the latent path between shot j's last frames and shot j+1's first frames."
-
+def _check_gp_args(
+    z_end_frames, z_start_frames, n_frames, kernel: str, lengthscale, outputscale, noise, where: str = ""
+) -> float:
+    "Raise unless the GP's inputs are usable; returns the lengthscale's upper bound, 10 × the window in frames."
     _check_pair(z_end_frames, z_start_frames, where)
     w = f"{where}: " if where else ""
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
@@ -260,17 +261,23 @@ def gp_latent_path(
     for nm, v in (("lengthscale", lengthscale), ("outputscale", outputscale), ("noise", noise)):
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise VgotError(f"{w}{nm} = {v!r} must be a positive number (or None to fit it)")
-    ka, kb, n = z_end_frames.shape[0], z_start_frames.shape[0], n_frames
-    max_ell = 10.0 * (ka + kb + n)  # beyond this an RBF is a polynomial on the window
+    window = z_end_frames.shape[0] + z_start_frames.shape[0] + n_frames
+    max_ell = 10.0 * window  # beyond this an RBF is a polynomial on the window
     if lengthscale is not None and not 0.1 <= lengthscale <= max_ell:
         raise VgotError(
-            f"{w}lengthscale = {lengthscale!r} frames is outside [0.1, {max_ell:g}] (10 × the window of {ka + kb + n} frames)"
+            f"{w}lengthscale = {lengthscale!r} frames is outside [0.1, {max_ell:g}] "
+            f"(10 × the window of {window} frames)"
         )
     if noise is not None and noise < 1e-8:
         raise VgotError(f"{w}noise = {noise!r} is below 1e-8; the kernel matrix would be singular")
-    frame_shape, dev, out_dtype = tuple(z_end_frames.shape[1:]), z_end_frames.device, z_end_frames.dtype
-    D = math.prod(frame_shape)
-    f64 = dict(device=dev, dtype=torch.float64)
+    return max_ell
+
+# %% ../nbs/04_smoothing.ipynb #4dd4641cc4064e0191573fe9c69df29b
+def _standardised(z_end_frames, z_start_frames, n_frames: int):
+    "The time axis and the standardised observations (float64): t_obs (2k,), t_new (n,), z_obs, μ (1, D), s, Ỹ (2k, D)."
+    ka, kb, n = z_end_frames.shape[0], z_start_frames.shape[0], n_frames
+    D = math.prod(z_end_frames.shape[1:])
+    f64 = dict(device=z_end_frames.device, dtype=torch.float64)
     t_obs = torch.cat([torch.arange(ka, **f64), torch.arange(ka + n, ka + n + kb, **f64)])  # (2k,)
     t_new = torch.arange(ka, ka + n, **f64)  # (n,)
     z_obs = torch.cat([z_end_frames, z_start_frames.to(z_end_frames)])  # (2k, C, h, w)
@@ -279,20 +286,47 @@ def gp_latent_path(
     s = float((Y - mu).pow(2).mean().sqrt())
     if s == 0.0:
         s = 1.0  # all frames equal: any scale works
-    Yt = (Y - mu) / s  # Ỹ, (2k, D)
+    return t_obs, t_new, z_obs, mu, s, (Y - mu) / s
 
+# %% ../nbs/04_smoothing.ipynb #3ed186c9a28b402fb0bc4494df01f08d
+def _path_model(t_obs, kernel: str, max_ell: float, fixed: dict, n_frames: int):
+    "The float64 LatentPathGP, fixed hyperparameters set and free (None) ones at their start; and the free names."
     model = LatentPathGP(t_obs, None, kernel, max_lengthscale=max_ell)
-    model.covar_module.to(**f64)
-    model.likelihood.to(**f64)  # (no targets: the data is Ỹ below)
-    fixed = dict(lengthscale=lengthscale, outputscale=outputscale, noise=noise)
-    init = dict(lengthscale=max(1.0, (n + 1) / 2), outputscale=1.0, noise=1e-3)
+    model.covar_module.to(device=t_obs.device, dtype=torch.float64)
+    model.likelihood.to(device=t_obs.device, dtype=torch.float64)  # (no targets: the data is Ỹ)
+    init = dict(lengthscale=max(1.0, (n_frames + 1) / 2), outputscale=1.0, noise=1e-3)
     for nm in fixed:
         _set_hyper(model, nm, float(fixed[nm] if fixed[nm] is not None else init[nm]))
-    free = tuple(nm for nm in fixed if fixed[nm] is None)
-    evals, U = torch.linalg.eigh(Yt @ Yt.T)  # S = Ỹ Ỹᵀ = U Λ Uᵀ
-    R = U * evals.clamp_min(0).sqrt()  # (2k, 2k), R Rᵀ = S
-    from linear_operator.utils.errors import NotPSDError
+    return model, tuple(nm for nm in fixed if fixed[nm] is None)
 
+# %% ../nbs/04_smoothing.ipynb #379cbbc1e968416e875cc15c1202d7eb
+def gp_latent_path(
+    z_end_frames,  # (k, C, h, w) last k latent frames of shot j
+    z_start_frames,  # (k', C, h, w) first k' latent frames of shot j+1 (k' = k usually)
+    n_frames: int,  # n, frames of the transition (≥ 1)
+    kernel: str = "rbf",  # rbf | matern52 | matern32
+    lengthscale: Optional[float] = None,  # ℓ in frames; None: fitted by marginal likelihood
+    outputscale: Optional[float] = None,  # σ_f² in standardised units; None: fitted
+    noise: Optional[
+        float
+    ] = 1e-4,  # σ_n² in standardised units; None: fitted (the observations are exact: keep it small)
+    fit_iters: int = 30,  # L-BFGS iterations for the fit
+    where: str = "",  # prefix for error messages (e.g. "transition 003-004")
+) -> GPPath:
+    "GP regression of the latent path between shot j's last frames and shot j+1's first frames."
+    from linear_operator.utils.errors import NotPSDError  # comes with gpytorch (lazy, as gpytorch is)
+
+    # 1. check the inputs
+    max_ell = _check_gp_args(z_end_frames, z_start_frames, n_frames, kernel, lengthscale, outputscale, noise, where)
+    w, n, frame_shape = (f"{where}: " if where else ""), n_frames, tuple(z_end_frames.shape[1:])
+    # 2. the time axis and the standardised observations
+    t_obs, t_new, z_obs, mu, s, Yt = _standardised(z_end_frames, z_start_frames, n)
+    # 3. the GP, and R with R Rᵀ = S = Ỹ Ỹᵀ = U Λ Uᵀ
+    fixed = dict(lengthscale=lengthscale, outputscale=outputscale, noise=noise)
+    model, free = _path_model(t_obs, kernel, max_ell, fixed, n)
+    evals, U = torch.linalg.eigh(Yt @ Yt.T)
+    R = U * evals.clamp_min(0).sqrt()  # (2k, 2k)
+    # 4. fit the free hyperparameters, and the posterior
     try:
         mll, mean, v = _fit_and_predict(model, t_obs, t_new, Yt, R, free, fit_iters)
     except (NotPSDError, RuntimeError) as e:  # a singular kernel matrix
@@ -305,8 +339,10 @@ def gp_latent_path(
             f"{w}the GP posterior is not finite (hyperparameters {dict((nm, _get_hyper(model, nm)) for nm in fixed)}); "
             "fix the lengthscale in the config"
         )
-    z_mean = (mu + s * mean).reshape(n, *frame_shape).to(out_dtype)
+    # 5. back to latent units
+    z_mean = (mu + s * mean).reshape(n, *frame_shape).to(z_end_frames.dtype)
     assert z_mean.shape == (n, *frame_shape)
+    hyper = {nm: _get_hyper(model, nm) for nm in fixed}
     return GPPath(
         t_obs=t_obs.float().cpu(),
         z_obs=z_obs.detach(),
@@ -314,9 +350,7 @@ def gp_latent_path(
         mean=z_mean,
         std=(s * v.sqrt()).float().cpu(),
         kernel=kernel,
-        lengthscale=_get_hyper(model, "lengthscale"),
-        outputscale=_get_hyper(model, "outputscale"),
-        noise=_get_hyper(model, "noise"),
+        **hyper,
         scale=s,
         mll=mll,
         fitted=free,
@@ -329,7 +363,7 @@ def ease(n: int):
     s = torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)
     return 0.5 * (1 - torch.cos(math.pi * s))
 
-
+# %% ../nbs/04_smoothing.ipynb #db7b79bc585a40fcaf58bf750017e135
 def transition_latents(
     mode: str,  # gpr | linear | crossfade (gpr+diffusion starts from gpr)
     z_end_frames,  # (k, C, h, w) last latent frames of shot j
@@ -345,19 +379,21 @@ def transition_latents(
         return p.mean, p
     if mode not in ("linear", "crossfade"):
         raise VgotError(
-            f"{where + ': ' if where else ''}mode '{mode}' has no latent path (one of gpr, gpr+diffusion, linear, crossfade)"
+            f"{where + ': ' if where else ''}mode '{mode}' has no latent path "
+            "(one of gpr, gpr+diffusion, linear, crossfade)"
         )
     _check_pair(z_end_frames, z_start_frames, where)
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
         raise VgotError(
-            f"{where + ': ' if where else ''}n_frames = {n_frames!r}: a transition needs at least 1 frame (use mode 'cut' for none)"
+            f"{where + ': ' if where else ''}n_frames = {n_frames!r}: a transition needs at least 1 frame "
+            "(use mode 'cut' for none)"
         )
     a, b = z_end_frames[-1].double(), z_start_frames[0].double()  # (C, h, w) each
     w = (torch.arange(1, n_frames + 1, dtype=torch.float64) / (n_frames + 1)) if mode == "linear" else ease(n_frames)
     w = w.to(a.device).view(-1, 1, 1, 1)
     return ((1 - w) * a + w * b).to(z_end_frames.dtype), None
 
-
+# %% ../nbs/04_smoothing.ipynb #1671c31a24314836a5b85d7ef7fbf015
 def path_smoothness(
     full_path,  # (2k + n, C, h, w) shot j's last k frames, the transition, shot j+1's first k frames
     k: int,  # frames of shot j at the start of the path (and of shot j+1 at its end)
@@ -370,7 +406,8 @@ def path_smoothness(
     if k < 2 or n < 0:
         raise VgotError(f"path_smoothness needs k ≥ 2 frames on each side and n ≥ 0; got k={k}, {F} frames")
     acc = (z[2:] - 2 * z[1:-1] + z[:-2]).pow(2).mean(1).sqrt()  # (F-2,) second difference at frame i+1
-    # joint in: at frame k-1 (last of shot j) -> acc index k-2; joint out: at frame k+n (first of shot j+1) -> acc index k+n-1
+    # joint in: at frame k-1 (last of shot j) -> acc index k-2
+    # joint out: at frame k+n (first of shot j+1) -> acc index k+n-1
     window = acc[k - 2 : k + n]  # second differences at the joints and inside
     return dict(
         jump_in=float(acc[k - 2]),
@@ -444,7 +481,7 @@ class RefinedTransition:
     frames: Optional[np.ndarray]  # (n, H, W, 3) uint8 decoded frames, or None when not decoded
     steps_run: int  # denoising steps actually run (0 for strength 0)
 
-
+# %% ../nbs/04_smoothing.ipynb #28d3efd5258a48a79c179ea5c6759f01
 def _video_pipe(models, backend: str = "svd"):
     "The video pipeline from a Models (its `backend`) or a pipeline passed directly."
     if hasattr(models, "i2v") and callable(models.i2v):
@@ -453,13 +490,51 @@ def _video_pipe(models, backend: str = "svd"):
         return models
     raise VgotError(f"expected a vgot Models or a video pipeline, got {type(models).__name__}")
 
-
+# %% ../nbs/04_smoothing.ipynb #0e382214b5f147d187d36a2058b9c724
 def decode_latents(pipe, latents, chunk: int = 8) -> np.ndarray:
-    "Decode (n, C, h, w) scaled latents through the video pipeline's own decoder (as the shots are) to uint8 frames (n, H, W, 3)."
+    "Decode (n, C, h, w) scaled latents by the video pipeline's own decoder (as the shots are) to uint8 (n, H, W, 3)."
 
     return to_uint8_frames(decode_video(pipe, latents, chunk))
 
+# %% ../nbs/04_smoothing.ipynb #a50416e276a0479cbe66534ed1713a40
+def _check_refine_inputs(path, z_before, z_after, strength: float, steps: int, pipe):
+    "Raise unless the path (n, C, h, w), the two boundary latents (C, h, w), strength, steps and the scheduler fit."
+    if not isinstance(path, torch.Tensor) or path.ndim != 4:
+        raise VgotError(f"path must be (n, C, h, w) latents, got {getattr(path, 'shape', type(path))}")
+    n, C, h, w = path.shape
+    for nm, z in (("z_before", z_before), ("z_after", z_after)):
+        if not isinstance(z, torch.Tensor) or tuple(z.shape) != (C, h, w):
+            raise VgotError(
+                f"{nm} has shape {tuple(getattr(z, 'shape', ()))}; "
+                f"expected one latent frame {(C, h, w)} like the path's"
+            )
+    for nm, z in (("path", path), ("z_before", z_before), ("z_after", z_after)):
+        if not torch.isfinite(z).all():
+            raise VgotError(f"{nm} contains NaN or inf")
+    check_range("strength", strength, 0.0, 1.0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise VgotError(f"steps = {steps!r} must be a positive int")
+    if not hasattr(pipe.scheduler, "sigmas"):
+        raise VgotError(
+            f"{type(pipe.scheduler).__name__} is not sigma-parametrised; refinement needs SVD's EulerDiscreteScheduler"
+        )
 
+# %% ../nbs/04_smoothing.ipynb #1944c39560714e6e80c856f20744a8e5
+def _condition_image(pipe, image, z_before) -> Image.Image:
+    "V_j(T) as a PIL image: `image` (pixels or PIL), or, when None, decoded from its latent z_before (C, h, w)."
+    if image is None:
+        image = decode_latents(pipe, z_before[None], 1)[0]
+    return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+
+# %% ../nbs/04_smoothing.ipynb #f61877af4e7f4313ad8234302950b331
+def _refine_timesteps(sched, steps: int, n_run: int, device):
+    "Set `sched` to start `n_run` of `steps` steps before the end; the timesteps to run, and the start index i0."
+    sched.set_timesteps(steps, device=device)
+    i0 = steps - n_run
+    sched.set_begin_index(i0 * sched.order)
+    return sched.timesteps[i0 * sched.order :], i0
+
+# %% ../nbs/04_smoothing.ipynb #35ffc1ce1c7b4df9ace1bc936b8b1dc2
 def refine_transition(
     path,  # (n, C, h, w) the GP latent path (transition frames only)
     z_before,  # (C, h, w) latent of V_j(T), shot j's last frame: pinned before the path
@@ -480,24 +555,8 @@ def refine_transition(
     "SDEdit-style conditional diffusion of a latent transition path with both boundary frames pinned."
     pipe = _video_pipe(models)
     # 1. check inputs
-    if not isinstance(path, torch.Tensor) or path.ndim != 4:
-        raise VgotError(f"path must be (n, C, h, w) latents, got {getattr(path, 'shape', type(path))}")
+    _check_refine_inputs(path, z_before, z_after, strength, steps, pipe)
     n, C, h, w = path.shape
-    for nm, z in (("z_before", z_before), ("z_after", z_after)):
-        if not isinstance(z, torch.Tensor) or tuple(z.shape) != (C, h, w):
-            raise VgotError(
-                f"{nm} has shape {tuple(getattr(z, 'shape', ()))}; expected one latent frame {(C, h, w)} like the path's"
-            )
-    for nm, z in (("path", path), ("z_before", z_before), ("z_after", z_after)):
-        if not torch.isfinite(z).all():
-            raise VgotError(f"{nm} contains NaN or inf")
-    check_range("strength", strength, 0.0, 1.0)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise VgotError(f"steps = {steps!r} must be a positive int")
-    if not hasattr(pipe.scheduler, "sigmas"):
-        raise VgotError(
-            f"{type(pipe.scheduler).__name__} is not sigma-parametrised; refinement needs SVD's EulerDiscreteScheduler"
-        )
     n_run = min(int(steps * strength), steps)
     if n_run == 0:
         return RefinedTransition(path, decode_latents(pipe, path, decode_chunk_size) if decode else None, 0)
@@ -507,39 +566,23 @@ def refine_transition(
             f"the latents have {C} channels but {type(pipe.unet).__name__} works on "
             f"{pipe.unet.config.out_channels}; were the shots made with another video model?"
         )
-    if image is None:
-        image = decode_latents(pipe, z_before[None], 1)[0]
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(np.asarray(image))
+    image = _condition_image(pipe, image, z_before)
     pipe._guidance_scale = max_guidance_scale
     guided = max_guidance_scale > 1
     sched = type(pipe.scheduler).from_config(pipe.scheduler.config)  # a private copy: the shared one keeps its state
     x0 = torch.cat([z_before[None], path, z_after[None]]).to(dev, torch.float32)[None]  # (1, n+2, C, h, w)
     eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(dev)  # drawn first: ε for every frame
     # 2. condition on V_j(T): CLIP image embedding, and its VAE latent concatenated to every frame
-    emb, img_lat, time_ids = _svd_conditions(
-        pipe,
-        image,
-        n + 2,
-        h * pipe.vae_scale_factor,
-        w * pipe.vae_scale_factor,
-        fps,
-        motion_bucket_id,
-        noise_aug_strength,
-        guided,
-        generator,
-    )
+    H, W = h * pipe.vae_scale_factor, w * pipe.vae_scale_factor
+    cond = _svd_conditions(pipe, image, n + 2, H, W, fps, motion_bucket_id, noise_aug_strength, guided, generator)
     # 3. timesteps from the noise level that `strength` picks
-    sched.set_timesteps(steps, device=dev)
-    i0 = steps - n_run
-    timesteps = sched.timesteps[i0 * sched.order :]
-    sched.set_begin_index(i0 * sched.order)
+    timesteps, i0 = _refine_timesteps(sched, steps, n_run, dev)
     # 4. the start: [V_j(T); GP path; V_{j+1}(1)] noised to σ_{i0}; the boundaries keep their own noise ε_a, ε_b
     x = x0 + sched.sigmas.to(dev, torch.float32)[i0] * eps
     g = torch.linspace(min_guidance_scale, max_guidance_scale, n + 2, device=dev, dtype=torch.float32)
     # 5. denoise, putting the boundary frames back at the current noise level after every step
     pin = pin_boundaries(sched, x0[:, [0, -1]], eps[:, [0, -1]])
-    x = _denoise(pipe, sched, x, timesteps, emb, img_lat, time_ids, g.view(1, n + 2, 1, 1, 1), guided, pin)
+    x = _denoise(pipe, sched, x, timesteps, *cond, g.view(1, n + 2, 1, 1, 1), guided, pin)
     x[:, [0, -1]] = x0[:, [0, -1]]
     lat = x[0, 1:-1].to(path.dtype)  # (n, C, h, w)
     assert lat.shape == path.shape
@@ -600,7 +643,68 @@ class TransitionResult:
     gp: Optional[GPPath] = None  # the GP path for the GP modes
     timings: dict = field(default_factory=dict)  # seconds per part: gp, refine, decode
 
+# %% ../nbs/04_smoothing.ipynb #903197826d2e44dfa0208e8f97c69327
+def _context_frames(lat_a, lat_b, config: TransitionConfig, where: str = ""):
+    "The frames of both shots the transition's path sees: shot j's last k and shot j+1's first k, checked."
+    w = f"{where}: " if where else ""
+    _check_frames("shot latents before", lat_a, where)
+    _check_frames("shot latents after", lat_b, where)
+    if lat_a.shape[1:] != lat_b.shape[1:]:
+        raise VgotError(
+            f"{w}the shots' latent frames differ in shape: {tuple(lat_a.shape[1:])} and {tuple(lat_b.shape[1:])}; "
+            "both shots must be made at the same size"
+        )
+    k = config.context_frames if config.mode in ("gpr", "gpr+diffusion") else 1  # linear, crossfade: boundaries only
+    for nm, lat in (("before", lat_a), ("after", lat_b)):
+        if lat.shape[0] < k:
+            raise VgotError(
+                f"{w}the shot {nm} has {lat.shape[0]} latent frames, fewer than context_frames = {k}; "
+                "lower context_frames"
+            )
+    return lat_a[-k:], lat_b[:k]
 
+# %% ../nbs/04_smoothing.ipynb #81ff116bae5b45f6b6dae177083008cf
+def _crossfade_frames(frame_a, frame_b, n: int, where: str = "") -> np.ndarray:
+    "An eased dissolve (n, H, W, 3) uint8 from shot j's last frame to shot j+1's first (pixels, (H, W, 3) each)."
+    w = f"{where}: " if where else ""
+    if frame_a is None or frame_b is None:
+        raise VgotError(f"{w}a crossfade needs the shots' boundary frames (frame_a, frame_b)")
+    fa, fb = to_uint8_frames(np.asarray(frame_a)[None])[0], to_uint8_frames(np.asarray(frame_b)[None])[0]
+    if fa.shape != fb.shape:
+        raise VgotError(
+            f"{w}the shots' frames differ in size: {fa.shape[1]}x{fa.shape[0]} and {fb.shape[1]}x{fb.shape[0]}"
+        )
+    wts = ease(n).numpy().reshape(-1, 1, 1, 1)
+    return ((1 - wts) * fa[None].astype(np.float64) + wts * fb[None].astype(np.float64)).round().astype(np.uint8)
+
+# %% ../nbs/04_smoothing.ipynb #15abde8c5d2e435093904b13db685a53
+def _refine_path(path, za, zb, pipe, config: TransitionConfig, frame_a, fps: float, generator, where: str = ""):
+    "The GP path refined by conditional diffusion with `config`'s settings (latents only; SVD only)."
+    if config.backend != "svd":
+        raise VgotError(
+            f"{where + ': ' if where else ''}refinement by conditional diffusion needs the 'svd' backend, "
+            f"not '{config.backend}'; use mode 'gpr'"
+        )
+    c = config
+    r = refine_transition(
+        path,
+        za[-1],
+        zb[0],
+        pipe,
+        strength=c.strength,
+        steps=c.steps,
+        image=frame_a,
+        fps=int(round(fps)),
+        motion_bucket_id=c.motion_bucket_id,
+        noise_aug_strength=c.noise_aug_strength,
+        min_guidance_scale=c.min_guidance_scale,
+        max_guidance_scale=c.max_guidance_scale,
+        generator=generator,
+        decode=False,
+    )
+    return r.latents
+
+# %% ../nbs/04_smoothing.ipynb #72c31777baf4441b988909d29205560c
 def make_transition(
     lat_a,  # (F_a, C, h, w) latents of shot j
     lat_b,  # (F_b, C, h, w) latents of shot j+1
@@ -613,38 +717,18 @@ def make_transition(
     where: str = "",  # prefix for error messages
 ) -> TransitionResult:
     "One transition between two shots' latents, by `config.mode`."
-
-    c, w = config, (f"{where}: " if where else "")
+    c, tm = config, {}
     if c.mode == "cut":
         return TransitionResult(None, None)
-    _check_frames("shot latents before", lat_a, where)
-    _check_frames("shot latents after", lat_b, where)
-    if lat_a.shape[1:] != lat_b.shape[1:]:
-        raise VgotError(
-            f"{w}the shots' latent frames differ in shape: {tuple(lat_a.shape[1:])} and {tuple(lat_b.shape[1:])}; both shots must be made at the same size"
-        )
-    k = (
-        c.context_frames if c.mode in ("gpr", "gpr+diffusion") else 1
-    )  # linear and crossfade use the boundary frames only
-    for nm, lat in (("before", lat_a), ("after", lat_b)):
-        if lat.shape[0] < k:
-            raise VgotError(
-                f"{w}the shot {nm} has {lat.shape[0]} latent frames, fewer than context_frames = {k}; lower context_frames"
-            )
-    za, zb, tm = lat_a[-k:], lat_b[:k], {}
+    # 1. the frames of both shots that the path sees
+    za, zb = _context_frames(lat_a, lat_b, c, where)
     t0 = time.perf_counter()
+    # 2. a crossfade blends the boundary frames in pixels
     if c.mode == "crossfade":
         path, _ = transition_latents("crossfade", za, zb, c.frames, where=where)
-        if frame_a is None or frame_b is None:
-            raise VgotError(f"{w}a crossfade needs the shots' boundary frames (frame_a, frame_b)")
-        fa, fb = to_uint8_frames(np.asarray(frame_a)[None])[0], to_uint8_frames(np.asarray(frame_b)[None])[0]
-        if fa.shape != fb.shape:
-            raise VgotError(
-                f"{w}the shots' frames differ in size: {fa.shape[1]}x{fa.shape[0]} and {fb.shape[1]}x{fb.shape[0]}"
-            )
-        wts = ease(c.frames).numpy().reshape(-1, 1, 1, 1)
-        frames = ((1 - wts) * fa[None].astype(np.float64) + wts * fb[None].astype(np.float64)).round().astype(np.uint8)
+        frames = _crossfade_frames(frame_a, frame_b, c.frames, where)
         return TransitionResult(path, frames, None, {"blend": time.perf_counter() - t0})
+    # 3. the latent path: the GP mean (gpr, gpr+diffusion) or the line (linear)
     gp_kw = dict(
         kernel=c.kernel,
         lengthscale=c.lengthscale,
@@ -656,38 +740,20 @@ def make_transition(
     path, gp = transition_latents("gpr" if c.mode == "gpr+diffusion" else c.mode, za, zb, c.frames, **gp_kw)
     tm["gp" if gp is not None else "path"] = time.perf_counter() - t0
     pipe = _video_pipe(models, c.backend)
-    t0 = time.perf_counter()
+    # 4. refined by conditional diffusion (gpr+diffusion)
     if c.mode == "gpr+diffusion":
-        if c.backend != "svd":
-            raise VgotError(
-                f"{w}refinement by conditional diffusion needs the 'svd' backend, not '{c.backend}'; use mode 'gpr'"
-            )
-        r = refine_transition(
-            path,
-            za[-1],
-            zb[0],
-            pipe,
-            strength=c.strength,
-            steps=c.steps,
-            image=frame_a,
-            fps=int(round(fps)),
-            motion_bucket_id=c.motion_bucket_id,
-            noise_aug_strength=c.noise_aug_strength,
-            min_guidance_scale=c.min_guidance_scale,
-            max_guidance_scale=c.max_guidance_scale,
-            generator=generator,
-            decode=False,
-        )
-        path = r.latents
-        tm["refine"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        path = _refine_path(path, za, zb, pipe, c, frame_a, fps, generator, where)
+        tm["refine"] = time.perf_counter() - t0
+    # 5. decoded by the video model's decoder
+    t0 = time.perf_counter()
     frames = decode_latents(pipe, path, c.decode_chunk_size)
     tm["decode"] = time.perf_counter() - t0
     return TransitionResult(path, frames, gp, tm)
 
 # %% ../nbs/04_smoothing.ipynb #ad9c110e
 def _clip_files(store: RunStore, clip: ShotClip, what: str):
-
+    "A shot's latents and video paths, inside the run folder."
     try:
         return resolve_inside(store.root, clip.latents, f"shots[{clip.shot}].latents"), resolve_inside(
             store.root, clip.video, f"shots[{clip.shot}].video"
@@ -695,7 +761,46 @@ def _clip_files(store: RunStore, clip: ShotClip, what: str):
     except ValidationError as e:
         raise VgotError(f"{what}: {e}") from None
 
+# %% ../nbs/04_smoothing.ipynb #27531e93873647d9a5bf1112f2051a59
+def _model_ref(models, config: TransitionConfig):
+    "What the transitions depend on of the video model (its preset entry), for the hash; None for cut and crossfade."
+    if config.mode in ("cut", "crossfade") or not hasattr(models, "preset"):
+        return None
+    ref = models.preset.i2v.get(config.backend)
+    return asdict(ref) if ref is not None else config.backend
 
+# %% ../nbs/04_smoothing.ipynb #94ae71b6e24e4355a139fb9fe2e09b64
+def _load_pair(lat_a_path: Path, lat_b_path: Path, vid_a_path: Path, vid_b_path: Path, mode: str, where: str):
+    "Both shots' latents, and the boundary frames the mode needs (crossfade: both; gpr+diffusion: shot j's last)."
+    try:
+        lat_a, lat_b = load_tensors(lat_a_path)["latents"], load_tensors(lat_b_path)["latents"]
+    except KeyError:
+        raise VgotError(
+            f"{where}: a shot's latents file has no tensor 'latents' ({lat_a_path.name}, {lat_b_path.name})"
+        ) from None
+    except VgotError as e:
+        raise VgotError(f"{where}: {e}") from None
+    fa = fb = None
+    if mode in ("crossfade", "gpr+diffusion"):
+        fa = read_video(vid_a_path)[0][-1]
+        if mode == "crossfade":
+            fb = read_video(vid_b_path)[0][0]
+    return lat_a, lat_b, fa, fb
+
+# %% ../nbs/04_smoothing.ipynb #bd7c096f4dcf400fbdceb075ef31fca3
+def _write_transition(store: RunStore, j: int, r: TransitionResult, mode: str, fps: float) -> Transition:
+    "Write transition j's latents (with the GP's std and hyperparameters) and video; the Transition (not yet recorded)."
+    video_rel, lat_rel = store.transition_rel(j)
+    tensors = {"latents": r.latents.float()}
+    meta = {"mode": mode, "src": j, "dst": j + 1}
+    if r.gp is not None:
+        tensors["gp_std"] = r.gp.std.float()
+        meta["gp"] = json.dumps(r.gp.hyperparameters())
+    save_tensors(store.path(lat_rel), tensors, meta)
+    write_video(store.path(video_rel), r.frames, fps)
+    return Transition(j, j + 1, mode, int(r.latents.shape[0]), video_rel, lat_rel)
+
+# %% ../nbs/04_smoothing.ipynb #0310869696a145bf841235dd6c036af8
 def generate_transitions(
     script: Script,  # the run's script (one Transition between each neighbouring pair of shots)
     clips: list,  # ShotClip per shot, in shot order
@@ -705,27 +810,20 @@ def generate_transitions(
     progress: bool = True,  # show a progress bar
 ) -> list:
     "Module 4's stage: a Transition between every two neighbouring shots, written to the run folder, resumable."
-
     config.validate()
     clips = sorted(clips, key=lambda c: c.shot)
     if [c.shot for c in clips] != list(range(len(script.shots))):
         raise VgotError(
-            f"transitions: the clips cover shots {[c.shot for c in clips]}, but the script has shots 0..{len(script.shots) - 1}; make every shot first"
+            f"transitions: the clips cover shots {[c.shot for c in clips]}, but the script has shots "
+            f"0..{len(script.shots) - 1}; make every shot first"
         )
-    out = []
-
-    model_ref = None
-    if config.mode not in ("cut", "crossfade") and hasattr(models, "preset"):
-        ref = models.preset.i2v.get(config.backend)
-        model_ref = asdict(ref) if ref is not None else config.backend
-    pairs = range(len(clips) - 1)
-    for j in tqdm(pairs, desc="transitions", disable=not progress or len(clips) < 3):
+    out, model_ref = [], _model_ref(models, config)
+    for j in tqdm(range(len(clips) - 1), desc="transitions", disable=not progress or len(clips) < 3):
         a, b = clips[j], clips[j + 1]
         name, where = f"transition/{j:03d}-{j + 1:03d}", f"transition {j:03d}-{j + 1:03d}"
-        video_rel, lat_rel = store.transition_rel(j)
         json_rel = f"transitions/{j:03d}-{j + 1:03d}.json"
-        lat_a_path, vid_a_path = _clip_files(store, a, where)
-        lat_b_path, vid_b_path = _clip_files(store, b, where)
+        # 1. what determines the transition: the config, both shots and their files, the video model
+        (lat_a_path, vid_a_path), (lat_b_path, vid_b_path) = _clip_files(store, a, where), _clip_files(store, b, where)
         h = hash_inputs(
             "transition",
             asdict(config),
@@ -739,41 +837,21 @@ def generate_transitions(
             vid_b_path,
             model_ref,
         )
+        # 2. done already: read it back
         if store.is_done(name, h):
             out.append(Transition.load(store.path(json_rel)))
             continue
+        # 3. make it (a cut has no files)
         if config.mode == "cut":
-            tr = Transition(j, j + 1, "cut", 0, None, None)
-            store.write_artifact(json_rel, tr)
-            store.record(name, h, [json_rel], "transitions")
-            out.append(tr)
-            continue
-        try:
-            lat_a, lat_b = load_tensors(lat_a_path)["latents"], load_tensors(lat_b_path)["latents"]
-        except KeyError:
-            raise VgotError(
-                f"{where}: a shot's latents file has no tensor 'latents' ({lat_a_path.name}, {lat_b_path.name})"
-            ) from None
-        except VgotError as e:
-            raise VgotError(f"{where}: {e}") from None
-        fa = fb = None
-        if config.mode in ("crossfade", "gpr+diffusion"):
-            va, _ = read_video(vid_a_path)
-            fa = va[-1]
-            if config.mode == "crossfade":
-                vb, _ = read_video(vid_b_path)
-                fb = vb[0]
-        gen = make_generator(derive_seed(config.seed, "transition", j))
-        r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where)
-        tensors = {"latents": r.latents.float()}
-        meta = {"mode": config.mode, "src": j, "dst": j + 1}
-        if r.gp is not None:
-            tensors["gp_std"] = r.gp.std.float()
-            meta["gp"] = json.dumps(r.gp.hyperparameters())
-        save_tensors(store.path(lat_rel), tensors, meta)
-        write_video(store.path(video_rel), r.frames, a.fps)
-        tr = Transition(j, j + 1, config.mode, int(r.latents.shape[0]), video_rel, lat_rel)
+            tr, files = Transition(j, j + 1, "cut", 0, None, None), []
+        else:
+            lat_a, lat_b, fa, fb = _load_pair(lat_a_path, lat_b_path, vid_a_path, vid_b_path, config.mode, where)
+            gen = make_generator(derive_seed(config.seed, "transition", j))
+            r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where)
+            tr = _write_transition(store, j, r, config.mode, a.fps)
+            files = [tr.video, tr.latents]
+        # 4. the artifact, then the manifest
         store.write_artifact(json_rel, tr)
-        store.record(name, h, [video_rel, lat_rel, json_rel], "transitions")
+        store.record(name, h, files + [json_rel], "transitions")
         out.append(tr)
     return out
