@@ -14,7 +14,7 @@ NOTEBOOKS = [p.relative_to(NBS).as_posix() for p in build_docs.notebooks(NBS)]
 
 # Notebooks whose cells nbdev's processing still complains about (other lanes fix them); strict: an xfail that starts
 # passing fails, so the mark is removed together with the fix.
-NOT_YET_CLEAN = {"03_shot_generation.ipynb", "03a_camera.ipynb", "04_smoothing.ipynb", "05_pipeline.ipynb", "08_cli.ipynb"}
+NOT_YET_CLEAN: set = set()
 
 def build_docs_once(tmp_path_factory):
     """Run tools/build_docs.py once per test session (nbdev's processing of every notebook, and the preview);
