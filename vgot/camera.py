@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
+import torch.utils.checkpoint
 
 from vgot.core import (
     CameraMotion,
@@ -69,7 +71,7 @@ def relative_trajectory(traj, start: int) -> torch.Tensor:
 
 
 def camera_affines(traj, crop: float = 1.0) -> torch.Tensor:
-    "Per-frame affine matrices A_f (F, 2, 3) for `grid_sample` from a trajectory (F, 3); `crop` < 1 renders from a larger source."
+    "Per-frame affines A_f (F, 2, 3) for `grid_sample` from a trajectory (F, 3); `crop` < 1: from a larger source."
     t = as_trajectory(traj)
     A = torch.zeros(len(t), 2, 3)
     A[:, 0, 0] = A[:, 1, 1] = 1.0 / t[:, 2]
@@ -89,7 +91,8 @@ def warp(
         x = x.unsqueeze(0).expand(len(affines), *x.shape)
     if x.ndim != 4 or len(x) != len(affines) or tuple(affines.shape[1:]) != (2, 3):
         raise VgotError(
-            f"warp: x {tuple(x.shape)} and affines {tuple(affines.shape)} do not match; expected (F, C, H, W) and (F, 2, 3)"
+            f"warp: x {tuple(x.shape)} and affines {tuple(affines.shape)} do not match; "
+            "expected (F, C, H, W) and (F, 2, 3)"
         )
     H, W = size or x.shape[-2:]
     grid = F.affine_grid(affines.to(x.device, x.dtype), (len(x), x.shape[1], H, W), align_corners=False)
@@ -124,7 +127,7 @@ def _gray(frames) -> np.ndarray:
     a = a.astype(np.float64) / (255.0 if a.dtype == np.uint8 else 1.0)
     return a @ np.array([0.299, 0.587, 0.114])
 
-
+# %% ../nbs/03a_camera.ipynb #acae54e37e7d407bbb7b55eff062a284
 def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     "Sub-pixel shift (ty, tx) with b(p) ≈ a(p + t), from the normalised cross-power spectrum of two (H, W) images."
     H, W = a.shape
@@ -144,44 +147,50 @@ def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     dy, dx = (dy + H / 2) % H - H / 2, (dx + W / 2) % W - W / 2
     return -dy, -dx
 
-
-def _fit_pair(a: np.ndarray, b: np.ndarray, iters: int = 25) -> tuple[float, float, float]:
-    "(k, tx, ty) with b(p) ≈ a(k p + t), p relative to the image centre, by phase correlation then Gauss–Newton."
-    from scipy.ndimage import gaussian_filter, map_coordinates
+# %% ../nbs/03a_camera.ipynb #8dd0d8092fe74a7c96281538738b07e2
+def _gauss_newton_level(a: np.ndarray, b: np.ndarray, k: float, tx: float, ty: float, sigma: float, iters: int):
+    "(k, tx, ty) refined by Gauss–Newton on a and b blurred with σ, over the pixels whose source lies inside a."
+    from scipy.ndimage import gaussian_filter, map_coordinates  # lazy: only the motion estimate needs scipy
 
     H, W = a.shape
+    cy, cx = (H - 1) / 2, (W - 1) / 2
+    py, px = np.mgrid[0:H, 0:W].astype(np.float64)
+    py, px = py - cy, px - cx  # p relative to the image centre
+    A, Bm = gaussian_filter(a, sigma), gaussian_filter(b, sigma)
+    gy, gx = np.gradient(A)
+    m = max(2, int(2 * sigma))
+    for _ in range(iters):
+        qx, qy = k * px + tx + cx, k * py + ty + cy
+        ok = (qx >= m) & (qx <= W - 1 - m) & (qy >= m) & (qy <= H - 1 - m)
+        ok[:m], ok[-m:], ok[:, :m], ok[:, -m:] = False, False, False, False
+        if ok.sum() < 16:
+            break
+        coords = np.stack([qy[ok], qx[ok]])
+        r = map_coordinates(A, coords, order=1) - Bm[ok]
+        Gx, Gy = map_coordinates(gx, coords, order=1), map_coordinates(gy, coords, order=1)
+        J = np.stack([Gx * px[ok] + Gy * py[ok], Gx, Gy], axis=1)
+        step = np.linalg.lstsq(J.T @ J + 1e-9 * np.eye(3), -J.T @ r, rcond=None)[0]
+        k, tx, ty = k + step[0], tx + step[1], ty + step[2]
+        if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0:
+            break
+        if np.abs(step).max() < 1e-5:
+            break
+    return k, tx, ty
+
+# %% ../nbs/03a_camera.ipynb #8edb47106e1a46a883d545849b8ab81b
+def _fit_pair(a: np.ndarray, b: np.ndarray, iters: int = 25) -> tuple[float, float, float]:
+    "(k, tx, ty) with b(p) ≈ a(k p + t), p relative to the image centre, by phase correlation then Gauss–Newton."
     ty, tx = phase_correlation(a, b)
     k = 1.0
-    py, px = np.mgrid[0:H, 0:W].astype(np.float64)
-    cy, cx = (H - 1) / 2, (W - 1) / 2
-    py, px = py - cy, px - cx
-    for sigma in (3.0, 1.0):
-        A, Bm = gaussian_filter(a, sigma), gaussian_filter(b, sigma)
-        gy, gx = np.gradient(A)
-        m = max(2, int(2 * sigma))
-        for _ in range(iters):
-            qx, qy = k * px + tx + cx, k * py + ty + cy
-            ok = (qx >= m) & (qx <= W - 1 - m) & (qy >= m) & (qy <= H - 1 - m)
-            ok[:m], ok[-m:], ok[:, :m], ok[:, -m:] = False, False, False, False
-            if ok.sum() < 16:
-                break
-            coords = np.stack([qy[ok], qx[ok]])
-            r = map_coordinates(A, coords, order=1) - Bm[ok]
-            Gx, Gy = map_coordinates(gx, coords, order=1), map_coordinates(gy, coords, order=1)
-            J = np.stack([Gx * px[ok] + Gy * py[ok], Gx, Gy], axis=1)
-            step = np.linalg.lstsq(J.T @ J + 1e-9 * np.eye(3), -J.T @ r, rcond=None)[0]
-            k, tx, ty = k + step[0], tx + step[1], ty + step[2]
-            if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0:
-                break
-            if np.abs(step).max() < 1e-5:
-                break
+    for sigma in (3.0, 1.0):  # coarse to fine
+        k, tx, ty = _gauss_newton_level(a, b, k, tx, ty, sigma, iters)
     if not np.isfinite([k, tx, ty]).all() or not 0.25 <= k <= 4.0:
         return float("nan"), float("nan"), float("nan")  # the fit diverged (no trackable texture): unreliable
     return k, tx, ty
 
-
+# %% ../nbs/03a_camera.ipynb #8763a12b2bbd4a93a75aff182afb95dc
 def estimate_motion(frames) -> np.ndarray:
-    "Per consecutive pair [dx, dy, zoom] (F-1, 3) in CameraMotion units: Σdx = pan, Σdy = tilt, Πzoom = zoom; NaN where the fit fails."
+    "Per frame pair [dx, dy, zoom] (F-1, 3) in CameraMotion units: Σdx = pan, Σdy = tilt, Πzoom = zoom; NaN: no fit."
     g = _gray(frames)
     if len(g) < 2:
         return np.zeros((0, 3))
@@ -195,7 +204,7 @@ def estimate_motion(frames) -> np.ndarray:
             z *= r
     return out
 
-
+# %% ../nbs/03a_camera.ipynb #7cdc8c89c7104fffa095e18ddfef8986
 def camera_following(
     frames,  # (F, H, W, 3) uint8 or float frames of one shot
     motion: CameraMotion,
@@ -246,7 +255,7 @@ def camera_features(
     fr = [fn((2**k) * math.pi * c) for k in range(n_freqs) for fn in (torch.sin, torch.cos)]
     return torch.cat([c, d, *fr], dim=-1)
 
-
+# %% ../nbs/03a_camera.ipynb #938c804e27f84196a10c8828c723f798
 class CameraEmbedding(nn.Module):
     "e_cam: per-frame camera features through a small MLP, (B, F, 3) → (B, F, dim)."
 
@@ -268,14 +277,14 @@ TEMPORAL_ATTN = re.compile(r"(temporal_transformer_blocks|temp_attentions|transf
 
 def temporal_attention_layers(unet) -> dict:
     "The temporal self-attention layers of a video UNet: {module name: Attention}."
-    from diffusers.models.attention_processor import Attention
+    from diffusers.models.attention_processor import Attention  # lazy: importing diffusers takes seconds
 
     out = {n: m for n, m in unet.named_modules() if isinstance(m, Attention) and TEMPORAL_ATTN.search(n)}
     if not out:
         raise VgotError(f"{type(unet).__name__} has no temporal attention layers to attach a camera adapter to")
     return out
 
-
+# %% ../nbs/03a_camera.ipynb #59bbdb311c014d738909a11f9e486628
 class CameraAttnProcessor(nn.Module):
     "Temporal self-attention plus λ·Attn(Q, K_cam, V_cam) from e_cam; the camera output projection starts at zero."
 
@@ -308,7 +317,8 @@ class CameraAttnProcessor(nn.Module):
             raise VgotError(f"camera embedding batch {e.shape[0]} does not divide the attention batch {N}")
         q = (attn.to_q(hidden_states) if q is None else q).to(wt)
         hd = q.shape[-1] // self.heads
-        # K_cam, V_cam once per camera (B_e, F, ...), then shared by the N // B_e rows of each (rows are batch-major: b·HW + s)
+        # K_cam, V_cam once per camera (B_e, F, ...), then shared by the N // B_e rows of each
+        # (rows are batch-major: b·HW + s)
         k, v = (t.view(e.shape[0], Fr, self.heads, hd).transpose(1, 2) for t in (self.to_k_cam(e), self.to_v_cam(e)))
         if e.shape[0] == 1:
             k, v = k.expand(N, -1, -1, -1), v.expand(N, -1, -1, -1)
@@ -319,8 +329,8 @@ class CameraAttnProcessor(nn.Module):
         return (self.scale * self.to_out_cam(o)).to(hidden_states.dtype)
 
     def _fusable(self, attn, encoder_hidden_states, attention_mask) -> bool:
-        "True when the layer's processor is plain AttnProcessor2_0 self-attention, which `forward` reproduces op for op."
-        from diffusers.models.attention_processor import AttnProcessor2_0
+        "True when the layer's processor is plain AttnProcessor2_0 self-attention (`forward` reproduces it op for op)."
+        from diffusers.models.attention_processor import AttnProcessor2_0  # lazy: as in temporal_attention_layers
 
         return (
             type(self.base) is AttnProcessor2_0
@@ -529,7 +539,7 @@ def warp_pull(
 
 # %% ../nbs/03a_camera.ipynb #3018f069
 def _cond_warp_hook(affines: torch.Tensor, n_latent: int):
-    "A UNet forward pre-hook for SVD that warps the per-frame conditioning latents (channels n_latent:) along the camera."
+    "A UNet forward pre-hook for SVD: warps the per-frame conditioning latents (channels n_latent:) along the camera."
 
     def hook(module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]  # (B, F, 2C, h, w)
@@ -547,7 +557,7 @@ def step_end_callback(
     pipe,  # a diffusers pipeline whose __call__ has no `callback_on_step_end` (I2VGen-XL)
     callback,
 ):  # callback(pipe, i, t, {"latents": x}) -> {"latents": x}, diffusers' signature
-    "Give `pipe` a private scheduler copy whose `step` output goes through `callback`; the shared scheduler is untouched."
+    "Give `pipe` a private scheduler copy whose `step` output goes through `callback`; the shared one is untouched."
     shared = pipe.scheduler
     private = type(shared).from_config(shared.config)
     step, calls = private.step, itertools.count()
@@ -651,7 +661,6 @@ IMAGE_EXTS, VIDEO_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp"), (".mp4", ".
 
 def load_training_images(data_dir, max_items: int = 256, size: int = 256) -> list[torch.Tensor]:
     "Stills (3, H, W) in [0, 1] from the images and clips (middle frame) of a folder; shorter side resized to `size`."
-    from PIL import Image
 
     d = Path(data_dir)
     if not d.is_dir():
@@ -673,7 +682,7 @@ def load_training_images(data_dir, max_items: int = 256, size: int = 256) -> lis
         out.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
     return out
 
-
+# %% ../nbs/03a_camera.ipynb #8a65eabff63a45729fe45fb5ade58bdc
 MIXED_PRECISIONS = ("no", "bf16")
 
 
@@ -721,14 +730,14 @@ class CameraTrainConfig(StageConfig):
         if self.zoom_min > self.zoom_max:
             raise ValidationError("zoom_min", self.zoom_min, f"must be in (0, zoom_max = {self.zoom_max}]")
 
-
+# %% ../nbs/03a_camera.ipynb #c3933fab20d04ec698c2621248eb3be0
 def random_motion(g: torch.Generator, cfg: CameraTrainConfig) -> CameraMotion:
     "A random camera motion within the config's ranges."
     u = torch.rand(3, generator=g).tolist()
     zoom = math.exp(math.log(cfg.zoom_min) + u[2] * (math.log(cfg.zoom_max) - math.log(cfg.zoom_min)))
     return CameraMotion(pan=(2 * u[0] - 1) * cfg.max_pan, tilt=(2 * u[1] - 1) * cfg.max_tilt, zoom=zoom).validate()
 
-
+# %% ../nbs/03a_camera.ipynb #8309879909854d7188b41380fd92a7c3
 def _clip_example(images: list, cfg: CameraTrainConfig, g: torch.Generator):
     "A still filmed with a random camera: frames (F, 3, H, W) in [0, 1], the trajectory (F, 3) and the motion."
     img = images[int(torch.randint(len(images), (1,), generator=g))]
@@ -743,12 +752,12 @@ def _clip_example(images: list, cfg: CameraTrainConfig, g: torch.Generator):
     )[0]
     return render_motion(src, traj, cfg.n_frames, size=(cfg.height, cfg.width), crop=cfg.crop), traj, motion
 
-
+# %% ../nbs/03a_camera.ipynb #cb1e1581032b452c9409d6c6813c49d1
 def _clip_image(frames: torch.Tensor) -> torch.Tensor:
     "The first frame resized for the CLIP image encoder, (1, 3, 224, 224) in [0, 1]."
     return F.interpolate(frames[:1], size=(224, 224), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
 
-
+# %% ../nbs/03a_camera.ipynb #277c27b1587741f2af2001be3712ef0d
 def _svd_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dict:
     "One self-supervised SVD training example (x0, conditioning, trajectory, σ, ε), all derived from `seed`."
     g = make_generator(seed)
@@ -780,7 +789,7 @@ def _svd_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dict:
         motion=motion,
     )
 
-
+# %% ../nbs/03a_camera.ipynb #916684f9a58a4a2aa5f864670399430d
 def _i2vgen_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dict:
     "One self-supervised I2VGen-XL training example (x0 (1, C, F, h, w), conditioning, trajectory, t, ε)."
     g = make_generator(seed)
@@ -822,7 +831,7 @@ def _i2vgen_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dic
         motion=motion,
     )
 
-
+# %% ../nbs/03a_camera.ipynb #33b0902fd34d4ace834912fa1002cf8e
 def camera_loss(unet, adapter: CameraAdapter, s: dict) -> torch.Tensor:
     "‖ε − ε_θ(x_t, c_cam, t)‖² (mean over elements) for one example from `_svd_sample` or `_i2vgen_sample`."
     adapter.set_camera(s["traj"].to(unet.device))
@@ -856,27 +865,29 @@ def camera_loss(unet, adapter: CameraAdapter, s: dict) -> torch.Tensor:
 
 # %% ../nbs/03a_camera.ipynb #0c692ec1
 def flow_matching_sample(x0: torch.Tensor, ε: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
-    "(x_t, v): the point x_t = (1 − t) x_0 + t ε of the straight path and its velocity v = ε − x_0; t in [0, 1], a float or (B,)."
+    "(x_t, v): x_t = (1 − t) x_0 + t ε on the straight path, its velocity v = ε − x_0; t in [0, 1], a float or (B,)."
     assert x0.shape == ε.shape, f"x0 {tuple(x0.shape)} and ε {tuple(ε.shape)} differ"
     t = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
     t = t.reshape(-1, *([1] * (x0.ndim - 1))) if t.ndim else t
     return (1 - t) * x0 + t * ε, ε - x0
 
-
+# %% ../nbs/03a_camera.ipynb #cdf66aed5cc84ca1b48e60bad68798a8
 def flow_matching_loss(v_pred: torch.Tensor, x0: torch.Tensor, ε: torch.Tensor) -> torch.Tensor:
     "The flow-matching form of the camera-conditioned loss, ‖(ε − x_0) − v_θ(x_t, c_cam, t)‖² (mean over elements)."
     return F.mse_loss(v_pred.float(), (ε - x0).float())
 
 # %% ../nbs/03a_camera.ipynb #3304cc20
 def _opt_state_tensors(opt) -> dict:
+    "An optimiser's per-parameter state as flat tensors, {opt.<param>.<name>: tensor}, for safetensors."
     out = {}
     for i, st in opt.state_dict()["state"].items():
         for k, v in st.items():
             out[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
     return out
 
-
+# %% ../nbs/03a_camera.ipynb #3f9bc0b9dd2c44919cc8dcca39b469f8
 def _load_opt_state(opt, t: dict):
+    "Load the per-parameter state that `_opt_state_tensors` wrote back into `opt`."
     sd = opt.state_dict()
     st: dict = {}
     for k, v in t.items():
@@ -887,18 +898,17 @@ def _load_opt_state(opt, t: dict):
     sd["state"] = st
     opt.load_state_dict(sd)
 
-
+# %% ../nbs/03a_camera.ipynb #5b09d5ef5b5e4bb6ab9b829b10b6a29f
 def _checkpointed_call(forward, *args, **kwargs):
-    from torch.utils.checkpoint import checkpoint
-
+    "forward(*args, **kwargs) under torch's non-reentrant activation checkpoint (plainly when no gradient is wanted)."
     if not torch.is_grad_enabled():
         return forward(*args, **kwargs)
-    return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+    return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
-
+# %% ../nbs/03a_camera.ipynb #46a27a456b804aa2a380d5edf15a5daf
 @contextlib.contextmanager
 def block_checkpointing(unet, enabled: bool = True):
-    "Within the block, each down, mid and up block of `unet` keeps only its inputs and recomputes its activations in the backward pass."
+    "Within the block, each down, mid and up block of `unet` keeps its inputs only and recomputes the rest in backward."
     blocks = (
         [
             *unet.down_blocks,
@@ -918,14 +928,54 @@ def block_checkpointing(unet, enabled: bool = True):
         for b in blocks:
             del b.forward
 
-
+# %% ../nbs/03a_camera.ipynb #d6ca27006b894b04b6fc8b79396e2797
 def _precision(unet, mixed_precision: str):
     "A context for the UNet's forward: bf16 autocast on the UNet's device, or nothing."
     if mixed_precision == "no":
         return contextlib.nullcontext()
     return torch.autocast(device_type=unet.device.type, dtype=torch.bfloat16)
 
+# %% ../nbs/03a_camera.ipynb #84d5ab97d17b4c38ab41a2b065bbd0c0
+def _sample_fn(pipe):
+    "The self-supervised example maker for the pipeline's backend: `_svd_sample` or `_i2vgen_sample`."
+    from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline  # lazy: diffusers' pipelines take seconds
 
+    if isinstance(pipe, StableVideoDiffusionPipeline):
+        return _svd_sample
+    if isinstance(pipe, I2VGenXLPipeline):
+        return _i2vgen_sample
+    raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl)")
+
+# %% ../nbs/03a_camera.ipynb #76127f4a2f6a44fba749ea7800e59d51
+def _training_state(unet, cfg: CameraTrainConfig, ckpt: Path, state_path: Path, resume: bool):
+    "The adapter, its AdamW, the step and the loss history: fresh, or (resume) from the checkpoint and training state."
+    seed_everything(cfg.seed)
+    adapter = CameraAdapter(unet, cfg.cam_dim, cfg.n_freqs, cfg.scale).to(unet.device)
+    opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
+    if not (resume and ckpt.exists() and state_path.exists()):
+        return adapter, opt, 0, []
+    adapter = CameraAdapter.load(ckpt, unet)
+    opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
+    _load_opt_state(opt, load_tensors(state_path))
+    md = CameraAdapter.metadata(state_path)
+    return adapter, opt, int(md["step"]), list(md["history"])
+
+# %% ../nbs/03a_camera.ipynb #015066fb96f841e5be1e03a9eaadc3b6
+def _train_step(unet, adapter: CameraAdapter, opt, s: dict, cfg: CameraTrainConfig, step_i: int) -> float:
+    "One optimiser step on example `s` (gradients clipped to norm 1); its loss."
+    with _precision(unet, cfg.mixed_precision):
+        loss = camera_loss(unet, adapter, s)
+    if not torch.isfinite(loss):
+        raise VgotError(
+            f"train-camera: the loss is {loss.item()} at step {step_i + 1} (try mixed_precision='no' or a lower lr)"
+        )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
+    opt.step()
+    return float(loss.item())
+
+# %% ../nbs/03a_camera.ipynb #9075f00cfa8d463f84130041b1e44ca7
 def train_camera(
     pipe,  # a loaded StableVideoDiffusionPipeline or I2VGenXLPipeline (frozen; only the adapter trains)
     data_dir,  # folder of images and/or clips
@@ -935,33 +985,18 @@ def train_camera(
     progress: bool = True,
 ) -> dict:
     "Train a camera adapter with the camera-conditioned loss; returns losses, eval losses and the checkpoint path."
-    from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline
-
+    # 1. the backend's examples, the data and the output folder
     cfg = (config or CameraTrainConfig()).validate()
-    if isinstance(pipe, StableVideoDiffusionPipeline):
-        make_sample = _svd_sample
-    elif isinstance(pipe, I2VGenXLPipeline):
-        make_sample = _i2vgen_sample
-    else:
-        raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl)")
+    make_sample = _sample_fn(pipe)
     if cfg.n_frames < 2:
         raise VgotError(f"train-camera: n_frames = {cfg.n_frames} must be at least 2")
     images = load_training_images(data_dir, size=max(cfg.width, cfg.height) * 2)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt, state_path = out / "camera_adapter.safetensors", out / "train_state.safetensors"
+    # 2. the adapter and optimiser, fresh or resumed; the UNet frozen; the fixed evaluation clips
     unet = pipe.unet
-    seed_everything(cfg.seed)
-    adapter = CameraAdapter(unet, cfg.cam_dim, cfg.n_freqs, cfg.scale).to(unet.device)
-    opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
-    step, history = 0, []
-    if resume and ckpt.exists() and state_path.exists():
-        adapter = CameraAdapter.load(ckpt, unet)
-        opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
-        st = load_tensors(state_path)
-        _load_opt_state(opt, st)
-        md = CameraAdapter.metadata(state_path)
-        step, history = int(md["step"]), list(md["history"])
+    adapter, opt, step, history = _training_state(unet, cfg, ckpt, state_path, resume)
     frozen = [p for p in unet.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
@@ -975,6 +1010,7 @@ def train_camera(
         adapter.save(ckpt, step=step, config=asdict(cfg))
         save_tensors(state_path, _opt_state_tensors(opt), {"step": json.dumps(step), "history": json.dumps(history)})
 
+    # 3. train, each step's example drawn from seed + step (a resumed run follows the same path)
     adapter.install(unet)
     try:
         with block_checkpointing(unet, cfg.gradient_checkpointing):
@@ -983,17 +1019,7 @@ def train_camera(
             bar = tqdm(range(step, cfg.steps), disable=not progress, desc="train-camera")
             for step_i in bar:
                 s = make_sample(pipe, images, cfg, cfg.seed * 1000003 + 104729 * (step_i + 1) + 1)
-                with _precision(unet, cfg.mixed_precision):
-                    loss = camera_loss(unet, adapter, s)
-                if not torch.isfinite(loss):
-                    raise VgotError(
-                        f"train-camera: the loss is {loss.item()} at step {step_i + 1} (try mixed_precision='no' or a lower lr)"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
-                opt.step()
-                history.append(float(loss.item()))
+                history.append(_train_step(unet, adapter, opt, s, cfg, step_i))
                 step = step_i + 1
                 bar.set_postfix(loss=f"{history[-1]:.4f}")
                 if step % cfg.save_every == 0:
@@ -1013,7 +1039,7 @@ def train_camera(
         "eval_after": eval_after,
     }
 
-
+# %% ../nbs/03a_camera.ipynb #15abde8c5d2e435093904b13db685a53
 def camera_dependence(
     pipe,  # the StableVideoDiffusionPipeline or I2VGenXLPipeline the adapter is for
     adapter: CameraAdapter,  # the adapter to evaluate (installed here if it is not)
@@ -1022,8 +1048,8 @@ def camera_dependence(
     n: int = 16,  # fixed evaluation clips
     seed: int = 12345,
 ) -> dict:
-    "Mean camera-conditioned loss on `n` fixed clips with their true trajectories, the trajectories shuffled among the clips, and a static camera."
-    from diffusers import StableVideoDiffusionPipeline
+    "Mean camera-conditioned loss on `n` fixed clips: with their true trajectories, shuffled ones, and a static camera."
+    from diffusers import StableVideoDiffusionPipeline  # lazy: importing diffusers' pipelines takes seconds
 
     cfg = (config or CameraTrainConfig()).validate()
     if n < 2:
