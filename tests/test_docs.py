@@ -52,7 +52,7 @@ def definitions_without_example(path: Path) -> list[str]:
 
 # Notebooks whose exported cells still hold several definitions, or definitions no example uses (being split, each in
 # its lane); strict: an xfail that starts passing fails, so the mark goes together with the fix.
-NOT_YET_ONE_DEFINITION = {"05_pipeline.ipynb", "07_viz.ipynb", "08_cli.ipynb"}
+NOT_YET_ONE_DEFINITION = {"05_pipeline.ipynb", "08_cli.ipynb"}
 
 @pytest.mark.parametrize("nb", [pytest.param(p.name, marks=pytest.mark.xfail(strict=True, reason="definitions without an example"))
                                 if p.name in NOT_YET_ONE_DEFINITION else p.name for p in library_notebooks()])

@@ -474,7 +474,6 @@ class GPPathViewer(Explorer):
         if not 0 <= i < self.n:
             raise VgotError(f"frame {i} is outside [0, {self.n - 1}]")
         if self.frames is None and self.decode is not None:
-
             self.frames = _uint8(self.decode(torch.as_tensor(_np(self.path.mean))))
         return None if self.frames is None else self.frames[i]
 
@@ -588,7 +587,6 @@ class GPPathViewer(Explorer):
                     frames, title = v, f"{title} ({tr.mode}; frames from {tr.video})"
         decode = None
         if frames is None and models is not None:
-
             decode = lambda z: decode_latents(models.i2v(cfg.backend), z, cfg.decode_chunk_size)
         return cls(gp, lat_a, lat_b, frames=frames, decode=decode, title=title)
 
