@@ -631,11 +631,9 @@ def ensure_tiny_models(home=None, force: bool = False) -> Path:
     if root.exists() and not force:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    print(
-        f"vgot: building the tiny models once into {root} (VGOT_HOME; later runs reuse them)",
-        file=sys.stderr,
-        flush=True,
-    )
+    if not os.environ.get("VGOT_QUIET"):  # set by `vgot --quiet`: quiet means quiet
+        msg = f"vgot: building the tiny models once into {root} (VGOT_HOME; later runs reuse them)"
+        print(msg, file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root.parent))
     try:
         with _loading_bars(False):
