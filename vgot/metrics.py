@@ -16,7 +16,7 @@ from .core import VgotError, Script, ShotClip, Transition, CameraMotion, read_vi
 from .core import atomic_path, atomic_write_json, atomic_write_text, load_image
 from .keyframes import identity_plan
 from .camera import camera_following
-from .models import ModelRef, Preset, get_preset
+from .models import ModelRef, Preset, get_preset, quiet_known_notices
 from .core import StageConfig, setting
 
 # %% auto #0
@@ -158,6 +158,7 @@ class Extractors:
         return cls(p.clip, p.dino, device, batch_size)
 
     def _load(self, what, ref, load):
+        quiet_known_notices()
         kw = {"subfolder": ref.subfolder} if ref.subfolder else {}
         if ref.revision:
             kw["revision"] = ref.revision

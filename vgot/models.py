@@ -5,7 +5,7 @@
 # %% ../nbs/00a_models.ipynb #d652a7a4
 from __future__ import annotations
 
-import contextlib, json, os, shutil, sys, tempfile
+import contextlib, json, logging, os, shutil, sys, tempfile
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -13,9 +13,10 @@ from typing import Any, Optional
 from .core import PRESET_REGISTRY, VgotError, choose_device, choose_dtype
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'PRESETS', 'vgot_home', 'ModelRef', 'Preset', 'register_preset', 'get_preset', 'tiny_clip_tokenizer',
-           'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models', 'load_t2i',
-           'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
+__all__ = ['TINY_VERSION', 'PRESETS', 'KNOWN_NOTICES', 'vgot_home', 'ModelRef', 'Preset', 'register_preset', 'get_preset',
+           'quiet_known_notices', 'tiny_clip_tokenizer', 'tiny_ip_adapter_state_dict',
+           'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models', 'load_t2i', 'load_image_encoder',
+           'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
 
 # %% ../nbs/00a_models.ipynb #2d3770c4
 TINY_VERSION = "v3"
@@ -204,12 +205,31 @@ def get_preset(name: str) -> Preset:
         raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]
 
+# %% ../nbs/00a_models.ipynb #3793deea
+KNOWN_NOTICES = ("requires torchvision (not installed); falling back to",)   # vgot leaves torchvision out on purpose
+
+
+class _KnownNotices(logging.Filter):
+    "Drops the library notices vgot has already dealt with, so they do not reach a user's terminal or a notebook."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(n in record.getMessage() for n in KNOWN_NOTICES)
+
+
+def quiet_known_notices():
+    "Install the filter on transformers' log handler (idempotent)."
+    import transformers.utils.logging as tl
+
+    for h in tl._get_library_root_logger().handlers:   # transformers logs through one handler on its root logger
+        if not any(isinstance(f, _KnownNotices) for f in h.filters): h.addFilter(_KnownNotices())
+
 # %% ../nbs/00a_models.ipynb #eb57a7bf
 @contextlib.contextmanager
 def _loading_bars(show: bool):
     "Show or hide diffusers' and transformers' progress bars ('Loading ...', 'Writing model shards') for a block."
     import diffusers.utils.logging as dl, transformers.utils.logging as tl
 
+    quiet_known_notices()
     was_d, was_t = dl.is_progress_bar_enabled(), tl.is_progress_bar_enabled()
     for lib, on in ((dl, show), (tl, show)):
         (lib.enable_progress_bar if on else lib.disable_progress_bar)()
