@@ -52,7 +52,7 @@ def definitions_without_example(path: Path) -> list[str]:
 
 # Notebooks whose exported cells still hold several definitions, or definitions no example uses (being split, each in
 # its lane); strict: an xfail that starts passing fails, so the mark goes together with the fix.
-NOT_YET_ONE_DEFINITION = {"05_pipeline.ipynb", "08_cli.ipynb"}
+NOT_YET_ONE_DEFINITION: set = set()
 
 @pytest.mark.parametrize("nb", [pytest.param(p.name, marks=pytest.mark.xfail(strict=True, reason="definitions without an example"))
                                 if p.name in NOT_YET_ONE_DEFINITION else p.name for p in library_notebooks()])
@@ -83,3 +83,16 @@ def test_every_notebook_is_exported_into_the_package():
         m = re.search(r"default_exp\s+([\w.]+)", src)
         assert m, f"{p.name} has no #| default_exp"
         assert (ROOT / "vgot" / (m.group(1).replace(".", "/") + ".py")).exists(), f"{p.name}: vgot/{m.group(1)}.py missing: run make export"
+
+def test_committed_outputs_carry_no_library_noise():
+    "The outputs the docs show: no stderr streams (library warnings, truncation notices) and no figure shown twice in a cell."
+    import hashlib
+    problems = []
+    for p in [*library_notebooks(), NBS / "index.ipynb"]:
+        for i, c in enumerate(json.loads(p.read_text())["cells"]):
+            outs = c.get("outputs", [])
+            if any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs):
+                problems.append(f"{p.name} cell {i}: a stderr output (library noise) is committed")
+            pngs = [hashlib.md5(o["data"]["image/png"].encode()).hexdigest() for o in outs if "image/png" in o.get("data", {})]
+            if len(pngs) != len(set(pngs)): problems.append(f"{p.name} cell {i}: the same figure is shown twice")
+    assert not problems, "\n".join(problems)

@@ -679,6 +679,7 @@ def quiet_libraries():
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["VGOT_QUIET"] = "1"  # vgot's own one-line notices (the tiny-model build)
     for name in ("transformers", "diffusers", "huggingface_hub", "accelerate", "papermill", "traitlets"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for mod in ("transformers", "diffusers"):

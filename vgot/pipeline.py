@@ -195,6 +195,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        d, kf = dict(d), dict(d.get("keyframes") or {})
+        if "ip_scale" in kf:  # renamed identity_scale: run.json files written before keep working
+            kf.setdefault("identity_scale", kf.pop("ip_scale"))
+            d["keyframes"] = kf
         names = {f.name for f in fields(cls)}
         bad = [k for k in d if k not in names]
         if bad:
