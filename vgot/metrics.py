@@ -38,13 +38,13 @@ def _check_frames(frames, what: str = "frames") -> np.ndarray:
         raise VgotError(f"{what}: dtype {a.dtype}; expected uint8 frames")
     return a
 
-
+# %% ../nbs/06_metrics.ipynb #f770f7b5
 def frame_mad(frames) -> np.ndarray:
     "MAD(x_t, x_{t+1}) for t = 1..T-1, in grey levels: shape (F-1,)."
     a = _check_frames(frames)
     return np.abs(np.diff(a.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
 
-
+# %% ../nbs/06_metrics.ipynb #8f273372
 def temporal_flickering(
     frames,  # uint8 (F, H, W, 3)
 ) -> Optional[float]:
@@ -54,13 +54,13 @@ def temporal_flickering(
         return None
     return float((255.0 - frame_mad(a).mean()) / 255.0)
 
-
+# %% ../nbs/06_metrics.ipynb #3671d7e7
 def _interp_errors(a: np.ndarray) -> np.ndarray:
     "MAD(x_t, (x_{t-1} + x_{t+1}) / 2) for t = 2..T-1."
     a = a.astype(np.float32)
     return np.abs(a[1:-1] - 0.5 * (a[:-2] + a[2:])).mean(axis=(1, 2, 3))
 
-
+# %% ../nbs/06_metrics.ipynb #a699e6cf
 def motion_smoothness(
     frames,  # uint8 (F, H, W, 3)
 ) -> Optional[float]:
@@ -70,7 +70,7 @@ def motion_smoothness(
         return None
     return float((255.0 - _interp_errors(a).mean()) / 255.0)
 
-
+# %% ../nbs/06_metrics.ipynb #d0046947
 def joint_continuity(
     frames,  # uint8 (F, H, W, 3): a joint's window
 ) -> Optional[float]:
@@ -86,7 +86,7 @@ def unit(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
 
-
+# %% ../nbs/06_metrics.ipynb #14a7d543
 def pair_consistency(
     feats,  # (F, D) features, one row per frame
     found=None,  # (F,) bool: frames that count (a face was found); all when None
@@ -100,7 +100,7 @@ def pair_consistency(
     cos = (f[:-1] * f[1:]).sum(-1)[use]
     return float(cos.mean()), int(use.sum())
 
-
+# %% ../nbs/06_metrics.ipynb #9fa9acd4
 def boundary_consistency(
     feats_a,  # (Fa, D) features of shot k
     feats_b,  # (Fb, D) features of shot k+1
@@ -119,7 +119,7 @@ def boundary_consistency(
         return None, 0
     return float((la @ fb_.T).mean()), len(la) * len(fb_)
 
-
+# %% ../nbs/06_metrics.ipynb #c8d86f31
 def vbench_consistency(
     feats,  # (F, D) features, one row per frame
 ) -> Optional[float]:
@@ -136,7 +136,7 @@ def _pooled(out):
     "transformers 5 returns an output object from get_*_features (the projection in .pooler_output); older ones a tensor."
     return out if hasattr(out, "shape") else out.pooler_output
 
-
+# %% ../nbs/06_metrics.ipynb #8dca5456
 class Extractors:
     "CLIP and DINOv2 feature extractors for the metrics, loaded once on first use."
 
@@ -359,7 +359,7 @@ def _face_stats(a, b, threshold: float):
     same = np.linalg.norm(a - b, axis=-1) < threshold
     return float(cos.mean()), float(same.mean()), int(len(a))
 
-
+# %% ../nbs/06_metrics.ipynb #e80bbba9
 def face_within(
     track: Sequence,  # per frame: the tracked face's descriptor (D,), or None
     threshold: float = FACE_DISTANCE,  # τ
@@ -371,7 +371,7 @@ def face_within(
     e = np.stack(e)
     return _face_stats(e[:-1], e[1:], threshold)
 
-
+# %% ../nbs/06_metrics.ipynb #aa55d156
 def face_across(
     track_a: Sequence,  # descriptors (or None) of one side: shot k's last frames, a shot
     track_b: Sequence,  # the other side
@@ -442,7 +442,7 @@ class _ShotSrc:
     motion: Optional[CameraMotion] = None  # requested camera motion
     character: Optional[str] = None  # the character the shot shows (for face tracking), if known
 
-
+# %% ../nbs/06_metrics.ipynb #0bda7841
 @dataclass
 class _JointSrc:
     src: int  # shot k
@@ -452,7 +452,7 @@ class _JointSrc:
     path: Optional[Path] = None  # where to read it (None: a cut)
     note: str = ""  # how the joint was found
 
-
+# %% ../nbs/06_metrics.ipynb #8aad4100
 FACE_SHOT_METRICS = ("face_within", "face_within_same", "face_fidelity", "face_fidelity_same")
 FACE_JOINT_METRICS = ("face_cross", "face_cross_same")
 SHOT_METRICS = (
@@ -482,7 +482,7 @@ def _clip_score(img, txt) -> float:
     "100 * mean_t max(0, cos(E_I(x_t), E_T(p)))."
     return float((100.0 * np.clip(img @ txt, 0, None)).mean())
 
-
+# %% ../nbs/06_metrics.ipynb #6ab7bd88
 def _camera_following(frames, motion):
     "(value, reason): vgot.camera's comparison of the requested motion with the one estimated from the frames."
     if motion is None:
@@ -494,7 +494,7 @@ def _camera_following(frames, motion):
         return res, res.get("note", "camera motion could not be estimated")
     return res, None
 
-
+# %% ../nbs/06_metrics.ipynb #79f6c156
 def _jsonable(x):
     "Numbers, arrays and dataclasses as plain JSON values."
     if x is None or isinstance(x, (bool, str)):
@@ -526,7 +526,7 @@ class _FaceCtx:
         self.threshold = float(getattr(detector, "threshold", FACE_DISTANCE))
         self.references, self.ref_notes = references or {}, ref_notes or {}
 
-
+# %% ../nbs/06_metrics.ipynb #f41ed84c
 def _reference_faces(detector, images: dict) -> tuple[dict, dict]:
     "({character: descriptor of the largest face in its identity image}, {character: why it has none})."
     refs, notes = {}, {}
@@ -540,7 +540,7 @@ def _reference_faces(detector, images: dict) -> tuple[dict, dict]:
             notes[name] = "no face found in the identity image"
     return refs, notes
 
-
+# %% ../nbs/06_metrics.ipynb #7dcd4abe
 def _shot_faces(src: _ShotSrc, frames, ctx: _FaceCtx, every: int) -> tuple[dict, dict, list]:
     "(face metrics of one shot, reasons for the missing ones, per-frame tracked descriptors or None)."
     rec, why = {}, {}
@@ -651,7 +651,7 @@ def _shot_metrics(src: _ShotSrc, frames, ex: Extractors, faces: _FaceCtx, texts:
     )
     return rec, edge
 
-
+# %% ../nbs/06_metrics.ipynb #fa2ba411
 def _joint_metrics(j: _JointSrc, a: Optional[dict], b: Optional[dict], cfg: MetricsConfig, faces: _FaceCtx):
     "The metrics of the joint between shot j.src (edges `a`) and j.dst (edges `b`)."
     rec = dict(src=j.src, dst=j.dst, mode=j.mode, video=j.video, n_frames=0)
@@ -704,7 +704,7 @@ def _joint_metrics(j: _JointSrc, a: Optional[dict], b: Optional[dict], cfg: Metr
     rec["reasons"] = why
     return rec
 
-
+# %% ../nbs/06_metrics.ipynb #654209c1
 def _character_pairs(edges: dict, faces: _FaceCtx) -> list[dict]:
     "FC across every pair of shots that show the same character (their whole tracked faces)."
     by = {}
@@ -730,7 +730,7 @@ def _character_pairs(edges: dict, faces: _FaceCtx) -> list[dict]:
         )
     return out
 
-
+# %% ../nbs/06_metrics.ipynb #a00fdeab
 def _summary(items: list, keys) -> dict:
     "Per metric: mean, min and count over the items where it is a number."
     out = {}
@@ -741,7 +741,7 @@ def _summary(items: list, keys) -> dict:
         )
     return out
 
-
+# %% ../nbs/06_metrics.ipynb #c9623e24
 def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, source: dict, faces: _FaceCtx) -> dict:
     "Evaluate described shots and joints; the metrics.json dictionary."
     from tqdm.auto import tqdm
@@ -839,7 +839,7 @@ def _video_files(paths) -> list[Path]:
         raise VgotError("no videos to evaluate")
     return out
 
-
+# %% ../nbs/06_metrics.ipynb #fca61689
 def _per_video(name, values, n):
     if values is None:
         return [None] * n
@@ -848,18 +848,18 @@ def _per_video(name, values, n):
         raise VgotError(f"{name}: {len(values)} given for {n} videos; give one per video")
     return values
 
-
+# %% ../nbs/06_metrics.ipynb #ec234bed
 def _face_ctx(cfg: MetricsConfig, faces: Optional[Callable], images: dict, notes: Optional[dict] = None) -> _FaceCtx:
     "The face detector (the caller's, else the config's) with the references found in `images` {name: RGB array}."
     det, why = (faces, "passed by the caller") if faces is not None else face_detector(cfg.faces)
     refs, ref_notes = _reference_faces(det, images)
     return _FaceCtx(det, why, refs, {**(notes or {}), **ref_notes})
 
-
+# %% ../nbs/06_metrics.ipynb #d1819757
 def _image_array(img, what: str) -> np.ndarray:
     return np.asarray(img, np.uint8) if isinstance(img, np.ndarray) else np.asarray(load_image(img, what))
 
-
+# %% ../nbs/06_metrics.ipynb #930fb209
 def evaluate_videos(
     paths,  # video files, or a folder of videos (name order = shot order)
     extractors: Optional[Extractors] = None,  # feature extractors (default: the hub models)
@@ -888,7 +888,7 @@ def evaluate_videos(
     imgs = {k: _image_array(v, f"reference {k}") for k, v in (references or {}).items()}
     return _evaluate(shots, joints, extractors or Extractors(), cfg, source, _face_ctx(cfg, faces, imgs))
 
-
+# %% ../nbs/06_metrics.ipynb #8d3b9ce4
 def _run_preset(root: Path) -> Optional[str]:
     "The preset recorded in a run's run.json, if any."
     try:
@@ -896,7 +896,7 @@ def _run_preset(root: Path) -> Optional[str]:
     except (OSError, ValueError, AttributeError):
         return None
 
-
+# %% ../nbs/06_metrics.ipynb #20c3e9c2
 def _run_references(root: Path, plan: dict) -> tuple[dict, dict]:
     "({name: identity image as RGB array}, {name: why it has none}) from the run's assets/characters/."
     imgs, notes = {}, {}
@@ -915,7 +915,7 @@ def _run_references(root: Path, plan: dict) -> tuple[dict, dict]:
             imgs[name] = np.asarray(load_image(p, f"{name}: identity image"))
     return imgs, notes
 
-
+# %% ../nbs/06_metrics.ipynb #9ac44382
 def evaluate_run(
     run_dir,  # a vgot run folder (script.json, shots/, transitions/)
     extractors: Optional[Extractors] = None,  # default: the preset in run.json, else the hub models
@@ -1003,7 +1003,7 @@ def _bars(ax, items, keys, labels, title, ylim=None):
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
-
+# %% ../nbs/06_metrics.ipynb #a072722b
 def _save_fig(fig, path: Path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -1011,7 +1011,7 @@ def _save_fig(fig, path: Path):
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
-
+# %% ../nbs/06_metrics.ipynb #ae1e635b
 def plot_metrics(
     result: dict,  # from evaluate_run / evaluate_videos
     out_dir,  # folder for the PNGs
@@ -1048,7 +1048,7 @@ def plot_metrics(
         paths.append(out_dir / "metrics_joints.png")
     return paths
 
-
+# %% ../nbs/06_metrics.ipynb #9f45b6f8
 def write_metrics(
     result: dict,  # from evaluate_run / evaluate_videos
     out,  # the JSON file to write (plots go beside it)
@@ -1141,7 +1141,7 @@ def summary_rows(result: dict) -> list[dict]:
     order = {k: i for i, k in enumerate(METRIC_INFO)}
     return sorted(rows, key=lambda r: order.get(r["key"], len(order)))
 
-
+# %% ../nbs/06_metrics.ipynb #8ed37ded
 def face_counts(result: dict) -> str:
     "How many frames had a face, in words: what the face metrics are over."
     f = result.get("summary", {}).get("faces")
@@ -1171,7 +1171,7 @@ def _rows(result: dict) -> dict:
         out["faces.frames_checked"] = float(f["frames_checked"])
     return out
 
-
+# %% ../nbs/06_metrics.ipynb #6e647592
 def compare_metrics(
     results: Sequence[dict],  # evaluations (metrics.json dictionaries)
     names: Optional[Sequence[str]] = None,  # column titles
@@ -1196,7 +1196,7 @@ def compare_metrics(
     line = lambda cells: "  ".join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(cells))
     return "\n".join([line(head), line(["-" * x for x in w]), *map(line, body)])
 
-
+# %% ../nbs/06_metrics.ipynb #5207b498
 def load_metrics(path) -> dict:
     "A metrics.json, from the file or from the run folder holding it."
     p = Path(path)
@@ -1227,7 +1227,7 @@ PROTOCOL_COLUMNS = [  # (key, the paper's column, part, the metric it averages)
 def _num_values(items, key) -> list:
     return [it[key] for it in items if isinstance(it.get(key), (int, float)) and not isinstance(it.get(key), bool)]
 
-
+# %% ../nbs/06_metrics.ipynb #34d9ff80
 def protocol_row(
     result: dict,  # an evaluation (metrics.json), best made with n_boundary = PROTOCOL_N
     name: str,  # the row's name: the run or method
@@ -1242,7 +1242,7 @@ def protocol_row(
     row["face_frames"], row["frames_checked"] = f.get("frames_with_face", 0), f.get("frames_checked", 0)
     return row
 
-
+# %% ../nbs/06_metrics.ipynb #c5293521
 def protocol_table(rows: list[dict]) -> dict:
     "The protocol's table: its rows, and a mean row over them when there are several (a method over its stories)."
     rows = list(rows)
@@ -1270,7 +1270,7 @@ def protocol_table(rows: list[dict]) -> dict:
         ],
     )
 
-
+# %% ../nbs/06_metrics.ipynb #9d64993a
 def format_protocol(table: dict) -> str:
     "The table in the paper's layout as Markdown: one row per run, one column per metric, and the face frames counted."
     cols = table["columns"]
