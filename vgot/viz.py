@@ -51,14 +51,14 @@ def _fig_png(fig, dpi: int = 80) -> bytes:
     plt.close(fig)
     return buf.getvalue()
 
-
+# %% ../nbs/07_viz.ipynb #4dfb9707
 def _fig_to_array(fig) -> np.ndarray:
     "Render a matplotlib figure to an RGB uint8 array (and close it)."
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(_fig_png(fig))).convert("RGB"))
 
-
+# %% ../nbs/07_viz.ipynb #ddd91861
 class Explorer:
     "Base of the explorers: the static rendering (`render()` at the current settings) is what a notebook shows for the object."
 
@@ -84,12 +84,12 @@ def prompt_tokens(tokenizer, prompt: str) -> list[str]:
     ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length)["input_ids"]
     return [tokenizer.convert_ids_to_tokens(i).replace("</w>", "") for i in ids]
 
-
+# %% ../nbs/07_viz.ipynb #034527a2
 def captures_rel(shot: int) -> str:
     "Where a run folder keeps the attention maps of shot `shot`'s keyframe."
     return f"attention/{shot:03d}.safetensors"
 
-
+# %% ../nbs/07_viz.ipynb #70a2e14f
 def save_captures(
     path,  # the .safetensors file to write (atomically)
     maps: dict,  # (step, layer, branch) -> (B, L, h, w) tensor: one run of an AttentionStore
@@ -109,7 +109,7 @@ def save_captures(
         {"tokens": json.dumps(list(tokens or [])), "scales": json.dumps(dict(scales or {}))},
     )
 
-
+# %% ../nbs/07_viz.ipynb #b8e646bf
 def load_captures(path) -> tuple:
     "(AttentionStore holding the maps as its current run, tokens, scales) from a file written by `save_captures`."
 
@@ -344,7 +344,7 @@ def keyframe_attention(
     tokens = prompt_tokens(models.t2i.tokenizer, script.shots[shot].prompt)
     return att, image, tokens, {"identity": cfg.identity_scale, "prev": cfg.prev_scale}
 
-
+# %% ../nbs/07_viz.ipynb #e22bf684
 def _live(script, shot, models, config, res, assets, scales=None):
     store, image, tokens, lam = keyframe_attention(script, shot, models, config, scales, res, assets)
 
@@ -353,12 +353,12 @@ def _live(script, shot, models, config, res, assets, scales=None):
 
     return AttentionExplorer(store, image, tokens, scales=lam, regenerate=regenerate)
 
-
+# %% ../nbs/07_viz.ipynb #bc31f4f9
 def _explorer_live(cls, script: Script, shot: int, models, config=None, res: int = 16):
     "An explorer over a live generation of `script`'s keyframe `shot` (λ sliders redo it)."
     return _live(script, shot, models, config, res, None)
 
-
+# %% ../nbs/07_viz.ipynb #b913b5f0
 def _explorer_from_run(cls, run_dir, shot: int, models=None, res: int = 16):
     "An explorer over a run folder's keyframe `shot`: its saved captures, or (with models) captured now and saved."
     store = RunStore(run_dir, create=False)
@@ -409,12 +409,12 @@ def pca_2d(X) -> tuple:
 def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
-
+# %% ../nbs/07_viz.ipynb #ade41591
 def _uint8(frames) -> np.ndarray:
     f = np.asarray(frames)
     return f if f.dtype == np.uint8 else (np.clip(f, 0, 1) * 255).round().astype(np.uint8)
 
-
+# %% ../nbs/07_viz.ipynb #19df1b71
 class GPPathViewer(Explorer):
     "A GP transition path projected on the two principal components of both shots' latents: mean, ±2σ, observations, linear path, decoded frames."
 
@@ -606,7 +606,7 @@ def _arrow_svg(m: CameraMotion, size: int = 44) -> str:
         f'<circle cx="{c}" cy="{c}" r="{r:.1f}" fill="none" stroke="#2780e3" stroke-width="1.5"/>{arrow}</svg>'
     )
 
-
+# %% ../nbs/07_viz.ipynb #b52d3410
 DOMAINS = ("character", "background", "relation", "camera", "hdr")
 
 
@@ -614,7 +614,7 @@ def _records(store: RunStore) -> dict:
 
     return copy.deepcopy(RunStore(store.root, create=False).manifest.get("artifacts", {}))
 
-
+# %% ../nbs/07_viz.ipynb #78aa8daf
 class ShotEditor(Explorer):
     "A run's storyboard: shots as cards on a timeline; select one to play its clip; edit its prompt or camera motion and regenerate."
 
