@@ -46,7 +46,7 @@ __all__ = ['TEMPORAL_ATTN', 'CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_P
            'load_training_images', 'CameraTrainConfig', 'random_motion', 'camera_loss', 'flow_matching_sample',
            'flow_matching_loss', 'block_checkpointing', 'train_camera', 'camera_dependence']
 
-# %% ../nbs/03a_camera.ipynb #abb046a2
+# %% ../nbs/03a_camera.ipynb #211e4745
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
     "A trajectory (F, 3) float32 tensor from a `CameraMotion` (needs `n_frames`) or an (F, 3) array."
     if isinstance(motion, CameraMotion):
@@ -60,7 +60,7 @@ def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
         raise VgotError("trajectory zoom c_z must be positive")
     return t
 
-
+# %% ../nbs/03a_camera.ipynb #7fa0d4e1
 def relative_trajectory(traj, start: int) -> torch.Tensor:
     "The trajectory of frames start.. seen from frame `start` (in its own units): (F - start, 3)."
     t = as_trajectory(traj)
@@ -69,7 +69,7 @@ def relative_trajectory(traj, start: int) -> torch.Tensor:
     a, rest = t[start], t[start:]
     return torch.stack([a[2] * (rest[:, 0] - a[0]), a[2] * (rest[:, 1] - a[1]), rest[:, 2] / a[2]], dim=1)
 
-
+# %% ../nbs/03a_camera.ipynb #4cfa77c4
 def camera_affines(traj, crop: float = 1.0) -> torch.Tensor:
     "Per-frame affines A_f (F, 2, 3) for `grid_sample` from a trajectory (F, 3); `crop` < 1: from a larger source."
     t = as_trajectory(traj)
@@ -78,7 +78,7 @@ def camera_affines(traj, crop: float = 1.0) -> torch.Tensor:
     A[:, 0, 2], A[:, 1, 2] = 2 * t[:, 0], -2 * t[:, 1]
     return A * float(crop)
 
-# %% ../nbs/03a_camera.ipynb #6ddea655
+# %% ../nbs/03a_camera.ipynb #997b6b40
 def warp(
     x: torch.Tensor,  # (F, C, H, W) frames, or (C, H, W) one image/latent warped into every frame
     affines: torch.Tensor,  # (F, 2, 3) from `camera_affines`
@@ -98,7 +98,7 @@ def warp(
     grid = F.affine_grid(affines.to(x.device, x.dtype), (len(x), x.shape[1], H, W), align_corners=False)
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
-
+# %% ../nbs/03a_camera.ipynb #cf848603
 def render_motion(
     image,  # (C, H, W) tensor, or a PIL image / uint8 HxWx3 array
     motion,  # CameraMotion or trajectory (F, 3)

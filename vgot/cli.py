@@ -80,7 +80,7 @@ def setting_help(cls) -> dict[str, str]:
             out[m.group(1)] = m.group(2).strip()
     return out
 
-# %% ../nbs/08_cli.ipynb #831a9436
+# %% ../nbs/08_cli.ipynb #1e3d9dd3
 def add_config_options(p: argparse.ArgumentParser, cls, aliases: Optional[dict] = None, skip: tuple = ()):
     "Add one option per setting of the StageConfig `cls` to `p` (default None: the preset's or the config's value)."
     hints, doc = typing.get_type_hints(cls), setting_help(cls)
@@ -98,7 +98,7 @@ def add_config_options(p: argparse.ArgumentParser, cls, aliases: Optional[dict] 
         else:
             g.add_argument(*flags, type={int: int, float: float}.get(tp, str), choices=f.metadata.get("choices"), **kw)
 
-
+# %% ../nbs/08_cli.ipynb #fdbcb257
 def config_overrides(args, cls) -> dict:
     "The settings of `cls` given on the command line."
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
@@ -116,12 +116,12 @@ def shared_options(preset_default: Optional[str] = "tiny", models: bool = True) 
     g.add_argument("--quiet", action="store_true", help="no progress bars, log lines or library warnings")
     return p
 
-# %% ../nbs/08_cli.ipynb #7a04f79b
+# %% ../nbs/08_cli.ipynb #5d1a5652
 def cmd_version(args) -> int:
     print(f"vgot {vgot.__version__}")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #943fb4d6
 def cmd_info(args) -> int:
 
     dev = choose_device(args.device)
@@ -136,14 +136,14 @@ def cmd_info(args) -> int:
         print(f"  {p.name:6s} t2i={p.t2i.id} ({p.t2i_kind})  video={video}  llm={p.llm.id}")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #7c70543b
 def add_info(sub):
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     p = sub.add_parser("info", help="presets, device and cache folder")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.set_defaults(func=cmd_info)
 
-# %% ../nbs/08_cli.ipynb #2f245f7a
+# %% ../nbs/08_cli.ipynb #e3de1263
 def _export_script(args) -> int:
     "vgot script RUN_DIR --to vgot: the run's script in VGoT's format."
     src = Path(args.story)
@@ -155,7 +155,7 @@ def _export_script(args) -> int:
     print(f"{f}: {len(script.shots)} shots in VGoT's format")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #74f270fc
 def cmd_script(args) -> int:
     if args.to:
         return _export_script(args)
@@ -188,7 +188,7 @@ def cmd_script(args) -> int:
     print(f"{store.script_path}: {len(script.shots)} shots, {script.duration:.1f} s ({script.planner})")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #e7209afe
 def add_script(sub):
     p = sub.add_parser(
         "script",
@@ -217,7 +217,7 @@ def add_script(sub):
     add_config_options(p, ScriptConfig, skip=("api_key",))
     p.set_defaults(func=cmd_script)
 
-# %% ../nbs/08_cli.ipynb #7e50a767
+# %% ../nbs/08_cli.ipynb #4b1bd573
 def _run_folder(args) -> tuple[RunStore, Script, str]:
     "The run folder of a stage command, its script, and the preset (given, else the run's, else tiny)."
     store = RunStore(args.run_dir, create=False)
@@ -225,7 +225,7 @@ def _run_folder(args) -> tuple[RunStore, Script, str]:
         raise VgotError(f"{store.script_path}: not found (run `vgot script` first, or write one)")
     return store, Script.load(store.script_path), args.preset or store.manifest.get("preset") or "tiny"
 
-
+# %% ../nbs/08_cli.ipynb #c63c31cf
 def cmd_keyframes(args) -> int:
     store, script, preset = _run_folder(args)
     config = KeyframeConfig.from_preset(preset, **config_overrides(args, KeyframeConfig))
@@ -237,7 +237,7 @@ def cmd_keyframes(args) -> int:
         print(f"shot {k.shot:3d}: {k.image}  ({k.width}x{k.height}, seed {k.seed})")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #a0de91e4
 def cmd_shots(args) -> int:
     store, script, preset = _run_folder(args)
     config = ShotConfig.from_preset(preset, **config_overrides(args, ShotConfig))
@@ -248,7 +248,7 @@ def cmd_shots(args) -> int:
         print(f"shot {c.shot}: {c.video} ({c.n_frames} frames, {c.backend}, camera={c.camera})")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #ccbab01e
 def cmd_transitions(args) -> int:
     store, script, preset = _run_folder(args)
     clips = []
@@ -266,7 +266,7 @@ def cmd_transitions(args) -> int:
     print(f"{len(trs)} transitions in {store.root} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #f255e223
 def add_stages(sub):
     "vgot keyframes | shots | transitions RUN_DIR: one stage at a time, each with its config's settings as options."
     for name, cls, func, what, aliases in [
@@ -285,7 +285,7 @@ def add_stages(sub):
         add_config_options(p, cls, aliases)
         p.set_defaults(func=func)
 
-# %% ../nbs/08_cli.ipynb #24ceef83
+# %% ../nbs/08_cli.ipynb #b30182fa
 def cmd_train_camera(args) -> int:
     models = Models(args.preset, device=args.device, dtype=args.dtype)
     cfg = CameraTrainConfig.from_preset(models.preset, **config_overrides(args, CameraTrainConfig))
@@ -297,7 +297,7 @@ def cmd_train_camera(args) -> int:
     )
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #f73f3ec5
 def add_train_camera(sub):
     p = sub.add_parser(
         "train-camera", parents=[shared_options()], help="train the camera adapter on warped stills/clips from a folder"
@@ -318,18 +318,18 @@ def add_train_camera(sub):
     add_config_options(p, CameraTrainConfig, aliases={"n_frames": ["--frames"]})
     p.set_defaults(func=cmd_train_camera, steps=200, save_every=50)
 
-# %% ../nbs/08_cli.ipynb #1b803ba3
+# %% ../nbs/08_cli.ipynb #7fcc7c77
 def _extractors(args, run_dir: Optional[Path] = None) -> Extractors:
     "The metric models: --clip/--dino, else the preset's (given, else the run's), else the hub's."
     preset = args.preset or (RunStore(run_dir, create=False).manifest.get("preset") if run_dir is not None else None)
     base = Extractors.from_preset(preset, args.device) if preset else Extractors(device=args.device)
     return Extractors(args.clip or base.clip_ref, args.dino or base.dino_ref, args.device)
 
-
+# %% ../nbs/08_cli.ipynb #1010eded
 def _is_run(p: Path) -> bool:
     return p.is_dir() and (p / "script.json").is_file()
 
-
+# %% ../nbs/08_cli.ipynb #67877c39
 def _evaluate_paths(args, cfg: MetricsConfig) -> tuple[dict, Path]:
     "(result, default output path) for a run folder or videos."
     paths = [Path(p) for p in args.paths]
@@ -349,7 +349,7 @@ def _evaluate_paths(args, cfg: MetricsConfig) -> tuple[dict, Path]:
         refs[name.strip()] = Path(img)
     return evaluate_videos(paths, _extractors(args), cfg, references=refs), default
 
-
+# %% ../nbs/08_cli.ipynb #c2f9fa5e
 def _compare_sources(p: Path) -> list[tuple[str, dict]]:
     "(name, evaluation) pairs from a run folder's or a file's metrics.json, or a protocol table (one pair per row)."
     f = p if p.is_file() else p / "metrics.json"
@@ -363,7 +363,7 @@ def _compare_sources(p: Path) -> list[tuple[str, dict]]:
         return [(f"{r.get('name', '?')}", {"protocol_row": r}) for r in d.get("rows", []) if isinstance(r, dict)]
     return [(p.name if p.name != "metrics.json" else p.parent.name, load_metrics(f))]
 
-# %% ../nbs/08_cli.ipynb #5eae99c7
+# %% ../nbs/08_cli.ipynb #4f9ce58d
 def _eval_compare(args, cfg: MetricsConfig) -> int:
     if args.paths or args.out:
         raise VgotError("eval --compare takes only the runs to compare (no other paths, no --out)")
@@ -387,7 +387,7 @@ def _eval_compare(args, cfg: MetricsConfig) -> int:
     print(compare_metrics(results, names))
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #499a7f5a
 def _eval_protocol(args, cfg: MetricsConfig) -> int:
     "vgot eval RUNS --protocol vgot: the paper's table for one or more runs."
     runs = [Path(p) for p in args.paths]
@@ -416,7 +416,7 @@ def _eval_protocol(args, cfg: MetricsConfig) -> int:
     print(f"wrote {out} and {out.with_suffix('.md').name}")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #60eea4f2
 def cmd_eval(args) -> int:
     cfg = MetricsConfig(**{**config_overrides(args, MetricsConfig), "progress": not args.quiet})
     if args.compare:
@@ -434,7 +434,7 @@ def cmd_eval(args) -> int:
         print(f"report: {refresh_report(run)}")  # the run's report shows the new metrics
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #1870c430
 def add_eval(sub):
     p = sub.add_parser(
         "eval",
@@ -487,13 +487,13 @@ def add_executor_options(p: argparse.ArgumentParser):
         help="the Ray cluster to join (auto, ray://head:10001); default: $RAY_ADDRESS, else a local one",
     )
 
-# %% ../nbs/08_cli.ipynb #9a1a288e
+# %% ../nbs/08_cli.ipynb #8c3fafe2
 def _print_result(res: RunResult) -> int:
     print(f"final video: {res.final}")
     print(f"report: {res.report}")
     return 0
 
-
+# %% ../nbs/08_cli.ipynb #955ae617
 def _story_arg(args) -> Path:
     "The story of `vgot run`: a file, or a bundled example (--example NAME)."
     if args.story and args.example:
@@ -504,7 +504,7 @@ def _story_arg(args) -> Path:
         raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
     return Path(args.story)
 
-
+# %% ../nbs/08_cli.ipynb #ca2e6d48
 def _previous_config(run_dir: Path) -> Optional[dict]:
     "The settings a run folder was last run with (run.json), if any."
     try:
@@ -513,7 +513,7 @@ def _previous_config(run_dir: Path) -> Optional[dict]:
         return None
     return m.get("config") if isinstance(m, dict) and isinstance(m.get("config"), dict) else None
 
-
+# %% ../nbs/08_cli.ipynb #17bcdc78
 def cmd_run(args) -> int:
     story = _story_arg(args)
     name = story.parent.name if story.name == VGOT_FILE else story.stem  # VGoT's script: the story folder's name
@@ -543,7 +543,7 @@ def cmd_run(args) -> int:
     )
     return _print_result(res)
 
-
+# %% ../nbs/08_cli.ipynb #575f5691
 def add_run(sub):
     p = sub.add_parser("run", help="generate a video from a story (re-running resumes)")
     p.add_argument(
@@ -574,7 +574,7 @@ def add_run(sub):
     add_executor_options(p)
     p.set_defaults(func=cmd_run)
 
-# %% ../nbs/08_cli.ipynb #7496fcef
+# %% ../nbs/08_cli.ipynb #0c989a21
 def cmd_demo(args) -> int:
     if args.list:
         for name, p in example_stories().items():
@@ -585,7 +585,7 @@ def cmd_demo(args) -> int:
     )
     return _print_result(res)
 
-
+# %% ../nbs/08_cli.ipynb #d539cdb6
 def cmd_resume(args) -> int:
     store = RunStore(args.run_dir, create=False)
     if store.path("story.json").exists():
@@ -607,7 +607,7 @@ def cmd_resume(args) -> int:
             setattr(cfg, k, getattr(args, k))
     return _print_result(VGoT(cfg).generate(story, args.run_dir, force=tuple(args.force or ()), quiet=args.quiet))
 
-
+# %% ../nbs/08_cli.ipynb #112c77c1
 def cmd_batch(args) -> int:
     params = {}
     for a in args.param or []:
@@ -632,7 +632,7 @@ def cmd_batch(args) -> int:
     print(f"{len(rows) - failed} ok, {failed} failed")
     return 1 if failed else 0
 
-
+# %% ../nbs/08_cli.ipynb #60553c7e
 def add_demo_resume_batch(sub):
     p = sub.add_parser(
         "demo", parents=[shared_options(models=False)], help="the main job: a bundled example story on the tiny preset"
@@ -672,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     return ap
 
-# %% ../nbs/08_cli.ipynb #124ecab4
+# %% ../nbs/08_cli.ipynb #37d1067a
 def quiet_libraries():
     "Silence what the libraries print on their own (warnings, transformers/diffusers log lines, loading bars)."
     warnings.simplefilter("ignore")
@@ -687,7 +687,7 @@ def quiet_libraries():
             sys.modules[mod].utils.logging.set_verbosity_error()
             sys.modules[mod].utils.logging.disable_progress_bar()
 
-
+# %% ../nbs/08_cli.ipynb #a5cf8d47
 def main(argv: Optional[list[str]] = None) -> int:
     "Run the vgot command line; returns the exit code."
     ap = build_parser()

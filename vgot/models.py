@@ -205,8 +205,8 @@ def get_preset(name: str) -> Preset:
         raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]
 
-# %% ../nbs/00a_models.ipynb #3793deea
-KNOWN_NOTICES = ("requires torchvision (not installed); falling back to",)   # vgot leaves torchvision out on purpose
+# %% ../nbs/00a_models.ipynb #b9f02196
+KNOWN_NOTICES = ("requires torchvision (not installed); falling back to",)  # vgot leaves torchvision out on purpose
 
 
 class _KnownNotices(logging.Filter):
@@ -215,13 +215,14 @@ class _KnownNotices(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not any(n in record.getMessage() for n in KNOWN_NOTICES)
 
-
+# %% ../nbs/00a_models.ipynb #21d7d483
 def quiet_known_notices():
     "Install the filter on transformers' log handler (idempotent)."
     import transformers.utils.logging as tl
 
-    for h in tl._get_library_root_logger().handlers:   # transformers logs through one handler on its root logger
-        if not any(isinstance(f, _KnownNotices) for f in h.filters): h.addFilter(_KnownNotices())
+    for h in tl._get_library_root_logger().handlers:  # transformers logs through one handler on its root logger
+        if not any(isinstance(f, _KnownNotices) for f in h.filters):
+            h.addFilter(_KnownNotices())
 
 # %% ../nbs/00a_models.ipynb #eb57a7bf
 @contextlib.contextmanager

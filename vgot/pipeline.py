@@ -231,7 +231,7 @@ class RunConfig:
         overrides.setdefault("seed", self.seed)
         return STAGE_CONFIGS[stage].from_preset(self.preset, **overrides)
 
-# %% ../nbs/05_pipeline.ipynb #8b015046
+# %% ../nbs/05_pipeline.ipynb #58ce95f7
 def assembly_parts(clips: list[ShotClip], transitions: list[Transition]) -> list[str]:
     "Run-relative video paths in playing order: shot 0, transition 0-1, shot 1, ..."
     by_src = {t.src: t for t in transitions}
@@ -243,7 +243,12 @@ def assembly_parts(clips: list[ShotClip], transitions: list[Transition]) -> list
             parts.append(t.video)
     return parts
 
+# %% ../nbs/05_pipeline.ipynb #b0eb1a60
+def _count_frames(path) -> int:
+    "Frames in a video file, as a player decodes them."
+    return len(read_video(path)[0])
 
+# %% ../nbs/05_pipeline.ipynb #f3f2b579
 def assemble_video(store: RunStore, parts: list[str], fps: float, out: str = "final.mp4") -> int:
     "Concatenate the part videos into `out` (streamed, atomic), check the count by reading it back; returns frames."
     counts = []  # frames of each part, counted as it is streamed (each part is decoded once)
@@ -260,12 +265,7 @@ def assemble_video(store: RunStore, parts: list[str], fps: float, out: str = "fi
         raise VgotError(f"{out}: wrote {n} frames, read back {got}, expected {expected}")
     return n
 
-
-def _count_frames(path) -> int:
-    "Frames in a video file, as a player decodes them."
-    return len(read_video(path)[0])
-
-# %% ../nbs/05_pipeline.ipynb #b13d096f
+# %% ../nbs/05_pipeline.ipynb #80c610ff
 def storyboard_figure(script: Script, images: list, cols: int = 4):
     "A matplotlib figure with each shot's keyframe, text and camera motion."
     import matplotlib.pyplot as plt
@@ -315,7 +315,7 @@ def storyboard_figure(script: Script, images: list, cols: int = 4):
     fig.tight_layout()
     return fig
 
-
+# %% ../nbs/05_pipeline.ipynb #0365fb18
 def write_storyboard(store: RunStore, script: Script, keyframes: list[Keyframe], out: str = "storyboard.png"):
     "Render the storyboard PNG into the run folder, atomically."
     import matplotlib.pyplot as plt

@@ -290,7 +290,7 @@ def install_identity_images(store: RunStore, images: dict) -> list[str]:
         done.append(rel)
     return done
 
-# %% ../nbs/01_script_generation.ipynb #654c7605
+# %% ../nbs/01_script_generation.ipynb #8c5de818
 _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Prof|Sr|Jr|vs|etc|e\.g|i\.e)\.$")
 
 
@@ -308,7 +308,7 @@ def split_sentences(paragraph: str) -> list[str]:
             out.append(s)
     return [s for s in out if s.strip()]
 
-
+# %% ../nbs/01_script_generation.ipynb #d0376064
 def split_story(
     text: str,  # the story text, paragraphs separated by blank lines
     max_segments: int = 16,  # at most this many segments (the shortest neighbours are merged)
