@@ -158,3 +158,16 @@ def test_offline_eval_suggests_the_tiny_preset(tmp_path, run):
     r = subprocess.run([sys.executable, "-m", "vgot", "eval", str(run / "shots" / "000.mp4"), "--out", str(tmp_path / "m.json"),
                         "--quiet"], capture_output=True, text=True, env=env)
     _one_line_error(r, "--preset tiny")
+
+
+def test_deeply_nested_llm_answer_is_a_plan_error():
+    "An LLM answer of deeply nested JSON is refused with a clear planner error, not a RecursionError."
+    from vgot.script import PlanError, extract_json
+    with pytest.raises(PlanError, match="nested too deeply"): extract_json("{" + '"a": {' * 100000 + "}" * 100001)
+
+
+def test_logs_off_a_terminal_carry_no_progress_bars(tmp_path):
+    "stderr redirected to a file (not a terminal): log lines only, no carriage returns or escape codes."
+    r = run_cli("run", STORY, "--run-dir", tmp_path / "run", "--stop-after", "keyframes")
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "\x1b[" not in r.stderr and "vgot: keyframes: done" in r.stderr

@@ -613,7 +613,7 @@ class VGoT:
         for s in force:
             store.forget(STAGE_RECORDS[s])
             log.info(f"forced: {s}")
-        self.models.set_progress(not quiet)
+        self.models.set_progress(not quiet and sys.stderr.isatty())  # bars only on a terminal: no \r debris in logs
         res = RunResult(Path(run_dir))
         bar = tqdm(
             [s for s in STAGES if s != "evaluate" or cfg.evaluate],
