@@ -299,6 +299,16 @@ def copy_mathjax(out: Path, src: Path = MATHJAX_SRC):
         if s.is_dir(): shutil.copytree(s, d, dirs_exist_ok=True)
         elif s.exists(): d.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(s, d)
 
+def _unlink_missing_anchors(h: str, here: str, anchors: dict) -> str:
+    "nbdev links every backticked name it indexes; a private helper or a method without its own show_doc has no anchor on"
+    " its page: such a link is shown as the plain name instead of a link that goes nowhere."
+    def fix(m):
+        path, frag, inner = m.group(1), m.group(2), m.group(3)
+        target = os.path.normpath((Path(here).parent / path).as_posix()) if path else here
+        if target in anchors and frag not in anchors[target]: return inner
+        return m.group(0)
+    return re.sub(r'<a href="([^"#:]*)#([^"]+)"[^>]*>(.*?)</a>', fix, h)
+
 def build(out: Path, nbs: Path = ROOT / "nbs", check_only: bool = False, log=print) -> list:
     "Process every notebook with nbdev and (unless check_only) render the preview into `out`; returns the problems."
     from nbdev.config import get_config
@@ -320,12 +330,13 @@ def build(out: Path, nbs: Path = ROOT / "nbs", check_only: bool = False, log=pri
     titles = {rel: pg.title for rel, pg in pages.items()}
     contents = sidebar(nbs)
     names = {pg.html_rel for pg in pages.values()}
+    anchors = {pg.html_rel: set(re.findall(r'\bid="([^"]+)"', bodies[rel])) for rel, pg in pages.items()}
     for rel, pg in pages.items():
         depth = pg.html_rel.count("/")
         desc = f'<p class="description">{html.escape(pg.description)}</p>' if pg.description else ""
         doc = TEMPLATE.format(title=html.escape(pg.title), site=html.escape(cfg.title), up="../" * depth,
                               nav=_nav(contents, pg.html_rel, depth, titles), description=desc, body=bodies[rel])
-        doc = pg.links_local(doc, names)
+        doc = _unlink_missing_anchors(pg.links_local(doc, names), pg.html_rel, anchors)
         (out / pg.html_rel).parent.mkdir(parents=True, exist_ok=True)
         (out / pg.html_rel).write_text(doc, encoding="utf-8")
     log(f"preview: {len(pages)} pages in {out}/ (open {out}/index.html, or: python -m http.server -d {out})")

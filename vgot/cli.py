@@ -695,6 +695,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not getattr(args, "func", None):
         ap.print_help()
         return 0 if argv is None or argv == [] else 2
+    env, filters = (
+        dict(os.environ),
+        warnings.filters[:],
+    )  # restored at the end: main() may run inside a notebook or test
     if getattr(args, "quiet", False):
         quiet_libraries()
     try:
@@ -713,6 +717,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("vgot: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if os.environ != env:
+            os.environ.clear()
+            os.environ.update(env)
+        warnings.filters[:] = filters
 
 # %% ../nbs/08_cli.ipynb #a3b29598
 #| eval: false

@@ -240,6 +240,21 @@ def _loading_bars(show: bool):
         for lib, on in ((dl, was_d), (tl, was_t)):
             (lib.enable_progress_bar if on else lib.disable_progress_bar)()
 
+# %% ../nbs/00a_models.ipynb #734182aa
+@contextlib.contextmanager
+def _library_notices_off():
+    "No warnings or log lines from the libraries for a block vgot owns (the tiny build: its one line says what happens)."
+    import diffusers.utils.logging as dl, transformers.utils.logging as tl, warnings
+
+    levels = dl.get_verbosity(), tl.get_verbosity()
+    dl.set_verbosity_error(), tl.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        dl.set_verbosity(levels[0]), tl.set_verbosity(levels[1])
+
 # %% ../nbs/00a_models.ipynb #d1ba28d6
 def tiny_clip_tokenizer():
     "A CLIPTokenizer with a character-level vocabulary (no merges), built in memory."
@@ -657,7 +672,7 @@ def ensure_tiny_models(home=None, force: bool = False) -> Path:
         print(msg, file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root.parent))
     try:
-        with _loading_bars(False):
+        with _loading_bars(False), _library_notices_off():
             _build_tiny_set(tmp)
         if force and root.exists():
             shutil.rmtree(root)
