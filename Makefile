@@ -55,9 +55,11 @@ pytest: install
 
 test: check-export nbtest browser-deps pytest
 
-# while developing: everything but the real-architecture suite (tests marked real_size, about a minute and 6.5 GB)
+# while developing: everything but the slow suites (real architectures, about a minute and 6.5 GB; the browser, Ray,
+# packaging and bad-input corpus suites, a few minutes together). CI runs `make test`, which runs them all.
 pytest-fast: install
-	$(BIN)/python -m pytest -q -m "not real_size" tests/
+	$(BIN)/python -m pytest -q -m "not real_size" --ignore=tests/test_browser.py --ignore=tests/test_ray.py \
+	  --ignore=tests/test_packaging.py --ignore=tests/test_corpus.py tests/
 
 test-fast: check-export nbtest pytest-fast
 
