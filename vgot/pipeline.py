@@ -61,12 +61,8 @@ from vgot.keyframes import (
 from .shots import ShotConfig, generate_shots, generate_shot
 from vgot.transitions import (
     TransitionConfig,
+    generate_transition,
     generate_transitions,
-    make_transition,
-    _clip_files,
-    _model_ref,
-    _load_pair,
-    _write_transition,
 )
 from .metrics import summary_rows, face_counts
 from .core import choose_device, choose_dtype
@@ -78,9 +74,9 @@ from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
 __all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'EXECUTORS', 'EXECUTION_SETTINGS', 'RAY_KINDS', 'RAY_MISSING', 'RunConfig',
            'assembly_parts', 'assemble_video', 'storyboard_figure', 'write_storyboard', 'write_report', 'assemble_run',
            'RunResult', 'clear_run', 'load_story_any', 'VGoT', 'task_graph', 'task_graph_figure', 'TaskResult',
-           'TaskStore', 'generate_transition', 'KeyframeWorker', 'VideoWorker', 'assemble_task', 'import_ray',
-           'ray_plan', 'ray_connect', 'RayGraph', 'resources_dir', 'example_stories', 'example_story',
-           'default_run_notebook', 'refresh_report', 'batch_story', 'run_batch', 'format_table']
+           'TaskStore', 'KeyframeWorker', 'VideoWorker', 'assemble_task', 'import_ray', 'ray_plan', 'ray_connect',
+           'RayGraph', 'resources_dir', 'example_stories', 'example_story', 'default_run_notebook', 'refresh_report',
+           'batch_story', 'run_batch', 'format_table']
 
 # %% ../nbs/05_pipeline.ipynb #d8e8f726
 STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
@@ -834,50 +830,6 @@ class TaskStore(RunStore):
         "The task's result, with the records made since the last one."
         rec, self.pending = self.pending, {}
         return TaskResult(name, artifact, rec, os.getpid(), socket.gethostname(), round(time.time() - t0, 3))
-
-# %% ../nbs/05_pipeline.ipynb #2d75bcfa
-def generate_transition(
-    script: Script,  # the run's script
-    j: int,  # the transition between shots j and j+1
-    a: ShotClip,  # shot j's clip
-    b: ShotClip,  # shot j+1's clip
-    models,  # vgot Models
-    config: TransitionConfig,  # the transitions' settings
-    store: RunStore,  # the run folder
-) -> Transition:
-    "One transition, as `generate_transitions` makes it (the same steps, inputs hash, seed and files): a task of its own."
-    config.validate()
-    if (a.shot, b.shot) != (j, j + 1):
-        raise VgotError(f"transition {j:03d}-{j + 1:03d}: given the clips of shots {a.shot} and {b.shot}")
-    name, where = f"transition/{j:03d}-{j + 1:03d}", f"transition {j:03d}-{j + 1:03d}"
-    json_rel = f"transitions/{j:03d}-{j + 1:03d}.json"
-    (lat_a_path, vid_a_path), (lat_b_path, vid_b_path) = _clip_files(store, a, where), _clip_files(store, b, where)
-    h = hash_inputs(
-        "transition",
-        asdict(config),
-        script.shots[j],
-        script.shots[j + 1],
-        a,
-        b,
-        lat_a_path,
-        lat_b_path,
-        vid_a_path,
-        vid_b_path,
-        _model_ref(models, config),
-    )
-    if store.is_done(name, h):
-        return Transition.load(store.path(json_rel))
-    if config.mode == "cut":
-        tr, files = Transition(j, j + 1, "cut", 0, None, None), []
-    else:
-        lat_a, lat_b, fa, fb = _load_pair(lat_a_path, lat_b_path, vid_a_path, vid_b_path, config.mode, where)
-        gen = make_generator(derive_seed(config.seed, "transition", j))
-        r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where)
-        tr = _write_transition(store, j, r, config.mode, a.fps)
-        files = [tr.video, tr.latents]
-    store.write_artifact(json_rel, tr)
-    store.record(name, h, files + [json_rel], "transitions")
-    return tr
 
 # %% ../nbs/05_pipeline.ipynb #a665b1ea
 class KeyframeWorker:

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['KERNELS', 'LatentPathGP', 'GPPath', 'shared_kernel_mll', 'gp_latent_path', 'ease', 'transition_latents',
            'path_smoothness', 'pin_boundaries', 'RefinedTransition', 'decode_latents', 'refine_transition',
-           'TransitionConfig', 'TransitionResult', 'make_transition', 'generate_transitions']
+           'TransitionConfig', 'TransitionResult', 'make_transition', 'generate_transition', 'generate_transitions']
 
 # %% ../nbs/04_smoothing.ipynb #8a761f46
 KERNELS = ("rbf", "matern52", "matern32")
@@ -800,6 +800,50 @@ def _write_transition(store: RunStore, j: int, r: TransitionResult, mode: str, f
     write_video(store.path(video_rel), r.frames, fps)
     return Transition(j, j + 1, mode, int(r.latents.shape[0]), video_rel, lat_rel)
 
+# %% ../nbs/04_smoothing.ipynb #75bd3b2e
+def generate_transition(
+    script: Script,  # the run's script
+    j: int,  # the transition between shots j and j+1
+    a: ShotClip,  # shot j's clip
+    b: ShotClip,  # shot j+1's clip
+    models,  # vgot Models
+    config: TransitionConfig,  # the transitions' settings
+    store: RunStore,  # the run folder
+) -> Transition:
+    "One transition, as `generate_transitions` makes it (the same steps, inputs hash, seed and files): a task of its own."
+    config.validate()
+    if (a.shot, b.shot) != (j, j + 1):
+        raise VgotError(f"transition {j:03d}-{j + 1:03d}: given the clips of shots {a.shot} and {b.shot}")
+    name, where = f"transition/{j:03d}-{j + 1:03d}", f"transition {j:03d}-{j + 1:03d}"
+    json_rel = f"transitions/{j:03d}-{j + 1:03d}.json"
+    (lat_a_path, vid_a_path), (lat_b_path, vid_b_path) = _clip_files(store, a, where), _clip_files(store, b, where)
+    h = hash_inputs(
+        "transition",
+        asdict(config),
+        script.shots[j],
+        script.shots[j + 1],
+        a,
+        b,
+        lat_a_path,
+        lat_b_path,
+        vid_a_path,
+        vid_b_path,
+        _model_ref(models, config),
+    )
+    if store.is_done(name, h):
+        return Transition.load(store.path(json_rel))
+    if config.mode == "cut":
+        tr, files = Transition(j, j + 1, "cut", 0, None, None), []
+    else:
+        lat_a, lat_b, fa, fb = _load_pair(lat_a_path, lat_b_path, vid_a_path, vid_b_path, config.mode, where)
+        gen = make_generator(derive_seed(config.seed, "transition", j))
+        r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where)
+        tr = _write_transition(store, j, r, config.mode, a.fps)
+        files = [tr.video, tr.latents]
+    store.write_artifact(json_rel, tr)
+    store.record(name, h, files + [json_rel], "transitions")
+    return tr
+
 # %% ../nbs/04_smoothing.ipynb #0310869696a145bf841235dd6c036af8
 def generate_transitions(
     script: Script,  # the run's script (one Transition between each neighbouring pair of shots)
@@ -817,41 +861,7 @@ def generate_transitions(
             f"transitions: the clips cover shots {[c.shot for c in clips]}, but the script has shots "
             f"0..{len(script.shots) - 1}; make every shot first"
         )
-    out, model_ref = [], _model_ref(models, config)
+    out = []
     for j in tqdm(range(len(clips) - 1), desc="transitions", disable=not progress or len(clips) < 3):
-        a, b = clips[j], clips[j + 1]
-        name, where = f"transition/{j:03d}-{j + 1:03d}", f"transition {j:03d}-{j + 1:03d}"
-        json_rel = f"transitions/{j:03d}-{j + 1:03d}.json"
-        # 1. what determines the transition: the config, both shots and their files, the video model
-        (lat_a_path, vid_a_path), (lat_b_path, vid_b_path) = _clip_files(store, a, where), _clip_files(store, b, where)
-        h = hash_inputs(
-            "transition",
-            asdict(config),
-            script.shots[j],
-            script.shots[j + 1],
-            a,
-            b,
-            lat_a_path,
-            lat_b_path,
-            vid_a_path,
-            vid_b_path,
-            model_ref,
-        )
-        # 2. done already: read it back
-        if store.is_done(name, h):
-            out.append(Transition.load(store.path(json_rel)))
-            continue
-        # 3. make it (a cut has no files)
-        if config.mode == "cut":
-            tr, files = Transition(j, j + 1, "cut", 0, None, None), []
-        else:
-            lat_a, lat_b, fa, fb = _load_pair(lat_a_path, lat_b_path, vid_a_path, vid_b_path, config.mode, where)
-            gen = make_generator(derive_seed(config.seed, "transition", j))
-            r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where)
-            tr = _write_transition(store, j, r, config.mode, a.fps)
-            files = [tr.video, tr.latents]
-        # 4. the artifact, then the manifest
-        store.write_artifact(json_rel, tr)
-        store.record(name, h, files + [json_rel], "transitions")
-        out.append(tr)
+        out.append(generate_transition(script, j, clips[j], clips[j + 1], models, config, store))
     return out
