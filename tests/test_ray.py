@@ -75,6 +75,20 @@ def test_ray_run_is_the_local_run_frame_by_frame(cluster, reference, tmp_path):
     assert "executor settings changed" in (run / "run.log").read_text()
 
 
+def kill_video_worker_after_two_shots(run, t: threading.Thread):
+    "SIGKILL the worker that made the run's shots once two are recorded, while `t` runs; its PID (None: too late)."
+    deadline, victim = time.time() + 120, None
+    while t.is_alive() and time.time() < deadline:
+        pids = task_pids(run, "shot")
+        if len(pids) >= 2:
+            victim = pids[-1]
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    t.join(120)
+    return victim
+
+
 def test_killed_worker_loses_no_finished_artifact_and_resume_completes(cluster, reference, tmp_path):
     run, out = tmp_path / "run", {}
 
@@ -86,15 +100,7 @@ def test_killed_worker_loses_no_finished_artifact_and_resume_completes(cluster, 
 
     t = threading.Thread(target=go)
     t.start()
-    deadline, victim = time.time() + 120, None
-    while t.is_alive() and time.time() < deadline:  # kill the video worker once it has finished two shots
-        pids = task_pids(run, "shot")
-        if len(pids) >= 2:
-            victim = pids[-1]
-            os.kill(victim, signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    t.join(120)
+    victim = kill_video_worker_after_two_shots(run, t)
     assert victim is not None, "the run finished before a worker could be killed"
     assert isinstance(out.get("error"), VgotError), out
     assert "vgot resume" in str(out["error"])
@@ -120,15 +126,7 @@ def test_killed_worker_is_restarted_and_the_run_completes(cluster, reference, tm
         target=lambda: out.update(r=VGoT(RunConfig(seed=SEED, executor="ray")).generate(STORY, run, quiet=True))
     )
     t.start()
-    deadline, victim = time.time() + 120, None
-    while t.is_alive() and time.time() < deadline:
-        pids = task_pids(run, "shot")
-        if len(pids) >= 2:
-            victim = pids[-1]
-            os.kill(victim, signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    t.join(120)
+    victim = kill_video_worker_after_two_shots(run, t)
     assert victim is not None, "the run finished before a worker could be killed"
     assert out["r"].complete and same_video(reference / "final.mp4", out["r"].final)
     later = set(task_pids(run, "shot")[2:]) | set(

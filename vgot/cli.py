@@ -330,9 +330,9 @@ def _is_run(p: Path) -> bool:
     return p.is_dir() and (p / "script.json").is_file()
 
 # %% ../nbs/08_cli.ipynb #67877c39
-def _evaluate_paths(args, cfg: MetricsConfig) -> tuple[dict, Path]:
+def _evaluate_paths(args, cfg: MetricsConfig, paths: list) -> tuple[dict, Path]:
     "(result, default output path) for a run folder or videos."
-    paths = [Path(p) for p in args.paths]
+    paths = [Path(p) for p in paths]
     runs = [p for p in paths if _is_run(p)]
     if runs:
         if len(paths) > 1:
@@ -374,9 +374,7 @@ def _eval_compare(args, cfg: MetricsConfig) -> int:
         p = Path(c)
         got = _compare_sources(p)
         if not got and _is_run(p):
-            args.paths = [p]
-            res, out = _evaluate_paths(args, cfg)
-            args.paths = []
+            res, out = _evaluate_paths(args, cfg, [p])
             write_metrics(res, out, cfg.plots)
             got = [(p.name, res)]
         if not got:
@@ -425,7 +423,7 @@ def cmd_eval(args) -> int:
         return _eval_protocol(args, cfg)
     if not args.paths:
         raise VgotError("eval: give a run folder or videos to evaluate (or --compare RUN_A RUN_B)")
-    res, default = _evaluate_paths(args, cfg)
+    res, default = _evaluate_paths(args, cfg, args.paths)
     out = write_metrics(res, args.out or default, cfg.plots)
     print(format_summary(res) if not args.quiet else face_counts(res))
     print(f"wrote {out}" + (f" and {', '.join(res['plots'])}" if res["plots"] else ""))

@@ -891,6 +891,7 @@ class RunStore:
             raise VgotError(f"{self.root}: not a run folder (it does not exist)")
         self.manifest_path = self.root / "run.json"
         self.manifest = self._read_manifest()
+        self._sha_cache: dict = {}  # (rel, size, mtime) -> sha256: each file hashed once while it is unchanged
 
     def _read_manifest(self) -> dict:
         if not self.manifest_path.exists():
@@ -967,10 +968,9 @@ class RunStore:
         if not p.is_file():
             return None
         key = (rel, st.st_size, st.st_mtime_ns)
-        cache = self.__dict__.setdefault("_sha_cache", {})
-        if key not in cache:
-            cache[key] = file_sha256(p)
-        return cache[key]
+        if key not in self._sha_cache:
+            self._sha_cache[key] = file_sha256(p)
+        return self._sha_cache[key]
 
     def record(self, name: str, inputs_hash: str, files: list[str] = (), stage: str = ""):
         "Mark artifact `name` (made from inputs with `inputs_hash`, stored in `files`) as done, with each file's sha256."

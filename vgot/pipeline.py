@@ -73,10 +73,10 @@ from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'EXECUTORS', 'EXECUTION_SETTINGS', 'RAY_KINDS', 'RAY_MISSING', 'RunConfig',
            'assembly_parts', 'assemble_video', 'storyboard_figure', 'write_storyboard', 'write_report', 'assemble_run',
-           'RunResult', 'clear_run', 'load_story_any', 'VGoT', 'task_graph', 'task_graph_figure', 'TaskResult',
-           'TaskStore', 'KeyframeWorker', 'VideoWorker', 'assemble_task', 'import_ray', 'ray_plan', 'ray_connect',
-           'RayGraph', 'resources_dir', 'example_stories', 'example_story', 'default_run_notebook', 'refresh_report',
-           'batch_story', 'run_batch', 'format_table']
+           'RunResult', 'clear_run', 'VGoT', 'task_graph', 'task_graph_figure', 'TaskResult', 'TaskStore',
+           'KeyframeWorker', 'VideoWorker', 'assemble_task', 'import_ray', 'ray_plan', 'ray_connect', 'RayGraph',
+           'resources_dir', 'example_stories', 'example_story', 'default_run_notebook', 'refresh_report', 'batch_story',
+           'run_batch', 'format_table']
 
 # %% ../nbs/05_pipeline.ipynb #d8e8f726
 STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
@@ -523,13 +523,6 @@ def clear_run(store: RunStore):
     store.manifest["artifacts"], store.manifest["stages"] = {}, {}
     store.save_manifest()
 
-# %% ../nbs/05_pipeline.ipynb #52381dfc
-def load_story_any(story) -> tuple[Story, dict]:
-    "(the Story, {identity image in assets/characters/: its file}) from a Story, a story file, VGoT's script, or text."
-    if isinstance(story, Story):
-        return story.validate(), {}
-    return read_story(story)
-
 # %% ../nbs/05_pipeline.ipynb #5bfdc02a
 class VGoT:
     "VideoGen-of-Thought: story → script → keyframes → shots → transitions → final video."
@@ -565,7 +558,7 @@ class VGoT:
                 raise VgotError(f"--force {s}: unknown stage (stages: {', '.join(STAGES)})")
         if stop_after is not None and stop_after not in STAGES:
             raise VgotError(f"stop_after '{stop_after}' is not a stage")
-        story, images = load_story_any(story)
+        story, images = read_story(story)  # a Story, a file, VGoT's script or text
         # every setting is checked before anything is written or computed
         self.config.validate()
         self._configs = {s: self.config.stage_config(s) for s in STAGE_CONFIGS}
