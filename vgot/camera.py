@@ -42,9 +42,10 @@ from tqdm.auto import tqdm
 __all__ = ['TEMPORAL_ATTN', 'CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory',
            'relative_trajectory', 'camera_affines', 'warp', 'render_motion', 'phase_correlation', 'estimate_motion',
            'camera_following', 'camera_features', 'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor',
-           'CameraAdapter', 'warped_noise', 'warp_pull', 'step_end_callback', 'CameraConditioning', 'conditioning',
-           'load_training_images', 'CameraTrainConfig', 'random_motion', 'camera_loss', 'flow_matching_sample',
-           'flow_matching_loss', 'block_checkpointing', 'train_camera', 'camera_dependence']
+           'CameraAdapter', 'warped_noise', 'in_layout', 'from_layout', 'denoiser', 'warp_pull', 'step_end_callback',
+           'CameraConditioning', 'conditioning', 'load_training_images', 'CameraTrainConfig', 'random_motion',
+           'camera_loss', 'flow_matching_sample', 'flow_matching_loss', 'block_checkpointing', 'train_camera',
+           'camera_dependence']
 
 # %% ../nbs/03a_camera.ipynb #211e4745
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
@@ -519,9 +520,57 @@ def _renoise_level(sched, timestep) -> tuple[float, float]:
         t = int(timestep) - sched.config.num_train_timesteps // sched.num_inference_steps
         ac = sched.alphas_cumprod[t] if t >= 0 else sched.final_alpha_cumprod
         return float(ac.sqrt()), float((1 - ac).sqrt())
-    if hasattr(sched, "sigmas") and getattr(sched, "step_index", None) is not None:  # Euler/EDM-like: x = z + σ ε
-        return 1.0, float(sched.sigmas[min(sched.step_index, len(sched.sigmas) - 1)])
+    if hasattr(sched, "sigmas") and getattr(sched, "step_index", None) is not None:
+        σ = float(sched.sigmas[min(sched.step_index, len(sched.sigmas) - 1)])
+        if type(sched).__name__.startswith("FlowMatch") or sched.config.get("use_flow_sigmas"):
+            return 1.0 - σ, σ  # flow matching (Wan, LTX-Video): x = (1 − σ) z + σ ε
+        return 1.0, σ  # Euler/EDM-like: x = z + σ ε
     raise VgotError(f"camera='warp' does not know the noise levels of the {type(sched).__name__} scheduler")
+
+# %% ../nbs/03a_camera.ipynb #b5d37309
+def in_layout(
+    frames: torch.Tensor,  # (F, C, h, w) latent frames
+    x: torch.Tensor,  # latents as the pipeline holds them
+    layout: str,  # "FC": (B, F, C, h, w) (SVD) | "CF": (B, C, F, h, w) (I2VGen-XL, Wan) | "tokens": (B, L, C) (LTX-Video)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "`frames` put in x's layout, and the mask of x's entries they cover (LTX's last F·h·w tokens are the video's)."
+    Fr, C, h, w = frames.shape
+    ones = torch.ones((), dtype=torch.bool, device=x.device)
+    if layout == "FC":
+        return frames.to(x).unsqueeze(0).expand(x.shape), ones
+    if layout == "CF":
+        return frames.permute(1, 0, 2, 3).to(x).unsqueeze(0).expand(x.shape), ones
+    if layout != "tokens":
+        raise VgotError(f"latent layout {layout!r} is not one of FC, CF, tokens")
+    n = Fr * h * w  # patch size 1: one token per latent pixel, frame-major
+    if x.ndim != 3 or x.shape[1] < n or x.shape[2] != C:
+        raise VgotError(f"latent tokens {tuple(x.shape)} do not hold {Fr} frames of {(C, h, w)}")
+    out, mask = torch.zeros_like(x), torch.zeros(x.shape[:2] + (1,), dtype=torch.bool, device=x.device)
+    out[:, -n:] = frames.permute(0, 2, 3, 1).reshape(1, n, C).to(x)
+    mask[:, -n:] = True
+    return out, mask
+
+# %% ../nbs/03a_camera.ipynb #a23dc663
+def from_layout(
+    x: torch.Tensor,  # latents as the pipeline holds them (batch row 0 is read)
+    shape: tuple,  # (F, C, h, w) of the latent frames
+    layout: str,
+) -> torch.Tensor:  # "FC" | "CF" | "tokens", as in `in_layout`
+    "The (F, C, h, w) latent frames held in x (the inverse of `in_layout`)."
+    Fr, C, h, w = shape
+    if layout == "FC":
+        return x[0].reshape(shape)
+    if layout == "CF":
+        return x[0].permute(1, 0, 2, 3).reshape(shape)
+    return x[0, -Fr * h * w :].reshape(Fr, h, w, C).permute(0, 3, 1, 2)
+
+# %% ../nbs/03a_camera.ipynb #5fb3301b
+def denoiser(pipe):
+    "The network a video pipeline denoises with: its UNet (SVD, I2VGen-XL) or its transformer (Wan, LTX-Video)."
+    net = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    if net is None:
+        raise VgotError(f"{type(pipe).__name__} has no UNet or transformer to condition on the camera")
+    return net
 
 # %% ../nbs/03a_camera.ipynb #56d411ae
 def warp_pull(
@@ -531,11 +580,15 @@ def warp_pull(
     z_warp: torch.Tensor,  # (F, C, h, w) warped keyframe latent
     eps: torch.Tensor,  # (F, C, h, w) the call's initial noise
     strength: float,
+    layout: str = "FC",  # how x holds the frames: see `in_layout`
 ) -> torch.Tensor:
     "x ← (1 − w)·x + w·(a·z_warp + b·ε): the latents pulled towards the warped keyframe latent at their noise level."
     a, b = _renoise_level(sched, t)
-    target = (a * z_warp + b * eps).reshape(x.shape).to(x)
-    return (1 - strength) * x + strength * target
+    if layout == "FC":
+        target = (a * z_warp + b * eps).reshape(x.shape).to(x)
+        return (1 - strength) * x + strength * target
+    target, mask = in_layout(a * z_warp + b * eps, x, layout)
+    return torch.where(mask, (1 - strength) * x + strength * target, x)
 
 # %% ../nbs/03a_camera.ipynb #3018f069
 def _cond_warp_hook(affines: torch.Tensor, n_latent: int):
@@ -592,29 +645,42 @@ class CameraConditioning:
         z_warp: Optional[torch.Tensor] = None,  # "warp": (F, C, h, w) warped keyframe latent
         strength: float = 0.0,  # "warp": w of the pull
         n_steps: int = 0,  # "warp": the pull follows steps 0 .. n_steps - 1
-        cond_channels: Optional[int] = None,
-    ):  # "warp" on SVD: latent channels before its conditioning
+        cond_channels: Optional[int] = None,  # "warp" on SVD: latent channels before its conditioning
+        layout: str = "FC",  # how the pipeline holds the latent frames (`in_layout`): FC | CF | tokens
+        own_noise: bool = False,
+    ):  # the pipeline draws its own initial noise (LTX): the pull reads it from the first model call
         self.mode, self.traj, self.noise, self.adapter = mode, traj, noise, adapter
         self.z_warp, self.strength, self.n_steps, self.cond_channels = z_warp, strength, n_steps, cond_channels
+        self.layout, self.own_noise = layout, own_noise
         self._z = self._eps = None
+
+    def _capture_noise(self, module, args, kwargs):
+        "A forward pre-hook: the first model call's input is the initial noise (σ = 1 on a flow-matching path)."
+        if self._eps is None:
+            x = kwargs.get("hidden_states", args[0] if args else None)
+            self._eps = from_layout(x, tuple(self.noise.shape), self.layout).detach().clone()
 
     def callback_on_step_end(self, pipe, i: int, t, callback_kwargs: dict) -> dict:
         "diffusers' step-end hook: the warp pull after each of the first `n_steps` steps."
         if self.mode == "warp" and i < self.n_steps and self.strength > 0:
             x = callback_kwargs["latents"]
-            callback_kwargs["latents"] = warp_pull(x, pipe.scheduler, t, self._z, self._eps, self.strength)
+            callback_kwargs["latents"] = warp_pull(
+                x, pipe.scheduler, t, self._z, self._eps, self.strength, self.layout
+            )
         return callback_kwargs
 
     @contextlib.contextmanager
     def applied(self, pipe):
         "Install the mode on `pipe` for one call; yields the keyword arguments that call takes."
-        unet, kw = pipe.unet, {}
+        unet, kw = denoiser(pipe), {}
         dev, dt = unet.device, unet.dtype
         with contextlib.ExitStack() as stack:
             if self.mode == "embedding":
                 stack.enter_context(self.adapter.applied(unet, self.traj.to(dev)))
             elif self.mode == "warp":
-                self._z, self._eps = self.z_warp.to(dev, dt), self.noise.to(dev, dt)
+                self._z, self._eps = self.z_warp.to(dev, dt), None if self.own_noise else self.noise.to(dev, dt)
+                if self.own_noise:
+                    stack.callback(unet.register_forward_pre_hook(self._capture_noise, with_kwargs=True).remove)
                 if self.cond_channels is not None:
                     hook = _cond_warp_hook(camera_affines(self.traj).to(dev), self.cond_channels)
                     stack.callback(unet.register_forward_pre_hook(hook, with_kwargs=True).remove)
@@ -636,7 +702,9 @@ def conditioning(
     warp_steps: float = 0.5,  # "warp": fraction of the denoising steps with that pull
     steps: int = 1,  # denoising steps of the call
     cond_channels: Optional[int] = None,  # "warp" on SVD: its latent channels (the rest is conditioning)
-) -> CameraConditioning:
+    layout: str = "FC",  # how the pipeline holds the latent frames: FC (SVD) | CF (I2VGen-XL, Wan) | tokens (LTX)
+    own_noise: bool = False,
+) -> CameraConditioning:  # the pipeline draws its initial noise itself (LTX's condition pipeline)
     "The one camera entry of the shot and transition stages: the call's initial noise and how it follows `traj`."
     if mode not in CAMERA_MODES:
         raise VgotError(f"camera = {mode!r} is not one of {', '.join(CAMERA_MODES)}")
@@ -653,7 +721,8 @@ def conditioning(
     if keyframe_latent is None:
         raise VgotError("camera='warp' needs the keyframe latent to warp")
     n_steps = min(steps - 1, math.ceil(warp_steps * steps))
-    return CameraConditioning(mode, traj, noise, None, warp(keyframe_latent, A), warp_strength, n_steps, cond_channels)
+    z = warp(keyframe_latent, A)
+    return CameraConditioning(mode, traj, noise, None, z, warp_strength, n_steps, cond_channels, layout, own_noise)
 
 # %% ../nbs/03a_camera.ipynb #7dcb8458
 IMAGE_EXTS, VIDEO_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp"), (".mp4", ".webm", ".mov", ".mkv", ".avi")
