@@ -13,13 +13,13 @@ from typing import Any, Optional
 from .core import PRESET_REGISTRY, VgotError, choose_device, choose_dtype
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'PRESETS', 'KNOWN_NOTICES', 'vgot_home', 'ModelRef', 'Preset', 'register_preset', 'get_preset',
-           'quiet_known_notices', 'tiny_clip_tokenizer', 'tiny_ip_adapter_state_dict',
-           'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models', 'load_t2i', 'load_image_encoder',
-           'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
+__all__ = ['TINY_VERSION', 'PRESETS', 'KNOWN_NOTICES', 'I2V_PIPELINES', 'vgot_home', 'ModelRef', 'Preset', 'register_preset',
+           'get_preset', 'quiet_known_notices', 'tiny_clip_tokenizer', 'tiny_t5_tokenizer',
+           'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models', 'load_t2i',
+           'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
 
 # %% ../nbs/00a_models.ipynb #2d3770c4
-TINY_VERSION = "v3"
+TINY_VERSION = "v4"
 
 
 def vgot_home() -> Path:
@@ -113,7 +113,7 @@ register_preset(
         t2i_kind="sd",
         image_encoder="tiny:image_encoder",
         ip_adapter=ModelRef("tiny:ip_adapter", weight_name="ip_adapter.safetensors"),
-        i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl"},
+        i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl", "wan": "tiny:wan", "ltx": "tiny:ltx"},
         llm="tiny:llm",
         clip="tiny:clip",
         dino="tiny:dino",
@@ -132,6 +132,11 @@ register_preset(
             transition_frames=4,
             identity_scale=0.6,
             prev_scale=0.4,
+            # causal video VAEs take r·k + 1 frames per call and make transitions of r·m − 1 (r = 4 Wan, 8 LTX)
+            by_backend={
+                "wan": dict(native_frames=9, transition_frames=7, video_guidance_scale=5.0),
+                "ltx": dict(native_frames=9, transition_frames=7, video_guidance_scale=3.0),
+            },
         ),
         ip_adapter_plus=ModelRef("tiny:ip_adapter", weight_name="ip_adapter_plus.safetensors"),
     )
@@ -144,7 +149,12 @@ register_preset(
         t2i_kind="sd",
         image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder"),
         ip_adapter=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter_sd15.safetensors"),
-        i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
+        i2v={
+            "ltx": "Lightricks/LTX-Video-0.9.5",  # LTXConditionPipeline: images as conditions at any frame index
+            "wan": "Wan-AI/Wan2.2-TI2V-5B-Diffusers",  # WanImageToVideoPipeline (expand_timesteps): text + image
+            "svd": "stabilityai/stable-video-diffusion-img2vid-xt",
+            "i2vgen-xl": "ali-vilab/i2vgen-xl",
+        },
         llm="Qwen/Qwen2.5-1.5B-Instruct",
         planner="transformers",
         defaults=dict(
@@ -152,15 +162,41 @@ register_preset(
             height=512,
             steps=30,
             guidance_scale=7.5,
-            fps=8,
-            video_width=1024,
-            video_height=576,
-            video_steps=25,
-            native_frames=25,
-            i2v_backend="svd",
-            transition_frames=16,
+            i2v_backend="ltx",  # text-aware, fits 24 GB with offload
             identity_scale=0.6,
             prev_scale=0.4,
+            by_backend={  # the settings each video model is made for, when it is picked
+                "ltx": dict(
+                    video_width=704,
+                    video_height=480,
+                    fps=24,
+                    native_frames=121,
+                    video_steps=40,
+                    video_guidance_scale=3.0,
+                    transition_frames=15,
+                ),
+                "wan": dict(
+                    video_width=1280,
+                    video_height=704,
+                    fps=24,
+                    native_frames=121,
+                    video_steps=50,
+                    video_guidance_scale=5.0,
+                    transition_frames=15,
+                ),
+                "svd": dict(
+                    video_width=1024, video_height=576, fps=8, native_frames=25, video_steps=25, transition_frames=16
+                ),
+                "i2vgen-xl": dict(
+                    video_width=1024,
+                    video_height=576,
+                    fps=8,
+                    native_frames=16,
+                    video_steps=50,
+                    video_guidance_scale=9.0,
+                    transition_frames=16,
+                ),
+            },
         ),
         ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter-plus_sd15.safetensors"),
     )
@@ -173,7 +209,12 @@ register_preset(
         t2i_kind="sdxl",
         image_encoder=ModelRef("h94/IP-Adapter", subfolder="sdxl_models/image_encoder"),
         ip_adapter=ModelRef("h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter_sdxl.safetensors"),
-        i2v={"svd": "stabilityai/stable-video-diffusion-img2vid-xt", "i2vgen-xl": "ali-vilab/i2vgen-xl"},
+        i2v={
+            "ltx": "Lightricks/LTX-Video-0.9.5",  # LTXConditionPipeline: images as conditions at any frame index
+            "wan": "Wan-AI/Wan2.2-TI2V-5B-Diffusers",  # WanImageToVideoPipeline (expand_timesteps): text + image
+            "svd": "stabilityai/stable-video-diffusion-img2vid-xt",
+            "i2vgen-xl": "ali-vilab/i2vgen-xl",
+        },
         llm="Qwen/Qwen2.5-7B-Instruct",
         planner="transformers",
         defaults=dict(
@@ -181,15 +222,41 @@ register_preset(
             height=1024,
             steps=30,
             guidance_scale=7.0,
-            fps=8,
-            video_width=1024,
-            video_height=576,
-            video_steps=25,
-            native_frames=25,
-            i2v_backend="svd",
-            transition_frames=16,
+            i2v_backend="wan",  # Wan 2.2 TI2V-5B: text-aware, 24 GB with offload
             identity_scale=0.6,
             prev_scale=0.4,
+            by_backend={  # the settings each video model is made for, when it is picked
+                "ltx": dict(
+                    video_width=704,
+                    video_height=480,
+                    fps=24,
+                    native_frames=121,
+                    video_steps=40,
+                    video_guidance_scale=3.0,
+                    transition_frames=15,
+                ),
+                "wan": dict(
+                    video_width=1280,
+                    video_height=704,
+                    fps=24,
+                    native_frames=121,
+                    video_steps=50,
+                    video_guidance_scale=5.0,
+                    transition_frames=15,
+                ),
+                "svd": dict(
+                    video_width=1024, video_height=576, fps=8, native_frames=25, video_steps=25, transition_frames=16
+                ),
+                "i2vgen-xl": dict(
+                    video_width=1024,
+                    video_height=576,
+                    fps=8,
+                    native_frames=16,
+                    video_steps=50,
+                    video_guidance_scale=9.0,
+                    transition_frames=16,
+                ),
+            },
         ),
         ip_adapter_plus=ModelRef(
             "h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter-plus_sdxl_vit-h.safetensors"
@@ -276,6 +343,24 @@ def tiny_clip_tokenizer():
     finally:
         shutil.rmtree(d, ignore_errors=True)
     return tok
+
+# %% ../nbs/00a_models.ipynb #e7e602ab
+def tiny_t5_tokenizer(max_length: int = 512):
+    "A T5-style fast tokenizer (pad 0, eos 1, unk 2) with a character-level vocabulary, built in memory."
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for c in range(33, 127):
+        vocab[chr(c)] = len(vocab)
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence(  # one token per visible character
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex("."), behavior="isolated")]
+    )
+    tk.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=max_length
+    )
 
 # %% ../nbs/00a_models.ipynb #66370f8b
 def _clip_text(hidden=32, vocab=256, projection_dim=None):
@@ -646,6 +731,56 @@ def _tiny_chat(out: Path):
     llm.save_pretrained(out / "llm", safe_serialization=True)
     ltok.save_pretrained(out / "llm")
 
+# %% ../nbs/00a_models.ipynb #4dbfa8d9
+def _tiny_t5(kind: str, vocab: int):
+    "A 2-layer text encoder of width 32: 'umt5' (Wan's UMT5EncoderModel) or 't5' (LTX-Video's T5EncoderModel)."
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    cfg_cls, cls = (UMT5Config, UMT5EncoderModel) if kind == "umt5" else (T5Config, T5EncoderModel)
+    cfg = cfg_cls(
+        vocab_size=vocab, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    )  # fmt: skip
+    return cls(cfg)
+
+# %% ../nbs/00a_models.ipynb #767e13ee
+def _tiny_wan(out: Path, tok):
+    "Step 6: image+text-to-video, Wan 2.2 TI2V-style (`expand_timesteps`: the first latent frame is the image's)."
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
+    from diffusers import WanTransformer3DModel
+
+    tr = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=32,
+    )  # fmt: skip
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1)  # 8x space, 4x time
+    WanImageToVideoPipeline(
+        tokenizer=tok, text_encoder=_tiny_t5("umt5", len(tok)), vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), transformer=tr, expand_timesteps=True,
+    ).save_pretrained(out / "wan", safe_serialization=True)  # fmt: skip
+
+# %% ../nbs/00a_models.ipynb #d28afee5
+def _tiny_ltx(out: Path, tok):
+    "Step 7: image+text-to-video with conditions at any frame, LTX-Video (8x space and time, patch size 1)."
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline
+    from diffusers import LTXVideoTransformer3DModel
+
+    tr = LTXVideoTransformer3DModel(
+        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4, attention_head_dim=8,
+        cross_attention_dim=32, num_layers=1, caption_channels=32,
+    )  # fmt: skip
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, True, False),
+        decoder_spatio_temporal_scaling=(True, True, True, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, patch_size=1, patch_size_t=1,
+    )  # fmt: skip
+    LTXConditionPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=_tiny_t5("t5", len(tok)), tokenizer=tok,
+        transformer=tr,
+    ).save_pretrained(out / "ltx", safe_serialization=True)  # fmt: skip
+
 # %% ../nbs/00a_models.ipynb #b41c95db
 def _build_tiny_set(out: Path, seed: int = 0):
     "Build every tiny model into folder `out` with save_pretrained; the steps draw, in this order, from one seeded RNG."
@@ -658,6 +793,9 @@ def _build_tiny_set(out: Path, seed: int = 0):
     _tiny_i2vgen(out, tok)
     _tiny_metric_models(out, tok)
     _tiny_chat(out)
+    t5tok = tiny_t5_tokenizer()  # the newer members come last: the ones before keep their weights
+    _tiny_wan(out, t5tok)
+    _tiny_ltx(out, t5tok)
 
 # %% ../nbs/00a_models.ipynb #337a7dae
 def ensure_tiny_models(home=None, force: bool = False) -> Path:
@@ -705,6 +843,14 @@ def _loading(what: str, ref: ModelRef, fn):
         raise VgotError(
             f"cannot load {what} from '{ref.id}'{' / ' + ref.subfolder if ref.subfolder else ''}: {str(e).splitlines()[0]}"
         ) from e
+
+# %% ../nbs/00a_models.ipynb #8d3762e9
+I2V_PIPELINES = {  # backend -> the diffusers pipeline class that loads it
+    "svd": "StableVideoDiffusionPipeline",
+    "i2vgen-xl": "I2VGenXLPipeline",
+    "wan": "WanImageToVideoPipeline",
+    "ltx": "LTXConditionPipeline",
+}
 
 # %% ../nbs/00a_models.ipynb #041cbd0d
 def load_t2i(ref, device="cpu", dtype=None, kind: str = "sd"):
@@ -777,13 +923,14 @@ def load_ip_adapter_weights(ref) -> dict:
 
 # %% ../nbs/00a_models.ipynb #cf55e594
 def load_i2v(ref, backend: str = "svd", device="cpu", dtype=None):
-    "An image-to-video pipeline: 'svd' (StableVideoDiffusionPipeline) or 'i2vgen-xl' (I2VGenXLPipeline)."
-    from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline
+    "An image-to-video pipeline: 'svd', 'i2vgen-xl', 'wan' (WanImageToVideoPipeline) or 'ltx' (LTXConditionPipeline)."
+    import diffusers
 
     ref = ModelRef.of(ref)
-    cls = {"svd": StableVideoDiffusionPipeline, "i2vgen-xl": I2VGenXLPipeline}.get(backend)
-    if cls is None:
-        raise VgotError(f"video backend '{backend}' is not one of svd, i2vgen-xl")
+    name = I2V_PIPELINES.get(backend)
+    if name is None:
+        raise VgotError(f"video backend '{backend}' is not one of {', '.join(I2V_PIPELINES)}")
+    cls = getattr(diffusers, name)
     pipe = _loading(
         f"the {backend} video model", ref, lambda: cls.from_pretrained(ref.resolve(), **_pretrained_kw(ref, dtype))
     )
