@@ -748,12 +748,16 @@ def _tiny_wan(out: Path, tok):
     "Step 6: image+text-to-video, Wan 2.2 TI2V-style (`expand_timesteps`: the first latent frame is the image's)."
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
     from diffusers import WanTransformer3DModel
+    import torch
 
     tr = WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
         text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=32,
     )  # fmt: skip
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1)  # 8x space, 4x time
+    with torch.no_grad():  # a narrow posterior, as a trained VAE has: log σ² = −30 (the second half of quant_conv)
+        vae.quant_conv.weight[16:] = 0.0
+        vae.quant_conv.bias[16:] = -30.0
     WanImageToVideoPipeline(
         tokenizer=tok, text_encoder=_tiny_t5("umt5", len(tok)), vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), transformer=tr, expand_timesteps=True,
@@ -764,6 +768,7 @@ def _tiny_ltx(out: Path, tok):
     "Step 7: image+text-to-video with conditions at any frame, LTX-Video (8x space and time, patch size 1)."
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline
     from diffusers import LTXVideoTransformer3DModel
+    import torch
 
     tr = LTXVideoTransformer3DModel(
         in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4, attention_head_dim=8,
@@ -776,6 +781,9 @@ def _tiny_ltx(out: Path, tok):
         decoder_spatio_temporal_scaling=(True, True, True, False), decoder_inject_noise=(False,) * 5,
         upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, patch_size=1, patch_size_t=1,
     )  # fmt: skip
+    with torch.no_grad():  # a trained VAE's posterior is narrow: give the random one a tiny variance (log σ² = −30)
+        vae.encoder.conv_out.conv.weight[-1] = 0.0  # its last output channel is the shared log-variance
+        vae.encoder.conv_out.conv.bias[-1] = -30.0
     LTXConditionPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=_tiny_t5("t5", len(tok)), tokenizer=tok,
         transformer=tr,

@@ -40,17 +40,21 @@ from vgot.camera import (
     as_trajectory,
     camera_affines,
     conditioning,
+    denoiser,
     relative_trajectory,
     warp,
 )
 from .core import StageConfig, setting
 
 # %% auto #0
-__all__ = ['BACKENDS', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'encode_keyframe', 'decode_latents', 'latent_frames',
-           'chunk_camera', 'run_chunk', 'load_camera_adapter', 'generate_shot', 'load_keyframes', 'generate_shots']
+__all__ = ['BACKENDS', 'TEXT_AWARE', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'video_family', 'compression', 'model_frames',
+           'latent_times', 'sample_trajectory', 'encode_video', 'decode_video', 'encode_keyframe', 'decode_latents',
+           'latent_frames', 'chunk_camera', 'keep_first_frame', 'run_chunk', 'load_camera_adapter', 'generate_shot',
+           'load_keyframes', 'generate_shots']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
-BACKENDS = ("svd", "i2vgen-xl")
+BACKENDS = ("svd", "i2vgen-xl", "wan", "ltx")
+TEXT_AWARE = ("i2vgen-xl", "wan", "ltx")  # the backends whose shots follow the prompt p_j (SVD has no text input)
 
 
 def n_frames_of(duration: float, fps: float) -> int:
@@ -85,10 +89,11 @@ class ShotConfig(StageConfig):
         "video_steps": "steps",
         "native_frames": "native_frames",
         "i2v_backend": "backend",
+        "video_guidance_scale": "guidance_scale",
     }
     backend: str = setting(
         "svd", choices=BACKENDS
-    )  # "svd" (image only: the prompt is unused) | "i2vgen-xl" (text + image)
+    )  # "svd" (image only: the prompt is unused) | "i2vgen-xl" | "wan" | "ltx" (text + image)
     camera: str = setting(
         "warp", choices=CAMERA_MODES
     )  # "embedding" (needs camera_adapter) | "warp" (training-free) | "none"
@@ -105,12 +110,12 @@ class ShotConfig(StageConfig):
     height: int = setting(32, lo=8, hi=4096)  # video height (pixels, multiple of 8)
     steps: int = setting(2, lo=1, hi=1000)  # denoising steps
     native_frames: int = setting(8, lo=2, hi=1024)  # frames per model call; longer shots are chunked
-    guidance_scale: float = setting(9.0, lo=0.0, hi=50.0)  # i2vgen-xl classifier-free guidance
+    guidance_scale: float = setting(9.0, lo=0.0, hi=50.0)  # classifier-free guidance of i2vgen-xl, wan, ltx
     min_guidance_scale: float = setting(1.0, lo=0.0, hi=50.0)  # svd guidance at the first frame
     max_guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # svd guidance at the last frame
     motion_bucket_id: int = setting(127, lo=0, hi=1023)  # svd micro-conditioning: amount of motion
     noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # svd: noise added to the conditioning image
-    negative_prompt: str = ""  # i2vgen-xl negative prompt
+    negative_prompt: str = ""  # negative prompt (i2vgen-xl, wan, ltx)
     decode_chunk_size: int = setting(8, lo=1, hi=1024)  # frames decoded at once (lower it on small GPUs)
     vae_slicing: bool = setting(
         False, output=False
@@ -143,10 +148,95 @@ class ShotConfig(StageConfig):
         "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size)."
         return super().determining()
 
+# %% ../nbs/03_shot_generation.ipynb #4bcc9256
+def video_family(pipe) -> str:
+    "The backend a loaded video pipeline is, by its class: 'svd', 'i2vgen-xl', 'wan' or 'ltx'."
+    n = type(pipe).__name__
+    for prefix, fam in (("StableVideoDiffusion", "svd"), ("I2VGenXL", "i2vgen-xl"), ("Wan", "wan"), ("LTX", "ltx")):
+        if n.startswith(prefix):
+            return fam
+    raise VgotError(f"{n} is not a video pipeline vgot knows (backends: {', '.join(BACKENDS)})")
+
+# %% ../nbs/03_shot_generation.ipynb #23217b1b
+def compression(pipe) -> tuple[int, int]:
+    "(r, s) of the pipeline's VAE: frames per latent frame (1 for SVD and I2VGen-XL) and pixels per latent pixel."
+    fam = video_family(pipe)
+    if fam == "wan":
+        return int(pipe.vae_scale_factor_temporal), int(pipe.vae_scale_factor_spatial)
+    if fam == "ltx":
+        return int(pipe.vae_temporal_compression_ratio), int(pipe.vae_spatial_compression_ratio)
+    return 1, int(pipe.vae_scale_factor)
+
+# %% ../nbs/03_shot_generation.ipynb #5407b256
+def model_frames(n: int, r: int) -> int:
+    "Frames one model call makes for n wanted frames: n, or with a causal VAE of ratio r the first r·k + 1 ≥ n."
+    return n if r == 1 else r * math.ceil((n - 1) / r) + 1
+
+# %% ../nbs/03_shot_generation.ipynb #f95af8ce
+def latent_times(n_latent: int, r: int) -> torch.Tensor:
+    "The time in frames that each latent frame stands for (float64): t₀ = 0, t_k = r·k − (r − 1)/2 (k ≥ 1)."
+    k = torch.arange(n_latent, dtype=torch.float64)
+    return torch.where(k == 0, torch.zeros_like(k), r * k - (r - 1) / 2) if r > 1 else k
+
+# %% ../nbs/03_shot_generation.ipynb #b19bcdc8
+def sample_trajectory(
+    traj: torch.Tensor,  # (F, 3) pan, tilt, zoom at frames 0..F-1
+    times,  # frame times (fractional; past the end the last step's rate continues)
+) -> torch.Tensor:
+    "The trajectory at fractional frame times, by linear interpolation (and extrapolation past the last frame)."
+    t = torch.as_tensor(times, dtype=torch.float64)
+    tr = traj.to(torch.float64)
+    if len(tr) == 1:
+        return tr.expand(len(t), 3).to(traj.dtype)
+    i = t.floor().clamp(0, len(tr) - 2).long()
+    w = (t - i).unsqueeze(1)
+    return ((1 - w) * tr[i] + w * tr[i + 1]).to(traj.dtype)
+
+# %% ../nbs/03_shot_generation.ipynb #094fa651
+def _latent_stats(pipe) -> tuple[torch.Tensor, torch.Tensor, float]:
+    "Per-channel mean and std (1, C, 1, 1, 1) of the causal VAE's latents, and the extra scale (LTX), for normalising."
+    vae = pipe.vae
+    if video_family(pipe) == "wan":
+        m, s, k = torch.tensor(vae.config.latents_mean), torch.tensor(vae.config.latents_std), 1.0
+    else:
+        m, s, k = vae.latents_mean.float().cpu(), vae.latents_std.float().cpu(), float(vae.config.scaling_factor)
+    return m.view(1, -1, 1, 1, 1), s.view(1, -1, 1, 1, 1), k
+
+# %% ../nbs/03_shot_generation.ipynb #917a9daa
+@torch.no_grad()
+def encode_video(
+    pipe,  # a Wan or LTX-Video pipeline
+    frames,
+) -> torch.Tensor:  # (N, H, W, 3) float in [0, 1], N = r·m + 1
+    "The normalised latents (m + 1, C, h, w) of a clip, as the pipeline's own conditions are encoded (the mode)."
+    vae = pipe.vae
+    x = torch.as_tensor(np.asarray(frames), dtype=torch.float32).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, N, H, W)
+    z = vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode().float().cpu()
+    m, s, k = _latent_stats(pipe)
+    return ((z - m) * k / s)[0].permute(1, 0, 2, 3)  # (F, C, h, w)
+
+# %% ../nbs/03_shot_generation.ipynb #6cc278c2
+@torch.no_grad()
+def decode_video(
+    pipe,  # a Wan or LTX-Video pipeline
+    latents: torch.Tensor,
+) -> np.ndarray:  # (F, C, h, w) normalised latents
+    "The frames (r(F − 1) + 1, H, W, 3) float in [0, 1] the latents decode to, as the pipeline decodes them."
+    vae = pipe.vae
+    m, s, k = _latent_stats(pipe)
+    z = latents.float().cpu().permute(1, 0, 2, 3)[None] * s / k + m  # (1, C, F, h, w) in the VAE's own units
+    kw = {}
+    if getattr(vae.config, "timestep_conditioning", False):  # LTX 0.9.1+: decode at timestep 0, without noise
+        kw["temb"] = torch.zeros(1, device=vae.device, dtype=vae.dtype)
+    v = vae.decode(z.to(vae.device, vae.dtype), **kw, return_dict=False)[0]  # (1, 3, N, H, W)
+    return (v[0].permute(1, 2, 3, 0).float().cpu().numpy() / 2 + 0.5).clip(0, 1)
+
 # %% ../nbs/03_shot_generation.ipynb #f3a1aab0
 @torch.no_grad()
 def encode_keyframe(pipe, image) -> torch.Tensor:
-    "The keyframe's latent (C, h, w) in the video VAE's scaled latent space (image already at the video size)."
+    "The keyframe's latent (C, h, w) in the video VAE's scaled (Wan, LTX: normalised) latent space, at the video size."
+    if video_family(pipe) in ("wan", "ltx"):  # a causal video VAE: a one-frame clip has one latent frame
+        return encode_video(pipe, np.asarray(image.convert("RGB"))[None].astype(np.float32) / 255)[0]
     x = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float()[None] / 127.5 - 1
     vae = pipe.vae
     return vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode()[0].float() * vae.config.scaling_factor
@@ -155,12 +245,14 @@ def encode_keyframe(pipe, image) -> torch.Tensor:
 @torch.no_grad()
 def decode_latents(
     pipe,
-    latents: torch.Tensor,  # (F, C, h, w) scaled latents
+    latents: torch.Tensor,  # (F, C, h, w) scaled latents (Wan, LTX: F latent frames of a causal VAE)
     decode_chunk_size: int = 8,
-) -> np.ndarray:
-    "Frames (F, H, W, 3) float in [0, 1] that `latents` decode to, through the pipeline's own decoder."
+) -> np.ndarray:  # frames per decoder call (SVD, I2VGen-XL)
+    "Frames float in [0, 1] that `latents` decode to, through the pipeline's own decoder: (F, H, W, 3), or (r(F−1)+1, H, W, 3) for a causal VAE."
     from diffusers import StableVideoDiffusionPipeline  # lazy: importing diffusers' pipelines takes seconds
 
+    if video_family(pipe) in ("wan", "ltx"):
+        return decode_video(pipe, latents)
     lat = latents.to(pipe.vae.device, pipe.vae.dtype)
     if isinstance(pipe, StableVideoDiffusionPipeline):
         v = pipe.decode_latents(lat[None], len(lat), decode_chunk_size)
@@ -185,9 +277,12 @@ def chunk_camera(
     generator: torch.Generator,  # this chunk's randomness (the initial noise is drawn here)
     adapter: Optional[CameraAdapter] = None,
 ) -> CameraConditioning:  # required for camera="embedding"
-    "The camera conditioning of one chunk, through `vgot.camera.conditioning`."
-    C = pipe.vae.config.latent_channels
-    h, w = config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor
+    "The camera conditioning of one chunk, through `vgot.camera.conditioning` (one camera per latent frame)."
+    fam, (r, s) = video_family(pipe), compression(pipe)
+    C = pipe.vae.config.z_dim if fam == "wan" else pipe.vae.config.latent_channels
+    h, w = config.height // s, config.width // s
+    if r > 1:  # a causal VAE: the camera at the times its latent frames stand for
+        traj = sample_trajectory(traj, latent_times((model_frames(len(traj), r) - 1) // r + 1, r))
     z_key = encode_keyframe(pipe, image) if config.camera == "warp" else None
     return conditioning(
         config.camera,
@@ -200,11 +295,19 @@ def chunk_camera(
         warp_steps=config.warp_steps,
         steps=config.steps,
         cond_channels=C if backend == "svd" else None,
+        layout={"wan": "CF", "ltx": "tokens"}.get(fam, "FC"),  # I2VGen-XL steps on (F, C, h, w) too
+        own_noise=fam == "ltx",  # LTX's condition pipeline draws its noise itself
     )
 
 # %% ../nbs/03_shot_generation.ipynb #f326f824
 def _backend_kwargs(backend: str, prompt: str, config: ShotConfig) -> dict:
-    "The pipeline arguments that differ between SVD (image only) and I2VGen-XL (image and text)."
+    "The pipeline arguments that differ between SVD (image only) and the text-aware backends."
+    if backend in ("wan", "ltx"):
+        kw = dict(prompt=prompt, negative_prompt=config.negative_prompt or None, guidance_scale=config.guidance_scale)
+        if backend == "wan":
+            return kw
+        # LTX: the keyframe condition stays clean (no per-step noise on it), as the other backends keep theirs
+        return {**kw, "frame_rate": int(round(config.fps)), "image_cond_noise_scale": 0.0}
     if backend == "svd":
         return dict(
             min_guidance_scale=config.min_guidance_scale,
@@ -221,38 +324,65 @@ def _backend_kwargs(backend: str, prompt: str, config: ShotConfig) -> dict:
         clip_skip=None,
     )
 
+# %% ../nbs/03_shot_generation.ipynb #bf37eb56
+def keep_first_frame(
+    callback,  # a step-end hook in diffusers' signature
+    n_latent: int,  # latent frames of the video
+    tokens_per_frame: int,
+):  # h·w (patch size 1)
+    "Wrap a step-end hook for LTX's token layout so it never changes the first latent frame (the clean keyframe condition)."
+
+    def wrapped(pipe, i: int, t, callback_kwargs: dict) -> dict:
+        x = callback_kwargs["latents"]
+        a = x.shape[1] - n_latent * tokens_per_frame  # the video's first token (after any extra conditions)
+        first = x[:, a : a + tokens_per_frame].clone()
+        out = callback(pipe, i, t, callback_kwargs)
+        out["latents"][:, a : a + tokens_per_frame] = first
+        return out
+
+    return wrapped
+
 # %% ../nbs/03_shot_generation.ipynb #d31f5bb6
 def run_chunk(
-    pipe,  # StableVideoDiffusionPipeline or I2VGenXLPipeline
-    backend: str,  # "svd" | "i2vgen-xl"
+    pipe,  # the backend's video pipeline
+    backend: str,  # "svd" | "i2vgen-xl" | "wan" | "ltx"
     image,  # PIL keyframe (or the previous chunk's last frame) at the video size
     prompt: str,  # the shot's prompt (unused by svd)
     cam: CameraConditioning,  # this chunk's camera, from `chunk_camera`
     config: ShotConfig,  # settings
     generator: torch.Generator,
 ) -> torch.Tensor:  # this chunk's randomness (after the noise)
-    "Scaled latents (F, C, h, w) of one chunk: the pipeline call, with the camera applied."
-    n_frames, (C, h, w) = cam.noise.shape[0], cam.noise.shape[1:]
-    dev = pipe.unet.device
-    latents_in = (cam.noise[None] if backend == "svd" else cam.noise.permute(1, 0, 2, 3)[None]).to(dev, pipe.unet.dtype)
+    "Latents (F, C, h, w) of one chunk (F latent frames: r(F − 1) + 1 video frames): the pipeline call, with the camera."
+    n_lat, (C, h, w) = cam.noise.shape[0], cam.noise.shape[1:]
+    fam, (r, _) = video_family(pipe), compression(pipe)
+    net = denoiser(pipe)
+    dev = net.device
     common = dict(
-        image=image,
         height=config.height,
         width=config.width,
-        num_frames=n_frames,
+        num_frames=r * (n_lat - 1) + 1,
         num_inference_steps=config.steps,
         generator=generator,
-        latents=latents_in,
         output_type="latent",
-        decode_chunk_size=config.decode_chunk_size,
     )
+    if fam == "ltx":  # the keyframe as a condition at frame 0; the pipeline draws the noise from `generator`
+        from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition  # lazy: diffusers' pipelines
+
+        common["conditions"] = [LTXVideoCondition(image=image, frame_index=0)]
+    else:
+        common.update(image=image, latents=(cam.noise[None] if fam == "svd" else cam.noise.permute(1, 0, 2, 3)[None]))
+        common["latents"] = common["latents"].to(dev, net.dtype)
+    if fam in ("svd", "i2vgen-xl"):
+        common["decode_chunk_size"] = config.decode_chunk_size
     # I2VGen-XL samples its image latent from the global RNG: fork and seed it, so a shot is reproducible
     with cam.applied(pipe) as camera_kw, torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        if fam == "ltx" and "callback_on_step_end" in camera_kw:
+            camera_kw = {"callback_on_step_end": keep_first_frame(camera_kw["callback_on_step_end"], n_lat, h * w)}
         with torch.no_grad():
             out = pipe(**common, **_backend_kwargs(backend, prompt, config), **camera_kw).frames
-    lat = out[0] if backend == "svd" else out[0].permute(1, 0, 2, 3)  # svd (1, F, C, h, w); i2vgen-xl (1, C, F, h, w)
-    assert lat.shape == (n_frames, C, h, w), f"latents {tuple(lat.shape)} != {(n_frames, C, h, w)}"
+    lat = out[0] if fam == "svd" else out[0].permute(1, 0, 2, 3)  # svd (1, F, C, h, w); the others (1, C, F, h, w)
+    assert lat.shape == (n_lat, C, h, w), f"latents {tuple(lat.shape)} != {(n_lat, C, h, w)}"
     return lat.float().cpu()
 
 # %% ../nbs/03_shot_generation.ipynb #e9001fc2
@@ -292,7 +422,7 @@ def load_camera_adapter(
 ) -> CameraAdapter:  # for the error message
     "The camera adapter of `config.camera_adapter` for this pipeline's UNet, at λ_cam = `config.camera_scale`."
     try:
-        adapter = CameraAdapter.load(config.camera_adapter, pipe.unet)
+        adapter = CameraAdapter.load(config.camera_adapter, denoiser(pipe))
     except VgotError as e:
         raise VgotError(f"shot {shot_index}: camera='embedding' with backend '{config.backend}': {e}") from None
     adapter.scale = config.camera_scale
@@ -306,8 +436,9 @@ def _apply_memory_options(pipe, config: ShotConfig):
         vae.enable_slicing()
     if config.vae_tiling and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()
-    if config.cpu_offload and pipe.unet.device.type != "cpu" and not getattr(pipe, "_vgot_offloaded", False):
-        pipe.enable_model_cpu_offload(device=pipe.unet.device)
+    dev = denoiser(pipe).device
+    if config.cpu_offload and dev.type != "cpu" and not getattr(pipe, "_vgot_offloaded", False):
+        pipe.enable_model_cpu_offload(device=dev)
         pipe._vgot_offloaded = True
 
 # %% ../nbs/03_shot_generation.ipynb #4797272c
@@ -317,22 +448,31 @@ def _shot_latents(
     shot: Shot,  # the shot (prompt, index)
     traj: torch.Tensor,  # (F, 3) the shot's trajectory
     config: ShotConfig,  # settings
-    adapter: Optional[CameraAdapter] = None,
-) -> tuple[torch.Tensor, np.ndarray]:
-    "Latents (F, C, h, w) and frames (F, H, W, 3) of a shot, chunk by chunk, each from the previous chunk's last frame."
-    lat_all, frames_all = [], []
-    for c, (start, length) in enumerate(chunk_plan(len(traj), config.native_frames)):
+    adapter=None,
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    "Latents (L, C, h, w), their frame times (L,) and the frames (F, H, W, 3) of a shot, chunk by chunk."
+    r, _ = compression(pipe)
+    native = r * ((config.native_frames - 1) // r) + 1  # a causal VAE's calls make r·k + 1 frames
+    if native < 2:
+        raise VgotError(
+            f"shot {shot.index}: native_frames = {config.native_frames} is below {r + 1}, "
+            f"the shortest clip the '{config.backend}' model makes beyond one frame"
+        )
+    lat_all, t_all, frames_all = [], [], []
+    for c, (start, length) in enumerate(chunk_plan(len(traj), native)):
         gen = make_generator(derive_seed(config.seed, "shot", shot.index, c))
         rel = relative_trajectory(traj[start : start + length], 0)
         cam = chunk_camera(pipe, config.backend, image, rel, config, gen, adapter)
-        lat = run_chunk(pipe, config.backend, image, shot.prompt, cam, config, gen)  # (length, C, h, w)
-        fr = decode_latents(pipe, lat, config.decode_chunk_size)  # (length, H, W, 3)
+        lat = run_chunk(pipe, config.backend, image, shot.prompt, cam, config, gen)  # (latent frames, C, h, w)
+        fr = decode_latents(pipe, lat, config.decode_chunk_size)[:length]  # (length, H, W, 3)
+        t = start + latent_times(len(lat), r)  # a causal VAE's last latent frame may reach past the shot's end
         image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))  # the next chunk continues here
-        if c:
-            lat, fr = lat[1:], fr[1:]
+        if c:  # the chunk's first frame is the previous chunk's last
+            lat, t, fr = lat[1:], t[1:], fr[1:]
         lat_all.append(lat)
+        t_all.append(t)
         frames_all.append(fr)
-    return torch.cat(lat_all), np.concatenate(frames_all)
+    return torch.cat(lat_all), torch.cat(t_all), np.concatenate(frames_all)
 
 # %% ../nbs/03_shot_generation.ipynb #2cedab36
 def _shot_hash(shot: Shot, config: ShotConfig, img_path: Path, models: Models) -> str:
@@ -347,17 +487,19 @@ def _shot_hash(shot: Shot, config: ShotConfig, img_path: Path, models: Models) -
     return hash_inputs("shot", shot, config.determining(), img_path, adapter_file, model_ref, str(models.dtype))
 
 # %% ../nbs/03_shot_generation.ipynb #10185d26023b46108eb7d9f57d49d2b3
-def _write_shot(store: RunStore, i: int, latents: torch.Tensor, frames: np.ndarray, config: ShotConfig) -> ShotClip:
-    "Write shot i's video and latents (F, C, h, w); the ShotClip (its JSON is written after)."
+def _write_shot(
+    store: RunStore, i: int, latents: torch.Tensor, times: torch.Tensor, frames: np.ndarray, config: ShotConfig
+) -> ShotClip:
+    "Write shot i's video, latents (L, C, h, w) and their frame times (L,); the ShotClip (its JSON is written after)."
     video_rel, lat_rel = store.shot_rel(i)
     write_video(store.path(video_rel), frames, config.fps)
     meta = {"shot": i, "backend": config.backend, "camera": config.camera}
-    save_tensors(store.path(lat_rel), {"latents": latents}, meta)
+    save_tensors(store.path(lat_rel), {"latents": latents, "times": times.float()}, meta)
     return ShotClip(
         shot=i,
         video=video_rel,
         latents=lat_rel,
-        n_frames=len(latents),
+        n_frames=len(frames),
         fps=float(config.fps),
         seed=derive_seed(config.seed, "shot", i),
         backend=config.backend,
@@ -392,10 +534,10 @@ def generate_shot(
     # 3. the shot's latents and frames, chunk by chunk
     n = n_frames_of(shot.duration, config.fps)
     image = load_image(img_path, f"shot {i}: keyframe").resize((config.width, config.height), Image.BICUBIC)
-    latents, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter)
-    assert latents.shape[0] == n and frames.shape == (n, config.height, config.width, 3), (latents.shape, frames.shape)
+    latents, times, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter)
+    assert len(times) == len(latents) and frames.shape == (n, config.height, config.width, 3), frames.shape
     # 4. the files, the artifact, then the manifest
-    clip = _write_shot(store, i, latents, frames, config)
+    clip = _write_shot(store, i, latents, times, frames, config)
     store.write_artifact(json_rel, clip)
     store.record(name, h, [clip.video, clip.latents, json_rel], "shots")
     return clip
