@@ -225,6 +225,8 @@ class RunConfig:
         "The stage's config: the preset's defaults, then this run's overrides and seed."
         overrides = dict(getattr(self, stage))
         overrides.setdefault("seed", self.seed)
+        if stage == "transitions" and "backend" in self.shots:  # the transitions work in the shots' latent space
+            overrides.setdefault("backend", self.shots["backend"])
         return STAGE_CONFIGS[stage].from_preset(self.preset, **overrides)
 
 # %% ../nbs/05_pipeline.ipynb #58ce95f7

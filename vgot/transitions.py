@@ -36,13 +36,15 @@ from vgot.core import (
 from .core import StageConfig, setting
 import vgot.models  # registers the presets that from_preset finds by name
 from .shots import decode_latents as decode_video
+from .shots import compression, encode_video, latent_times, video_family
 from .core import resolve_inside
 from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['KERNELS', 'LatentPathGP', 'GPPath', 'shared_kernel_mll', 'gp_latent_path', 'ease', 'transition_latents',
            'path_smoothness', 'pin_boundaries', 'RefinedTransition', 'decode_latents', 'refine_transition',
-           'TransitionConfig', 'TransitionResult', 'make_transition', 'generate_transition', 'generate_transitions']
+           'sdedit_scheduler', 'pin_last_frame', 'refine_transition_dit', 'TransitionConfig', 'TransitionResult',
+           'causal_transition_frames', 'make_transition', 'generate_transition', 'generate_transitions']
 
 # %% ../nbs/04_smoothing.ipynb #8a761f46
 KERNELS = ("rbf", "matern52", "matern32")
@@ -273,13 +275,17 @@ def _check_gp_args(
     return max_ell
 
 # %% ../nbs/04_smoothing.ipynb #4dd4641cc4064e0191573fe9c69df29b
-def _standardised(z_end_frames, z_start_frames, n_frames: int):
+def _standardised(z_end_frames, z_start_frames, n_frames: int, times: Optional[tuple] = None):
     "The time axis and the standardised observations (float64): t_obs (2k,), t_new (n,), z_obs, μ (1, D), s, Ỹ (2k, D)."
     ka, kb, n = z_end_frames.shape[0], z_start_frames.shape[0], n_frames
     D = math.prod(z_end_frames.shape[1:])
     f64 = dict(device=z_end_frames.device, dtype=torch.float64)
-    t_obs = torch.cat([torch.arange(ka, **f64), torch.arange(ka + n, ka + n + kb, **f64)])  # (2k,)
-    t_new = torch.arange(ka, ka + n, **f64)  # (n,)
+    if times is None:  # one latent frame per video frame, the transition's n frames between the shots
+        t_obs = torch.cat([torch.arange(ka, **f64), torch.arange(ka + n, ka + n + kb, **f64)])  # (2k,)
+        t_new = torch.arange(ka, ka + n, **f64)  # (n,)
+    else:  # a causal VAE's latent frames at the times they stand for (`vgot.shots.latent_times`)
+        t_end, t_start, t_new = (torch.as_tensor(t).to(**f64) for t in times)
+        t_obs = torch.cat([t_end, t_start])
     z_obs = torch.cat([z_end_frames, z_start_frames.to(z_end_frames)])  # (2k, C, h, w)
     Y = z_obs.reshape(ka + kb, D).to(torch.float64)  # (2k, D)
     mu = Y.mean(0, keepdim=True)  # (1, D)
@@ -312,6 +318,9 @@ def gp_latent_path(
     ] = 1e-4,  # σ_n² in standardised units; None: fitted (the observations are exact: keep it small)
     fit_iters: int = 30,  # L-BFGS iterations for the fit
     where: str = "",  # prefix for error messages (e.g. "transition 003-004")
+    times: Optional[
+        tuple
+    ] = None,  # (t_end (k,), t_start (k',), t_new (n,)) frame times of the three; None: 0..k-1, k+n.., k..
 ) -> GPPath:
     "GP regression of the latent path between shot j's last frames and shot j+1's first frames."
     from linear_operator.utils.errors import NotPSDError  # comes with gpytorch (lazy, as gpytorch is)
@@ -320,7 +329,9 @@ def gp_latent_path(
     max_ell = _check_gp_args(z_end_frames, z_start_frames, n_frames, kernel, lengthscale, outputscale, noise, where)
     w, n, frame_shape = (f"{where}: " if where else ""), n_frames, tuple(z_end_frames.shape[1:])
     # 2. the time axis and the standardised observations
-    t_obs, t_new, z_obs, mu, s, Yt = _standardised(z_end_frames, z_start_frames, n)
+    t_obs, t_new, z_obs, mu, s, Yt = _standardised(z_end_frames, z_start_frames, n, times)
+    if times is not None:  # the window in frames is the span of the times
+        max_ell = max(max_ell, 10.0 * float(torch.cat([t_obs, t_new]).max() - torch.cat([t_obs, t_new]).min() + 1))
     # 3. the GP, and R with R Rᵀ = S = Ỹ Ỹᵀ = U Λ Uᵀ
     fixed = dict(lengthscale=lengthscale, outputscale=outputscale, noise=noise)
     model, free = _path_model(t_obs, kernel, max_ell, fixed, n)
@@ -590,6 +601,116 @@ def refine_transition(
         raise VgotError("the refined transition is not finite (the video model produced NaN)")
     return RefinedTransition(lat, decode_latents(pipe, lat, decode_chunk_size) if decode else None, n_run)
 
+# %% ../nbs/04_smoothing.ipynb #523c3fd0
+def sdedit_scheduler(sched, n_run: int):
+    "A private copy of `sched` whose `set_timesteps(n)` keeps the last `n_run` steps only (SDEdit starts part-way)."
+    private = type(sched).from_config(sched.config)
+    set_all = private.set_timesteps
+
+    def set_timesteps(num_inference_steps=None, device=None, *args, **kwargs):
+        set_all(num_inference_steps, device, *args, **kwargs)
+        i0 = (num_inference_steps - n_run) * private.order
+        private.timesteps = private.timesteps[i0:]
+        private.set_begin_index(i0)
+
+    private.set_timesteps = set_timesteps  # an instance attribute of the copy only
+    return private
+
+# %% ../nbs/04_smoothing.ipynb #9a569be4
+def pin_last_frame(
+    z_last: torch.Tensor,  # (C, h, w) the latent the last latent frame is held on
+    eps: torch.Tensor,  # (C, h, w) its noise
+    layout: str,  # "CF" (Wan: (B, C, F, h, w)) | "tokens" (LTX: (B, L, C), the last h·w tokens are the last frame)
+):
+    "A step-end hook that puts the last latent frame back at the level just reached: (1 − σ')·z + σ'·ε."
+
+    def callback_on_step_end(pipe, i: int, t, callback_kwargs: dict) -> dict:
+        x, sched = callback_kwargs["latents"], pipe.scheduler
+        σ = float(sched.sigmas[min(sched.step_index, len(sched.sigmas) - 1)])  # σ' = 0 after the last step
+        target = ((1 - σ) * z_last + σ * eps).to(x)
+        if layout == "CF":
+            x[:, :, -1] = target
+        else:
+            C, h, w = target.shape
+            x[:, -h * w :] = target.permute(1, 2, 0).reshape(1, h * w, C)
+        return callback_kwargs
+
+    return callback_on_step_end
+
+# %% ../nbs/04_smoothing.ipynb #7f4a6b69
+def _boundary_latent(pipe, image, r: int) -> torch.Tensor:
+    "The latent (C, h, w) of r frames of the still `image` after itself: what a last latent frame holding it is."
+    still = np.asarray(image.convert("RGB"), dtype=np.float32)[None].repeat(r + 1, 0) / 255
+    return encode_video(pipe, still)[-1]
+
+# %% ../nbs/04_smoothing.ipynb #7b827cb7
+def _dit_call(pipe, fam: str, path, first, last, σ0: float, eps, kw: dict):
+    "One SDEdit call of a transformer pipeline from `path` (F, C, h, w): Wan from latents noised to σ0, LTX by `denoise_strength`."
+    if fam == "ltx":
+        from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition  # lazy: diffusers' pipelines
+
+        N = kw["num_frames"]
+        conds = [LTXVideoCondition(image=im, frame_index=f) for im, f in ((first, 0), (last, N - 1)) if im is not None]
+        return pipe(conditions=conds or None, latents=path.permute(1, 0, 2, 3)[None], image_cond_noise_scale=0.0, **kw)
+    if first is None:
+        raise VgotError("Wan's image-to-video pipeline needs the first frame V_j(T); only 'ltx' runs without it")
+    net = pipe.transformer
+    x = ((1 - σ0) * path + σ0 * eps).permute(1, 0, 2, 3)[None].to(net.device, net.dtype)
+    last_kw = {} if pipe.config.expand_timesteps else {"last_image": last}  # TI2V-5B has no last-frame input
+    return pipe(image=first, latents=x, **last_kw, **kw)
+
+# %% ../nbs/04_smoothing.ipynb #e50101af
+@torch.no_grad()
+def refine_transition_dit(
+    path,  # (m + 1, C, h, w) normalised latents of the whole clip V_j(T) .. V_{j+1}(1): the GP path
+    pipe,  # a WanImageToVideoPipeline or LTXConditionPipeline
+    first=None,  # V_j(T), PIL at the video size (the first-frame condition; None drops it, LTX only)
+    last=None,  # V_{j+1}(1), PIL at the video size (the last-frame condition; None drops it)
+    prompt: str = "",  # the transition's text
+    negative_prompt: str = "",
+    strength: float = 0.5,  # how far to noise the path: 0 keeps it, 1 starts from pure noise
+    steps: int = 25,  # scheduler steps for strength 1 (runs ⌊strength·steps⌋ of them)
+    guidance_scale: float = 3.0,
+    fps: int = 24,  # LTX's frame-rate conditioning
+    pin_last: bool = True,  # hold the last latent frame on `last`'s latent too
+    generator=None,
+) -> RefinedTransition:  # torch.Generator
+    "SDEdit of a transition clip's GP path by a transformer pipeline conditioned on both boundary frames."
+    fam, (r, s) = video_family(pipe), compression(pipe)
+    if fam not in ("wan", "ltx"):
+        raise VgotError(f"refine_transition_dit is for the wan and ltx backends, not {fam}: use refine_transition")
+    check_range("strength", strength, 0.0, 1.0)
+    n_lat, C, h, w = path.shape
+    n_run = min(int(steps * strength), steps)
+    if n_run == 0:
+        return RefinedTransition(path, None, 0)
+    eps = torch.randn(path.shape, generator=generator)  # drawn first: the start's noise, then the pin's
+    eps_last = torch.randn((C, h, w), generator=generator)
+    kw = dict(prompt=prompt, negative_prompt=negative_prompt or None, height=h * s, width=w * s,
+              num_frames=r * (n_lat - 1) + 1, num_inference_steps=steps, guidance_scale=guidance_scale,
+              generator=generator, output_type="latent")  # fmt: skip
+    if fam == "ltx":
+        kw.update(frame_rate=int(fps), denoise_strength=strength)
+    if pin_last and last is not None:
+        kw["callback_on_step_end"] = pin_last_frame(
+            _boundary_latent(pipe, last, r), eps_last, "CF" if fam == "wan" else "tokens"
+        )
+    shared = pipe.scheduler
+    if fam == "wan":  # the pipeline has no strength: a private scheduler starts at i0, the latents at σ_{i0}
+        pipe.scheduler = sdedit_scheduler(shared, n_run)
+        full = type(shared).from_config(shared.config)
+        full.set_timesteps(steps)
+        σ0 = float(full.sigmas[steps - n_run])
+    try:
+        out = _dit_call(pipe, fam, path, first, last, σ0 if fam == "wan" else 1.0, eps, kw).frames
+    finally:
+        pipe.scheduler = shared
+    lat = out[0].permute(1, 0, 2, 3).float().cpu()  # (F, C, h, w)
+    assert lat.shape == path.shape, (lat.shape, path.shape)
+    if not torch.isfinite(lat).all():
+        raise VgotError("the refined transition is not finite (the video model produced NaN)")
+    return RefinedTransition(lat, None, n_run)
+
 # %% ../nbs/04_smoothing.ipynb #99ace658
 @dataclass
 class TransitionConfig(StageConfig):
@@ -600,9 +721,12 @@ class TransitionConfig(StageConfig):
         "transition_frames": "frames",
         "video_steps": "steps",
         "i2v_backend": "backend",
+        "video_guidance_scale": "guidance_scale",
     }
     mode: str = setting("gpr+diffusion", choices=TRANSITION_MODES)  # gpr+diffusion | gpr | linear | crossfade | cut
-    frames: int = setting(4, lo=0, hi=1024)  # n, frames of each transition (0 only with mode 'cut')
+    frames: int = setting(
+        4, lo=0, hi=1024
+    )  # n, frames of each transition (0 only with mode 'cut'); wan/ltx: raised to the next r·m − 1
     context_frames: int = setting(
         4, lo=1, hi=1024
     )  # k, latent frames of each shot the GP observes (≥ 2 to see velocity)
@@ -617,6 +741,11 @@ class TransitionConfig(StageConfig):
     max_guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # SVD guidance ramp, last frame
     motion_bucket_id: int = setting(127, lo=0, hi=1023)  # SVD motion conditioning
     noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # SVD conditioning-image noise
+    guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # wan, ltx: classifier-free guidance of the refinement
+    negative_prompt: str = ""  # wan, ltx: negative prompt of the refinement
+    pin_last: bool = (
+        True  # wan, ltx: also hold the last latent frame on V_{j+1}(1)'s latent while denoising (exact on any weights)
+    )
     backend: str = "svd"  # the video model whose latent space the shots are in
     decode_chunk_size: int = setting(8, lo=1, hi=1024)  # frames per VAE decode call
     seed: int = setting(0, lo=0)  # the run's base seed
@@ -682,8 +811,9 @@ def _refine_path(path, za, zb, pipe, config: TransitionConfig, frame_a, fps: flo
     "The GP path refined by conditional diffusion with `config`'s settings (latents only; SVD only)."
     if config.backend != "svd":
         raise VgotError(
-            f"{where + ': ' if where else ''}refinement by conditional diffusion needs the 'svd' backend, "
-            f"not '{config.backend}'; use mode 'gpr'"
+            f"{where + ': ' if where else ''}refinement by conditional diffusion takes a boundary frame as SVD's "
+            f"image condition, and '{config.backend}' has none (I2VGen-XL's pipeline noises its own image latent): "
+            "use mode 'gpr', or the 'wan' or 'ltx' backend, which condition on both boundary frames"
         )
     c = config
     r = refine_transition(
@@ -704,6 +834,46 @@ def _refine_path(path, za, zb, pipe, config: TransitionConfig, frame_a, fps: flo
     )
     return r.latents
 
+# %% ../nbs/04_smoothing.ipynb #b2454f9b
+def causal_transition_frames(n: int, r: int) -> int:
+    "Frames of a transition for a causal VAE of ratio r: the first r·m − 1 ≥ n (the clip V_j(T), n frames, V_{j+1}(1) is r·m + 1)."
+    return n if r == 1 else r * math.ceil((n + 1) / r) - 1
+
+# %% ../nbs/04_smoothing.ipynb #2c2e9fcd
+def _causal_path(lat_a, t_a, lat_b, t_b, n: int, r: int, config: TransitionConfig, where: str = ""):
+    "The latent path (m + 1, C, h, w) of the clip V_j(T) .. V_{j+1}(1) and its GPPath: shots' times relative to V_j(T)."
+    c, m = config, (n + 1) // r
+    za, zb = _context_frames(lat_a, lat_b, c, where)
+    ta, tb, tau = t_a[-len(za) :], t_b[: len(zb)], latent_times(m + 1, r)
+    if c.mode == "linear":  # the line through the boundary latents, at each latent frame's time
+        wt = ((tau - ta[-1]) / (tb[0] - ta[-1])).clamp(0, 1).view(-1, 1, 1, 1)
+        return ((1 - wt) * za[-1].double() + wt * zb[0].double()).to(lat_a.dtype), None
+    gp_kw = dict(kernel=c.kernel, lengthscale=c.lengthscale, outputscale=c.outputscale, noise=c.noise)
+    p = gp_latent_path(za, zb, m + 1, fit_iters=c.fit_iters, where=where, times=(ta, tb, tau), **gp_kw)
+    return p.mean, p
+
+# %% ../nbs/04_smoothing.ipynb #2cb4d6fb
+def _causal_transition(
+    lat_a, t_a, lat_b, t_b, pipe, config: TransitionConfig, frame_a, frame_b, prompt: str, fps: float, generator, where
+) -> TransitionResult:
+    "A transition for a causal-VAE backend (wan, ltx): the clip V_j(T) .. V_{j+1}(1) from the GP path, maybe refined."
+    c, tm, (r, _) = config, {}, compression(pipe)
+    n = causal_transition_frames(c.frames, r)
+    t0 = time.perf_counter()
+    path, gp = _causal_path(lat_a, t_a, lat_b, t_b, n, r, c, where)
+    tm["gp" if gp is not None else "path"] = time.perf_counter() - t0
+    if c.mode == "gpr+diffusion":
+        t0 = time.perf_counter()
+        pil = [Image.fromarray(to_uint8_frames(np.asarray(f)[None])[0]) for f in (frame_a, frame_b)]
+        path = refine_transition_dit(path, pipe, *pil, prompt, c.negative_prompt, c.strength, c.steps,
+                                     c.guidance_scale, int(round(fps)), c.pin_last, generator).latents  # fmt: skip
+        tm["refine"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frames = to_uint8_frames(decode_video(pipe, path))[1:-1]  # the clip's n inner frames
+    tm["decode"] = time.perf_counter() - t0
+    assert len(frames) == n, (len(frames), n)
+    return TransitionResult(path, frames, gp, tm)
+
 # %% ../nbs/04_smoothing.ipynb #72c31777baf4441b988909d29205560c
 def make_transition(
     lat_a,  # (F_a, C, h, w) latents of shot j
@@ -715,11 +885,25 @@ def make_transition(
     fps: float = 7.0,  # the shots' fps (SVD conditioning)
     generator=None,  # torch.Generator for the refinement noise
     where: str = "",  # prefix for error messages
-) -> TransitionResult:
+    times_a=None,  # (F_a,) frame times of lat_a within shot j (wan, ltx; None: 0, 1, ...)
+    times_b=None,  # (F_b,) frame times of lat_b within shot j+1
+    n_a: Optional[int] = None,  # frames of shot j's video (None: one per latent frame)
+    prompt: str = "",
+) -> TransitionResult:  # the text of the transition (wan, ltx)
     "One transition between two shots' latents, by `config.mode`."
     c, tm = config, {}
     if c.mode == "cut":
         return TransitionResult(None, None)
+    if c.mode in ("gpr", "gpr+diffusion", "linear") and compression(_video_pipe(models, c.backend))[0] > 1:
+        t_a = times_a if times_a is not None else torch.arange(len(lat_a), dtype=torch.float64)
+        t_b = times_b if times_b is not None else torch.arange(len(lat_b), dtype=torch.float64)
+        pipe, n = (
+            _video_pipe(models, c.backend),
+            causal_transition_frames(c.frames, compression(_video_pipe(models, c.backend))[0]),
+        )
+        t_a = t_a.double() - ((n_a or len(lat_a)) - 1)  # V_j(T) at time 0
+        t_b = t_b.double() + n + 1  # V_{j+1}(1) at n + 1
+        return _causal_transition(lat_a, t_a, lat_b, t_b, pipe, c, frame_a, frame_b, prompt, fps, generator, where)
     # 1. the frames of both shots that the path sees
     za, zb = _context_frames(lat_a, lat_b, c, where)
     t0 = time.perf_counter()
@@ -773,7 +957,9 @@ def _model_ref(models, config: TransitionConfig):
 def _load_pair(lat_a_path: Path, lat_b_path: Path, vid_a_path: Path, vid_b_path: Path, mode: str, where: str):
     "Both shots' latents, and the boundary frames the mode needs (crossfade: both; gpr+diffusion: shot j's last)."
     try:
-        lat_a, lat_b = load_tensors(lat_a_path)["latents"], load_tensors(lat_b_path)["latents"]
+        ta, tb = load_tensors(lat_a_path), load_tensors(lat_b_path)
+        lat_a, lat_b = ta["latents"], tb["latents"]
+        times = (ta.get("times"), tb.get("times"))  # frame times of causal-VAE latents (absent: one per frame)
     except KeyError:
         raise VgotError(
             f"{where}: a shot's latents file has no tensor 'latents' ({lat_a_path.name}, {lat_b_path.name})"
@@ -782,10 +968,8 @@ def _load_pair(lat_a_path: Path, lat_b_path: Path, vid_a_path: Path, vid_b_path:
         raise VgotError(f"{where}: {e}") from None
     fa = fb = None
     if mode in ("crossfade", "gpr+diffusion"):
-        fa = read_video(vid_a_path)[0][-1]
-        if mode == "crossfade":
-            fb = read_video(vid_b_path)[0][0]
-    return lat_a, lat_b, fa, fb
+        fa, fb = read_video(vid_a_path)[0][-1], read_video(vid_b_path)[0][0]
+    return lat_a, lat_b, fa, fb, times
 
 # %% ../nbs/04_smoothing.ipynb #bd7c096f4dcf400fbdceb075ef31fca3
 def _write_transition(store: RunStore, j: int, r: TransitionResult, mode: str, fps: float) -> Transition:
@@ -798,7 +982,7 @@ def _write_transition(store: RunStore, j: int, r: TransitionResult, mode: str, f
         meta["gp"] = json.dumps(r.gp.hyperparameters())
     save_tensors(store.path(lat_rel), tensors, meta)
     write_video(store.path(video_rel), r.frames, fps)
-    return Transition(j, j + 1, mode, int(r.latents.shape[0]), video_rel, lat_rel)
+    return Transition(j, j + 1, mode, int(len(r.frames)), video_rel, lat_rel)
 
 # %% ../nbs/04_smoothing.ipynb #75bd3b2e
 def generate_transition(
@@ -835,9 +1019,13 @@ def generate_transition(
     if config.mode == "cut":
         tr, files = Transition(j, j + 1, "cut", 0, None, None), []
     else:
-        lat_a, lat_b, fa, fb = _load_pair(lat_a_path, lat_b_path, vid_a_path, vid_b_path, config.mode, where)
+        lat_a, lat_b, fa, fb, (t_a, t_b) = _load_pair(
+            lat_a_path, lat_b_path, vid_a_path, vid_b_path, config.mode, where
+        )
         gen = make_generator(derive_seed(config.seed, "transition", j))
-        r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where)
+        prompt = f"{script.shots[j].prompt} Then: {script.shots[j + 1].prompt}"  # from shot j into shot j+1
+        r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where,
+                            times_a=t_a, times_b=t_b, n_a=a.n_frames, prompt=prompt)  # fmt: skip
         tr = _write_transition(store, j, r, config.mode, a.fps)
         files = [tr.video, tr.latents]
     store.write_artifact(json_rel, tr)
