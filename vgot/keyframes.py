@@ -266,14 +266,14 @@ def fit_shot_prompt(shot: Shot, count, budget: int) -> tuple[str, dict]:
     return fit_prompt(domains, count, budget)
 
 # %% ../nbs/02_keyframe_generation.ipynb #8c8cf852
-def warn_cuts(cuts: dict, budget: int, show: int = 4):
+def warn_cuts(cuts: dict, budget: int, show: int = 4, stage: str = "keyframes"):
     "One warning naming what was cut from the prompts that overran the text encoder's `budget` tokens."
     if not cuts:
         return
     parts = [f"{where}: " + ", ".join(f"{d} '{t}'" for d, t in cut.items()) for where, cut in list(cuts.items())[:show]]
     more = f"; and {len(cuts) - show} more" if len(cuts) > show else ""
     warnings.warn(
-        f"keyframes: {len(cuts)} prompt(s) were longer than the text encoder's {budget} tokens and were "
+        f"{stage}: {len(cuts)} prompt(s) were longer than the text encoder's {budget} tokens and were "
         f"shortened (the least important words first); cut: {'; '.join(parts)}{more}",
         stacklevel=2,
     )

@@ -273,7 +273,10 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 # %% ../nbs/00a_models.ipynb #b9f02196
-KNOWN_NOTICES = ("requires torchvision (not installed); falling back to",)  # vgot leaves torchvision out on purpose
+KNOWN_NOTICES = (
+    "requires torchvision (not installed); falling back to",  # vgot leaves torchvision out on purpose
+    "`timesteps` were passed without `sigmas`",  # LTX-Video's condition pipeline sets its own schedule this way
+)
 
 
 class _KnownNotices(logging.Filter):
@@ -284,12 +287,13 @@ class _KnownNotices(logging.Filter):
 
 # %% ../nbs/00a_models.ipynb #21d7d483
 def quiet_known_notices():
-    "Install the filter on transformers' log handler (idempotent)."
-    import transformers.utils.logging as tl
+    "Install the filter on transformers' and diffusers' log handlers (idempotent)."
+    import diffusers.utils.logging as dl, transformers.utils.logging as tl
 
-    for h in tl._get_library_root_logger().handlers:  # transformers logs through one handler on its root logger
-        if not any(isinstance(f, _KnownNotices) for f in h.filters):
-            h.addFilter(_KnownNotices())
+    for lib in (tl, dl):  # each library logs through one handler on its root logger
+        for h in lib._get_library_root_logger().handlers:
+            if not any(isinstance(f, _KnownNotices) for f in h.filters):
+                h.addFilter(_KnownNotices())
 
 # %% ../nbs/00a_models.ipynb #eb57a7bf
 @contextlib.contextmanager

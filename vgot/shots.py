@@ -45,12 +45,14 @@ from vgot.camera import (
     warp,
 )
 from .core import StageConfig, setting
+from .keyframes import fit_shot_prompt, token_budget, warn_cuts
+import inspect
 
 # %% auto #0
 __all__ = ['BACKENDS', 'TEXT_AWARE', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'video_family', 'compression', 'model_frames',
            'latent_times', 'sample_trajectory', 'encode_video', 'decode_video', 'encode_keyframe', 'decode_latents',
-           'latent_frames', 'chunk_camera', 'keep_first_frame', 'run_chunk', 'load_camera_adapter', 'generate_shot',
-           'load_keyframes', 'generate_shots']
+           'latent_frames', 'chunk_camera', 'video_token_budget', 'shot_text', 'keep_first_frame', 'run_chunk',
+           'load_camera_adapter', 'generate_shot', 'load_keyframes', 'generate_shots']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl", "wan", "ltx")
@@ -324,6 +326,31 @@ def _backend_kwargs(backend: str, prompt: str, config: ShotConfig) -> dict:
         clip_skip=None,
     )
 
+# %% ../nbs/03_shot_generation.ipynb #bad71e83
+def video_token_budget(pipe) -> tuple:
+    "(count, budget) of a text-aware video pipeline: Wan and LTX read `max_sequence_length` tokens (the end token is one); I2VGen-XL reads CLIP's 77."
+    if video_family(pipe) == "i2vgen-xl":
+        return token_budget(pipe)
+    tok = pipe.tokenizer
+    budget = inspect.signature(pipe.__call__).parameters["max_sequence_length"].default - 1
+
+    def count(text: str) -> int:
+        return len(tok(text, add_special_tokens=False, verbose=False).input_ids)
+
+    return count, budget
+
+# %% ../nbs/03_shot_generation.ipynb #412f3777
+def shot_text(
+    pipe,  # the backend's video pipeline
+    shot: Shot,
+) -> tuple[str, dict, int]:
+    "The prompt the video model reads: the shot's, fitted to the model's text budget; what was cut; the budget (SVD: none)."
+    if video_family(pipe) == "svd":
+        return shot.prompt, {}, 0
+    count, budget = video_token_budget(pipe)
+    prompt, cut = fit_shot_prompt(shot, count, budget)
+    return prompt, cut, budget
+
 # %% ../nbs/03_shot_generation.ipynb #bf37eb56
 def keep_first_frame(
     callback,  # a step-end hook in diffusers' signature
@@ -448,8 +475,9 @@ def _shot_latents(
     shot: Shot,  # the shot (prompt, index)
     traj: torch.Tensor,  # (F, 3) the shot's trajectory
     config: ShotConfig,  # settings
-    adapter=None,
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    adapter=None,  # camera="embedding": the loaded adapter
+    prompt: Optional[str] = None,
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:  # the text the model reads (None: `shot_text`)
     "Latents (L, C, h, w), their frame times (L,) and the frames (F, H, W, 3) of a shot, chunk by chunk."
     r, _ = compression(pipe)
     native = r * ((config.native_frames - 1) // r) + 1  # a causal VAE's calls make r·k + 1 frames
@@ -459,11 +487,12 @@ def _shot_latents(
             f"the shortest clip the '{config.backend}' model makes beyond one frame"
         )
     lat_all, t_all, frames_all = [], [], []
+    prompt = shot_text(pipe, shot)[0] if prompt is None else prompt
     for c, (start, length) in enumerate(chunk_plan(len(traj), native)):
         gen = make_generator(derive_seed(config.seed, "shot", shot.index, c))
         rel = relative_trajectory(traj[start : start + length], 0)
         cam = chunk_camera(pipe, config.backend, image, rel, config, gen, adapter)
-        lat = run_chunk(pipe, config.backend, image, shot.prompt, cam, config, gen)  # (latent frames, C, h, w)
+        lat = run_chunk(pipe, config.backend, image, prompt, cam, config, gen)  # (latent frames, C, h, w)
         fr = decode_latents(pipe, lat, config.decode_chunk_size)[:length]  # (length, H, W, 3)
         t = start + latent_times(len(lat), r)  # a causal VAE's last latent frame may reach past the shot's end
         image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))  # the next chunk continues here
@@ -515,7 +544,8 @@ def generate_shot(
     store: Optional[RunStore] = None,  # the run folder (required: the clip is written there)
     progress: bool = False,  # (one shot: no bar)
     adapter: Optional[CameraAdapter] = None,  # camera="embedding": loaded here if None
-) -> ShotClip:
+    cuts: Optional[dict] = None,
+) -> ShotClip:  # collects what was cut from a prompt too long for the video model's text encoder (None: warn here)
     "Generate (or resume) one shot video from its keyframe; writes shots/NNN.{mp4,latents.safetensors,json}."
     config = config or ShotConfig.from_preset(models.preset)
     if store is None:
@@ -534,7 +564,10 @@ def generate_shot(
     # 3. the shot's latents and frames, chunk by chunk
     n = n_frames_of(shot.duration, config.fps)
     image = load_image(img_path, f"shot {i}: keyframe").resize((config.width, config.height), Image.BICUBIC)
-    latents, times, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter)
+    prompt, cut, budget = shot_text(pipe, shot)
+    if cut:
+        warn_cuts({f"shot {i}": cut}, budget, stage="shots") if cuts is None else cuts.update({f"shot {i}": cut})
+    latents, times, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter, prompt)
     assert len(times) == len(latents) and frames.shape == (n, config.height, config.width, 3), frames.shape
     # 4. the files, the artifact, then the manifest
     clip = _write_shot(store, i, latents, times, frames, config)
@@ -566,12 +599,14 @@ def generate_shots(
         raise VgotError("generate_shots needs a RunStore")
     by_shot = {k.shot: k for k in keyframes if k is not None}
     store.set_stage("shots", "running")
-    clips = []
+    clips, cuts = [], {}
     try:
         for s in tqdm(script.shots, desc="shots", disable=not progress):
-            clips.append(generate_shot(by_shot.get(s.index), s, models, config, store))
+            clips.append(generate_shot(by_shot.get(s.index), s, models, config, store, cuts=cuts))
     except Exception as e:
         store.set_stage("shots", "failed", error=str(e))
         raise
+    if cuts:  # one warning for the stage
+        warn_cuts(cuts, video_token_budget(models.i2v(config.backend))[1], stage="shots")
     store.set_stage("shots", "done", n=len(clips))
     return clips

@@ -36,7 +36,8 @@ from vgot.core import (
 from .core import StageConfig, setting
 import vgot.models  # registers the presets that from_preset finds by name
 from .shots import decode_latents as decode_video
-from .shots import compression, encode_video, latent_times, video_family
+from .shots import compression, encode_video, latent_times, video_family, video_token_budget
+from .core import fit_prompt
 from .core import resolve_inside
 from tqdm.auto import tqdm
 
@@ -842,7 +843,8 @@ def causal_transition_frames(n: int, r: int) -> int:
 # %% ../nbs/04_smoothing.ipynb #2c2e9fcd
 def _causal_path(lat_a, t_a, lat_b, t_b, n: int, r: int, config: TransitionConfig, where: str = ""):
     "The latent path (m + 1, C, h, w) of the clip V_j(T) .. V_{j+1}(1) and its GPPath: shots' times relative to V_j(T)."
-    c, m = config, (n + 1) // r
+    m = (n + 1) // r  # a causal VAE packs a short shot into few latent frames: observe at most what both shots have
+    c = replace(config, context_frames=min(config.context_frames, len(lat_a), len(lat_b)))
     za, zb = _context_frames(lat_a, lat_b, c, where)
     ta, tb, tau = t_a[-len(za) :], t_b[: len(zb)], latent_times(m + 1, r)
     if c.mode == "linear":  # the line through the boundary latents, at each latent frame's time
@@ -864,6 +866,8 @@ def _causal_transition(
     tm["gp" if gp is not None else "path"] = time.perf_counter() - t0
     if c.mode == "gpr+diffusion":
         t0 = time.perf_counter()
+        count, budget = video_token_budget(pipe)
+        prompt = fit_prompt(prompt if isinstance(prompt, list) else [("prompt", prompt)], count, budget)[0]
         pil = [Image.fromarray(to_uint8_frames(np.asarray(f)[None])[0]) for f in (frame_a, frame_b)]
         path = refine_transition_dit(path, pipe, *pil, prompt, c.negative_prompt, c.strength, c.steps,
                                      c.guidance_scale, int(round(fps)), c.pin_last, generator).latents  # fmt: skip
@@ -888,8 +892,8 @@ def make_transition(
     times_a=None,  # (F_a,) frame times of lat_a within shot j (wan, ltx; None: 0, 1, ...)
     times_b=None,  # (F_b,) frame times of lat_b within shot j+1
     n_a: Optional[int] = None,  # frames of shot j's video (None: one per latent frame)
-    prompt: str = "",
-) -> TransitionResult:  # the text of the transition (wan, ltx)
+    prompt: Union[str, list] = "",
+) -> TransitionResult:  # the text of the transition (wan, ltx): a string, or (name, text) domains to fit
     "One transition between two shots' latents, by `config.mode`."
     c, tm = config, {}
     if c.mode == "cut":
@@ -1023,7 +1027,7 @@ def generate_transition(
             lat_a_path, lat_b_path, vid_a_path, vid_b_path, config.mode, where
         )
         gen = make_generator(derive_seed(config.seed, "transition", j))
-        prompt = f"{script.shots[j].prompt} Then: {script.shots[j + 1].prompt}"  # from shot j into shot j+1
+        prompt = [("shot j", script.shots[j].prompt), ("shot j+1", script.shots[j + 1].prompt)]  # from j into j+1
         r = make_transition(lat_a, lat_b, models, config, fa, fb, fps=a.fps, generator=gen, where=where,
                             times_a=t_a, times_b=t_b, n_a=a.n_frames, prompt=prompt)  # fmt: skip
         tr = _write_transition(store, j, r, config.mode, a.fps)
