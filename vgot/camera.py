@@ -402,6 +402,10 @@ class CameraAdapter(nn.Module):
         for p in self.layers.values():
             p.scale = float(v)
 
+    @property
+    def installed(self) -> bool:
+        return bool(self._originals)
+
     def install(self, unet):
         "Swap the camera processors into `unet`'s temporal attention layers."
         if type(unet).__name__ != self.config["unet"]:
@@ -479,9 +483,10 @@ class CameraAdapter(nn.Module):
         if "vgot_camera_adapter" not in md:
             raise VgotError(f"{path}: not a vgot camera adapter checkpoint")
         cfg = json.loads(md["vgot_camera_adapter"])
-        if cfg["unet"] != type(unet).__name__:
+        trained = cfg.get("unet") or cfg.get("transformer")  # a transformer's checkpoint: TransformerCameraAdapter's
+        if trained != type(unet).__name__:
             raise VgotError(
-                f"{path}: camera adapter was trained for {cfg['unet']}, but this video model is {type(unet).__name__}"
+                f"{path}: camera adapter was trained for {trained}, but this video model is {type(unet).__name__}"
             )
         ad = cls(unet, cfg["cam_dim"], cfg["n_freqs"], cfg["scale"])
         if json.loads(md.get("layers", "[]")) != ad.names:
@@ -664,9 +669,7 @@ class CameraConditioning:
         "diffusers' step-end hook: the warp pull after each of the first `n_steps` steps."
         if self.mode == "warp" and i < self.n_steps and self.strength > 0:
             x = callback_kwargs["latents"]
-            callback_kwargs["latents"] = warp_pull(
-                x, pipe.scheduler, t, self._z, self._eps, self.strength, self.layout
-            )
+            callback_kwargs["latents"] = warp_pull(x, pipe.scheduler, t, self._z, self._eps, self.strength, self.layout)
         return callback_kwargs
 
     @contextlib.contextmanager
@@ -902,7 +905,11 @@ def _i2vgen_sample(pipe, images: list, cfg: CameraTrainConfig, seed: int) -> dic
 
 # %% ../nbs/03a_camera.ipynb #33b0902fd34d4ace834912fa1002cf8e
 def camera_loss(unet, adapter: CameraAdapter, s: dict) -> torch.Tensor:
-    "‖ε − ε_θ(x_t, c_cam, t)‖² (mean over elements) for one example from `_svd_sample` or `_i2vgen_sample`."
+    "‖ε − ε_θ(x_t, c_cam, t)‖² (mean over elements) for one example of any backend (Wan, LTX: the flow-matching form)."
+    if s["kind"] in ("wan", "ltx"):  # the transformers' flow-matching form, in camera_dit
+        from vgot.camera_dit import transformer_camera_loss  # lazy: camera_dit builds on this module
+
+        return transformer_camera_loss(unet, adapter, s)
     adapter.set_camera(s["traj"].to(unet.device))
     if s["kind"] == "svd":
         σ = s["sigma"]
@@ -978,6 +985,15 @@ def _checkpointed_call(forward, *args, **kwargs):
 @contextlib.contextmanager
 def block_checkpointing(unet, enabled: bool = True):
     "Within the block, each down, mid and up block of `unet` keeps its inputs only and recomputes the rest in backward."
+    if enabled and not hasattr(unet, "down_blocks"):  # a video transformer: diffusers' own per-block checkpointing
+        was = unet.is_gradient_checkpointing
+        unet.enable_gradient_checkpointing()
+        try:
+            yield unet
+        finally:
+            if not was:
+                unet.disable_gradient_checkpointing()
+        return
     blocks = (
         [
             *unet.down_blocks,
@@ -1006,24 +1022,30 @@ def _precision(unet, mixed_precision: str):
 
 # %% ../nbs/03a_camera.ipynb #84d5ab97d17b4c38ab41a2b065bbd0c0
 def _sample_fn(pipe):
-    "The self-supervised example maker for the pipeline's backend: `_svd_sample` or `_i2vgen_sample`."
+    "The self-supervised example maker for the pipeline's backend: `_svd_sample`, `_i2vgen_sample`, or Wan's and LTX's."
     from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline  # lazy: diffusers' pipelines take seconds
 
     if isinstance(pipe, StableVideoDiffusionPipeline):
         return _svd_sample
     if isinstance(pipe, I2VGenXLPipeline):
         return _i2vgen_sample
-    raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl)")
+    from vgot.camera_dit import transformer_sample_fn  # lazy: camera_dit (Wan, LTX-Video) builds on this module
+
+    return transformer_sample_fn(pipe)
 
 # %% ../nbs/03a_camera.ipynb #76127f4a2f6a44fba749ea7800e59d51
 def _training_state(unet, cfg: CameraTrainConfig, ckpt: Path, state_path: Path, resume: bool):
     "The adapter, its AdamW, the step and the loss history: fresh, or (resume) from the checkpoint and training state."
     seed_everything(cfg.seed)
-    adapter = CameraAdapter(unet, cfg.cam_dim, cfg.n_freqs, cfg.scale).to(unet.device)
+    if hasattr(unet, "down_blocks"):  # a video UNet
+        cls = CameraAdapter
+    else:  # a video transformer (Wan, LTX-Video)
+        from vgot.camera_dit import TransformerCameraAdapter as cls  # lazy: camera_dit builds on this module
+    adapter = cls(unet, cfg.cam_dim, cfg.n_freqs, cfg.scale).to(unet.device)
     opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
     if not (resume and ckpt.exists() and state_path.exists()):
         return adapter, opt, 0, []
-    adapter = CameraAdapter.load(ckpt, unet)
+    adapter = cls.load(ckpt, unet)
     opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
     _load_opt_state(opt, load_tensors(state_path))
     md = CameraAdapter.metadata(state_path)
@@ -1046,7 +1068,7 @@ def _train_step(unet, adapter: CameraAdapter, opt, s: dict, cfg: CameraTrainConf
 
 # %% ../nbs/03a_camera.ipynb #9075f00cfa8d463f84130041b1e44ca7
 def train_camera(
-    pipe,  # a loaded StableVideoDiffusionPipeline or I2VGenXLPipeline (frozen; only the adapter trains)
+    pipe,  # a loaded video pipeline: SVD, I2VGen-XL, Wan or LTX-Video (frozen; only the adapter trains)
     data_dir,  # folder of images and/or clips
     out_dir,  # where the checkpoint and the training state go
     config: Optional[CameraTrainConfig] = None,  # settings
@@ -1063,8 +1085,8 @@ def train_camera(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt, state_path = out / "camera_adapter.safetensors", out / "train_state.safetensors"
-    # 2. the adapter and optimiser, fresh or resumed; the UNet frozen; the fixed evaluation clips
-    unet = pipe.unet
+    # 2. the adapter and optimiser, fresh or resumed; the UNet (or transformer) frozen; the fixed evaluation clips
+    unet = denoiser(pipe)
     adapter, opt, step, history = _training_state(unet, cfg, ckpt, state_path, resume)
     frozen = [p for p in unet.parameters() if p.requires_grad]
     for p in frozen:
@@ -1110,24 +1132,22 @@ def train_camera(
 
 # %% ../nbs/03a_camera.ipynb #15abde8c5d2e435093904b13db685a53
 def camera_dependence(
-    pipe,  # the StableVideoDiffusionPipeline or I2VGenXLPipeline the adapter is for
-    adapter: CameraAdapter,  # the adapter to evaluate (installed here if it is not)
+    pipe,  # the video pipeline the adapter is for (SVD, I2VGen-XL, Wan, LTX-Video)
+    adapter,  # its CameraAdapter or TransformerCameraAdapter (installed here if it is not)
     data,  # a folder of images and/or clips, or a list of stills (3, H, W) in [0, 1]
     config: Optional[CameraTrainConfig] = None,  # clip size, frames, motion ranges, noise levels
     n: int = 16,  # fixed evaluation clips
     seed: int = 12345,
 ) -> dict:
     "Mean camera-conditioned loss on `n` fixed clips: with their true trajectories, shuffled ones, and a static camera."
-    from diffusers import StableVideoDiffusionPipeline  # lazy: importing diffusers' pipelines takes seconds
-
     cfg = (config or CameraTrainConfig()).validate()
     if n < 2:
         raise VgotError(f"camera_dependence: n = {n} clips; shuffling needs at least 2")
     images = data if isinstance(data, list) else load_training_images(data, size=max(cfg.width, cfg.height) * 2)
-    make_sample = _svd_sample if isinstance(pipe, StableVideoDiffusionPipeline) else _i2vgen_sample
+    make_sample = _sample_fn(pipe)
     clips = [make_sample(pipe, images, cfg, seed + 7919 * i) for i in range(n)]
-    static = as_trajectory(CameraMotion(), cfg.n_frames)
-    unet, installed = pipe.unet, not adapter._originals
+    static = torch.tensor([0.0, 0.0, 1.0]).expand_as(clips[0]["traj"])  # no pan, no tilt, zoom 1 at every frame
+    unet, installed = denoiser(pipe), not adapter.installed
     if installed:
         adapter.install(unet)
     try:

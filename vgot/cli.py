@@ -12,7 +12,7 @@ from typing import Optional
 
 import vgot
 from .core import RunStore, Script, ShotClip, Story, StageConfig, VgotError, choose_device, choose_dtype
-from .core import atomic_write_json, atomic_write_text
+from .core import atomic_write_json, atomic_write_text, preset_defaults
 from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
 from vgot.script import (
     PLANNERS,
@@ -29,7 +29,7 @@ from vgot.script import (
 )
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig, train_camera
-from .shots import ShotConfig, generate_shots, load_keyframes
+from .shots import BACKENDS, ShotConfig, generate_shots, load_keyframes
 from .transitions import TransitionConfig, generate_transitions
 from vgot.metrics import (
     PROTOCOL_N,
@@ -288,9 +288,14 @@ def add_stages(sub):
 # %% ../nbs/08_cli.ipynb #b30182fa
 def cmd_train_camera(args) -> int:
     models = Models(args.preset, device=args.device, dtype=args.dtype)
-    cfg = CameraTrainConfig.from_preset(models.preset, **config_overrides(args, CameraTrainConfig))
+    defaults = preset_defaults(models.preset)
+    backend = args.backend or defaults.get("i2v_backend", "svd")
+    # the preset's clip settings for this backend (Wan, LTX: r·k + 1 frames), as if it were the preset's video model
+    cfg = CameraTrainConfig.from_preset(
+        {**defaults, "i2v_backend": backend}, **config_overrides(args, CameraTrainConfig)
+    )
     res = train_camera(
-        models.i2v(args.backend), args.data_dir, args.out, cfg, resume=not args.no_resume, progress=not args.quiet
+        models.i2v(backend), args.data_dir, args.out, cfg, resume=not args.no_resume, progress=not args.quiet
     )
     print(
         f"trained {res['steps']} steps; eval loss {res['eval_before']:.5f} -> {res['eval_after']:.5f}; checkpoint {res['checkpoint']}"
@@ -308,9 +313,9 @@ def add_train_camera(sub):
     )
     p.add_argument(
         "--backend",
-        choices=("svd", "i2vgen-xl"),
-        default="svd",
-        help="which of the preset's video models the adapter is for",
+        choices=BACKENDS,
+        default=None,
+        help="which of the preset's video models the adapter is for (default: the preset's); its clip settings follow",
     )
     p.add_argument(
         "--no-resume", dest="no_resume", action="store_true", help="start afresh even if a training state exists"
