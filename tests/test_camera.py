@@ -209,8 +209,11 @@ def test_trained_adapter_uses_the_camera(tiny_models, tmp_path):
 
 
 def test_camera_train_config_from_preset():
+    from vgot.core import preset_defaults
     c = CameraTrainConfig.from_preset("sd15", steps=5, mixed_precision="bf16", gradient_checkpointing=True)
-    assert (c.width, c.height, c.n_frames, c.fps, c.steps, c.mixed_precision) == (1024, 576, 25, 8, 5, "bf16")
+    assert (c.width, c.height, c.n_frames, c.fps, c.steps, c.mixed_precision) == (704, 480, 121, 24, 5, "bf16")   # sd15's LTX-Video
+    c = CameraTrainConfig.from_preset({**preset_defaults("sd15"), "i2v_backend": "svd"}, steps=5)               # as train-camera --backend svd
+    assert (c.width, c.height, c.n_frames, c.fps) == (1024, 576, 25, 8)
     assert (CameraTrainConfig.from_preset("tiny").width, CameraTrainConfig.from_preset("tiny").n_frames) == (32, 8)
     with pytest.raises(VgotError, match="no setting 'frames' \\(did you mean 'n_frames'\\?\\)"): CameraTrainConfig.from_preset("tiny", frames=4)
     with pytest.raises(VgotError, match="mixed_precision = 'fp16' is not one of no, bf16"): CameraTrainConfig.from_preset("tiny", mixed_precision="fp16")

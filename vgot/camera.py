@@ -1088,10 +1088,11 @@ def train_camera(
     # 2. the adapter and optimiser, fresh or resumed; the UNet (or transformer) frozen; the fixed evaluation clips
     unet = denoiser(pipe)
     adapter, opt, step, history = _training_state(unet, cfg, ckpt, state_path, resume)
+    # the evaluation clips first: an example the backend refuses (Wan, LTX: r·m + 1 frames) leaves the model untouched
+    eval_set = [make_sample(pipe, images, cfg, cfg.seed * 1000003 + 7919 * (i + 1)) for i in range(cfg.n_eval)]
     frozen = [p for p in unet.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    eval_set = [make_sample(pipe, images, cfg, cfg.seed * 1000003 + 7919 * (i + 1)) for i in range(cfg.n_eval)]
 
     def evaluate():
         with torch.no_grad(), _precision(unet, cfg.mixed_precision):
