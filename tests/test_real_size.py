@@ -3,7 +3,9 @@ a small spatial size with vgot's processors / adapters attached, then removed. W
 too big even in bf16 for the 8 GB budget (SDXL with two image branches) has fewer transformer layers in its last
 block. bf16 where fp32 would pass 6 GB. `make test-fast` skips this file (`-m "not real_size"`).
 
-Measured with /usr/bin/time -v, OMP_NUM_THREADS=1, on our 2-core CPU machine: 58 s wall, 6.5 GB peak RSS (4 tests)."""
+Measured with /usr/bin/time -v, OMP_NUM_THREADS=1, on our 2-core CPU machine: 58 s wall, 6.5 GB peak RSS (4 tests); the
+transformer backends' four (Wan 2.2 TI2V-5B and LTX-Video transformers with the camera adapter, their VAEs): 25 s wall,
+3.4 GB peak RSS (the Wan 2.2 VAE; the others 0.9-2.1 GB)."""
 import contextlib, gc
 import pytest, torch
 
@@ -144,3 +146,99 @@ def test_i2vgenxl_unet_with_camera_adapter():
     call = lambda: unet(x, torch.tensor([500]), return_dict=False, **kw)[0]
     _camera_round_trip(unet, call, 4)
     del unet; free()
+
+
+# ---- the transformer backends: Wan 2.2 TI2V-5B and LTX-Video with the camera adapter, and their causal video VAEs --------
+
+def _dit_camera_round_trip(tr, call, traj):
+    """A TransformerCameraAdapter on every block: zero-initialised, the output is bit-identical; with non-zero output weights
+    it changes; removed, the model is the same and has no hook left."""
+    from vgot.camera_dit import TransformerCameraAdapter, transformer_blocks
+    hooks = lambda: sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in tr.modules())
+    with torch.no_grad(): plain = call()
+    ad = TransformerCameraAdapter(tr, cam_dim=64)
+    assert len(ad.blocks) == len(transformer_blocks(tr))
+    with torch.no_grad(), ad.applied(tr, traj):
+        assert torch.equal(call(), plain)                                     # zero-initialised: bit-identical
+        for b in ad.blocks: torch.nn.init.normal_(b.to_out.weight, std=0.02)
+        out = call()
+    assert torch.isfinite(out).all() and (out.float() - plain.float()).abs().max() > 0
+    assert hooks() == 0
+    with torch.no_grad(): assert torch.equal(call(), plain)
+    return ad
+
+
+def test_wan22_ti2v_5b_transformer_with_camera_adapter():
+    """Wan 2.2 TI2V-5B's WanTransformer3DModel at its published widths (hub transformer/config.json: 24 heads x 128 = 3072,
+    ffn 14336, in/out 48 channels, text_dim 4096, freq_dim 256, patch (1, 2, 2), cross_attn_norm) with 1 of its 30 blocks
+    (254 M, fp32 1.0 GB); 3 latent frames of 4x4 (12 tokens), per-token timesteps with frame 0 at 0 as its pipeline makes them."""
+    from diffusers import WanTransformer3DModel
+    from vgot.camera_dit import latent_trajectory
+    torch.manual_seed(0)
+    tr = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48, out_channels=48,
+                               text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=1, cross_attn_norm=True, eps=1e-6,
+                               rope_max_seq_len=1024).eval()
+    assert tr.config.num_attention_heads * tr.config.attention_head_dim == 3072
+    g = torch.Generator().manual_seed(0)
+    x, text = torch.randn(1, 48, 3, 4, 4, generator=g), torch.randn(1, 16, 4096, generator=g)
+    ts = torch.tensor([[0.0] * 4 + [700.0] * 8])                              # TI2V: latent frame 0 is the clean image
+    call = lambda: tr(hidden_states=x, timestep=ts, encoder_hidden_states=text, return_dict=False)[0]
+    ad = _dit_camera_round_trip(tr, call, latent_trajectory(as_trajectory(CameraMotion(pan=0.2, zoom=1.2), 9), 4))
+    assert ad.config["dim"] == 3072 and call().shape == (1, 48, 3, 4, 4)
+    del tr, ad; free()
+
+
+def test_ltx_video_transformer_with_camera_adapter():
+    """LTX-Video's LTXVideoTransformer3DModel at its published widths (32 heads x 64 = 2048, cross_attention_dim 2048,
+    caption_channels 4096, in/out 128 channels, patch size 1) with 1 of its 28 blocks (110 M, fp32 0.44 GB); the condition pipeline's
+    call: a batch of 2 (classifier-free guidance), 2 latent frames of 2x2 tokens, video_coords as it builds them."""
+    from diffusers import LTXConditionPipeline, LTXVideoTransformer3DModel
+    from vgot.camera_dit import latent_trajectory
+    torch.manual_seed(0)
+    tr = LTXVideoTransformer3DModel(in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=32,
+                                    attention_head_dim=64, cross_attention_dim=2048, num_layers=1, caption_channels=4096).eval()
+    g = torch.Generator().manual_seed(0)
+    x, text = torch.randn(2, 8, 128, generator=g), torch.randn(2, 8, 4096, generator=g)
+    ids = LTXConditionPipeline._scale_video_ids(LTXConditionPipeline._prepare_video_ids(1, 2, 2, 2), 32, 8).float()
+    ids[:, 0] /= 25.0
+    ts = torch.tensor([[0.0] * 4 + [700.0] * 4]).expand(2, -1)
+    call = lambda: tr(hidden_states=x, encoder_hidden_states=text, timestep=ts, encoder_attention_mask=torch.ones(2, 8),
+                      video_coords=ids.expand(2, -1, -1), return_dict=False)[0]
+    ad = _dit_camera_round_trip(tr, call, latent_trajectory(as_trajectory(CameraMotion(tilt=0.2, zoom=0.8), 9), 8))
+    assert ad.config["dim"] == 2048
+    del tr, ad; free()
+
+
+def test_wan22_vae_compresses_16x_space_4x_time():
+    """Wan 2.2's AutoencoderKLWan at TI2V-5B's vae/config.json (base_dim 160, decoder_base_dim 256, dim_mult (1, 2, 4, 4),
+    2 res blocks, z_dim 48, 12-channel patches of 2x2, residual; 705 M, fp32 2.8 GB): 5 frames of 64x64 -> 2 latent frames
+    of 4x4 and back.
+    The published latents_mean/std (48 values) only normalise latents in the pipeline; zeros and ones stand in here."""
+    from diffusers import AutoencoderKLWan
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=160, decoder_base_dim=256, dim_mult=[1, 2, 4, 4], num_res_blocks=2, z_dim=48, in_channels=12,
+                           out_channels=12, patch_size=2, is_residual=True, temperal_downsample=[False, True, True],
+                           scale_factor_spatial=16, scale_factor_temporal=4, latents_mean=[0.0] * 48, latents_std=[1.0] * 48).eval()
+    x = torch.rand(1, 3, 5, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mode()
+        assert z.shape == (1, 48, 2, 4, 4)                                    # N = 4·1 + 1 frames -> m + 1 = 2 latent frames
+        y = vae.decode(z).sample
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    del vae; free()
+
+
+def test_ltx_video_vae_compresses_32x_space_8x_time():
+    """LTX-Video's AutoencoderKLLTXVideo at its default config (the class defaults, 419 M, fp32 1.7 GB): 9 frames of 64x64 ->
+    2 latent frames of 2x2 with 128 channels, and back."""
+    from diffusers import AutoencoderKLLTXVideo
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo().eval()
+    assert (vae.spatial_compression_ratio, vae.temporal_compression_ratio) == (32, 8)
+    x = torch.rand(1, 3, 9, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mode()
+        assert z.shape == (1, 128, 2, 2, 2)                                   # N = 8·1 + 1 frames -> 2 latent frames
+        y = vae.decode(z).sample
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    del vae; free()
