@@ -44,6 +44,17 @@ def traj_for(backend, n_frames=9, motion=CameraMotion(pan=0.3, tilt=-0.1, zoom=1
     return latent_trajectory(as_trajectory(motion, n_frames), BACKENDS[backend])
 
 
+@pytest.mark.parametrize("r,n", [(4, 5), (4, 9), (4, 81), (8, 9), (8, 121), (1, 6)])
+def test_training_samples_the_camera_where_the_shot_stage_does(r, n):
+    "The trajectory at the latent frames: the same times and interpolation as vgot.shots gives the adapter at inference."
+    from vgot.shots import latent_times, sample_trajectory
+    for motion in (CameraMotion(pan=0.3), CameraMotion(pan=-0.2, tilt=0.25, zoom=1.6), CameraMotion(zoom=0.7)):
+        traj = as_trajectory(motion, n)
+        ours = latent_trajectory(traj, r)
+        assert ours.shape == ((n - 1) // r + 1, 3)
+        torch.testing.assert_close(ours, sample_trajectory(traj, latent_times((n - 1) // r + 1, r)), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_zero_initialised_adapter_leaves_the_pipeline_bit_identical(tiny_models, backend):
     pipe = tiny_models.i2v(backend); tr = pipe.transformer
