@@ -66,8 +66,15 @@ test-fast: check-export nbtest pytest-fast
 batch: install
 	$(BIN)/vgot batch $(STORIES) --preset tiny --out runs
 
+# CPU benchmarks (about 15 minutes on 2 cores): each warms up, reports medians and writes (replaces) its own dated
+# section of bench/RESULTS.md. bench/gpu.py needs a GPU and is not among them: `make bench-gpu` (GPU_ARGS="--only wan").
 bench: install
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; t=$$(date +%s); \
+	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python $$b || exit 1; echo "== $$b: $$(( $$(date +%s) - t )) s"; done
+
+.PHONY: bench-gpu
+bench-gpu: install
+	$(BIN)/python bench/gpu.py $(GPU_ARGS)
 
 lab: install
 	$(BIN)/jupyter lab nbs/

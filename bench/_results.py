@@ -51,15 +51,9 @@ def machine() -> str:
             f"({torch.get_num_threads()} intra-op thread(s)), Python {platform.python_version()}")
 
 
-def installed_backends(where: str = "") -> list[str]:
-    "The video backends the installed vgot has (vgot.shots.BACKENDS), in its order."
-    from vgot.shots import BACKENDS
-
-    return list(BACKENDS)
-
-
-def skip_note(backend: str, why: str) -> str:
-    line = f"skipped backend '{backend}': {why}"
+def skip_note(what: str, why: str) -> str:
+    "Print and return a note that `what` (a backend, a configuration) was skipped, and why."
+    line = f"skipped {what}: {why}"
     print(line, flush=True)
     return line
 

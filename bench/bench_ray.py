@@ -12,7 +12,7 @@
    on a GPU scales like the tiny model's on a CPU: it shows the shape of the graph, not a promise for real models.
    A second estimate uses per-task times typical of real models on one GPU (stated below, not measured here).
 
-Writes a dated section to bench/RESULTS.md.   python bench/bench_ray.py [--runs 3] [--shots 16] [--no-write]
+Writes (replaces) its dated section of bench/RESULTS.md.   python bench/bench_ray.py [--runs 3] [--shots 16] [--no-write]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("VGOT_HOME", str(ROOT / ".vgot_home"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def story(n: int) -> str:
@@ -84,7 +85,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--shots", type=int, default=16)
-    ap.add_argument("--no-write", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     a = ap.parse_args()
     import ray
     import torch
@@ -132,8 +133,10 @@ def main():
     for gpus in (1, 2, 4, 8, 16, 32):
         m, mr = makespan(n, t, gpus), makespan(n, real, gpus)
         rows.append((gpus, m, makespan(n, t, 1) / m, mr, makespan(n, real, 1) / mr))
+    from _results import machine, write_section
+
     lines = [
-        f"## Ray executor ({time.strftime('%Y-%m-%d')}, bench/bench_ray.py)",
+        f"{machine()}.",
         "",
         f"Tiny preset, {a.shots}-shot story, 2 CPUs (`OMP_NUM_THREADS=1`), Ray {ray.__version__} started once on this "
         f"machine ({t_init:.1f} s, not counted); one warm-up run of each executor, then the median of {a.runs} fresh "
@@ -167,10 +170,8 @@ def main():
     text = "\n".join(lines)
     print(text)
     if not a.no_write:
-        p = ROOT / "bench" / "RESULTS.md"
-        old = p.read_text() if p.exists() else "# Benchmark results\n"
-        p.write_text(old.rstrip("\n") + "\n\n" + text)
-        print(f"appended to {p}", file=sys.stderr)
+        p = write_section("Ray executor", text, "bench/bench_ray.py")
+        print(f"wrote its section of {p}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Overheads at real width, on CPU: the camera embedding on SVD's UNet and attention-map capture on SD 1.5's UNet,
 each against the same UNet without it, built from the published configs with random weights (targets ≤ 1.10).
 
-    .venv/bin/python bench/bench_real_width.py [--reps 5] [--threads 1] [--size 16] [--frames 8]
+    .venv/bin/python bench/bench_real_width.py [--reps 3] [--threads 1] [--size 16] [--frames 8] [--no-write]
 
 One UNet forward per measurement at a small latent size (batch 2, as under classifier-free guidance); the
-configurations are timed in interleaved rounds (a change in machine load hits them all alike) and the median is
-reported. SD 1.5 runs in float32 (3.4 GB); SVD's UNet in bf16 (fp32 would be 6.1 GB), its camera adapter in float32
+configurations are timed in interleaved rounds after a warm-up round (a change in machine load hits them all alike)
+and the median is reported. Writes (replaces) its section of bench/RESULTS.md. SD 1.5 runs in float32 (3.4 GB); SVD's UNet in bf16 (fp32 would be 6.1 GB), its camera adapter in float32
 as vgot runs it beside a half-precision UNet.
 """
 import argparse, contextlib, gc, os, statistics, sys, time
@@ -13,6 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VGOT_HOME", str(Path(__file__).resolve().parents[1] / ".vgot_home"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 
@@ -86,11 +87,14 @@ def bench_camera(size: int, frames: int, reps: int) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=5); ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3, help="timed rounds after the warm-up round (median)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     ap.add_argument("--size", type=int, default=16, help="latent side (16: 128 px images)")
     ap.add_argument("--frames", type=int, default=8)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
     print(f"torch {torch.__version__}, {a.threads} thread(s), latent {a.size}x{a.size}, batch 2, {a.reps} rounds (median)")
     cap = bench_capture(a.size, a.reps)
     t = cap["times"]; base = t["decoupled"]
@@ -100,6 +104,23 @@ def main(argv=None):
     t = cam["times"]; base = t["camera=none"]
     print(f"\nSVD UNet (bf16), {a.frames} frames, camera adapter on {cam['layers']} temporal layers")
     for k, v in t.items(): print(f"  {k:36s} {v:7.3f} s   {v / base:5.3f}x")
+    total = time.perf_counter() - t0
+    print(f"\ntotal {total:.0f} s")
+    if not a.no_write:
+        from _results import machine, md_table, write_section
+        rows = [["SD 1.5 UNet, fp32", k, f"{v:.3f}", f"{v / cap['times']['decoupled']:.3f}"] for k, v in cap["times"].items()]
+        rows += [[f"SVD UNet, bf16, {a.frames} frames", k, f"{v:.3f}", f"{v / base:.3f}"] for k, v in t.items()]
+        body = "\n".join([
+            f"{machine()}. One UNet forward per measurement, published configs with random weights, latent "
+            f"{a.size}x{a.size}, batch 2; median of {a.reps} interleaved rounds after a warm-up round. Capture: an "
+            f"AttentionStore on every decoupled layer ({cap['maps']} maps, {cap['bytes'] / 2**20:.1f} MiB per step); "
+            f"camera: the adapter (non-zero output weights, as trained) on {cam['layers']} temporal layers. Targets <= 1.10.",
+            "",
+            md_table(["model", "configuration", "s / forward", "ratio"], rows),
+            "",
+            f"Whole bench {total:.0f} s.",
+        ])
+        print(f"wrote its section of {write_section('Overheads at real width', body, 'bench/bench_real_width.py')}")
 
 
 if __name__ == "__main__":
