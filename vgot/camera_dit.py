@@ -227,8 +227,10 @@ class TransformerCameraAdapter(nn.Module):
                 f"the camera trajectory has {self.c_cam.shape[1]} frames but the transformer sees {n} latent frames "
                 "(sample the trajectory at the latent frames: latent_trajectory)"
             )
-        wt = self.embed.mlp[0].weight
-        self._frames, self._pos = frames.to(wt.device), frame_positions(n, self.config["dim"]).to(wt)
+        if self.embed.mlp[0].weight.device != frames.device:  # model CPU offload: the call runs where its inputs are
+            self.to(frames.device)
+            self.c_cam = self.c_cam.to(frames.device)
+        self._frames, self._pos = frames, frame_positions(n, self.config["dim"]).to(self.embed.mlp[0].weight)
 
     def _block_hook(self, i: int):
         "Forward hook on block i: its output plus the camera branch."
