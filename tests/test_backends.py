@@ -124,3 +124,27 @@ def test_gpr_diffusion_on_i2vgen_names_the_alternatives(tiny_models):
     c = TransitionConfig(mode="gpr+diffusion", frames=3, backend="i2vgen-xl", context_frames=2)
     with pytest.raises(VgotError, match="use mode 'gpr', or the 'wan' or 'ltx' backend"):
         make_transition(z, z, tiny_models, c, np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8))
+
+
+@pytest.mark.parametrize("backend", ["wan", "ltx"])
+def test_untrained_transformer_camera_adapter_leaves_the_shot_unchanged(tmp_path, tiny_models, backend):
+    "camera='embedding' on a transformer backend loads the transformer adapter; zero-initialised it changes nothing."
+    from vgot.camera_dit import TransformerCameraAdapter
+
+    pipe = tiny_models.i2v(backend)
+    ck = tmp_path / f"{backend}_adapter.safetensors"
+    TransformerCameraAdapter(pipe.transformer, cam_dim=16).save(ck)
+    lats = []
+    for mode in ("none", "embedding"):
+        cfg = ShotConfig.from_preset("tiny", backend=backend, camera=mode, camera_adapter=str(ck) if mode != "none" else None)
+        store = RunStore(tmp_path / f"run-{mode}")
+        clip = generate_shot(_keyframe(store), _shot("a forest clearing"), tiny_models, cfg, store)
+        lats.append(load_tensors(store.path(clip.latents))["latents"])
+    assert torch.equal(lats[0], lats[1])
+    other = "ltx" if backend == "wan" else "wan"  # a checkpoint for the other transformer is refused by name
+    cfg = ShotConfig.from_preset("tiny", backend=other, camera="embedding", camera_adapter=str(ck))
+    from vgot.core import VgotError
+
+    with pytest.raises(VgotError, match=f"camera='embedding' with backend '{other}'"):
+        store = RunStore(tmp_path / "run-other")
+        generate_shot(_keyframe(store), _shot("a forest clearing"), tiny_models, cfg, store)

@@ -231,7 +231,7 @@ def test_stage_bad_shots(tiny_models, tmp_path):
     clips[1].latents = "../../outside.safetensors"
     with pytest.raises(VgotError, match="transition 000-001"): generate_transitions(script, clips, tiny_models, cfg, store, progress=False)
     assert not (store.root / "transitions").exists() or not any((store.root / "transitions").iterdir())
-    with pytest.raises(VgotError, match="refinement by conditional diffusion needs the 'svd' backend"):
+    with pytest.raises(VgotError, match="refinement by conditional diffusion takes a boundary frame as SVD's image condition, and 'i2vgen-xl' has none"):
         za = torch.randn(4, 4, 16, 16)
         make_transition(za, za + 1, tiny_models, TransitionConfig(mode="gpr+diffusion", backend="i2vgen-xl"))
 

@@ -46,6 +46,7 @@ from vgot.camera import (
 )
 from .core import StageConfig, setting
 from .keyframes import fit_shot_prompt, token_budget, warn_cuts
+from .camera_dit import load_camera_adapter_any
 import inspect
 
 # %% auto #0
@@ -443,13 +444,13 @@ def _check_shot(keyframe: Optional[Keyframe], shot: Shot, config: ShotConfig, st
 
 # %% ../nbs/03_shot_generation.ipynb #1e83b6ab
 def load_camera_adapter(
-    pipe,  # the video pipeline whose UNet the adapter is for
+    pipe,  # the video pipeline whose UNet or transformer the adapter is for
     config: ShotConfig,  # camera_adapter (the checkpoint) and camera_scale (λ_cam)
     shot_index: int,
-) -> CameraAdapter:  # for the error message
-    "The camera adapter of `config.camera_adapter` for this pipeline's UNet, at λ_cam = `config.camera_scale`."
+):  # for the error message
+    "The camera adapter of `config.camera_adapter` for this pipeline's denoiser (UNet or transformer), at λ_cam = `config.camera_scale`."
     try:
-        adapter = CameraAdapter.load(config.camera_adapter, denoiser(pipe))
+        adapter = load_camera_adapter_any(config.camera_adapter, denoiser(pipe))
     except VgotError as e:
         raise VgotError(f"shot {shot_index}: camera='embedding' with backend '{config.backend}': {e}") from None
     adapter.scale = config.camera_scale
