@@ -42,6 +42,13 @@ def test_full_run_writes_final_video_with_expected_frames(tmp_path, backend, mod
         assert lat["times"][0] == 0 and len(lat["times"]) == len(lat["latents"])
     cfg = json.loads((run / "run.json").read_text())["config"]
     assert cfg["shots"]["backend"] == backend
+    if mode == "gpr":  # the GP path explorer refits on the causal time axis, as the stage did
+        from vgot.viz import GPPathViewer
+
+        gp = GPPathViewer.from_run(run, 0).path
+        assert gp.t[0] == 0 and gp.t[1] == r - (r - 1) / 2  # latent frames at 0, r·k − (r − 1)/2
+        saved = load_tensors(run / Transition.load(trans[0]).latents)["latents"]
+        assert torch.allclose(gp.mean, saved, atol=1e-5)
 
 
 def _shot(prompt_bg: str) -> Shot:

@@ -5,7 +5,7 @@ import vgot
 def test_help_version_info():
     r = run_cli("--help"); assert r.returncode == 0 and "version" in r.stdout and "info" in r.stdout
     r = run_cli("version"); assert r.returncode == 0 and r.stdout.strip() == f"vgot {vgot.__version__}"
-    r = run_cli("info"); assert r.returncode == 0 and "presets:" in r.stdout and "tiny" in r.stdout and "cache:" in r.stdout
+    r = run_cli("info"); assert r.returncode == 0 and "presets (video:" in r.stdout and "ltx*=Lightricks/LTX-Video-0.9.5" in r.stdout and "wan*=Wan-AI/Wan2.2-TI2V-5B-Diffusers" in r.stdout and "tiny" in r.stdout and "cache:" in r.stdout
 
 def test_unknown_command_fails():
     r = run_cli("fly"); assert r.returncode != 0

@@ -130,9 +130,10 @@ def cmd_info(args) -> int:
     home = vgot_home()
     tiny = home / "tiny" / TINY_VERSION
     print(f"cache: {home} (tiny models {'built' if tiny.exists() else 'not built yet: built on first use'})")
-    print("presets:")
+    print("presets (video: * marks the preset's default model; --set shots.backend=NAME picks another):")
     for p in PRESETS.values():
-        video = ", ".join(f"{k}={v.id}" for k, v in p.i2v.items())
+        default = p.defaults.get("i2v_backend")
+        video = ", ".join(f"{k}{'*' if k == default else ''}={v.id}" for k, v in p.i2v.items())
         print(f"  {p.name:6s} t2i={p.t2i.id} ({p.t2i_kind})  video={video}  llm={p.llm.id}")
     return 0
 

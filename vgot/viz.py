@@ -564,26 +564,34 @@ class GPPathViewer(Explorer):
             if "config" in store.manifest
             else T.TransitionConfig()
         )
-        lat_a, lat_b = load_tensors(store.path(a.latents))["latents"], load_tensors(store.path(b.latents))["latents"]
-        k, n = cfg.context_frames, max(cfg.frames, 1)
-        gp = T.gp_latent_path(
-            lat_a[-k:],
-            lat_b[:k],
-            n,
-            kernel=cfg.kernel,
-            lengthscale=cfg.lengthscale,
-            outputscale=cfg.outputscale,
-            noise=cfg.noise,
-            fit_iters=cfg.fit_iters,
-            where=f"transition {j:03d}-{j + 1:03d}",
-        )
+        ta, tb = load_tensors(store.path(a.latents)), load_tensors(store.path(b.latents))
+        lat_a, lat_b = ta["latents"], tb["latents"]
+        k, n, where = cfg.context_frames, max(cfg.frames, 1), f"transition {j:03d}-{j + 1:03d}"
+        t = ta.get("times")
+        r = int(round(2 * float(t[1] - t[0]) - 1)) if t is not None and len(t) > 1 else 1  # t₁ − t₀ = (r + 1)/2
+        if r > 1:  # a causal VAE's latents: the GP on their time axis, as the transition stage fits it
+            n = T.causal_transition_frames(cfg.frames, r)
+            t_a, t_b = t.double() - (a.n_frames - 1), tb["times"].double() + n + 1
+            gp = T._causal_path(lat_a, t_a, lat_b, t_b, n, r, replace(cfg, mode="gpr"), where)[1]
+        else:
+            gp = T.gp_latent_path(
+                lat_a[-k:],
+                lat_b[:k],
+                n,
+                kernel=cfg.kernel,
+                lengthscale=cfg.lengthscale,
+                outputscale=cfg.outputscale,
+                noise=cfg.noise,
+                fit_iters=cfg.fit_iters,
+                where=where,
+            )
         frames, title = None, f"transition {j:03d}-{j + 1:03d}"
         tj = store.path(f"transitions/{j:03d}-{j + 1:03d}.json")
         if tj.exists():
             tr = Transition.load(tj)
             if tr.video and store.path(tr.video).exists():
                 v, _ = read_video(store.path(tr.video))
-                if len(v) == n:
+                if len(v) == n and r == 1:  # one frame per latent frame (a causal VAE's are decoded one by one)
                     frames, title = v, f"{title} ({tr.mode}; frames from {tr.video})"
         decode = None
         if frames is None and models is not None:
