@@ -27,9 +27,9 @@ from vgot.camera import (
 )
 
 # %% auto #0
-__all__ = ['TRANSFORMER_BLOCKS', 'TRAIN_PROMPT', 'transformer_blocks', 'latent_frame_times', 'latent_trajectory',
-           'frame_positions', 'token_frames', 'DiTCameraAttention', 'TransformerCameraAdapter',
-           'load_camera_adapter_any', 'shifted_t', 'transformer_camera_loss', 'transformer_sample_fn']
+__all__ = ['TRANSFORMER_BLOCKS', 'TRAIN_PROMPT', 'transformer_blocks', 'latent_trajectory', 'frame_positions', 'token_frames',
+           'DiTCameraAttention', 'TransformerCameraAdapter', 'load_camera_adapter_any', 'shifted_t',
+           'transformer_camera_loss', 'transformer_sample_fn']
 
 # %% ../nbs/03b_camera_dit.ipynb #a3aa0bb7
 TRANSFORMER_BLOCKS = {  # transformer class -> the attribute holding its list of blocks
@@ -48,15 +48,6 @@ def transformer_blocks(transformer) -> nn.ModuleList:
         )
     return getattr(transformer, attr)
 
-# %% ../nbs/03b_camera_dit.ipynb #6a9d2cfd
-def latent_frame_times(
-    n_latent: int,  # latent frames m + 1
-    r: int,  # the VAE's temporal ratio (4 Wan, 8 LTX-Video)
-) -> torch.Tensor:
-    "τ_k: the mean frame time of latent frame k, τ_0 = 0 and τ_k = r·k − (r − 1)/2 (float64, (m + 1,))."
-    k = torch.arange(n_latent, dtype=torch.float64)
-    return torch.where(k == 0, torch.zeros_like(k), r * k - (r - 1) / 2)
-
 # %% ../nbs/03b_camera_dit.ipynb #7cc38ac6
 def latent_trajectory(
     traj,  # (N, 3) trajectory of N = r·m + 1 frames
@@ -69,12 +60,9 @@ def latent_trajectory(
             f"a clip of {len(t)} frames does not suit a VAE that compresses time {r}x: use r·m + 1 frames "
             f"({r + 1}, {2 * r + 1}, {4 * r + 1}, ...)"
         )
-    if len(t) == 1:
-        return t
-    τ = latent_frame_times((len(t) - 1) // r + 1, r)
-    i = τ.floor().long().clamp(max=len(t) - 2)
-    w = (τ - i).unsqueeze(1)
-    return ((1 - w) * t[i].double() + w * t[i + 1].double()).float()
+    from vgot.shots import latent_times, sample_trajectory  # lazy: vgot.shots imports this module
+
+    return sample_trajectory(t, latent_times((len(t) - 1) // r + 1, r)).float()
 
 # %% ../nbs/03b_camera_dit.ipynb #e5bf0def
 def frame_positions(
