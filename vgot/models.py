@@ -13,10 +13,10 @@ from typing import Any, Optional
 from .core import PRESET_REGISTRY, VgotError, choose_device, choose_dtype
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'PRESETS', 'KNOWN_NOTICES', 'I2V_PIPELINES', 'vgot_home', 'ModelRef', 'Preset', 'register_preset',
-           'get_preset', 'quiet_known_notices', 'tiny_clip_tokenizer', 'tiny_t5_tokenizer',
-           'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models', 'load_t2i',
-           'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
+__all__ = ['TINY_VERSION', 'PRESETS', 'REAL_VIDEO_MODELS', 'REAL_VIDEO_SETTINGS', 'KNOWN_NOTICES', 'I2V_PIPELINES', 'vgot_home',
+           'ModelRef', 'Preset', 'register_preset', 'get_preset', 'quiet_known_notices', 'tiny_clip_tokenizer',
+           'tiny_t5_tokenizer', 'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models',
+           'load_t2i', 'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
 
 # %% ../nbs/00a_models.ipynb #2d3770c4
 TINY_VERSION = "v4"
@@ -105,6 +105,25 @@ def register_preset(p: Preset) -> Preset:
     PRESETS[p.name] = p
     return p
 
+# %% ../nbs/00a_models.ipynb #cd5dfcb5
+REAL_VIDEO_MODELS = {  # backend -> the real presets' video model (hub id, diffusers folder layout)
+    "ltx": "Lightricks/LTX-Video-0.9.5",  # LTXConditionPipeline: text + images as conditions at any frame index
+    "wan": "Wan-AI/Wan2.2-TI2V-5B-Diffusers",  # WanImageToVideoPipeline (expand_timesteps): text + image, 24 GB class
+    "svd": "stabilityai/stable-video-diffusion-img2vid-xt",  # image only
+    "i2vgen-xl": "ali-vilab/i2vgen-xl",  # text + image (deprecated in diffusers)
+}
+
+# %% ../nbs/00a_models.ipynb #3c1c1c6b
+REAL_VIDEO_SETTINGS = {  # backend -> the settings its real model is made for (the preset's `by_backend`)
+    "ltx": dict(video_width=704, video_height=480, fps=24, native_frames=121, video_steps=40, video_guidance_scale=3.0,
+                transition_frames=15),
+    "wan": dict(video_width=1280, video_height=704, fps=24, native_frames=121, video_steps=50, video_guidance_scale=5.0,
+                transition_frames=15),
+    "svd": dict(video_width=1024, video_height=576, fps=8, native_frames=25, video_steps=25, transition_frames=16),
+    "i2vgen-xl": dict(video_width=1024, video_height=576, fps=8, native_frames=16, video_steps=50,
+                      video_guidance_scale=9.0, transition_frames=16),
+}  # fmt: skip
+
 # %% ../nbs/00a_models.ipynb #4fa8e31d
 register_preset(
     Preset(
@@ -149,12 +168,7 @@ register_preset(
         t2i_kind="sd",
         image_encoder=ModelRef("h94/IP-Adapter", subfolder="models/image_encoder"),
         ip_adapter=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter_sd15.safetensors"),
-        i2v={
-            "ltx": "Lightricks/LTX-Video-0.9.5",  # LTXConditionPipeline: images as conditions at any frame index
-            "wan": "Wan-AI/Wan2.2-TI2V-5B-Diffusers",  # WanImageToVideoPipeline (expand_timesteps): text + image
-            "svd": "stabilityai/stable-video-diffusion-img2vid-xt",
-            "i2vgen-xl": "ali-vilab/i2vgen-xl",
-        },
+        i2v=dict(REAL_VIDEO_MODELS),
         llm="Qwen/Qwen2.5-1.5B-Instruct",
         planner="transformers",
         defaults=dict(
@@ -165,38 +179,7 @@ register_preset(
             i2v_backend="ltx",  # text-aware, fits 24 GB with offload
             identity_scale=0.6,
             prev_scale=0.4,
-            by_backend={  # the settings each video model is made for, when it is picked
-                "ltx": dict(
-                    video_width=704,
-                    video_height=480,
-                    fps=24,
-                    native_frames=121,
-                    video_steps=40,
-                    video_guidance_scale=3.0,
-                    transition_frames=15,
-                ),
-                "wan": dict(
-                    video_width=1280,
-                    video_height=704,
-                    fps=24,
-                    native_frames=121,
-                    video_steps=50,
-                    video_guidance_scale=5.0,
-                    transition_frames=15,
-                ),
-                "svd": dict(
-                    video_width=1024, video_height=576, fps=8, native_frames=25, video_steps=25, transition_frames=16
-                ),
-                "i2vgen-xl": dict(
-                    video_width=1024,
-                    video_height=576,
-                    fps=8,
-                    native_frames=16,
-                    video_steps=50,
-                    video_guidance_scale=9.0,
-                    transition_frames=16,
-                ),
-            },
+            by_backend=REAL_VIDEO_SETTINGS,
         ),
         ip_adapter_plus=ModelRef("h94/IP-Adapter", subfolder="models", weight_name="ip-adapter-plus_sd15.safetensors"),
     )
@@ -209,12 +192,7 @@ register_preset(
         t2i_kind="sdxl",
         image_encoder=ModelRef("h94/IP-Adapter", subfolder="sdxl_models/image_encoder"),
         ip_adapter=ModelRef("h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter_sdxl.safetensors"),
-        i2v={
-            "ltx": "Lightricks/LTX-Video-0.9.5",  # LTXConditionPipeline: images as conditions at any frame index
-            "wan": "Wan-AI/Wan2.2-TI2V-5B-Diffusers",  # WanImageToVideoPipeline (expand_timesteps): text + image
-            "svd": "stabilityai/stable-video-diffusion-img2vid-xt",
-            "i2vgen-xl": "ali-vilab/i2vgen-xl",
-        },
+        i2v=dict(REAL_VIDEO_MODELS),
         llm="Qwen/Qwen2.5-7B-Instruct",
         planner="transformers",
         defaults=dict(
@@ -225,38 +203,7 @@ register_preset(
             i2v_backend="wan",  # Wan 2.2 TI2V-5B: text-aware, 24 GB with offload
             identity_scale=0.6,
             prev_scale=0.4,
-            by_backend={  # the settings each video model is made for, when it is picked
-                "ltx": dict(
-                    video_width=704,
-                    video_height=480,
-                    fps=24,
-                    native_frames=121,
-                    video_steps=40,
-                    video_guidance_scale=3.0,
-                    transition_frames=15,
-                ),
-                "wan": dict(
-                    video_width=1280,
-                    video_height=704,
-                    fps=24,
-                    native_frames=121,
-                    video_steps=50,
-                    video_guidance_scale=5.0,
-                    transition_frames=15,
-                ),
-                "svd": dict(
-                    video_width=1024, video_height=576, fps=8, native_frames=25, video_steps=25, transition_frames=16
-                ),
-                "i2vgen-xl": dict(
-                    video_width=1024,
-                    video_height=576,
-                    fps=8,
-                    native_frames=16,
-                    video_steps=50,
-                    video_guidance_scale=9.0,
-                    transition_frames=16,
-                ),
-            },
+            by_backend=REAL_VIDEO_SETTINGS,
         ),
         ip_adapter_plus=ModelRef(
             "h94/IP-Adapter", subfolder="sdxl_models", weight_name="ip-adapter-plus_sdxl_vit-h.safetensors"
