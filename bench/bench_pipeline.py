@@ -43,7 +43,7 @@ def one(n: int, runs: int, backend: str, out: Path):
         try:                                                     # cold start: models loaded, code paths run once
             vg.generate(w, Path(d) / "warm", quiet=True)
         except VgotError as e:                                   # e.g. no diffusion refinement of this backend's transitions
-            note = f"transitions.mode=gpr (the preset's mode: {str(e).splitlines()[0][:200]})"
+            note = f"transitions.mode=gpr (the preset's mode: {str(e).splitlines()[0][:400]})"
             vg = VGoT.from_preset("tiny", seed=0, shots={"backend": backend}, transitions={"mode": "gpr"})
             vg.generate(w, Path(d) / "warm2", quiet=True)
         warm = time.perf_counter() - t0
@@ -93,7 +93,7 @@ def main():
                 res = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
                 if res.returncode:
                     err = [l for l in res.stderr.strip().splitlines() if l.strip()][-1:] or ["?"]
-                    notes.append(skip_note(f"backend '{b}', {n} shots", f"the run failed: {err[0][:200]}"))
+                    notes.append(skip_note(f"backend '{b}', {n} shots", f"the run failed: {err[0][:400]}"))
                     continue
                 rows.append((n, json.loads(Path(f.name).read_text())))
         if not rows:

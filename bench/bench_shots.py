@@ -125,7 +125,7 @@ def main(argv=None):
                 one(b, c)
                 configs.append((b, c))
             except Exception as e:
-                notes.append(skip_note(f"{b} camera={c}", f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"))
+                notes.append(skip_note(f"{b} camera={c}", f"{type(e).__name__}: {str(e).splitlines()[0][:400]}"))
     t_warm = time.time() - t_start
     times = {k: [] for k in configs}; mem = {k: 0.0 for k in configs}
     for rnd in range(args.reps):
