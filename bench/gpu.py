@@ -34,8 +34,11 @@ bf16 matmul rate (an 8192^3 matmul). Target: every shot backend's stage fits a 2
     python bench/gpu.py [--only wan,ltx] [--steps 3] [--warmup 1] [--no-offload] [--out bench/RESULTS.md]
     python bench/gpu.py --dry-run      # CPU: builds every model on the meta device, parameters and FLOPs per step
 
-On a GPU it writes (replaces) its section of bench/RESULTS.md, one per card; --dry-run (automatic without CUDA)
-writes nothing. One backend failing (out of memory, an API change) is reported in its row; the others go on.
+On a GPU it writes (replaces) its section of bench/RESULTS.md, one per card, from the rows of this run and of
+earlier runs on the same card (kept in bench/gpu_results.json, by backend; --fresh forgets them): a run can be split
+with --only to fit a time limit, e.g. `--only sd15,sdxl,svd,i2vgen-xl` then `--only wan,ltx` (Wan's 121-frame 720p
+VAE decodes take the longest). --dry-run (automatic without CUDA) writes nothing. One backend failing (out of memory,
+an API change) is reported in its row; the others go on.
 """
 from __future__ import annotations
 
@@ -684,6 +687,16 @@ def report_gpu(rows, card, rate, a) -> str:
         "",
         f"vgot's real presets run the video backends at (width x height x frames per call): {preset_settings()}.",
     ]
+    runs = {}
+    for r in rows:
+        st = r.get("run")
+        if st:
+            key = (f"{st['date']} (matmul {st['rate'] / 1e12:.0f} TFLOP/s, {st['steps']} steps after {st['warmup']}, "
+                   f"{st['decode_reps']} decodes, VAE {st['vae_dtype']}, torch {st['torch']}, diffusers {st['diffusers']})")
+            runs.setdefault(key, []).append(r["name"])
+    if len(runs) > 1:
+        lines += ["", "Rows from several runs of bench/gpu.py on this card: "
+                  + "; ".join(f"{', '.join(ns)}: {k}" for k, ns in runs.items()) + "."]
     if notes:
         lines += ["", "Notes: " + "; ".join(notes) + "."]
     return "\n".join(lines) + "\n"
@@ -713,7 +726,7 @@ def main(argv=None):
     ap.add_argument("--vae-dtype", choices=("bf16", "fp32"), default="bf16")
     ap.add_argument("--dry-run", action="store_true", help="meta device only: parameters and FLOPs (automatic without CUDA)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md", help="the results file to write the section into")
-    ap.add_argument("--json", type=Path, help="also write the raw rows as JSON here")
+    ap.add_argument("--fresh", action="store_true", help="forget this card's rows of earlier runs (see gpu_results.json)")
     a = ap.parse_args(argv)
     names = [n.strip() for n in a.only.split(",")] if a.only else list(BACKENDS)
     unknown = [n for n in names if n not in BACKENDS]
@@ -755,7 +768,17 @@ def main(argv=None):
                 rows.append(dict(name=n, error=short(e)))
                 gc.collect(); torch.cuda.empty_cache()
             print(f"  {n}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-        text = report_gpu(rows, card, rate, a)
+        # rows accumulate per card in gpu_results.json beside the results file, so runs split by --only make one table
+        stamp = dict(date=time.strftime("%Y-%m-%d"), rate=rate, steps=a.steps, warmup=a.warmup, decode_reps=a.decode_reps,
+                     vae_dtype=a.vae_dtype, torch=torch.__version__, diffusers=__import__("diffusers").__version__)
+        store_path = a.out.with_name("gpu_results.json")
+        store = json.loads(store_path.read_text()) if store_path.exists() else {}
+        mine = {} if a.fresh else store.get(card, {})
+        for r in rows:
+            mine[r["name"]] = dict(r, run=stamp)
+        store[card] = mine
+        store_path.write_text(json.dumps(store, indent=1, default=str))
+        text = report_gpu([mine[n] for n in BACKENDS if n in mine], card, rate, a)
         print(text)
         for r in rows:
             if r.get("stage") == "shot" and "fits" in r:
@@ -764,9 +787,7 @@ def main(argv=None):
                       + (f"; failed: {', '.join(r['offload']['failed'])})" if r['offload']['failed'] else ")"))
         from _results import write_section
         p = write_section(f"Real-size backends on {card}", text, "bench/gpu.py", a.out)
-        print(f"wrote its section of {p}; total {time.perf_counter() - t_all:.0f} s")
-    if a.json:
-        a.json.write_text(json.dumps(rows, indent=1, default=str))
+        print(f"wrote its section of {p} (rows kept in {store_path}); total {time.perf_counter() - t_all:.0f} s")
     return 0
 
 
