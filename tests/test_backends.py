@@ -155,3 +155,13 @@ def test_untrained_transformer_camera_adapter_leaves_the_shot_unchanged(tmp_path
     with pytest.raises(VgotError, match=f"camera='embedding' with backend '{other}'"):
         store = RunStore(tmp_path / "run-other")
         generate_shot(_keyframe(store), _shot("a forest clearing"), tiny_models, cfg, store)
+
+
+def test_picking_i2vgen_xl_picks_gp_transitions():
+    "I2VGen-XL cannot refine a transition by conditional diffusion, so picking it makes 'gpr' the transitions' default."
+    from vgot.pipeline import RunConfig
+
+    cfg = RunConfig(preset="tiny").set("shots.backend=i2vgen-xl")
+    assert (cfg.stage_config("transitions").backend, cfg.stage_config("transitions").mode) == ("i2vgen-xl", "gpr")
+    assert RunConfig(preset="tiny").stage_config("transitions").mode == "gpr+diffusion"
+    assert RunConfig(preset="sd15").set("shots.backend=i2vgen-xl").stage_config("transitions").mode == "gpr"

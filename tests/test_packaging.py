@@ -91,7 +91,7 @@ def test_installed_wheel_runs_outside_the_checkout(installed, tmp_path):
     assert Path(nb).is_file() and Path(nb).is_relative_to(env), nb
 
     r = _vgot(env, tmp_path, "info")
-    assert r.returncode == 0 and "presets:" in r.stdout, r.stderr
+    assert r.returncode == 0 and "presets (video:" in r.stdout, r.stderr
     r = _vgot(env, tmp_path, "demo", "--list")
     assert r.returncode == 0 and "lighthouse" in r.stdout, r.stderr
 

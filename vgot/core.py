@@ -612,8 +612,8 @@ class StageConfig:
             raise VgotError(msg)
         names, d = set(cls.settings()), preset_defaults(preset)
         # a preset may give settings per video backend ("by_backend"): the picked backend's win over the rest
-        backend = overrides.get("backend", d.get("i2v_backend"))
-        d.update((d.pop("by_backend", None) or {}).get(backend, {}))
+        backend, by_backend = overrides.get("backend", d.get("i2v_backend")), d.pop("by_backend", None) or {}
+        d.update(by_backend.get(backend, {}) if isinstance(backend, str) else {})  # a bad backend: validation says so
         keys = cls.PRESET_KEYS if cls.PRESET_KEYS is not None else {k: k for k in d}
         kw = {dst: d[src] for src, dst in keys.items() if src in d and dst in names}
         return cls(**{**kw, **overrides})

@@ -121,7 +121,8 @@ REAL_VIDEO_SETTINGS = {  # backend -> the settings its real model is made for (t
                 transition_frames=15),
     "svd": dict(video_width=1024, video_height=576, fps=8, native_frames=25, video_steps=25, transition_frames=16),
     "i2vgen-xl": dict(video_width=1024, video_height=576, fps=8, native_frames=16, video_steps=50,
-                      video_guidance_scale=9.0, transition_frames=16),
+                      video_guidance_scale=9.0, transition_frames=16,
+                      transition_mode="gpr"),  # its pipeline takes no boundary condition for gpr+diffusion
 }  # fmt: skip
 
 # %% ../nbs/00a_models.ipynb #4fa8e31d
@@ -155,6 +156,7 @@ register_preset(
             by_backend={
                 "wan": dict(native_frames=9, transition_frames=7, video_guidance_scale=5.0),
                 "ltx": dict(native_frames=9, transition_frames=7, video_guidance_scale=3.0),
+                "i2vgen-xl": dict(transition_mode="gpr"),  # no gpr+diffusion for I2VGen-XL (see vgot.transitions)
             },
         ),
         ip_adapter_plus=ModelRef("tiny:ip_adapter", weight_name="ip_adapter_plus.safetensors"),

@@ -723,6 +723,7 @@ class TransitionConfig(StageConfig):
         "video_steps": "steps",
         "i2v_backend": "backend",
         "video_guidance_scale": "guidance_scale",
+        "transition_mode": "mode",
     }
     mode: str = setting("gpr+diffusion", choices=TRANSITION_MODES)  # gpr+diffusion | gpr | linear | crossfade | cut
     frames: int = setting(
