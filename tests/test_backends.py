@@ -165,3 +165,51 @@ def test_picking_i2vgen_xl_picks_gp_transitions():
     assert (cfg.stage_config("transitions").backend, cfg.stage_config("transitions").mode) == ("i2vgen-xl", "gpr")
     assert RunConfig(preset="tiny").stage_config("transitions").mode == "gpr+diffusion"
     assert RunConfig(preset="sd15").set("shots.backend=i2vgen-xl").stage_config("transitions").mode == "gpr"
+
+
+def test_wan_with_its_real_scheduler_unipc():
+    """Real Wan ships UniPCMultistepScheduler: SDEdit from part-way down its schedule runs (a begin index into the
+    whole schedule left UniPC an order of 0 and failed), the transformer sees the pinned last frame after every step,
+    the warp runs on it (with its corrector off, so the pull is not rebuilt away), and the pipeline's own scheduler is
+    left as it was."""
+    from diffusers import UniPCMultistepScheduler
+    from vgot.models import load_i2v
+    from vgot.shots import chunk_camera, run_chunk
+    from vgot.camera import as_trajectory
+    from vgot.transitions import _boundary_latent
+
+    pipe = load_i2v("tiny:wan", "wan")
+    pipe.scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+    shared = pipe.scheduler
+    rng = np.random.default_rng(2)
+    A, B = (Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)) for _ in range(2))
+    za = encode_video(pipe, np.asarray(A, np.float32)[None] / 255)[0]
+    path = torch.randn(3, *za.shape, generator=make_generator(0))
+    zb = _boundary_latent(pipe, B, 4)
+    for strength in (0.5, 0.8):  # part-way down a 10-step UniPC schedule
+        seen = []  # the last latent frame the transformer is given at each call
+        hook = pipe.transformer.register_forward_pre_hook(
+            lambda m, a, kw: seen.append(kw["hidden_states"][0, :, -1].float().clone()), with_kwargs=True
+        )
+        try:
+            r = refine_transition_dit(path, pipe, A, B, "a dissolve", strength=strength, steps=10,
+                                      generator=make_generator(1))  # fmt: skip
+        finally:
+            hook.remove()
+        n_run = int(10 * strength)
+        assert r.steps_run == n_run and len(seen) == 2 * n_run  # guided: two calls per step
+        full = UniPCMultistepScheduler.from_config(shared.config)
+        full.set_timesteps(10)
+        eps_last = torch.randn(path.shape, generator=make_generator(1))[-1]  # the start's noise of that frame
+        for i in range(1, n_run):  # after every step the frame is back on V_{j+1}(1)'s latent at the level reached
+            σ = float(full.sigmas[10 - n_run + i])
+            assert torch.allclose(seen[2 * i], (1 - σ) * zb + σ * eps_last, atol=1e-4), (strength, i)
+        assert torch.allclose(r.latents[-1], zb, atol=1e-5)
+        assert torch.allclose(r.latents[0], za, atol=1e-4)
+    assert pipe.scheduler is shared and not getattr(shared, "disable_corrector", [])
+    cfg = ShotConfig(backend="wan", camera="warp", steps=6, warp_strength=0.9, warp_steps=0.9)
+    traj = as_trajectory(CameraMotion(pan=0.3), 9)
+    lat = run_chunk(pipe, "wan", A, "a fox", chunk_camera(pipe, "wan", A, traj, cfg, make_generator(0)), cfg, make_generator(0))
+    none = ShotConfig(backend="wan", camera="none", steps=6)
+    lat0 = run_chunk(pipe, "wan", A, "a fox", chunk_camera(pipe, "wan", A, traj, none, make_generator(0)), none, make_generator(0))
+    assert lat.shape == lat0.shape == (3, 16, 4, 4) and pipe.scheduler is shared

@@ -42,10 +42,10 @@ from tqdm.auto import tqdm
 __all__ = ['TEMPORAL_ATTN', 'CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory',
            'relative_trajectory', 'camera_affines', 'warp', 'render_motion', 'phase_correlation', 'estimate_motion',
            'camera_following', 'camera_features', 'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor',
-           'CameraAdapter', 'warped_noise', 'in_layout', 'from_layout', 'denoiser', 'warp_pull', 'step_end_callback',
-           'CameraConditioning', 'conditioning', 'load_training_images', 'CameraTrainConfig', 'random_motion',
-           'camera_loss', 'flow_matching_sample', 'flow_matching_loss', 'block_checkpointing', 'train_camera',
-           'camera_dependence']
+           'CameraAdapter', 'warped_noise', 'in_layout', 'from_layout', 'denoiser', 'editable_scheduler', 'warp_pull',
+           'step_end_callback', 'CameraConditioning', 'conditioning', 'load_training_images', 'CameraTrainConfig',
+           'random_motion', 'camera_loss', 'flow_matching_sample', 'flow_matching_loss', 'block_checkpointing',
+           'train_camera', 'camera_dependence']
 
 # %% ../nbs/03a_camera.ipynb #211e4745
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
@@ -577,6 +577,16 @@ def denoiser(pipe):
         raise VgotError(f"{type(pipe).__name__} has no UNet or transformer to condition on the camera")
     return net
 
+# %% ../nbs/03a_camera.ipynb #f5949cd6
+def editable_scheduler(sched):
+    "A private copy of `sched` on which edits to the latents between steps hold (a UniPC corrector is switched off)."
+    # UniPC's corrector rebuilds the current sample from its own copy taken before the step-end hook ran, so a
+    # warp pull or a pinned frame would reach the result only through the model's input (Wan's default scheduler)
+    private = type(sched).from_config(sched.config)
+    if hasattr(private, "disable_corrector"):
+        private.disable_corrector = range(10**9)
+    return private
+
 # %% ../nbs/03a_camera.ipynb #56d411ae
 def warp_pull(
     x: torch.Tensor,  # latents the scheduler has just stepped to, any layout of F·C·h·w values
@@ -684,6 +694,9 @@ class CameraConditioning:
                 self._z, self._eps = self.z_warp.to(dev, dt), None if self.own_noise else self.noise.to(dev, dt)
                 if self.own_noise:
                     stack.callback(unet.register_forward_pre_hook(self._capture_noise, with_kwargs=True).remove)
+                if hasattr(pipe.scheduler, "disable_corrector"):  # UniPC (Wan): a private copy the pull can edit
+                    shared, pipe.scheduler = pipe.scheduler, editable_scheduler(pipe.scheduler)
+                    stack.callback(setattr, pipe, "scheduler", shared)
                 if self.cond_channels is not None:
                     hook = _cond_warp_hook(camera_affines(self.traj).to(dev), self.cond_channels)
                     stack.callback(unet.register_forward_pre_hook(hook, with_kwargs=True).remove)

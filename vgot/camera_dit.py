@@ -358,7 +358,11 @@ def shifted_t(
 # %% ../nbs/03b_camera_dit.ipynb #73eae97f
 def _flow_t(scheduler, g: torch.Generator) -> float:
     "A training noise level: u ~ U(0, 1) shifted with the scheduler's `shift` (not under dynamic shifting)."
-    s = 1.0 if scheduler.config.get("use_dynamic_shifting") else float(scheduler.config.get("shift", 1.0))
+    s = (
+        1.0
+        if scheduler.config.get("use_dynamic_shifting")
+        else float(scheduler.config.get("shift", scheduler.config.get("flow_shift", 1.0)))
+    )
     return shifted_t(float(torch.rand(1, generator=g)), s)
 
 # %% ../nbs/03b_camera_dit.ipynb #06025ed6

@@ -5,7 +5,7 @@
 # %% ../nbs/04_smoothing.ipynb #0ed3e440
 from __future__ import annotations
 
-import functools, json, math, time
+import functools, json, math, time, warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Union
@@ -38,6 +38,7 @@ import vgot.models  # registers the presets that from_preset finds by name
 from .shots import decode_latents as decode_video
 from .shots import compression, encode_video, latent_times, video_family, video_token_budget
 from .core import fit_prompt
+from .camera import editable_scheduler
 from .core import resolve_inside
 from tqdm.auto import tqdm
 
@@ -498,7 +499,7 @@ def _video_pipe(models, backend: str = "svd"):
     "The video pipeline from a Models (its `backend`) or a pipeline passed directly."
     if hasattr(models, "i2v") and callable(models.i2v):
         return models.i2v(backend)
-    if hasattr(models, "vae") and hasattr(models, "unet"):
+    if hasattr(models, "vae") and (hasattr(models, "unet") or hasattr(models, "transformer")):
         return models
     raise VgotError(f"expected a vgot Models or a video pipeline, got {type(models).__name__}")
 
@@ -605,14 +606,15 @@ def refine_transition(
 # %% ../nbs/04_smoothing.ipynb #523c3fd0
 def sdedit_scheduler(sched, n_run: int):
     "A private copy of `sched` whose `set_timesteps(n)` keeps the last `n_run` steps only (SDEdit starts part-way)."
-    private = type(sched).from_config(sched.config)
+    private = editable_scheduler(sched)  # the pinned last frame must hold between steps (UniPC's corrector off)
     set_all = private.set_timesteps
 
     def set_timesteps(num_inference_steps=None, device=None, *args, **kwargs):
         set_all(num_inference_steps, device, *args, **kwargs)
         i0 = (num_inference_steps - n_run) * private.order
-        private.timesteps = private.timesteps[i0:]
-        private.set_begin_index(i0)
+        # the schedule itself is cut (not a begin index into the whole one): multistep solvers such as UniPC size
+        # their order by the steps left, len(timesteps) − step_index
+        private.timesteps, private.sigmas = private.timesteps[i0:], private.sigmas[i0:]
 
     private.set_timesteps = set_timesteps  # an instance attribute of the copy only
     return private
@@ -692,9 +694,14 @@ def refine_transition_dit(
               generator=generator, output_type="latent")  # fmt: skip
     if fam == "ltx":
         kw.update(frame_rate=int(fps), denoise_strength=strength)
-    if pin_last and last is not None:
-        kw["callback_on_step_end"] = pin_last_frame(
-            _boundary_latent(pipe, last, r), eps_last, "CF" if fam == "wan" else "tokens"
+    if pin_last and last is not None:  # Wan's start noised the last frame with eps[-1]: the pin keeps that noise
+        z_last, e_last = _boundary_latent(pipe, last, r), eps[-1] if fam == "wan" else eps_last
+        kw["callback_on_step_end"] = pin_last_frame(z_last, e_last, "CF" if fam == "wan" else "tokens")
+    elif fam == "wan" and last is not None and pipe.config.expand_timesteps:
+        warnings.warn(
+            "transitions: pin_last is off and Wan 2.2 TI2V takes no last-frame input: "
+            "the transition is not conditioned on V_{j+1}(1)",
+            stacklevel=2,
         )
     shared = pipe.scheduler
     if fam == "wan":  # the pipeline has no strength: a private scheduler starts at i0, the latents at σ_{i0}
@@ -899,13 +906,11 @@ def make_transition(
     c, tm = config, {}
     if c.mode == "cut":
         return TransitionResult(None, None)
-    if c.mode in ("gpr", "gpr+diffusion", "linear") and compression(_video_pipe(models, c.backend))[0] > 1:
+    pipe = _video_pipe(models, c.backend) if c.mode != "crossfade" else None
+    if pipe is not None and compression(pipe)[0] > 1:  # a causal VAE (wan, ltx): the clip V_j(T) .. V_{j+1}(1)
         t_a = times_a if times_a is not None else torch.arange(len(lat_a), dtype=torch.float64)
         t_b = times_b if times_b is not None else torch.arange(len(lat_b), dtype=torch.float64)
-        pipe, n = (
-            _video_pipe(models, c.backend),
-            causal_transition_frames(c.frames, compression(_video_pipe(models, c.backend))[0]),
-        )
+        n = causal_transition_frames(c.frames, compression(pipe)[0])
         t_a = t_a.double() - ((n_a or len(lat_a)) - 1)  # V_j(T) at time 0
         t_b = t_b.double() + n + 1  # V_{j+1}(1) at n + 1
         return _causal_transition(lat_a, t_a, lat_b, t_b, pipe, c, frame_a, frame_b, prompt, fps, generator, where)
@@ -928,7 +933,6 @@ def make_transition(
     )
     path, gp = transition_latents("gpr" if c.mode == "gpr+diffusion" else c.mode, za, zb, c.frames, **gp_kw)
     tm["gp" if gp is not None else "path"] = time.perf_counter() - t0
-    pipe = _video_pipe(models, c.backend)
     # 4. refined by conditional diffusion (gpr+diffusion)
     if c.mode == "gpr+diffusion":
         t0 = time.perf_counter()
