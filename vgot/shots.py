@@ -480,7 +480,14 @@ def _shot_latents(
     prompt: Optional[str] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:  # the text the model reads (None: `shot_text`)
     "Latents (L, C, h, w), their frame times (L,) and the frames (F, H, W, 3) of a shot, chunk by chunk."
-    r, _ = compression(pipe)
+    r, s = compression(pipe)
+    step = s * (pipe.transformer.config.patch_size[-1] if video_family(pipe) == "wan" else 1)  # pixels per token
+    for nm in ("width", "height"):
+        if getattr(config, nm) % step:
+            raise VgotError(
+                f"shot {shot.index}: {nm} = {getattr(config, nm)} is not a multiple of {step}, which the "
+                f"'{config.backend}' model needs (--set shots.{nm}=...)"
+            )
     native = r * ((config.native_frames - 1) // r) + 1  # a causal VAE's calls make r·k + 1 frames
     if native < 2:
         raise VgotError(
