@@ -42,10 +42,10 @@ from tqdm.auto import tqdm
 __all__ = ['TEMPORAL_ATTN', 'CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory',
            'relative_trajectory', 'camera_affines', 'warp', 'render_motion', 'phase_correlation', 'estimate_motion',
            'camera_following', 'camera_features', 'CameraEmbedding', 'temporal_attention_layers', 'CameraAttnProcessor',
-           'CameraAdapter', 'warped_noise', 'in_layout', 'from_layout', 'denoiser', 'editable_scheduler', 'warp_pull',
-           'step_end_callback', 'CameraConditioning', 'conditioning', 'load_training_images', 'CameraTrainConfig',
-           'random_motion', 'camera_loss', 'flow_matching_sample', 'flow_matching_loss', 'block_checkpointing',
-           'train_camera', 'camera_dependence']
+           'AdapterCheckpoint', 'CameraAdapter', 'warped_noise', 'in_layout', 'from_layout', 'denoiser',
+           'editable_scheduler', 'warp_pull', 'step_end_callback', 'CameraConditioning', 'conditioning',
+           'load_training_images', 'CameraTrainConfig', 'random_motion', 'camera_loss', 'flow_matching_sample',
+           'flow_matching_loss', 'block_checkpointing', 'train_camera', 'camera_dependence']
 
 # %% ../nbs/03a_camera.ipynb #211e4745
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
@@ -366,8 +366,44 @@ class CameraAttnProcessor(nn.Module):
         out = attn.to_out[1](attn.to_out[0](o))
         return out + self.camera_attention(attn, hidden_states, q)
 
+# %% ../nbs/03a_camera.ipynb #dfb1c439
+class AdapterCheckpoint:
+    "What every camera adapter shares (UNet or transformer): `applied` around a call, checkpoints with their metadata."
+
+    def applied(self, model, traj):
+        "Context manager: install on `model`, set the camera, and restore `model` afterwards."
+
+        @contextlib.contextmanager
+        def cm():
+            self.install(model)
+            try:
+                self.set_camera(traj)
+                yield self
+            finally:
+                self.remove(model)
+
+        return cm()
+
+    def save(self, path, **meta):
+        "Write the adapter's weights, its config (with the model's class) and its layers as safetensors."
+        save_tensors(
+            path,
+            dict(self.state_dict()),
+            {
+                "vgot_camera_adapter": json.dumps(self.config),
+                "layers": json.dumps(self.names),
+                **{k: json.dumps(v) for k, v in meta.items()},
+            },
+        )
+
+    @staticmethod
+    def metadata(path) -> dict:
+        "The JSON metadata of a checkpoint."
+        with safe_open(str(path), "pt") as f:
+            return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
 # %% ../nbs/03a_camera.ipynb #060da327
-class CameraAdapter(nn.Module):
+class CameraAdapter(AdapterCheckpoint, nn.Module):
     "Camera embedding and temporal cross-attention processors for one video UNet."
 
     def __init__(
@@ -445,33 +481,6 @@ class CameraAdapter(nn.Module):
         for p in self.layers.values():
             p.e_cam = None
 
-    def applied(self, unet, traj):
-        "Context manager: install, set the camera, and restore the UNet afterwards."
-
-        @contextlib.contextmanager
-        def cm():
-            self.install(unet)
-            try:
-                self.set_camera(traj)
-                yield self
-            finally:
-                self.remove(unet)
-
-        return cm()
-
-    def save(self, path, **meta):
-        "Write the adapter's weights and config as safetensors."
-        sd = {k: v for k, v in self.state_dict().items()}
-        save_tensors(
-            path,
-            sd,
-            {
-                "vgot_camera_adapter": json.dumps(self.config),
-                "layers": json.dumps(self.names),
-                **{k: json.dumps(v) for k, v in meta.items()},
-            },
-        )
-
     @classmethod
     def load(cls, path, unet) -> "CameraAdapter":
         "An adapter for `unet` with the weights of checkpoint `path`; a clear error if it does not fit."
@@ -496,13 +505,6 @@ class CameraAdapter(nn.Module):
         except RuntimeError as e:
             raise VgotError(f"{path}: camera adapter weights do not fit: {str(e).splitlines()[0]}") from None
         return ad.to(unet.device)
-
-    @staticmethod
-    def metadata(path) -> dict:
-        "The JSON metadata of a checkpoint."
-
-        with safe_open(str(path), "pt") as f:
-            return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
 
 # %% ../nbs/03a_camera.ipynb #c357d15b
 CAMERA_MODES = ("embedding", "warp", "none")

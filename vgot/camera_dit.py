@@ -5,7 +5,7 @@
 # %% ../nbs/03b_camera_dit.ipynb #4c7f0e6c
 from __future__ import annotations
 
-import contextlib, json
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors import safe_open
 
-from .core import VgotError, save_tensors, load_tensors, make_generator
+from .core import VgotError, load_tensors, make_generator
 from vgot.camera import (
+    AdapterCheckpoint,
     CameraAdapter,
     CameraEmbedding,
     CameraTrainConfig,
@@ -165,7 +166,7 @@ class DiTCameraAttention(nn.Module):
         return (self.scale * self.to_out(o)).to(h.dtype)
 
 # %% ../nbs/03b_camera_dit.ipynb #d5d807bc
-class TransformerCameraAdapter(nn.Module):
+class TransformerCameraAdapter(AdapterCheckpoint, nn.Module):
     "Camera tokens and a zero-initialised camera cross-attention after every block of a video transformer (Wan, LTX-Video)."
 
     def __init__(
@@ -265,32 +266,6 @@ class TransformerCameraAdapter(nn.Module):
     def clear_camera(self):
         self.c_cam = None
 
-    def applied(self, model, traj):
-        "Context manager: install, set the camera, and take the hooks off afterwards."
-
-        @contextlib.contextmanager
-        def cm():
-            self.install(model)
-            try:
-                self.set_camera(traj)
-                yield self
-            finally:
-                self.remove(model)
-
-        return cm()
-
-    def save(self, path, **meta):
-        "Write the adapter's weights and config (with the transformer's class) as safetensors."
-        save_tensors(
-            path,
-            dict(self.state_dict()),
-            {
-                "vgot_camera_adapter": json.dumps(self.config),
-                "layers": json.dumps(self.names),
-                **{k: json.dumps(v) for k, v in meta.items()},
-            },
-        )
-
     @classmethod
     def load(cls, path, model) -> "TransformerCameraAdapter":
         "An adapter for `model` with the weights of checkpoint `path`; a clear error if it does not fit."
@@ -316,12 +291,6 @@ class TransformerCameraAdapter(nn.Module):
         except RuntimeError as e:
             raise VgotError(f"{path}: camera adapter weights do not fit: {str(e).splitlines()[0]}") from None
         return ad.to(model.device)
-
-    @staticmethod
-    def metadata(path) -> dict:
-        "The JSON metadata of a checkpoint."
-        with safe_open(str(path), "pt") as f:
-            return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
 
 # %% ../nbs/03b_camera_dit.ipynb #04dcdc4a
 def load_camera_adapter_any(
