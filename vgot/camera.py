@@ -368,7 +368,22 @@ class CameraAttnProcessor(nn.Module):
 
 # %% ../nbs/03a_camera.ipynb #dfb1c439
 class AdapterCheckpoint:
-    "What every camera adapter shares (UNet or transformer): `applied` around a call, checkpoints with their metadata."
+    "What every camera adapter shares (UNet or transformer): λ_cam, `applied` around a call, checkpoints with their metadata."
+
+    def camera_layers(self):
+        "The modules that carry λ_cam (each subclass's camera branches)."
+        raise NotImplementedError
+
+    @property
+    def scale(self) -> float:
+        "λ_cam: the weight of every camera branch."
+        return self.config["scale"]
+
+    @scale.setter
+    def scale(self, v: float):
+        self.config["scale"] = float(v)
+        for m in self.camera_layers():
+            m.scale = float(v)
 
     def applied(self, model, traj):
         "Context manager: install on `model`, set the camera, and restore `model` afterwards."
@@ -428,15 +443,9 @@ class CameraAdapter(AdapterCheckpoint, nn.Module):
         )
         self._originals: dict = {}
 
-    @property
-    def scale(self) -> float:
-        return self.config["scale"]
-
-    @scale.setter
-    def scale(self, v: float):
-        self.config["scale"] = float(v)
-        for p in self.layers.values():
-            p.scale = float(v)
+    def camera_layers(self):
+        "The camera processors, one per temporal attention layer."
+        return list(self.layers.values())
 
     @property
     def installed(self) -> bool:
@@ -538,13 +547,13 @@ def _renoise_level(sched, timestep) -> tuple[float, float]:
 def in_layout(
     frames: torch.Tensor,  # (F, C, h, w) latent frames
     x: torch.Tensor,  # latents as the pipeline holds them
-    layout: str,  # "FC": (B, F, C, h, w) (SVD) | "CF": (B, C, F, h, w) (I2VGen-XL, Wan) | "tokens": (B, L, C) (LTX-Video)
+    layout: str,  # "FC": (1, F, C, h, w) or (F, C, h, w) | "CF": (B, C, F, h, w) (Wan) | "tokens": (B, L, C) (LTX-Video)
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "`frames` put in x's layout, and the mask of x's entries they cover (LTX's last F·h·w tokens are the video's)."
     Fr, C, h, w = frames.shape
     ones = torch.ones((), dtype=torch.bool, device=x.device)
-    if layout == "FC":
-        return frames.to(x).unsqueeze(0).expand(x.shape), ones
+    if layout == "FC":  # SVD's (1, F, C, h, w), or I2VGen-XL's (F, C, h, w) as its scheduler steps it
+        return frames.to(x).reshape(x.shape), ones
     if layout == "CF":
         return frames.permute(1, 0, 2, 3).to(x).unsqueeze(0).expand(x.shape), ones
     if layout != "tokens":
@@ -566,7 +575,7 @@ def from_layout(
     "The (F, C, h, w) latent frames held in x (the inverse of `in_layout`)."
     Fr, C, h, w = shape
     if layout == "FC":
-        return x[0].reshape(shape)
+        return x.reshape(shape)
     if layout == "CF":
         return x[0].permute(1, 0, 2, 3).reshape(shape)
     return x[0, -Fr * h * w :].reshape(Fr, h, w, C).permute(0, 3, 1, 2)
@@ -601,9 +610,6 @@ def warp_pull(
 ) -> torch.Tensor:
     "x ← (1 − w)·x + w·(a·z_warp + b·ε): the latents pulled towards the warped keyframe latent at their noise level."
     a, b = _renoise_level(sched, t)
-    if layout == "FC":
-        target = (a * z_warp + b * eps).reshape(x.shape).to(x)
-        return (1 - strength) * x + strength * target
     target, mask = in_layout(a * z_warp + b * eps, x, layout)
     return torch.where(mask, (1 - strength) * x + strength * target, x)
 
@@ -1037,16 +1043,20 @@ def _precision(unet, mixed_precision: str):
 
 # %% ../nbs/03a_camera.ipynb #84d5ab97d17b4c38ab41a2b065bbd0c0
 def _sample_fn(pipe):
-    "The self-supervised example maker for the pipeline's backend: `_svd_sample`, `_i2vgen_sample`, or Wan's and LTX's."
-    from diffusers import StableVideoDiffusionPipeline, I2VGenXLPipeline  # lazy: diffusers' pipelines take seconds
+    "The self-supervised example maker for the pipeline's backend: `_svd_sample`, `_i2vgen_sample`, `_wan_sample`, `_ltx_sample`."
+    import diffusers  # lazy: diffusers' pipelines take seconds
+    from vgot.camera_dit import _ltx_sample, _wan_sample  # lazy: camera_dit (Wan, LTX-Video) builds on this module
 
-    if isinstance(pipe, StableVideoDiffusionPipeline):
-        return _svd_sample
-    if isinstance(pipe, I2VGenXLPipeline):
-        return _i2vgen_sample
-    from vgot.camera_dit import transformer_sample_fn  # lazy: camera_dit (Wan, LTX-Video) builds on this module
-
-    return transformer_sample_fn(pipe)
+    makers = {
+        "StableVideoDiffusionPipeline": _svd_sample,
+        "I2VGenXLPipeline": _i2vgen_sample,
+        "WanImageToVideoPipeline": _wan_sample,
+        "LTXConditionPipeline": _ltx_sample,
+    }
+    for name, make in makers.items():
+        if isinstance(pipe, getattr(diffusers, name)):
+            return make
+    raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl, wan, ltx)")
 
 # %% ../nbs/03a_camera.ipynb #76127f4a2f6a44fba749ea7800e59d51
 def _training_state(unet, cfg: CameraTrainConfig, ckpt: Path, state_path: Path, resume: bool):

@@ -30,7 +30,7 @@ from vgot.camera import (
 # %% auto #0
 __all__ = ['TRANSFORMER_BLOCKS', 'TRAIN_PROMPT', 'transformer_blocks', 'latent_trajectory', 'frame_positions', 'token_frames',
            'DiTCameraAttention', 'TransformerCameraAdapter', 'load_camera_adapter_any', 'shifted_t',
-           'transformer_camera_loss', 'transformer_sample_fn']
+           'transformer_camera_loss']
 
 # %% ../nbs/03b_camera_dit.ipynb #a3aa0bb7
 TRANSFORMER_BLOCKS = {  # transformer class -> the attribute holding its list of blocks
@@ -191,15 +191,9 @@ class TransformerCameraAdapter(AdapterCheckpoint, nn.Module):
         self._frames = self._pos = None  # this call's token frames (L,) and P_D (F, D), set by the pre-hook
         self._handles: list = []
 
-    @property
-    def scale(self) -> float:
-        return self.config["scale"]
-
-    @scale.setter
-    def scale(self, v: float):
-        self.config["scale"] = float(v)
-        for b in self.blocks:
-            b.scale = float(v)
+    def camera_layers(self):
+        "The camera cross-attentions, one per transformer block."
+        return list(self.blocks)
 
     @property
     def installed(self) -> bool:
@@ -478,14 +472,3 @@ def transformer_camera_loss(transformer, adapter: TransformerCameraAdapter, s: d
         n = s["n_cond"]
         return flow_matching_loss(_ltx_velocity(transformer, s, x_t)[:, n:], s["x0"][:, n:], s["eps"][:, n:])
     raise VgotError(f"transformer_camera_loss: an example of kind {s['kind']!r} (wan, ltx)")
-
-# %% ../nbs/03b_camera_dit.ipynb #4bc0a242
-def transformer_sample_fn(pipe):
-    "The self-supervised example maker for a transformer pipeline: `_wan_sample` or `_ltx_sample`."
-    from diffusers import LTXConditionPipeline, WanImageToVideoPipeline  # lazy: diffusers' pipelines take seconds
-
-    if isinstance(pipe, WanImageToVideoPipeline):
-        return _wan_sample
-    if isinstance(pipe, LTXConditionPipeline):
-        return _ltx_sample
-    raise VgotError(f"train-camera: no camera training for {type(pipe).__name__} (backends: svd, i2vgen-xl, wan, ltx)")

@@ -706,9 +706,8 @@ def refine_transition_dit(
     shared = pipe.scheduler
     if fam == "wan":  # the pipeline has no strength: a private scheduler starts at i0, the latents at σ_{i0}
         pipe.scheduler = sdedit_scheduler(shared, n_run)
-        full = type(shared).from_config(shared.config)
-        full.set_timesteps(steps)
-        σ0 = float(full.sigmas[steps - n_run])
+        pipe.scheduler.set_timesteps(steps)  # (the pipeline sets it again) its first level is where the start is
+        σ0 = float(pipe.scheduler.sigmas[0])
     try:
         out = _dit_call(pipe, fam, path, first, last, σ0 if fam == "wan" else 1.0, eps, kw).frames
     finally:
@@ -758,6 +757,16 @@ class TransitionConfig(StageConfig):
     backend: str = "svd"  # the video model whose latent space the shots are in
     decode_chunk_size: int = setting(8, lo=1, hi=1024)  # frames per VAE decode call
     seed: int = setting(0, lo=0)  # the run's base seed
+
+    def gp_kwargs(self) -> dict:
+        "The GP settings, as `gp_latent_path` takes them."
+        return dict(
+            kernel=self.kernel,
+            lengthscale=self.lengthscale,
+            outputscale=self.outputscale,
+            noise=self.noise,
+            fit_iters=self.fit_iters,
+        )
 
     def check(self):
         if self.frames == 0 and self.mode != "cut":
@@ -858,8 +867,7 @@ def _causal_path(lat_a, t_a, lat_b, t_b, n: int, r: int, config: TransitionConfi
     if c.mode == "linear":  # the line through the boundary latents, at each latent frame's time
         wt = ((tau - ta[-1]) / (tb[0] - ta[-1])).clamp(0, 1).view(-1, 1, 1, 1)
         return ((1 - wt) * za[-1].double() + wt * zb[0].double()).to(lat_a.dtype), None
-    gp_kw = dict(kernel=c.kernel, lengthscale=c.lengthscale, outputscale=c.outputscale, noise=c.noise)
-    p = gp_latent_path(za, zb, m + 1, fit_iters=c.fit_iters, where=where, times=(ta, tb, tau), **gp_kw)
+    p = gp_latent_path(za, zb, m + 1, where=where, times=(ta, tb, tau), **c.gp_kwargs())
     return p.mean, p
 
 # %% ../nbs/04_smoothing.ipynb #2cb4d6fb
@@ -923,15 +931,8 @@ def make_transition(
         frames = _crossfade_frames(frame_a, frame_b, c.frames, where)
         return TransitionResult(path, frames, None, {"blend": time.perf_counter() - t0})
     # 3. the latent path: the GP mean (gpr, gpr+diffusion) or the line (linear)
-    gp_kw = dict(
-        kernel=c.kernel,
-        lengthscale=c.lengthscale,
-        outputscale=c.outputscale,
-        noise=c.noise,
-        fit_iters=c.fit_iters,
-        where=where,
-    )
-    path, gp = transition_latents("gpr" if c.mode == "gpr+diffusion" else c.mode, za, zb, c.frames, **gp_kw)
+    mode = "gpr" if c.mode == "gpr+diffusion" else c.mode
+    path, gp = transition_latents(mode, za, zb, c.frames, where=where, **c.gp_kwargs())
     tm["gp" if gp is not None else "path"] = time.perf_counter() - t0
     # 4. refined by conditional diffusion (gpr+diffusion)
     if c.mode == "gpr+diffusion":

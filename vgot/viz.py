@@ -574,17 +574,7 @@ class GPPathViewer(Explorer):
             t_a, t_b = t.double() - (a.n_frames - 1), tb["times"].double() + n + 1
             gp = T._causal_path(lat_a, t_a, lat_b, t_b, n, r, replace(cfg, mode="gpr"), where)[1]
         else:
-            gp = T.gp_latent_path(
-                lat_a[-k:],
-                lat_b[:k],
-                n,
-                kernel=cfg.kernel,
-                lengthscale=cfg.lengthscale,
-                outputscale=cfg.outputscale,
-                noise=cfg.noise,
-                fit_iters=cfg.fit_iters,
-                where=where,
-            )
+            gp = T.gp_latent_path(lat_a[-k:], lat_b[:k], n, where=where, **cfg.gp_kwargs())
         frames, title = None, f"transition {j:03d}-{j + 1:03d}"
         tj = store.path(f"transitions/{j:03d}-{j + 1:03d}.json")
         if tj.exists():
