@@ -13,7 +13,7 @@ export VGOT_HOME ?= $(CURDIR)/.vgot_home
 export PYTHONHASHSEED := 0
 STAMP   := $(VENV)/.vgot-installed
 
-.PHONY: install demo test test-fast export check-export nbtest pytest pytest-fast batch bench lab clean readme
+.PHONY: install demo test test-fast export check-export nbtest pytest pytest-fast batch bench lab clean readme world
 
 install: $(STAMP)
 
@@ -75,6 +75,15 @@ bench: install
 .PHONY: bench-gpu
 bench-gpu: install
 	$(BIN)/python bench/gpu.py $(GPU_ARGS)
+
+# The world preset's models (vgot.world, nbs/09_world.ipynb): seeded, resumable stages with checkpoints in WORLD_DIR
+# (run it again to continue after a stop), then the weights, training.json and loss_curves.png into
+# vgot/resources/world/ (package data). About an hour and a half of one core; run it in the background:
+#   nohup make world > world.log 2>&1 &
+WORLD_DIR ?= world_train
+world: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -c "import sys; from vgot.world import train_world; \
+	  train_world(sys.argv[1], out=sys.argv[2])" $(WORLD_DIR) vgot/resources/world
 
 lab: install
 	$(BIN)/jupyter lab nbs/

@@ -1,6 +1,7 @@
 """Copy the files the installed package needs into vgot/resources/ (package data), or check that they match.
 
 Sources (edit these): nbs/runs/generate.ipynb (the papermill run notebook) and data/stories/ (the example stories).
+vgot/resources/world/ (the world preset's trained weights) is written by `make world` and not touched here.
 `make export` runs this; `make check-export` runs it with --check and fails when a copy is stale.
 """
 import filecmp, shutil, sys
@@ -9,6 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEST = ROOT / "vgot" / "resources"
 STORY_EXTS = {".txt", ".text", ".md", ".markdown", ".yaml", ".yml", ".json"}
+TRAINED = DEST / "world"  # the world preset's weights: `make world` writes them, this script leaves them alone
+
+
+def _trained(p: Path) -> bool:
+    return TRAINED in p.parents
 
 
 def pairs() -> list[tuple[Path, Path]]:
@@ -25,7 +31,8 @@ def stale() -> list[str]:
     ps = pairs()
     bad = [str(d.relative_to(ROOT)) for s, d in ps if not d.is_file() or not filecmp.cmp(s, d, shallow=False)]
     have = {d for _, d in ps}
-    bad += [str(p.relative_to(ROOT)) + " (no source)" for p in DEST.rglob("*") if p.is_file() and p not in have]
+    bad += [str(p.relative_to(ROOT)) + " (no source)" for p in DEST.rglob("*")
+            if p.is_file() and p not in have and not _trained(p)]
     return bad
 
 
@@ -35,7 +42,7 @@ def sync():
         if not d.is_file() or not filecmp.cmp(s, d, shallow=False): shutil.copyfile(s, d)
     have = {d for _, d in pairs()}
     for p in list(DEST.rglob("*")):
-        if p.is_file() and p not in have: p.unlink()
+        if p.is_file() and p not in have and not _trained(p): p.unlink()
 
 
 if __name__ == "__main__":

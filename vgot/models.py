@@ -14,9 +14,10 @@ from .core import PRESET_REGISTRY, VgotError, choose_device, choose_dtype
 
 # %% auto #0
 __all__ = ['TINY_VERSION', 'PRESETS', 'REAL_VIDEO_MODELS', 'REAL_VIDEO_SETTINGS', 'KNOWN_NOTICES', 'I2V_PIPELINES', 'vgot_home',
-           'ModelRef', 'Preset', 'register_preset', 'get_preset', 'quiet_known_notices', 'tiny_clip_tokenizer',
-           'tiny_t5_tokenizer', 'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict', 'ensure_tiny_models',
-           'load_t2i', 'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
+           'world_weights', 'ModelRef', 'Preset', 'register_preset', 'get_preset', 'quiet_known_notices',
+           'tiny_clip_tokenizer', 'tiny_t5_tokenizer', 'tiny_ip_adapter_state_dict', 'tiny_ip_adapter_plus_state_dict',
+           'ensure_tiny_models', 'load_t2i', 'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm',
+           'Models']
 
 # %% ../nbs/00a_models.ipynb #2d3770c4
 TINY_VERSION = "v4"
@@ -26,12 +27,18 @@ def vgot_home() -> Path:
     "The vgot cache folder: $VGOT_HOME, else ~/.cache/vgot."
     return Path(os.environ.get("VGOT_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vgot")
 
+
+def world_weights() -> Path:
+    "The folder of the `world` preset's trained weights, shipped as package data (`make world` writes it)."
+    return Path(__file__).resolve().parent / "resources" / "world"
+
+
 # %% ../nbs/00a_models.ipynb #ac22c66e
 @dataclass
 class ModelRef:
     "Where a model is: a hub id or local folder, with an optional subfolder and weight file."
 
-    id: str  # hub id, local folder, or tiny:NAME
+    id: str  # hub id, local folder, tiny:NAME (the random set) or world:NAME (the trained world, package data)
     subfolder: Optional[str] = None  # inside the repo/folder
     weight_name: Optional[str] = None  # a single weight file (IP-Adapter)
     revision: Optional[str] = None  # hub revision
@@ -47,13 +54,20 @@ class ModelRef:
         raise VgotError(f"model reference {x!r} is not a string or a dict with 'id'")
 
     def resolve(self, home: Optional[Path] = None) -> str:
-        "A loadable location: the tiny set's folder for tiny:NAME (built if missing), else the id as given."
+        "A loadable location: the tiny set's folder for tiny:NAME (built if missing), the package's world:NAME, else the id."
         if self.id.startswith("tiny:"):
             root = ensure_tiny_models(home)
             p = root / self.id[5:]
             if not p.exists():
                 raise VgotError(
                     f"{self.id}: no such tiny model (have: {', '.join(sorted(x.name for x in root.iterdir()))})"
+                )
+            return str(p)
+        if self.id.startswith("world:"):
+            p = world_weights() / self.id[6:]
+            if not p.exists():
+                raise VgotError(
+                    f"{self.id}: the world preset's weights are not in {world_weights()} (train them with `make world`)"
                 )
             return str(p)
         return self.id
@@ -220,6 +234,42 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]
+
+# %% ../nbs/00a_models.ipynb #69f6769d
+register_preset(
+    Preset(
+        "world",
+        t2i="world:sd",
+        t2i_kind="sd",
+        image_encoder="world:image_encoder",
+        ip_adapter=ModelRef("world:ip_adapter", weight_name="ip_adapter.safetensors"),
+        i2v={"svd": "tiny:svd", "i2vgen-xl": "tiny:i2vgen-xl", "wan": "tiny:wan", "ltx": "tiny:ltx"},
+        llm="tiny:llm",
+        clip="tiny:clip",
+        dino="tiny:dino",
+        planner="rules",
+        defaults=dict(
+            width=64,
+            height=64,
+            steps=20,
+            guidance_scale=4.0,
+            fps=4,
+            video_width=32,
+            video_height=32,
+            video_steps=2,
+            native_frames=8,
+            i2v_backend="svd",
+            transition_frames=4,
+            identity_scale=1.0,
+            prev_scale=0.6,
+            by_backend={
+                "wan": dict(native_frames=9, transition_frames=7, video_guidance_scale=5.0),
+                "ltx": dict(native_frames=9, transition_frames=7, video_guidance_scale=3.0),
+                "i2vgen-xl": dict(transition_mode="gpr"),
+            },
+        ),
+    )
+)  # the keyframe models are trained on vgot.world (nbs/09_world.ipynb); the video models are the tiny random set until the world's video model is trained
 
 # %% ../nbs/00a_models.ipynb #b9f02196
 KNOWN_NOTICES = (
