@@ -22,8 +22,10 @@ __all__ = ['COLOURS', 'SHAPES', 'PLACES', 'LIGHTS', 'GREY', 'HORIZON', 'GROUND',
            'VERBS', 'NAMES', 'WORLD_NEGATIVE', 'WORLD_STAGES', 'Figure', 'Scene', 'View', 'layout_props', 'draw_figure',
            'draw_prop', 'render', 'render_portrait', 'look', 'caption', 'portrait_caption', 'read_place',
            'character_mask', 'shape_of', 'read_characters', 'read_portrait', 'prop_mask', 'layout_agreement',
-           'held_out', 'random_scene', 'world_tokenizer', 'world_models', 'scenes_and_images', 'train_vae', 'train_t2i',
-           'ip_pairs', 'ip_state_dict', 'train_ip', 'export_world', 'loss_curves', 'train_world']
+           'held_out', 'random_scene', 'world_tokenizer', 'world_models', 'scenes_and_images', 'train_vae',
+           'train_vae_decoder', 'train_t2i', 'ip_pairs', 'ip_state_dict', 'train_ip', 'export_world', 'loss_curves',
+           'train_world', 'world_shot', 'keyframes_of', 'text_following', 'identity_following', 'place_keeping',
+           'token_attention']
 
 # %% ../nbs/09_world.ipynb #15596fe3
 COLOURS = {  # a character's colour: its name and RGB
@@ -302,18 +304,31 @@ def character_mask(img, place: str, light: str, thresh: float = 45.0) -> np.ndar
     return d > thresh
 
 
-def shape_of(mask: np.ndarray) -> str:
-    "The shape of one filled silhouette, from its solidity and extent."
-    from skimage.measure import regionprops
+def _template(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndarray:
+    im = Image.new("L", (size, size), 0)
+    d = ImageDraw.Draw(im)
+    pts = _shape_points(shape, cx, cy, r)
+    if pts is None:
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
+    else:
+        d.polygon(pts, fill=1)
+    return np.asarray(im, bool)
 
-    p = regionprops(mask.astype(np.uint8))[0]
-    if p.solidity < 0.8:
-        return "star"
-    if p.extent > 0.88:
-        return "square"
-    if p.extent > 0.64:
-        return "circle"
-    return "triangle"
+
+def shape_of(mask: np.ndarray) -> str:
+    "The shape of one filled silhouette: the shape whose outline, placed and sized to fit, overlaps it best (IoU)."
+    ys, xs = np.nonzero(mask)
+    cx, cy = xs.mean() + 0.5, ys.mean() + 0.5
+    h = ys.max() - ys.min() + 1
+    best, arg = -1.0, SHAPES[0]
+    for s in SHAPES:
+        for r in np.linspace(0.35, 0.7, 8) * h:
+            for dy in (-1.5, 0, 1.5):
+                t = _template(s, cx, cy + dy, r, max(mask.shape))[: mask.shape[0], : mask.shape[1]]
+                iou = (t & mask).sum() / (t | mask).sum()
+                if iou > best:
+                    best, arg = iou, s
+    return arg
 
 
 def read_characters(img, place: Optional[str] = None, light: Optional[str] = None, min_area: int = 25) -> list[dict]:
@@ -327,15 +342,14 @@ def read_characters(img, place: Optional[str] = None, light: Optional[str] = Non
     lab, n = ndimage.label(ndimage.binary_opening(ndimage.binary_fill_holes(raw), iterations=1))
     u = _unlight(a, light)
     cols = np.array(list(COLOURS.values()), np.float32)
-    dist = np.linalg.norm(u[:, :, None, :] - cols[None, None], axis=-1)
-    nearest, close = dist.argmin(-1), dist.min(-1) < 70  # rims and eyes are near no colour: they do not vote
     out = []
     for k in range(1, n + 1):
         blob = lab == k
         if blob.sum() < min_area:
             continue
-        inside = blob & close if (blob & close).any() else blob
-        colour = list(COLOURS)[int(np.bincount(nearest[inside], minlength=len(cols)).argmax())]
+        core = ndimage.binary_erosion(blob, iterations=2)  # rims and blurred edges mix with the ground
+        core = core if core.sum() >= 4 else blob
+        colour = list(COLOURS)[int(np.linalg.norm(cols - np.median(u[core], 0), axis=1).argmin())]
         ys, xs = np.nonzero(blob)
         out.append(dict(colour=colour, shape=shape_of(blob), x=(xs.mean() + 0.5) / a.shape[1],
                         y=(ys.mean() + 0.5) / a.shape[0], area=int(blob.sum()), mask=blob))  # fmt: skip
@@ -547,9 +561,9 @@ def _encode_text(tok, text_encoder, texts: list):
     return text_encoder(ids.input_ids)[0]
 
 
-def train_vae(root: Path, steps: int = 2000, batch: int = 16, n: int = 4000, seed: int = 1, every: int = 200,
-              lr: float = 1e-3):  # fmt: skip
-    "Stage 1: the AutoencoderKL on 32x32 crops of world pictures (L1 + MSE + a small KL); sets its scaling factor."
+def train_vae(root: Path, steps: int = 3000, batch: int = 16, n: int = 4000, seed: int = 1, every: int = 200,
+              lr: float = 2e-3):  # fmt: skip
+    "Stage 1: the AutoencoderKL on 32x32 crops of world pictures (L1 + MSE of the posterior mean's reconstruction); sets its scaling factor."
     import torch
 
     torch.manual_seed(seed)
@@ -567,8 +581,8 @@ def train_vae(root: Path, steps: int = 2000, batch: int = 16, n: int = 4000, see
         oy, ox = g.integers(0, 33, 2)
         x = _to_tensor(ims[idx, oy : oy + 32, ox : ox + 32])
         post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample(generator=torch.Generator().manual_seed(k))).sample
-        loss = (rec - x).abs().mean() + (rec - x).pow(2).mean() + 1e-6 * post.kl().mean()
+        rec = vae.decode(post.mean).sample  # the mean: diffusion models its (normalised) latents, never a sample
+        loss = (rec - x).abs().mean() + (rec - x).pow(2).mean() + 1e-8 * post.kl().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -584,6 +598,48 @@ def train_vae(root: Path, steps: int = 2000, batch: int = 16, n: int = 4000, see
     st.save(k, done=True, scaling_factor=float(1 / z.std()), seconds=round(time.time() - st.t0))
 
 
+def train_vae_decoder(root: Path, steps: int = 800, batch: int = 8, n: int = 3000, seed: int = 4, every: int = 100,
+                      lr: float = 5e-4, weight: float = 8.0):  # fmt: skip
+    "Stage 2: the decoder alone (the encoder, so the latent space, stays), on whole pictures, with the characters' pixels weighted."
+    import torch
+    from diffusers import AutoencoderKL
+
+    root = Path(root)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_pretrained(root / "ckpt" / "vae" / "model")
+    vae.requires_grad_(False)
+    dec = torch.nn.ModuleList([vae.post_quant_conv, vae.decoder])
+    dec.requires_grad_(True)
+    opt = torch.optim.AdamW(dec.parameters(), lr)
+    st = _Stage(root, "vae_decoder", {"decoder": dec}, opt)
+    if st.done:
+        return
+    descs, ims = scenes_and_images(n, seed, portraits=0.15)
+    w = np.stack([character_mask(im, d.place, d.light) if k == "scene" else
+                  np.linalg.norm(im.astype(np.float32) - np.array(GREY, np.float32), axis=-1) > 40
+                  for (k, d), im in zip(descs, ims)])  # fmt: skip
+    with torch.no_grad():
+        z = torch.cat([vae.encode(_to_tensor(ims[i : i + 64])).latent_dist.mean for i in range(0, n, 64)])
+    k = st.resume()
+    while k < steps:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + k)
+        idx = torch.randint(0, n, (batch,), generator=g)
+        x = _to_tensor(ims[idx.numpy()])
+        wt = 1 + weight * torch.from_numpy(w[idx.numpy()]).float()[:, None]
+        rec = vae.decode(z[idx]).sample
+        loss = ((rec - x).abs() * wt).mean() + ((rec - x).pow(2) * wt).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        k += 1
+        if k % 10 == 0:
+            st.record(k, loss.item())
+        if k % every == 0 or k == steps:
+            st.save(k)
+    vae.save_pretrained(st.dir / "model", safe_serialization=True)
+    st.save(k, done=True, seconds=round(time.time() - st.t0))
+
+
 def _encode_latents(vae, ims: np.ndarray, bs: int = 64):
     import torch
 
@@ -594,7 +650,7 @@ def _encode_latents(vae, ims: np.ndarray, bs: int = 64):
     return torch.cat(out)
 
 
-def train_t2i(root: Path, steps: int = 3000, batch: int = 32, n: int = 12000, seed: int = 2, every: int = 100,
+def train_t2i(root: Path, steps: int = 1500, batch: int = 32, n: int = 12000, seed: int = 2, every: int = 100,
               lr: float = 4e-4):  # fmt: skip
     "Stage 2: the text encoder and the UNet, ε-prediction on the VAE's latents, captions drawn anew every step."
     import torch
@@ -682,7 +738,7 @@ def _pixel_values(ims: np.ndarray, processor):
     return ((_to_tensor(ims) + 1) / 2 - mean) / std
 
 
-def train_ip(root: Path, steps: int = 1500, batch: int = 32, n: int = 8000, seed: int = 3, every: int = 100,
+def train_ip(root: Path, steps: int = 600, batch: int = 32, n: int = 8000, seed: int = 3, every: int = 100,
              lr: float = 3e-4, drop_image: float = 0.1):  # fmt: skip
     "Stage 3: the image encoder, image projection and decoupled K', V' (UNet, text encoder frozen); identity from portraits, place from scenes."
     import torch
@@ -754,8 +810,8 @@ def train_ip(root: Path, steps: int = 1500, batch: int = 32, n: int = 8000, seed
     proc.save_pretrained(st.dir / "image_encoder")
     st.save(k, done=True, seconds=round(time.time() - st.t0))
 
-# %% ../nbs/09_world.ipynb #13f00644
-WORLD_STAGES = ("vae", "t2i", "ip")
+# %% ../nbs/09_world.ipynb #87cc62d3
+WORLD_STAGES = ("vae", "vae_decoder", "t2i", "ip")
 
 
 def export_world(root: Path, out: Path, dtype: str = "float16"):
@@ -771,7 +827,7 @@ def export_world(root: Path, out: Path, dtype: str = "float16"):
     tmp = Path(tempfile.mkdtemp(prefix=".world-", dir=out.parent))
     try:
         pipe = StableDiffusionPipeline(
-            vae=AutoencoderKL.from_pretrained(c / "vae" / "model"),
+            vae=AutoencoderKL.from_pretrained(c / "vae_decoder" / "model"),
             text_encoder=CLIPTextModel.from_pretrained(c / "t2i" / "text_encoder"),
             tokenizer=PreTrainedTokenizerFast.from_pretrained(c / "t2i" / "tokenizer"),
             unet=UNet2DConditionModel.from_pretrained(c / "t2i" / "unet"),
@@ -820,8 +876,8 @@ def train_world(root, stages=WORLD_STAGES, scale: float = 1.0, out=None):
     "`make world`: train each stage not yet done into `root` (resumable), then export the preset's folders to `out`."
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    fns = dict(vae=train_vae, t2i=train_t2i, ip=train_ip)
-    steps = dict(vae=2000, t2i=3000, ip=1500)
+    fns = dict(vae=train_vae, vae_decoder=train_vae_decoder, t2i=train_t2i, ip=train_ip)
+    steps = dict(vae=3000, vae_decoder=800, t2i=1500, ip=600)
     for s in stages:
         if s not in fns:
             raise VgotError(f"world: stage '{s}' is not one of {', '.join(fns)}")
@@ -831,3 +887,115 @@ def train_world(root, stages=WORLD_STAGES, scale: float = 1.0, out=None):
         out = export_world(root, Path(out))
         loss_curves(root, out / "loss_curves.png")
         return out
+
+# %% ../nbs/09_world.ipynb #369923e5
+def world_shot(index: int, scene: Scene, names: list, hide_look: bool = False, verb: str = "waits",
+               refs: Optional[dict] = None) -> "Shot":  # fmt: skip
+    "The shot card vgot's rules planner writes for `scene` (characters `names`), as a Shot."
+    from vgot.core import Shot
+
+    who = [n if hide_look else f"{n}, {look(f)}" for n, f in zip(names, scene.figures)]
+    subj = " and ".join(names) or "Nobody"
+    return Shot(index=index, segment=f"{subj} {verb} {PLACE_WORDS[scene.place]} at {scene.light}.", duration=2.0,
+                character="; ".join(who) or "no people, the scene itself", background=f"the {scene.place}",
+                relation=f"{subj} {verb} {PLACE_WORDS[scene.place]} at {scene.light}", camera=CAMERA_PHRASES[0],
+                hdr=HDR_PHRASES[scene.light], characters=list(names) if refs else [],
+                identity_refs=dict(refs or {}))  # fmt: skip
+
+
+def keyframes_of(shots: list, models, run_dir, **settings) -> list[np.ndarray]:
+    "Generate keyframes for `shots` with vgot's keyframe stage into `run_dir` (the preset's settings, `settings` over them)."
+    from vgot.core import RunStore, Script
+    from vgot.keyframes import KeyframeConfig, generate_keyframes
+
+    store = RunStore(run_dir)
+    cfg = KeyframeConfig.from_preset(models.preset, **settings)
+    kfs = generate_keyframes(Script(title="world", shots=shots), models, cfg, store)
+    return [np.asarray(Image.open(store.path(k.image)).convert("RGB")) for k in kfs]
+
+
+def text_following(models, run_dir, combos=None, seed: int = 0) -> dict:
+    "Place, colour and shape accuracy of keyframes of the held-out combinations (text only: both branches off)."
+    combos = combos or held_out()
+    scenes = [Scene(p, l, 0, [Figure(c, s)]) for c, s, p, l in combos]
+    shots = [world_shot(i, s, [NAMES[i % len(NAMES)]]) for i, s in enumerate(scenes)]
+    ims = keyframes_of(shots, models, run_dir, identity_scale=0.0, prev_scale=0.0, seed=seed)
+    rows = []
+    for s, im in zip(scenes, ims):
+        p, l = read_place(im)
+        cs = read_characters(im, p, l)
+        rows.append(dict(want=(s.figures[0].colour, s.figures[0].shape, s.place, s.light), place=p, light=l,
+                         colour=cs[0]["colour"] if cs else None, shape=cs[0]["shape"] if cs else None))  # fmt: skip
+    acc = lambda k, i: float(np.mean([r[k] == r["want"][i] for r in rows]))
+    return dict(place=acc("place", 2), light=acc("light", 3), colour=acc("colour", 0), shape=acc("shape", 1),
+                rows=rows, images=ims)  # fmt: skip
+
+
+def identity_following(models, run_dir, n: int = 30, identity_scale: Optional[float] = None, seed: int = 0) -> dict:
+    "How often the keyframe's character takes its portrait's colour (and shape) when the text names neither."
+    from vgot.core import RunStore
+
+    r = random.Random(seed)
+    store = RunStore(run_dir)
+    shots, want = [], []
+    for i in range(n):
+        f = Figure(r.choice(list(COLOURS)), r.choice(SHAPES))
+        name = f"C{i}"
+        rel = f"{name.lower()}.png"
+        path = store.asset(rel, must_exist=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(render_portrait(f.colour, f.shape)).save(path)
+        s = Scene(r.choice(list(PLACES)), r.choice(list(LIGHTS)), r.randrange(1000), [f])
+        shots.append(world_shot(i, s, [name], hide_look=True, refs={name: rel}))
+        want.append(f)
+    kw = dict(prev_scale=0.0, seed=seed)
+    if identity_scale is not None:
+        kw["identity_scale"] = identity_scale
+    ims = keyframes_of(shots, models, run_dir, **kw)
+    got = [read_characters(im) for im in ims]
+    colour = float(np.mean([bool(g) and g[0]["colour"] == f.colour for g, f in zip(got, want)]))
+    shape = float(np.mean([bool(g) and g[0]["shape"] == f.shape for g, f in zip(got, want)]))
+    return dict(colour=colour, shape=shape, images=ims, want=want)
+
+
+def place_keeping(models, run_dir, pairs: int = 12, prev_scale: Optional[float] = None, seed: int = 0) -> dict:
+    "Layout agreement of consecutive keyframes at the same place and light (the text never gives the layout)."
+    r = random.Random(seed)
+    shots, scenes = [], []
+    for k in range(pairs):
+        place, light = list(PLACES)[k % len(PLACES)], r.choice(list(LIGHTS))
+        for j in range(2):
+            s = Scene(place, light, 0, [Figure(r.choice(list(COLOURS)), r.choice(SHAPES))])
+            shots.append(world_shot(len(shots), s, [NAMES[len(shots) % len(NAMES)]]))
+            scenes.append(s)
+    kw = dict(identity_scale=0.0, seed=seed)
+    if prev_scale is not None:
+        kw["prev_scale"] = prev_scale
+    ims = keyframes_of(shots, models, run_dir, **kw)
+    agree = [layout_agreement(ims[2 * k], ims[2 * k + 1], scenes[2 * k].place, *read_place(ims[2 * k])[1:],
+                              read_place(ims[2 * k + 1])[1]) for k in range(pairs)]  # fmt: skip
+    return dict(agreement=float(np.mean(agree)), per_pair=agree, images=ims)
+
+
+def token_attention(models, run_dir, scene: Scene, word: str, seed: int = 0) -> dict:
+    "The text-branch attention map of `word`'s token over a keyframe of `scene`, and its mass inside the character's oracle mask."
+    import torch
+    import torch.nn.functional as F
+    from vgot.attention import AttentionStore
+    from vgot.core import RunStore, Script
+    from vgot.keyframes import KeyframeConfig, generate_keyframes, fit_shot_prompt, token_budget
+
+    shot = world_shot(0, scene, ["Pip"])
+    cfg = KeyframeConfig.from_preset(models.preset, identity_scale=0.0, prev_scale=0.0, seed=seed)
+    store, att = RunStore(run_dir), AttentionStore(rows=slice(1, 2))
+    (kf,) = generate_keyframes(Script(title="world", shots=[shot]), models, cfg, store, attention_store=att)
+    im = np.asarray(Image.open(store.path(kf.image)).convert("RGB"))
+    tok = models.t2i.tokenizer
+    prompt, _ = fit_shot_prompt(shot, *token_budget(models.t2i))
+    ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids
+    k = tok.convert_ids_to_tokens(ids).index(word)
+    m = att.aggregate("text", run=0)[0, k][None, None]  # (1, 1, h, w)
+    m = F.interpolate(m, size=im.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
+    cs = read_characters(im)
+    mask = cs[0]["mask"] if cs else np.zeros(im.shape[:2], bool)
+    return dict(map=m, image=im, mask=mask, inside=float(m[mask].sum() / m.sum()), area=float(mask.mean()))
