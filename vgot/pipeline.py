@@ -71,7 +71,7 @@ from tqdm.auto import tqdm
 from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
 import re, warnings
 from .script import ScriptWarning, ShotLimitWarning
-from .core import decode_json, nesting_depth, parse_json, read_nofollow, show_value
+from .core import check_run_folder, decode_json, guarded_path, nesting_depth, parse_json, read_nofollow, show_value
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'EXECUTORS', 'EXECUTION_SETTINGS', 'RAY_KINDS', 'MAX_SEED', 'RAY_MISSING',
@@ -1219,7 +1219,7 @@ def batch_story(
                     log_output=False,
                 )
             finally:
-                shutil.copyfile(tmp, run_dir / "generate.ipynb.partial") if not (
+                shutil.copyfile(tmp, guarded_path(run_dir, "generate.ipynb.partial")) if not (
                     run_dir / "generate.ipynb"
                 ).exists() and tmp.exists() and tmp.stat().st_size else None
         (run_dir / "generate.ipynb.partial").unlink(missing_ok=True)
@@ -1304,11 +1304,13 @@ def run_batch(
         run_dir = out_dir / (
             p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")
         )  # fox.txt + fox.md: fox_txt, fox_md
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_run_folder(run_dir)  # every story's folder is checked before the first is made
         params = dict(
             story=str(p.resolve()), preset=preset, run_dir=str(run_dir.resolve()), seed=seed, **(parameters or {})
         )
         jobs.append((p.resolve(), run_dir.resolve(), params))
+    for _, run_dir, _ in jobs:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     def say(row):
         if not quiet:
