@@ -53,6 +53,7 @@ def test_sigkill_at_random_moments_then_resume_is_frame_identical(reference_run,
     r = subprocess.run(vgot_cmd("run", STORY, "--run-dir", run, "--seed", 5, "--quiet"), capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     check_no_truncated(run)
+    assert not [p for p in run.rglob(".*.tmp*")], "the resume left a killed run's temporaries behind"
     a, _ = read_video(reference_run / "final.mp4"); b, _ = read_video(run / "final.mp4")
     assert a.shape == b.shape and np.array_equal(a, b), f"resumed video differs (killed in {sorted(stages_killed)})"
 

@@ -152,7 +152,11 @@ def test_story_identity_images_checked_and_used(tmp_path):
     story = Story("Ada climbs the stairs. Ada lights the lamp.", "L", [Character("Ada", "a keeper", "ada.png")])
     with pytest.raises(VgotError, match="story: cast.Ada.identity_image = 'ada.png' does not exist"):
         generate_script(story, RulePlanner(), ScriptConfig(), store)
-    (store.assets_dir / "ada.png").write_bytes(b"\x89PNG")
+    (store.assets_dir / "ada.png").write_bytes(b"\x89PNG")        # a PNG's first bytes are not an image
+    with pytest.raises(VgotError, match="cast Ada: identity_image .*ada.png: not a readable image"):
+        generate_script(story, RulePlanner(), ScriptConfig(), store)
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(store.assets_dir / "ada.png")
     sc = generate_script(story, RulePlanner(), ScriptConfig(), store)
     assert all(s.identity_refs == {"Ada": "ada.png"} for s in sc.shots)
 

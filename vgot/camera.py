@@ -795,7 +795,7 @@ class CameraTrainConfig(StageConfig):
     n_frames: int = setting(8, lo=2, hi=1024)  # frames per training clip
     width: int = setting(32, lo=8, hi=4096)  # clip width (pixels)
     height: int = setting(32, lo=8, hi=4096)  # clip height (pixels)
-    cam_dim: int = setting(64, lo=1)  # D, size of e_cam
+    cam_dim: int = setting(64, lo=1, hi=4096)  # D, size of e_cam
     n_freqs: int = setting(4, lo=0, hi=64)  # Fourier frequencies of the camera features
     scale: float = setting(1.0, lo=0.0, hi=10.0)  # λ_cam
     max_pan: float = setting(0.3, lo=0.0, hi=1.0)  # |pan| of the random motions
@@ -809,7 +809,7 @@ class CameraTrainConfig(StageConfig):
     motion_bucket_id: int = setting(127, lo=0, hi=1023)  # SVD micro-conditioning
     noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # noise added to the conditioning image
     save_every: int = setting(20, lo=1)  # checkpoint every this many steps (and at the end)
-    n_eval: int = setting(4, lo=1)  # fixed clips for the evaluation loss
+    n_eval: int = setting(4, lo=1, hi=1024)  # fixed clips for the evaluation loss
     seed: int = setting(0, lo=0)  # base seed: each step's data and noise derive from it, so a resumed run matches
     gradient_checkpointing: bool = (
         False  # recompute each UNet block's activations in the backward pass: less memory, more time

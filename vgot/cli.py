@@ -13,6 +13,8 @@ from typing import Optional
 import vgot
 from .core import RunStore, Script, ShotClip, Story, StageConfig, VgotError, choose_device, choose_dtype
 from .core import atomic_write_json, atomic_write_text, preset_defaults
+import contextlib, signal, threading
+from .core import decode_json, parse_json, read_guarded
 from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
 from vgot.script import (
     PLANNERS,
@@ -254,7 +256,7 @@ def cmd_transitions(args) -> int:
     store, script, preset = _run_folder(args)
     clips = []
     for i in range(len(script.shots)):
-        p = store.root / f"shots/{i:03d}.json"
+        p = store.path(f"shots/{i:03d}.json")
         if not p.exists():
             raise VgotError(f"{p}: not found; make the shots first (shot {i} of {len(script.shots)})")
         clips.append(ShotClip.load(p))
@@ -335,6 +337,16 @@ def _extractors(args, run_dir: Optional[Path] = None) -> Extractors:
 def _is_run(p: Path) -> bool:
     return p.is_dir() and (p / "script.json").is_file()
 
+# %% ../nbs/08_cli.ipynb #5b1a0269
+def _refuse_unreadable(res: dict):
+    "One error line per input that is no readable video (a shot, or a transition of a run); raises after the last."
+    bad = [s["error"] for s in res["shots"] if "error" in s]
+    bad += [r for j in res["joints"] for r in [(j.get("reasons") or {}).get("joint_smoothness", "")] if "not a readable video" in r]
+    for msg in bad[:-1]:
+        print(f"vgot: error: {msg}", file=sys.stderr)
+    if bad:
+        raise VgotError(bad[-1] + (f" ({len(bad)} inputs are not readable videos; nothing was written)" if len(bad) > 1 else ""))
+
 # %% ../nbs/08_cli.ipynb #67877c39
 def _evaluate_paths(args, cfg: MetricsConfig, paths: list) -> tuple[dict, Path]:
     "(result, default output path) for a run folder or videos."
@@ -359,12 +371,9 @@ def _evaluate_paths(args, cfg: MetricsConfig, paths: list) -> tuple[dict, Path]:
 def _compare_sources(p: Path) -> list[tuple[str, dict]]:
     "(name, evaluation) pairs from a run folder's or a file's metrics.json, or a protocol table (one pair per row)."
     f = p if p.is_file() else p / "metrics.json"
-    if not f.is_file():
+    if not f.is_file() and not f.is_symlink():
         return []
-    try:
-        d = json.loads(f.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise VgotError(f"{f}: not valid JSON ({e})") from None
+    d = decode_json(read_guarded(f.parent, f.name), str(f))  # never through a symlink
     if isinstance(d, dict) and d.get("vgot_protocol") == 1:
         return [(f"{r.get('name', '?')}", {"protocol_row": r}) for r in d.get("rows", []) if isinstance(r, dict)]
     return [(p.name if p.name != "metrics.json" else p.parent.name, load_metrics(f))]
@@ -429,13 +438,15 @@ def cmd_eval(args) -> int:
         return _eval_protocol(args, cfg)
     if not args.paths:
         raise VgotError("eval: give a run folder or videos to evaluate (or --compare RUN_A RUN_B)")
-    res, default = _evaluate_paths(args, cfg, args.paths)
-    out = write_metrics(res, args.out or default, cfg.plots)
-    print(format_summary(res) if not args.quiet else face_counts(res))
-    print(f"wrote {out}" + (f" and {', '.join(res['plots'])}" if res["plots"] else ""))
     run = Path(args.paths[0])
-    if _is_run(run) and not args.out:
-        print(f"report: {refresh_report(run)}")  # the run's report shows the new metrics
+    with RunStore(run, create=False).lock() if _is_run(run) else contextlib.nullcontext():  # no run writes meanwhile
+        res, default = _evaluate_paths(args, cfg, args.paths)
+        _refuse_unreadable(res)  # before metrics.json: no metrics of videos that are not there
+        out = write_metrics(res, args.out or default, cfg.plots)
+        print(format_summary(res) if not args.quiet else face_counts(res))
+        print(f"wrote {out}" + (f" and {', '.join(res['plots'])}" if res["plots"] else ""))
+        if _is_run(run) and not args.out:
+            print(f"report: {refresh_report(run)}")  # the run's report shows the new metrics
     return 0
 
 # %% ../nbs/08_cli.ipynb #1870c430
@@ -512,16 +523,26 @@ def _story_arg(args) -> Path:
 def _previous_config(run_dir: Path) -> Optional[dict]:
     "The settings a run folder was last run with (run.json), if any."
     try:
-        m = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        m = decode_json(read_guarded(run_dir, "run.json"), "run.json")
+    except (OSError, VgotError):  # none, a symlink or corrupt: RunStore says which when the run opens it
         return None
     return m.get("config") if isinstance(m, dict) and isinstance(m.get("config"), dict) else None
+
+# %% ../nbs/08_cli.ipynb #5308cafd
+def _check_remembered(cfg: RunConfig, run_json: Path, given: set):
+    "Validate a run's settings; an error in one the command line did not give is run.json's, and says so."
+    try:
+        cfg.validate()
+    except VgotError as e:
+        if any(str(e).startswith(g) for g in given):
+            raise
+        raise VgotError(f"{run_json}: config: {e}; fix or remove the file (vgot run: or pass --reset-settings)") from None
 
 # %% ../nbs/08_cli.ipynb #17bcdc78
 def cmd_run(args) -> int:
     story = _story_arg(args)
     name = story.parent.name if story.name == VGOT_FILE else story.stem  # VGoT's script: the story folder's name
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / name
+    run_dir = Path(args.run_dir) if args.run_dir is not None else Path("runs") / name
     prev = None if args.reset_settings or args.overwrite else _previous_config(run_dir)
     cfg = RunConfig.from_dict(prev) if prev else RunConfig()  # the run's own settings stick; given ones change them
     for k in ("preset", "seed", "device", "dtype", "planner", "fps", "executor", "ray_address"):
@@ -531,6 +552,9 @@ def cmd_run(args) -> int:
         cfg.evaluate = True
     for a in args.set or []:
         cfg.set(a)
+    if prev:
+        given = {k for k in ("preset", "seed", "device", "dtype", "planner", "fps", "executor", "ray_address") if getattr(args, k) is not None}
+        _check_remembered(cfg, run_dir / "run.json", given | {a.split("=")[0].split(".")[0] for a in args.set or []})
     if prev and not args.quiet:
         ch = cfg.changes(prev)
         print(
@@ -601,7 +625,7 @@ def cmd_resume(args) -> int:
         raise VgotError(
             f"{args.run_dir}: no run to resume (no story.json or script.json); start one with `vgot run STORY`"
         )
-    cfg = (
+    cfg = (  # run.json's shape is checked by RunStore; its values by _check_remembered
         RunConfig.from_dict(store.manifest["config"])
         if "config" in store.manifest
         else RunConfig(preset=store.manifest.get("preset") or "tiny")
@@ -609,17 +633,17 @@ def cmd_resume(args) -> int:
     for k in ("executor", "ray_address"):  # given: they replace the remembered ones (no artifact depends on them)
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
+    _check_remembered(cfg, store.manifest_path, {k for k in ("executor", "ray_address") if getattr(args, k) is not None})
     return _print_result(VGoT(cfg).generate(story, args.run_dir, force=tuple(args.force or ()), quiet=args.quiet))
 
 # %% ../nbs/08_cli.ipynb #112c77c1
 def cmd_batch(args) -> int:
     params = {}
     for a in args.param or []:
-        k, _, v = a.partition("=")
-        try:
-            params[k] = json.loads(v)
-        except json.JSONDecodeError:
-            params[k] = v
+        k, eq, v = a.partition("=")
+        if not eq or not k.strip():
+            raise VgotError(f"-p {a!r}: expected NAME=VALUE, e.g. -p camera=warp")
+        params[k] = parse_json(v, f"-p {k}", lenient=True)
     rows = run_batch(
         args.stories_dir,
         args.out,
@@ -691,6 +715,11 @@ def quiet_libraries():
             sys.modules[mod].utils.logging.set_verbosity_error()
             sys.modules[mod].utils.logging.disable_progress_bar()
 
+# %% ../nbs/08_cli.ipynb #78288567
+def _interrupt(signum, frame):
+    "SIGTERM as Ctrl-C: the run stops through its `finally` blocks (temporaries removed, ffmpeg waited for or killed)."
+    raise KeyboardInterrupt
+
 # %% ../nbs/08_cli.ipynb #a5cf8d47
 def main(argv: Optional[list[str]] = None) -> int:
     "Run the vgot command line; returns the exit code."
@@ -705,7 +734,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     )  # restored at the end: main() may run inside a notebook or test
     if getattr(args, "quiet", False):
         quiet_libraries()
+    old_term = (
+        signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
+        if getattr(args, "run_dir", None) is not None and not str(args.run_dir).strip():
+            raise VgotError("--run-dir is empty; give a folder, e.g. --run-dir runs/story")
         return int(args.func(args) or 0)
     except VgotError as e:
         if args.debug:
@@ -722,6 +756,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("vgot: interrupted", file=sys.stderr)
         return 130
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         if os.environ != env:
             os.environ.clear()
             os.environ.update(env)

@@ -13,14 +13,17 @@ from typing import Any, ClassVar, Iterator, Optional
 import numpy as np
 
 # %% auto #0
-__all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'PRESET_REGISTRY', 'MAX_IMAGE_PIXELS',
-           'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text', 'check_relpath', 'resolve_inside',
-           'Artifact', 'CameraMotion', 'Character', 'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt',
-           'Story', 'Keyframe', 'ShotClip', 'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig',
-           'file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors',
-           'load_tensors', 'to_uint8_frames', 'write_video', 'read_video', 'save_image', 'load_image', 'file_sha256',
-           'hash_inputs', 'package_versions', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator',
-           'choose_device', 'choose_dtype']
+__all__ = ['MAX_NESTING', 'PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'PRESET_REGISTRY',
+           'MAX_IMAGE_PIXELS', 'RUN_NAMES', 'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text',
+           'nesting_depth', 'show_value', 'parse_json', 'strip_controls', 'check_template', 'check_relpath',
+           'resolve_inside', 'read_nofollow', 'guarded_path', 'read_guarded', 'decode_json', 'Artifact', 'CameraMotion',
+           'Character', 'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt', 'Story', 'Keyframe',
+           'ShotClip', 'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig', 'file_mode',
+           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors',
+           'load_tensors', 'to_uint8_frames', 'write_video', 'not_a_video', 'read_video', 'save_image', 'load_image',
+           'file_sha256', 'hash_inputs', 'package_versions', 'check_run_folder', 'open_lock_file',
+           'remove_orphan_temporaries', 'manifest_problem', 'RunStore', 'derive_seed', 'seed_everything',
+           'make_generator', 'choose_device', 'choose_dtype']
 
 # %% ../nbs/00_core.ipynb #83bb1c6e
 class VgotError(Exception):
@@ -73,6 +76,90 @@ def check_text(name: str, value, allow_empty: bool = False, max_len: int = 4000)
     if len(value) > max_len:
         raise ValidationError(name, value[:40] + "...", f"is longer than {max_len} characters")
 
+# %% ../nbs/00_core.ipynb #4b584522
+MAX_NESTING = 32  # lists and mappings inside each other: no setting, story or artifact needs more
+
+
+def nesting_depth(value, limit: int = MAX_NESTING) -> int:
+    "How deeply lists and mappings nest in `value` (0 for a scalar), counted without recursion; stops past `limit`."
+    depth, stack, seen = 0, [(value, 1)], {}
+    while stack:
+        v, d = stack.pop()
+        if not isinstance(v, (list, tuple, dict)) or seen.get(id(v), 0) >= d:
+            continue  # a YAML alias shares its node: each node is walked once at its deepest place
+        seen[id(v)], depth = d, max(depth, d)
+        if d > limit:
+            return d
+        stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return depth
+
+# %% ../nbs/00_core.ipynb #597d70c3
+def show_value(v, limit: int = 60) -> str:
+    "`repr(v)` cut to `limit` characters, for one-line errors (never fails, even on a 5,000-digit integer)."
+    try:
+        r = repr(v)
+    except ValueError:  # an int too long to convert
+        r = f"<a number of more than {limit} digits>"
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+# %% ../nbs/00_core.ipynb #c4946dba
+def _json_depth(text: str) -> int:
+    "The deepest bracket nesting of JSON text (brackets inside strings not counted), without parsing it."
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text).encode("utf-8", "replace")
+    a = np.frombuffer(s, dtype=np.uint8)
+    step = np.isin(a, (91, 123)).astype(np.int64) - np.isin(a, (93, 125))
+    return int(np.cumsum(step).max()) if len(a) else 0
+
+
+def parse_json(text: str, where: str, max_depth: int = MAX_NESTING, lenient: bool = False):
+    "JSON text as a value, or one error line naming `where`: bad syntax, nesting over `max_depth`, a number too long."
+    import sys
+
+    depth = _json_depth(text)
+    if depth > max_depth:
+        raise VgotError(f"{where}: the value nests {depth:,} levels deep; at most {max_depth} are allowed")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        if lenient:
+            return text  # not JSON: the text itself (e.g. --set shots.camera=warp)
+        raise VgotError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except (ValueError, RecursionError):  # Python refuses to convert integers of more than 4,300 digits
+        raise VgotError(
+            f"{where}: a number has more than {sys.get_int_max_str_digits():,} digits; no setting or story needs one"
+        ) from None
+
+# %% ../nbs/00_core.ipynb #b26fb3da
+_CONTROLS = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves (ESC [ ... m)
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, hyperlinks
+    r"|\x1b[@-Z\\-_]?"  # any other escape
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # C0 and C1 control characters but tab and newline
+)
+
+
+def strip_controls(text: str) -> str:
+    "Text without terminal escape sequences and control characters (newlines and tabs kept)."
+    return _CONTROLS.sub("", text)
+
+# %% ../nbs/00_core.ipynb #ef5a5886
+def check_template(name: str, value, allowed: tuple):
+    "Raise unless `value` is a format string whose only fields are `{field}` for the names in `allowed`."
+    import string
+
+    check_text(name, value, allow_empty=True)
+    show = ", ".join("{" + a + "}" for a in allowed)
+    try:
+        parts = list(string.Formatter().parse(value))
+    except ValueError as e:
+        raise ValidationError(name, value, f"is not a template ({e}); write {{{{ and }}}} for braces, fields: {show}") from None
+    for _, field_name, spec, conv in parts:
+        if field_name is None:
+            continue
+        if field_name not in allowed or spec or conv:
+            used = "{" + field_name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise ValidationError(name, value, f"uses {used}; only {show} may appear (no attributes, indexes or formats)")
+
 # %% ../nbs/00_core.ipynb #e8652977
 def check_relpath(name: str, value, allow_none: bool = False):
     "Raise unless `value` is a relative POSIX path without `..`, empty parts or a drive."
@@ -97,9 +184,67 @@ def resolve_inside(base, rel: str, name: str = "path", must_exist: bool = True) 
     p = (base / rel).resolve()
     if p != base and base not in p.parents:
         raise ValidationError(name, rel, f"resolves outside {base} (symlink?)")
+    if any((base / Path(*PurePosixPath(rel).parts[: i + 1])).is_symlink() for i in range(len(PurePosixPath(rel).parts))):
+        raise ValidationError(name, rel, "is reached through a symbolic link; only plain files and folders are read")
     if must_exist and not p.exists():
         raise ValidationError(name, rel, f"does not exist in {base}")
     return p
+
+# %% ../nbs/00_core.ipynb #c83f4673
+def read_nofollow(path, max_bytes: Optional[int] = None) -> bytes:
+    "The bytes of the regular file `path`, opened without following a symlink (a FIFO, device or folder is refused)."
+    import stat
+
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise VgotError(f"{path}: not found") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP or path.is_symlink():
+            raise VgotError(f"{path}: is a symbolic link; vgot does not read a run's files through one (remove it)") from None
+        raise VgotError(f"{path}: cannot read it ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise VgotError(f"{path}: not a regular file ({'a folder' if stat.S_ISDIR(st.st_mode) else 'a special file'})")
+    with os.fdopen(fd, "rb") as f:
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise VgotError(f"{path}: {st.st_size:,} bytes is over the {max_bytes:,}-byte limit for this file")
+        return f.read()
+
+
+def guarded_path(root, rel: str, name: str = "path") -> Path:
+    "`root/rel`, refusing a symlink in any part below `root` and anything that resolves outside `root`."
+    check_relpath(name, rel)
+    root = Path(root)
+    p = root
+    for part in PurePosixPath(rel).parts:
+        p = p / part
+        if p.is_symlink():
+            raise VgotError(f"{p}: is a symbolic link; vgot never reads or writes a run's files through one (remove it)")
+    base, real = root.resolve(), p.resolve()
+    if real != base and base not in real.parents:
+        raise VgotError(f"{p}: resolves outside the run folder {base}; refusing to read or write it")
+    return p
+
+
+def read_guarded(root, rel: str, name: str = "path", max_bytes: Optional[int] = None) -> bytes:
+    "The one way to read a run folder's file: `guarded_path`, then `read_nofollow`."
+    return read_nofollow(guarded_path(root, rel, name), max_bytes)
+
+
+def decode_json(data: bytes, where: str, max_depth: int = MAX_NESTING):
+    "The JSON value of a file's bytes, or one line saying what is wrong with it and what to do."
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise VgotError(f"{where}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); fix or remove the file") from None
+    try:
+        return parse_json(text, where, max_depth)
+    except VgotError as e:
+        raise VgotError(f"{e}; fix or remove the file") from None
 
 # %% ../nbs/00_core.ipynb #2062b5cb
 def _hints(cls):
@@ -144,20 +289,17 @@ class Artifact:
 
     @classmethod
     def from_json(cls, s: str):
-        try:
-            d = json.loads(s)
-        except json.JSONDecodeError as e:
-            raise VgotError(f"{cls.__name__}: not valid JSON: {e}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(parse_json(s, cls.__name__))
 
     @classmethod
     def load(cls, path):
         "Read and validate an artifact from a JSON file; errors name the file."
         path = Path(path)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise VgotError(f"{path}: not found")
+        d = decode_json(read_nofollow(path), str(path))  # never through a symlink; bytes that are not JSON: one line
         try:
-            return cls.from_json(path.read_text(encoding="utf-8"))
+            return cls.from_dict(d)
         except ValidationError as e:
             raise e.at(str(path)) from None
         except VgotError as e:
@@ -390,10 +532,12 @@ class Story(Artifact):
         check_text("text", self.text, max_len=200_000)
         check_text("title", self.title, max_len=200)
         check_type("cast", self.cast, list)
-        names = [c.name for c in self.cast]
-        dup = {n for n in names if names.count(n) > 1}
+        if not re.search(r"\w", self.text):
+            raise ValidationError("text", self.text[:40], "has no words (only punctuation or symbols); write the story in sentences")
+        names = [c.name.casefold() for c in self.cast]
+        dup = {c.name for c in self.cast if names.count(c.name.casefold()) > 1}
         if dup:
-            raise ValidationError("cast", sorted(dup), "has duplicate names")
+            raise ValidationError("cast", sorted(dup), "has duplicate names (names differing only in case are one character)")
         if self.script is not None:
             check_type("script", self.script, Script)
             try:
@@ -769,12 +913,44 @@ def write_video(path, frames, fps: float, crf: int = 18) -> int:
                 w.close()
     return n
 
+# %% ../nbs/00_core.ipynb #b195a8c7
+_STILL_IMAGES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"BM", "a BMP image"),
+                 (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"))
+
+
+def not_a_video(path) -> Optional[str]:
+    "Why the file at `path` is plainly no video (empty, or a still image that a decoder would read as one frame), else None."
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "it is a WebP image, not a video"
+    return next((f"it is {kind}, not a video" for magic, kind in _STILL_IMAGES if head.startswith(magic)), None)
+
+
+def _probe_video(path):
+    "Open the container with PyAV (which prints nothing) and refuse it without a video stream: decord would print its own errors."
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise VgotError(f"{path}: not a readable video (it has no video stream)")
+    except VgotError:
+        raise
+    except Exception as e:
+        raise VgotError(f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
 # %% ../nbs/00_core.ipynb #3250b17e
 def read_video(path) -> tuple[np.ndarray, float]:
     "Read a video as uint8 frames (F, H, W, 3) and its fps (decord, else PyAV)."
     path = Path(path)
     if not path.exists():
         raise VgotError(f"{path}: not found")
+    if path.is_file() and (why := not_a_video(path)):  # decoders read a PNG as a one-frame video
+        raise VgotError(f"{path}: not a readable video ({why})")
+    _probe_video(path)
     try:
         import decord
 
@@ -879,6 +1055,109 @@ def package_versions(names=("vgot", "torch", "diffusers", "transformers", "gpyto
             out[n] = None
     return out
 
+# %% ../nbs/00_core.ipynb #b1ef5776
+RUN_NAMES = (".lock", "run.json", "run.log", "story.json", "script.json", "assets", "keyframes", "shots",
+             "transitions", "final.mp4", "storyboard.png", "report.html", "metrics.json", "metrics_shots.png",
+             "metrics_joints.png", "vgot", "generate.ipynb", "generate.ipynb.partial", "vgot_protocol.json",
+             "vgot_protocol.md")  # what vgot writes into a run folder
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")  # atomic_path's temporaries
+
+
+def check_run_folder(root) -> Path:
+    "`root` if it can be a run folder (new, empty, made by vgot, or holding only vgot's names), else one clear error."
+    if not str(root).strip():
+        raise VgotError("the run folder is an empty name; give a folder, e.g. --run-dir runs/story")
+    root = Path(root)
+    if not root.exists():
+        return root
+    if not root.is_dir():
+        raise VgotError(f"{root}: not a folder; a run folder must be a folder vgot made, or a new or empty one")
+    if (root / "run.json").is_file() and not (root / "run.json").is_symlink():
+        return root
+    try:
+        other = sorted(p.name for p in root.iterdir() if p.name not in RUN_NAMES and not _TMP_NAME.match(p.name))
+    except OSError as e:
+        raise VgotError(f"{root}: cannot list the folder ({e.strerror})") from None
+    if other:
+        more = f" and {len(other) - 3} more" if len(other) > 3 else ""
+        raise VgotError(
+            f"{root}: not a vgot run folder (it holds {', '.join(other[:3])}{more} and no run.json); "
+            "use a new or empty folder as --run-dir"
+        )
+    return root
+
+
+def open_lock_file(path) -> int:
+    "A file descriptor of the lock file: created with O_EXCL, else reopened with O_NOFOLLOW; a plain file of one link."
+    import stat
+
+    path, flags = Path(path), os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, file_mode())  # O_EXCL: never through a planted symlink
+    except FileExistsError:
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+        except OSError as e:
+            why = "is a symbolic link" if e.errno == errno.ELOOP or path.is_symlink() else f"cannot be opened ({e.strerror})"
+            raise VgotError(f"{path}: the run folder's lock file {why}; remove it") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise VgotError(f"{path}: the run folder's lock file is not a plain file (a hard link or special file); remove it")
+    return fd
+
+
+def remove_orphan_temporaries(root, keep: tuple = ("generate.ipynb",)) -> list[str]:
+    "Delete what killed writes left in the run folder (atomic_path's `.NAME.XXXXXXXX.tmp.EXT`); their run paths."
+    root, gone = Path(root), []  # `keep`: files written by the process that started this one (vgot batch's notebook)
+    for dirpath, dirnames, filenames in os.walk(root):  # os.walk never descends into a symlinked folder
+        for f in filenames:
+            p = Path(dirpath) / f
+            m = _TMP_NAME.match(f)
+            if m and m['name'] not in keep and not p.is_symlink() and p.is_file():
+                p.unlink(missing_ok=True)
+                gone.append(p.relative_to(root).as_posix())
+    return sorted(gone)
+
+# %% ../nbs/00_core.ipynb #99596bed
+def _kind(v) -> str:
+    "What a JSON value is, in words (for errors)."
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true/false"
+    return {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def manifest_problem(m) -> Optional[str]:
+    "What is wrong with the shape of a run.json value, in words (None when nothing is)."
+    if not isinstance(m, dict):
+        return f"must be a mapping, found {_kind(m)}"
+    if "artifacts" not in m:
+        return "not a vgot manifest (it has no `artifacts`)"
+    for key, tp in (("artifacts", dict), ("stages", dict), ("config", dict), ("seeds", dict), ("preset", str)):
+        if key in m and not isinstance(m[key], tp) and not (key == "preset" and m[key] is None):
+            return f"`{key}` must be {_kind(tp())}, found {_kind(m[key])}"
+    for name, rec in m["artifacts"].items():
+        if not isinstance(rec, dict):
+            return f"`artifacts.{name}` must be a mapping, found {_kind(rec)}"
+        files, sums = rec.get("files"), rec.get("sha256") or {}
+        if not isinstance(rec.get("inputs"), str):
+            return f"`artifacts.{name}.inputs` must be a string, found {_kind(rec.get('inputs'))}"
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            return f"`artifacts.{name}.files` must be a list of run paths, found {_kind(files)}"
+        if not isinstance(sums, dict):
+            return f"`artifacts.{name}.sha256` must be a mapping, found {_kind(sums)}"
+        for f in files:
+            try:
+                check_relpath(f"artifacts.{name}.files", f)
+            except ValidationError as e:
+                return f"`{e.field}` holds {f!r}, which {e.problem.split(';')[0]}"
+    for name, st in m.get("stages", {}).items():
+        if not isinstance(st, dict):
+            return f"`stages.{name}` must be a mapping, found {_kind(st)}"
+    return None
+
 # %% ../nbs/00_core.ipynb #b9ee42a7
 class RunStore:
     "A run folder: paths of every artifact, atomic writes, and the manifest `run.json`."
@@ -886,6 +1165,7 @@ class RunStore:
     def __init__(self, root, create: bool = True):
         self.root = Path(root)
         if create:
+            check_run_folder(self.root)  # a folder vgot made, or a new or empty one: never --run-dir /etc
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -899,30 +1179,29 @@ class RunStore:
     def _read_manifest(self) -> dict:
         if not self.manifest_path.exists():
             return {"vgot_run": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "artifacts": {}, "stages": {}}
-        try:
-            m = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise VgotError(
-                f"{self.manifest_path}: corrupt manifest ({e}); move it away to start the run afresh"
-            ) from None
-        if not isinstance(m, dict) or "artifacts" not in m:
-            raise VgotError(f"{self.manifest_path}: not a vgot manifest")
+        m = decode_json(self.read_bytes("run.json"), str(self.manifest_path))
+        problem = manifest_problem(m)
+        if problem:
+            raise VgotError(f"{self.manifest_path}: {problem}; fix or remove the file (without it every stage is redone)")
         m.setdefault("stages", {})
         return m
 
     # --- layout -------------------------------------------------------------------------------
     def path(self, rel: str) -> Path:
         "The path of a run-relative path, refusing anything outside the run folder, symlinks that lead out included."
-        check_relpath("path", rel)
-        p, base = self.root / rel, self.root.resolve()
-        real = p.resolve()
-        if real != base and base not in real.parents:
-            raise VgotError(f"{p}: resolves outside the run folder {base} (a symlink?); refusing to read or write it")
-        return p
+        return guarded_path(self.root, rel)
+
+    def read_bytes(self, rel: str) -> bytes:
+        "The bytes of a run file: no symlink, nothing outside the run folder (see `read_guarded`)."
+        return read_guarded(self.root, rel)
+
+    def load(self, cls, rel: str):
+        "Artifact `cls` from its JSON file at run path `rel`, read through `read_bytes`."
+        return cls.load(self.path(rel))
 
     @property
     def script_path(self) -> Path:
-        return self.root / "script.json"
+        return self.path("script.json")
 
     @property
     def assets_dir(self) -> Path:
@@ -939,6 +1218,7 @@ class RunStore:
 
     def asset(self, rel: str, must_exist: bool = True) -> Path:
         "Resolve an identity-image path inside assets/characters/, refusing paths that leave it."
+        guarded_path(self.root, "assets/characters", "identity_image")  # the folder itself is no symlink
         self.assets_dir.mkdir(parents=True, exist_ok=True)
         return resolve_inside(self.assets_dir, rel, "identity_image", must_exist)
 
@@ -1021,7 +1301,7 @@ class RunStore:
         "Hold the run folder for this process: a second run on it gets 'run folder in use by PID N' (the OS drops the lock with the process)."
         import fcntl
 
-        f = open(self.root / ".lock", "a+")
+        f = os.fdopen(open_lock_file(self.root / ".lock"), "r+")
         try:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -1037,6 +1317,7 @@ class RunStore:
             f.truncate()
             f.write(str(os.getpid()))
             f.flush()
+            remove_orphan_temporaries(self.root)  # what a killed run left half-written: only this process writes now
             yield self
         finally:
             f.close()

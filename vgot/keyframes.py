@@ -31,6 +31,7 @@ from vgot.core import (
     check_type,
 )
 from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
+from .core import check_template
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 
 # %% auto #0
@@ -66,14 +67,7 @@ class KeyframeConfig(StageConfig):
         for n in ("width", "height"):
             if getattr(self, n) % 8:
                 raise ValidationError(n, getattr(self, n), "must be a multiple of 8 in [32, 4096]")
-        try:
-            self.portrait_prompt.format(name="Ada", description="a keeper")
-        except (KeyError, IndexError, ValueError, AttributeError) as e:
-            raise ValidationError(
-                "portrait_prompt",
-                self.portrait_prompt,
-                f"may use only {{name}} and {{description}} ({type(e).__name__}: {e})",
-            ) from None
+        check_template("portrait_prompt", self.portrait_prompt, ("name", "description"))  # no {name.__class__}, {name:>9999}
 
     def determining(self) -> dict:
         "The fields that change the output (the default IP-Adapter format left out: older runs keep their hashes)."

@@ -13,6 +13,7 @@ from typing import Callable, ClassVar, Optional, Sequence
 import numpy as np
 
 from .core import VgotError, Script, ShotClip, Transition, CameraMotion, read_video, resolve_inside, choose_device
+from .core import decode_json, guarded_path, read_guarded, read_nofollow
 from .core import atomic_path, atomic_write_json, atomic_write_text, load_image
 from .keyframes import identity_plan
 from .camera import camera_following
@@ -892,8 +893,8 @@ def evaluate_videos(
 def _run_preset(root: Path) -> Optional[str]:
     "The preset recorded in a run's run.json, if any."
     try:
-        return json.loads((root / "run.json").read_text(encoding="utf-8")).get("preset") or None
-    except (OSError, ValueError, AttributeError):
+        return decode_json(read_guarded(root, "run.json"), "run.json").get("preset") or None
+    except (OSError, VgotError, AttributeError):
         return None
 
 # %% ../nbs/06_metrics.ipynb #20c3e9c2
@@ -906,6 +907,7 @@ def _run_references(root: Path, plan: dict) -> tuple[dict, dict]:
                 continue
             try:
                 p = resolve_inside(root / "assets" / "characters", rel, f"{name}: identity image", must_exist=False)
+                guarded_path(root, f"assets/characters/{rel}", f"{name}: identity image")  # no symlink on the way
             except VgotError as e:
                 notes[name] = str(e)
                 continue
@@ -926,11 +928,11 @@ def evaluate_run(
     root = Path(run_dir)
     if not (root / "script.json").is_file():
         raise VgotError(f"{root}: not a vgot run folder (no script.json)")
-    script = Script.load(root / "script.json")
+    script = Script.load(guarded_path(root, "script.json"))  # every file of the run through the guarded path
     plan, _ = identity_plan(script)
     shots, missing = [], []
     for s in script.shots:
-        jp = root / "shots" / f"{s.index:03d}.json"
+        jp = guarded_path(root, f"shots/{s.index:03d}.json")
         if not jp.is_file():
             missing.append(s.index)
             continue
@@ -938,7 +940,7 @@ def evaluate_run(
         if clip.shot != s.index:
             raise VgotError(f"{jp}: shot = {clip.shot}, expected {s.index}")
         try:
-            path = resolve_inside(root, clip.video, f"{jp.name}: video")
+            path = guarded_path(root, clip.video, f"{jp.name}: video")
         except VgotError as e:
             raise VgotError(f"{jp}: {e}") from None
         who = plan[s.index][0][0] if plan.get(s.index) else None
@@ -950,14 +952,14 @@ def evaluate_run(
     for k in range(len(script.shots) - 1):
         if k not in have or k + 1 not in have:
             continue
-        jp = root / "transitions" / f"{k:03d}-{k + 1:03d}.json"
+        jp = guarded_path(root, f"transitions/{k:03d}-{k + 1:03d}.json")
         if not jp.is_file():
             joints.append(_JointSrc(k, k + 1, "cut", note="no transition artifact: evaluated as a cut"))
             continue
         t = Transition.load(jp)
         if (t.src, t.dst) != (k, k + 1):
             raise VgotError(f"{jp}: src/dst = {t.src}/{t.dst}, expected {k}/{k + 1}")
-        path = None if t.video is None else resolve_inside(root, t.video, f"{jp.name}: video")
+        path = None if t.video is None else guarded_path(root, t.video, f"{jp.name}: video")
         joints.append(_JointSrc(k, k + 1, t.mode, t.video, path))
     if extractors is None:
         preset = _run_preset(root)
@@ -1201,12 +1203,9 @@ def load_metrics(path) -> dict:
     "A metrics.json, from the file or from the run folder holding it."
     p = Path(path)
     p = p / "metrics.json" if p.is_dir() else p
-    if not p.is_file():
+    if not p.is_file() and not p.is_symlink():
         raise VgotError(f"{p}: not found; run `vgot eval {path}` first")
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise VgotError(f"{p}: not valid JSON ({e})") from None
+    d = decode_json(read_nofollow(p), str(p))  # never through a symlink
     if not isinstance(d, dict) or d.get("vgot_metrics") != 1:
         raise VgotError(f"{p}: not a vgot metrics file (no 'vgot_metrics': 1)")
     return d

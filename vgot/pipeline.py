@@ -69,14 +69,17 @@ from .core import choose_device, choose_dtype
 from .script import PLANNERS
 from tqdm.auto import tqdm
 from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
+import re, warnings
+from .script import ScriptWarning, ShotLimitWarning
+from .core import check_run_folder, decode_json, guarded_path, nesting_depth, parse_json, read_nofollow, show_value
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'EXECUTORS', 'EXECUTION_SETTINGS', 'RAY_KINDS', 'RAY_MISSING', 'RunConfig',
-           'assembly_parts', 'assemble_video', 'storyboard_figure', 'write_storyboard', 'write_report', 'assemble_run',
-           'RunResult', 'clear_run', 'VGoT', 'task_graph', 'task_graph_figure', 'TaskResult', 'TaskStore',
-           'KeyframeWorker', 'VideoWorker', 'assemble_task', 'import_ray', 'ray_plan', 'ray_connect', 'RayGraph',
-           'resources_dir', 'example_stories', 'example_story', 'default_run_notebook', 'refresh_report', 'batch_story',
-           'run_batch', 'format_table']
+__all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'EXECUTORS', 'EXECUTION_SETTINGS', 'RAY_KINDS', 'MAX_SEED', 'RAY_MISSING',
+           'BATCH_OWN', 'RunConfig', 'assembly_parts', 'assemble_video', 'storyboard_figure', 'write_storyboard',
+           'write_report', 'assemble_run', 'RunResult', 'clear_run', 'VGoT', 'task_graph', 'task_graph_figure',
+           'TaskResult', 'TaskStore', 'KeyframeWorker', 'VideoWorker', 'assemble_task', 'import_ray', 'ray_plan',
+           'ray_connect', 'RayGraph', 'resources_dir', 'example_stories', 'example_story', 'default_run_notebook',
+           'refresh_report', 'batch_story', 'check_batch', 'run_batch', 'format_table']
 
 # %% ../nbs/05_pipeline.ipynb #d8e8f726
 STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
@@ -97,6 +100,7 @@ STAGE_RECORDS = {
 EXECUTORS = ("local", "ray")
 EXECUTION_SETTINGS = ("executor", "ray_address", "ray_gpus", "ray_workers", "ray_retries")  # how, never what: no hash
 RAY_KINDS = ("t2i", "i2v", "assemble")  # the Ray workers' kinds, by the model they load
+MAX_SEED = 2**63 - 1  # torch's generators take seeds up to this
 
 
 @dataclass
@@ -126,10 +130,7 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         "Check every run-level setting before anything runs: what is wrong, and what is allowed."
-
-        get_preset(self.preset)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise VgotError(f"seed = {self.seed!r}: must be a whole number >= 0")
+        self._check_names_and_seed()
         choose_dtype(choose_device(self.device), self.dtype)
         if self.planner is not None and self.planner not in PLANNERS:
             raise VgotError(f"planner = {self.planner!r} is not one of {', '.join(PLANNERS)}")
@@ -138,16 +139,29 @@ class RunConfig:
                 isinstance(self.fps, bool)
                 or not isinstance(self.fps, (int, float))
                 or not math.isfinite(self.fps)
-                or not 0 < self.fps <= 240
+                or not 1 <= self.fps <= 240
             ):
-                raise VgotError(f"fps = {self.fps!r}: must be a number in (0, 240]")
+                raise VgotError(f"fps = {self.fps!r}: must be a number in [1, 240] (frames per second)")
         for s in STAGE_CONFIGS:
             if not isinstance(getattr(self, s), dict):
-                raise VgotError(f"{s} = {getattr(self, s)!r}: must be a mapping of settings")
+                raise VgotError(f"{s} = {show_value(getattr(self, s))}: must be a mapping of settings")
+        for k in (*STAGE_CONFIGS, "ray_gpus"):
+            if nesting_depth(getattr(self, k)) > 2:  # a setting's value is a number, a text or a short list
+                raise VgotError(f"{k}: a value nests more than 2 levels deep; settings are numbers, texts or flat lists")
         if not isinstance(self.evaluate, bool):
             raise VgotError(f"evaluate = {self.evaluate!r}: must be true or false")
         self._validate_execution()
         return self
+
+    def _check_names_and_seed(self):
+        "The preset, device, dtype and planner are names; the preset is known; the seed is in range."
+        for k in ("preset", "device", "dtype", "planner"):  # a mapping or a list here is no name at all
+            v = getattr(self, k)
+            if not (v is None and k == "planner") and (not isinstance(v, str) or not v.strip() or len(v) > 200):
+                raise VgotError(f"{k} = {show_value(v)}: must be a name (text), e.g. {RunConfig.__dataclass_fields__[k].default or 'rules'}")
+        get_preset(self.preset)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise VgotError(f"seed = {show_value(self.seed)}: must be a whole number in [0, {MAX_SEED}]")
 
     def _validate_execution(self):
         "The executor settings: allowed values, and Ray installed where it is asked for."
@@ -191,8 +205,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        d, kf = dict(d), dict(d.get("keyframes") or {})
-        if "ip_scale" in kf:  # renamed identity_scale: run.json files written before keep working
+        d, kf = dict(d), d.get("keyframes") or {}
+        if isinstance(kf, dict) and "ip_scale" in kf:
+            kf = dict(kf)  # renamed identity_scale: run.json files written before keep working
             kf.setdefault("identity_scale", kf.pop("ip_scale"))
             d["keyframes"] = kf
         names = {f.name for f in fields(cls)}
@@ -206,10 +221,7 @@ class RunConfig:
         if "=" not in assignment:
             raise VgotError(f"--set {assignment!r}: expected key=value, e.g. shots.camera=warp")
         key, raw = assignment.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
+        value = parse_json(raw, f"--set {key}", lenient=True)  # not JSON: the text; too deep or too long: one line
         section, _, sub = key.partition(".")
         if sub:
             if section not in STAGE_CONFIGS:
@@ -329,8 +341,14 @@ def write_storyboard(store: RunStore, script: Script, keyframes: list[Keyframe],
     save_image(store.path(out), Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 # %% ../nbs/05_pipeline.ipynb #795945a5
-def _data_uri(path: Path, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
+def _data_uri(store: RunStore, rel: str, mime: str) -> str:
+    "A run file as a data: URI, read through the store's guarded read (no symlink, nothing outside the run)."
+    return f"data:{mime};base64," + base64.b64encode(store.read_bytes(rel)).decode()
+
+
+def _html_text(s) -> str:
+    "Text for the report: HTML-escaped, and control characters (terminal escapes) shown as \\xNN instead of sent."
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", html.escape(str(s)))
 
 # %% ../nbs/05_pipeline.ipynb #1b3cf421
 def _metrics_rows(m, prefix=""):
@@ -378,7 +396,7 @@ def write_report(
     out: str = "report.html",
 ):
     "Write the self-contained HTML report of a run, atomically."
-    e = html.escape
+    e = _html_text
     rows = "".join(
         f"<tr><td>{s.index}</td><td>{s.duration:.1f}</td><td>{e(s.character)}</td><td>{e(s.background)}</td><td>{e(s.relation)}</td>"
         f"<td>{e(s.camera)}<br><small>pan {s.motion.pan:+.2f}, tilt {s.motion.tilt:+.2f}, zoom {s.motion.zoom:.2f}</small></td>"
@@ -394,13 +412,13 @@ def write_report(
     if final.exists():
         if final.stat().st_size <= embed_video_limit_mb * 2**20:
             parts.append(
-                f'<h2>Video</h2><video controls loop width="640" src="{_data_uri(final, "video/mp4")}"></video>'
+                f'<h2>Video</h2><video controls loop width="640" src="{_data_uri(store, "final.mp4", "video/mp4")}"></video>'
             )
         else:
             parts.append('<h2>Video</h2><video controls width="640" src="final.mp4"></video>')
     if store.path("storyboard.png").exists():
         parts.append(
-            f'<h2>Storyboard</h2><img style="max-width:100%" src="{_data_uri(store.path("storyboard.png"), "image/png")}">'
+            f'<h2>Storyboard</h2><img style="max-width:100%" src="{_data_uri(store, "storyboard.png", "image/png")}">'
         )
     parts.append(
         "<h2>Script</h2><table><tr><th>#</th><th>s</th><th>character</th><th>background</th><th>relation</th>"
@@ -408,20 +426,20 @@ def write_report(
     )
     if keyframes:
         imgs = "".join(
-            f'<figure><img width="192" src="{_data_uri(store.path(k.image), "image/png")}"><figcaption>shot {k.shot}, seed {k.seed}</figcaption></figure>'
+            f'<figure><img width="192" src="{_data_uri(store, k.image, "image/png")}"><figcaption>shot {k.shot}, seed {k.seed}</figcaption></figure>'
             for k in keyframes
         )
         parts.append(f'<h2>Keyframes</h2><div class="grid">{imgs}</div>')
     mp = store.path("metrics.json")
     if mp.exists():
         try:
-            m = json.loads(mp.read_text())
-        except json.JSONDecodeError:
+            m = decode_json(store.read_bytes("metrics.json"), "metrics.json")
+        except VgotError:
             m = None
         head, raw = _metrics_html(m, store.manifest.get("preset")) if isinstance(m, dict) else ("<h2>Metrics</h2>", "")
         parts.append(head)
-        for png in sorted(store.root.glob("metrics*.png")):
-            parts.append(f'<img style="max-width:100%" src="{_data_uri(png, "image/png")}">')
+        for png in sorted(p.name for p in store.root.glob("metrics*.png")):  # each read through the guarded read
+            parts.append(f'<img style="max-width:100%" src="{_data_uri(store, png, "image/png")}">')
         parts.append(raw)
     css = (
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:13px}"
@@ -480,7 +498,7 @@ def _logger(store: RunStore, quiet: bool) -> logging.Logger:
     for h in list(log.handlers):
         log.removeHandler(h)
         h.close()
-    fh = logging.FileHandler(store.root / "run.log", encoding="utf-8")
+    fh = logging.FileHandler(store.path("run.log"), encoding="utf-8")  # never appended through a symlink
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(fh)
     if not quiet:
@@ -512,6 +530,18 @@ _GENERATED = (
     "metrics_shots.png",
     "metrics_joints.png",
 )
+
+# %% ../nbs/05_pipeline.ipynb #9aa6d6d3
+def _say_warnings(ws: list, log: logging.Logger):
+    "The script stage's warnings into the run's log (and the terminal); a squeezed story is said even under --quiet."
+    quiet = not any(isinstance(h, _TqdmHandler) for h in log.handlers)
+    for w in ws:
+        if not issubclass(w.category, ScriptWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # not ours: as Python shows it
+            continue
+        log.info(f"warning: {w.message}")
+        if quiet and issubclass(w.category, ShotLimitWarning):
+            print(f"vgot: warning: {w.message}", file=sys.stderr)
 
 # %% ../nbs/05_pipeline.ipynb #1d96fc60
 def clear_run(store: RunStore):
@@ -639,7 +669,10 @@ class VGoT:
             if story.script is not None
             else make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
         )
-        res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)
+        with warnings.catch_warnings(record=True) as ws:
+            warnings.simplefilter("always", ScriptWarning)
+            res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)
+        _say_warnings(ws, log)
         log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
 
     def _run_keyframes(self, story, store, res, log):
@@ -1156,7 +1189,7 @@ def refresh_report(run_dir) -> Path:
     "Rewrite a run's report.html from what its folder holds now (e.g. after `vgot eval`)."
     store = RunStore(run_dir, create=False)
     script = Script.load(store.script_path)
-    kfs = [Keyframe.load(p) for p in sorted(store.root.glob("keyframes/[0-9][0-9][0-9].json"))]
+    kfs = [store.load(Keyframe, f"keyframes/{p.name}") for p in sorted(store.root.glob("keyframes/[0-9][0-9][0-9].json"))]
     write_report(store, script, kfs)
     return store.path("report.html")
 
@@ -1186,7 +1219,7 @@ def batch_story(
                     log_output=False,
                 )
             finally:
-                shutil.copyfile(tmp, run_dir / "generate.ipynb.partial") if not (
+                shutil.copyfile(tmp, guarded_path(run_dir, "generate.ipynb.partial")) if not (
                     run_dir / "generate.ipynb"
                 ).exists() and tmp.exists() and tmp.stat().st_size else None
         (run_dir / "generate.ipynb.partial").unlink(missing_ok=True)
@@ -1201,6 +1234,44 @@ def batch_story(
         final=str(final) if final.exists() else "",
         error=err,
     )
+
+# %% ../nbs/05_pipeline.ipynb #0e2206d2
+BATCH_OWN = {"story": "the story files", "run_dir": "--out", "preset": "--preset", "seed": "--seed"}  # set per story
+
+
+def check_batch(
+    notebook,  # the run notebook
+    preset: str = "tiny",  # the batch's --preset
+    seed: int = 0,  # the batch's --seed
+    parameters: Optional[dict] = None,  # -p NAME=VALUE
+) -> dict:
+    "Refuse a bad batch before any work: a notebook that is none, parameters it lacks or the batch sets, bad values."
+    import papermill as pm
+
+    nb = Path(notebook)
+    if not nb.is_file():
+        raise VgotError(f"run notebook {nb} not found: pass --notebook PATH")
+    if nb.suffix.lower() != ".ipynb":
+        raise VgotError(f"--notebook {nb}: not a Jupyter notebook (.ipynb)")
+    try:
+        doc = json.loads(read_nofollow(nb, max_bytes=64 * 2**20).decode("utf-8"))
+    except (VgotError, ValueError, RecursionError):  # never quote the file's bytes
+        raise VgotError(f"--notebook {nb}: not a Jupyter notebook (not readable as notebook JSON)") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not isinstance(doc.get("nbformat"), int):
+        raise VgotError(f"--notebook {nb}: not a Jupyter notebook (no cells or nbformat)")
+    RunConfig(preset=preset, seed=seed)._check_names_and_seed()
+    declared = pm.inspect_notebook(str(nb))
+    types = {"int": int, "float": (int, float), "str": str, "bool": bool}
+    for k, v in (parameters or {}).items():
+        if k in BATCH_OWN:
+            raise VgotError(f"-p {k}: the batch sets {k} for each story itself; use {BATCH_OWN[k]}")
+        if k not in declared:
+            raise VgotError(f"-p {k}: the run notebook has no parameter '{k}' (its parameters: {', '.join(declared)})")
+        tn = declared[k].get("inferred_type_name")
+        ok = types.get(tn)
+        if ok is not None and (not isinstance(v, ok) or (tn != "bool" and isinstance(v, bool))):
+            raise VgotError(f"-p {k} = {show_value(v)}: the notebook declares {k} as {tn}")
+    return declared
 
 # %% ../nbs/05_pipeline.ipynb #d9ecc6ae
 def run_batch(
@@ -1220,8 +1291,7 @@ def run_batch(
         raise VgotError(f"executor = {executor!r} is not one of {', '.join(EXECUTORS)}")
     stories_dir, out_dir = Path(stories_dir), Path(out_dir)
     nb = Path(notebook) if notebook else default_run_notebook()
-    if not nb.exists():
-        raise VgotError(f"run notebook {nb} not found: pass --notebook PATH")
+    check_batch(nb, preset, seed, parameters)  # before any run folder is made or kernel started
     if not stories_dir.is_dir():
         raise VgotError(f"{stories_dir}: not a folder of stories")
     stories = sorted(
@@ -1234,11 +1304,13 @@ def run_batch(
         run_dir = out_dir / (
             p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")
         )  # fox.txt + fox.md: fox_txt, fox_md
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_run_folder(run_dir)  # every story's folder is checked before the first is made
         params = dict(
             story=str(p.resolve()), preset=preset, run_dir=str(run_dir.resolve()), seed=seed, **(parameters or {})
         )
         jobs.append((p.resolve(), run_dir.resolve(), params))
+    for _, run_dir, _ in jobs:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     def say(row):
         if not quiet:

@@ -37,17 +37,19 @@ from vgot.core import (
 )
 from .core import StageConfig, setting
 import vgot.models  # registers the presets that from_preset finds by name
+import sys
+from .core import MAX_NESTING, nesting_depth, parse_json, strip_controls
 
 # %% auto #0
 __all__ = ['MAX_STORY_BYTES', 'VGOT_FILE', 'STORY_FORMATS', 'CHARACTER_NOUNS', 'SHOT_SCHEMA', 'PLACE_NOUNS', 'HDR_RULES',
            'CAMERA_RULES', 'PLANNERS', 'VGOT_SHOT_SECONDS', 'VGOT_LABELS', 'CAMERA_MOVES', 'shot_intervals',
            'parse_story', 'is_vgot_script', 'load_story', 'read_story', 'install_identity_images', 'split_sentences',
            'split_story', 'find_cast', 'ScriptConfig', 'ShotRequest', 'build_messages', 'PlanError', 'extract_json',
-           'repair_shot', 'ScriptWarning', 'enforce_ranges', 'resolve_identity_refs', 'HashedEmbedder',
-           'minilm_available', 'MiniLMEmbedder', 'get_embedder', 'coherence', 'Planner', 'RulePlanner',
-           'TransformersPlanner', 'OpenAIPlanner', 'make_planner', 'parse_shot', 'plan_shot', 'generate_script',
-           'parse_vgot_prompt', 'format_vgot_prompt', 'camera_motion_from_text', 'import_vgot_script',
-           'export_vgot_script']
+           'repair_shot', 'ScriptWarning', 'ShotLimitWarning', 'warn_squeezed', 'enforce_ranges',
+           'resolve_identity_refs', 'HashedEmbedder', 'minilm_available', 'MiniLMEmbedder', 'get_embedder', 'coherence',
+           'Planner', 'RulePlanner', 'TransformersPlanner', 'OpenAIPlanner', 'make_planner', 'parse_shot', 'plan_shot',
+           'generate_script', 'parse_vgot_prompt', 'format_vgot_prompt', 'camera_motion_from_text',
+           'import_vgot_script', 'export_vgot_script']
 
 # %% ../nbs/01_script_generation.ipynb #e1a429a3
 def shot_intervals(durations) -> list[tuple[float, float]]:
@@ -74,7 +76,7 @@ def _decode_story(data: bytes, where: str, max_bytes: int = MAX_STORY_BYTES) -> 
         raise VgotError(f"{where}: contains NUL bytes; is it a binary file?")
     if not text.strip():
         raise VgotError(f"{where}: the story is empty")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return strip_controls(text.replace("\r\n", "\n").replace("\r", "\n"))  # no terminal escapes into prompts
 
 # %% ../nbs/01_script_generation.ipynb #0069d489
 def _cast_from(data, where: str) -> list[Character]:
@@ -87,6 +89,8 @@ def _cast_from(data, where: str) -> list[Character]:
     for i, c in enumerate(data):
         if isinstance(c, str):
             c = {"name": c}
+        if isinstance(c, dict):  # escaped control characters (JSON's \u001b) go too
+            c = {k: strip_controls(v) if isinstance(v, str) and k != "identity_image" else v for k, v in c.items()}
         if not isinstance(c, dict):
             raise VgotError(f"{where}: cast[{i}] is not a mapping with a name")
         try:
@@ -109,11 +113,13 @@ def _story_from_mapping(d, where: str, text_key_default: Optional[str] = None) -
             stacklevel=2,
         )
     text = d.get("story", d.get("text", text_key_default))
+    text = strip_controls(text) if isinstance(text, str) else text
     if not isinstance(text, str) or not text.strip():
         raise VgotError(f"{where}: no story text (give it under 'story')")
     title = d.get("title") or "Untitled"
     if not isinstance(title, str):
         raise VgotError(f"{where}: title must be text, not {type(title).__name__}")
+    title = strip_controls(title)
     try:
         return Story(text=text.strip(), title=title.strip(), cast=_cast_from(d.get("cast"), where)).validate()
     except ValidationError as e:
@@ -145,10 +151,7 @@ def parse_story(text: str, fmt: str = "txt", where: str = "<story>") -> Story:
         raise VgotError(f"{where}: the story is empty")
     if fmt in ("yaml", "yml", "json"):
         if fmt == "json":
-            try:
-                d = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise VgotError(f"{where}: not valid JSON ({e.msg} at line {e.lineno})") from None
+            d = parse_json(text, where)  # bad syntax, nesting too deep, a 5,000-digit number: one line
         else:
             import yaml
 
@@ -159,6 +162,12 @@ def parse_story(text: str, fmt: str = "txt", where: str = "<story>") -> Story:
                 raise VgotError(
                     f"{where}: not valid YAML ({getattr(e, 'problem', e)}{f' at line {mark.line + 1}' if mark else ''})"
                 ) from None
+            except RecursionError:
+                raise VgotError(f"{where}: the YAML nests too deeply; at most {MAX_NESTING} levels are allowed") from None
+            except ValueError:  # an integer longer than Python converts
+                raise VgotError(f"{where}: a number has more than {sys.get_int_max_str_digits():,} digits; no story needs one") from None
+            if nesting_depth(d) > MAX_NESTING:
+                raise VgotError(f"{where}: the YAML nests more than {MAX_NESTING} levels deep; a story needs a few")
         return _story_from_mapping(d, where)
     if fmt in ("md", "markdown"):
         meta, body = {}, text
@@ -175,6 +184,8 @@ def parse_story(text: str, fmt: str = "txt", where: str = "<story>") -> Story:
             if "story" in meta or "text" in meta:
                 raise VgotError(f"{where}: the front matter holds title and cast; the story is the text after it")
             body = m.group(2)
+        elif re.match(r"^---[ \t]*\n", text):  # opened, never closed: it would become story text
+            raise VgotError(f"{where}: the front matter opened by '---' on line 1 is never closed; end it with a line '---'")
         body, heading = _strip_markdown(body)
         if not body:
             raise VgotError(f"{where}: the story is empty (only front matter)")
@@ -736,6 +747,23 @@ def repair_shot(
 # %% ../nbs/01_script_generation.ipynb #c29fd147
 class ScriptWarning(UserWarning):
     "Something in a shot was corrected (a clamped value, a fallback shot)."
+
+# %% ../nbs/01_script_generation.ipynb #58ff1090
+class ShotLimitWarning(ScriptWarning):
+    "The story had more segments than `max_shots`: neighbours were merged. Said even under --quiet."
+
+
+def warn_squeezed(text: str, segments: list, max_shots: int):
+    "Warn (ShotLimitWarning) when `split_story` had to merge the story's segments to fit `max_shots`."
+    natural = len(split_story(text, 10**9))
+    if natural > len(segments):
+        warnings.warn(
+            f"the story has {natural:,} segments (sentences and paragraphs) but max_shots is {max_shots}: "
+            f"about {natural / max(len(segments), 1):.0f} were merged into each shot; raise --set script.max_shots "
+            "or shorten the story",
+            ShotLimitWarning,
+            stacklevel=2,
+        )
 
 # %% ../nbs/01_script_generation.ipynb #746551d3
 _RANGES = {"duration": DURATION_RANGE, "motion.pan": PAN_RANGE, "motion.tilt": TILT_RANGE, "motion.zoom": ZOOM_RANGE}
@@ -1394,11 +1422,12 @@ def _given_script(story: Story, store: Optional[RunStore]) -> Script:
         for s in script.shots:
             for name, rel in s.identity_refs.items():
                 try:
-                    store.asset(rel)
+                    p = store.asset(rel)
                 except ValidationError as e:
                     raise VgotError(
                         f"script shot {s.index}: identity image of {name} ({rel}) {e.problem}; copy it into {store.assets_dir}"
                     ) from None
+                load_image(p, f"script shot {s.index}: identity image of {name}")  # must be an image
         h = hash_inputs("script/given", story)
         if not (store.is_done("script", h) and store.script_path.exists()):
             store.write_artifact("script.json", script)
@@ -1426,15 +1455,17 @@ def generate_script(
         for c in cast:
             if c.identity_image:
                 try:
-                    store.asset(c.identity_image)
+                    p = store.asset(c.identity_image)
                 except ValidationError as e:
                     raise ValidationError(
                         f"cast.{c.name}.identity_image", c.identity_image, e.problem, "story"
                     ) from None
+                load_image(p, f"story: cast {c.name}: identity_image")  # a folder or a text file is no image
     h = hash_inputs("script/1", story, planner.describe(), config.hashable())
     if store is not None and store.is_done("script", h) and store.script_path.exists():
         return Script.load(store.script_path)
     segments = split_story(story.text, config.max_shots)
+    warn_squeezed(story.text, segments, config.max_shots)
     embedder = get_embedder(config.coherence) if planner.can_revise else None
     threshold = (
         config.coherence_threshold
