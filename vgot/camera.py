@@ -17,24 +17,10 @@ import torch.nn.functional as F
 from PIL import Image
 import torch.utils.checkpoint
 
-from vgot.core import (
-    CameraMotion,
-    VgotError,
-    ValidationError,
-    save_tensors,
-    load_tensors,
-    load_image,
-    read_video,
-    make_generator,
-    seed_everything,
-    check_range,
-    check_type,
-    PAN_RANGE,
-    TILT_RANGE,
-    ZOOM_RANGE,
-)
+from .core import CameraMotion, VgotError, ValidationError, save_tensors, load_tensors, load_image, read_video
+from .core import make_generator, seed_everything, check_range, check_type, PAN_RANGE, TILT_RANGE, ZOOM_RANGE
 from .core import StageConfig, setting
-import vgot.models  # registers the presets that from_preset finds by name
+from .models import PRESETS  # importing vgot.models registers the presets that from_preset finds by name
 from safetensors import safe_open
 from tqdm.auto import tqdm
 

@@ -16,16 +16,8 @@ from PIL import Image
 from safetensors import safe_open
 
 from .core import VgotError, load_tensors, make_generator
-from vgot.camera import (
-    AdapterCheckpoint,
-    CameraAdapter,
-    CameraEmbedding,
-    CameraTrainConfig,
-    as_trajectory,
-    flow_matching_sample,
-    flow_matching_loss,
-    _clip_example,
-)
+from .camera import AdapterCheckpoint, CameraAdapter, CameraEmbedding, CameraTrainConfig, as_trajectory
+from .camera import flow_matching_sample, flow_matching_loss, _clip_example
 
 # %% auto #0
 __all__ = ['TRANSFORMER_BLOCKS', 'TRAIN_PROMPT', 'transformer_blocks', 'latent_trajectory', 'frame_positions', 'token_frames',

@@ -10,54 +10,21 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
-import vgot
+from . import __version__
 from .core import RunStore, Script, ShotClip, Story, StageConfig, VgotError, choose_device, choose_dtype
 from .core import atomic_write_json, atomic_write_text, preset_defaults
 from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
-from vgot.script import (
-    PLANNERS,
-    VGOT_FILE,
-    ScriptConfig,
-    ScriptWarning,
-    export_vgot_script,
-    generate_script,
-    install_identity_images,
-    is_vgot_script,
-    load_story,
-    make_planner,
-    read_story,
-)
+from .script import PLANNERS, VGOT_FILE, ScriptConfig, ScriptWarning, export_vgot_script, generate_script
+from .script import install_identity_images, is_vgot_script, load_story, make_planner, read_story
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig, train_camera
 from .shots import BACKENDS, ShotConfig, generate_shots, load_keyframes
 from .transitions import TransitionConfig, generate_transitions
-from vgot.metrics import (
-    PROTOCOL_N,
-    Extractors,
-    MetricsConfig,
-    compare_metrics,
-    evaluate_run,
-    evaluate_videos,
-    face_counts,
-    format_protocol,
-    format_summary,
-    load_metrics,
-    protocol_row,
-    protocol_table,
-    write_metrics,
-)
-from vgot.pipeline import (
-    EXECUTORS,
-    STAGES,
-    RunConfig,
-    RunResult,
-    VGoT,
-    example_stories,
-    example_story,
-    format_table,
-    refresh_report,
-    run_batch,
-)
+from .metrics import PROTOCOL_N, Extractors, MetricsConfig, compare_metrics, evaluate_run, evaluate_videos
+from .metrics import face_counts, format_protocol, format_summary, load_metrics, protocol_row, protocol_table
+from .metrics import write_metrics
+from .pipeline import EXECUTORS, STAGES, RunConfig, RunResult, VGoT, example_stories, example_story, format_table
+from .pipeline import refresh_report, run_batch
 import torch
 
 # %% auto #0
@@ -118,14 +85,14 @@ def shared_options(preset_default: Optional[str] = "tiny", models: bool = True) 
 
 # %% ../nbs/08_cli.ipynb #5d1a5652
 def cmd_version(args) -> int:
-    print(f"vgot {vgot.__version__}")
+    print(f"vgot {__version__}")
     return 0
 
 # %% ../nbs/08_cli.ipynb #943fb4d6
 def cmd_info(args) -> int:
 
     dev = choose_device(args.device)
-    print(f"vgot {vgot.__version__}, torch {torch.__version__}")
+    print(f"vgot {__version__}, torch {torch.__version__}")
     print(f"device: {dev} ({choose_dtype(dev)})" + (f", {torch.cuda.get_device_name(0)}" if dev.type == "cuda" else ""))
     home = vgot_home()
     tiny = home / "tiny" / TINY_VERSION

@@ -14,22 +14,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vgot.core import (
-    VgotError,
-    ValidationError,
-    Script,
-    Shot,
-    Keyframe,
-    RunStore,
-    save_tensors,
-    save_image,
-    load_image,
-    hash_inputs,
-    derive_seed,
-    make_generator,
-    check_range,
-    check_type,
-)
+from .core import VgotError, ValidationError, Script, Shot, Keyframe, RunStore, save_tensors, save_image
+from .core import load_image, hash_inputs, derive_seed, make_generator, check_range, check_type
 from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 

@@ -18,6 +18,7 @@ from .keyframes import identity_plan
 from .camera import camera_following
 from .models import ModelRef, Preset, get_preset, quiet_known_notices
 from .core import StageConfig, setting
+from . import __version__
 
 # %% auto #0
 __all__ = ['FACE_DISTANCE', 'FACE_MODEL_FILES', 'FACE_SHOT_METRICS', 'FACE_JOINT_METRICS', 'SHOT_METRICS', 'JOINT_METRICS',
@@ -745,7 +746,6 @@ def _summary(items: list, keys) -> dict:
 def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, source: dict, faces: _FaceCtx) -> dict:
     "Evaluate described shots and joints; the metrics.json dictionary."
     from tqdm.auto import tqdm
-    import vgot
 
     texts = sorted({t for s in shots for t in (s.prompt, s.segment) if t})
     tf = dict(zip(texts, ex.clip_text(texts))) if texts else {}
@@ -792,7 +792,7 @@ def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, sou
     return _jsonable(
         dict(
             vgot_metrics=1,
-            vgot_version=vgot.__version__,
+            vgot_version=__version__,
             source=source,
             extractors=dict(
                 clip=ex.clip_ref.id,

@@ -13,57 +13,17 @@ from typing import Any, Optional
 import numpy as np
 
 from .core import StageConfig
-from vgot.core import (
-    VgotError,
-    RunStore,
-    Story,
-    Shot,
-    Script,
-    Keyframe,
-    ShotClip,
-    Transition,
-    hash_inputs,
-    file_sha256,
-    atomic_write_text,
-    atomic_path,
-    read_video,
-    write_video,
-    save_image,
-    load_image,
-    load_tensors,
-    save_tensors,
-    derive_seed,
-    make_generator,
-)
+from .core import VgotError, RunStore, Story, Shot, Script, Keyframe, ShotClip, Transition, hash_inputs
+from .core import file_sha256, atomic_write_text, atomic_path, read_video, write_video, save_image, load_image
+from .core import load_tensors, save_tensors, derive_seed, make_generator
 from .models import Models, get_preset
-from vgot.script import (
-    STORY_FORMATS,
-    VGOT_FILE,
-    ScriptConfig,
-    generate_script,
-    install_identity_images,
-    make_planner,
-    read_story,
-)
-from vgot.keyframes import (
-    KeyframeConfig,
-    generate_keyframes,
-    identity_plan,
-    ensure_portraits,
-    identity_paths,
-    keyframe_hash,
-    branch_conditioning,
-    install_branches,
-    fit_shot_prompt,
-    token_budget,
-    make_keyframe,
-)
+from .script import STORY_FORMATS, VGOT_FILE, ScriptConfig, generate_script, install_identity_images, make_planner
+from .script import read_story
+from .keyframes import KeyframeConfig, generate_keyframes, identity_plan, ensure_portraits, identity_paths
+from .keyframes import keyframe_hash, branch_conditioning, install_branches, fit_shot_prompt, token_budget
+from .keyframes import make_keyframe
 from .shots import ShotConfig, generate_shots, generate_shot
-from vgot.transitions import (
-    TransitionConfig,
-    generate_transition,
-    generate_transitions,
-)
+from .transitions import TransitionConfig, generate_transition, generate_transitions
 from .metrics import summary_rows, face_counts
 from .core import choose_device, choose_dtype
 from .script import PLANNERS

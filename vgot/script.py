@@ -13,30 +13,11 @@ from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
-from vgot.core import (
-    DURATION_RANGE,
-    PAN_RANGE,
-    TILT_RANGE,
-    ZOOM_RANGE,
-    CameraMotion,
-    Character,
-    RunStore,
-    Script,
-    Shot,
-    Story,
-    ValidationError,
-    VgotError,
-    check_relpath,
-    compose_prompt,
-    derive_seed,
-    hash_inputs,
-    atomic_path,
-    atomic_write_text,
-    load_image,
-    resolve_inside,
-)
+from .core import DURATION_RANGE, PAN_RANGE, TILT_RANGE, ZOOM_RANGE, CameraMotion, Character, RunStore, Script
+from .core import Shot, Story, ValidationError, VgotError, check_relpath, compose_prompt, derive_seed, hash_inputs
+from .core import atomic_path, atomic_write_text, load_image, resolve_inside
 from .core import StageConfig, setting
-import vgot.models  # registers the presets that from_preset finds by name
+from .models import ModelRef, load_llm  # importing vgot.models also registers the presets that from_preset finds by name
 
 # %% auto #0
 __all__ = ['MAX_STORY_BYTES', 'VGOT_FILE', 'STORY_FORMATS', 'CHARACTER_NOUNS', 'SHOT_SCHEMA', 'PLACE_NOUNS', 'HDR_RULES',
@@ -1097,8 +1078,6 @@ class TransformersPlanner(Planner):
     @classmethod
     def from_ref(cls, ref, config: Optional[ScriptConfig] = None, device: str = "cpu") -> "TransformersPlanner":
         "Load the chat model named by `ref` (hub id, folder or tiny:NAME)."
-        from vgot.models import load_llm, ModelRef
-
         config = config or ScriptConfig()
         model, tok = load_llm(ref, device)
         return cls(model, tok, config.max_new_tokens, config.temperature, config.seed, ModelRef.of(ref).id)

@@ -15,35 +15,11 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vgot.core import (
-    DURATION_RANGE,
-    Keyframe,
-    Script,
-    Shot,
-    ShotClip,
-    RunStore,
-    VgotError,
-    ValidationError,
-    check_range,
-    derive_seed,
-    hash_inputs,
-    load_image,
-    make_generator,
-    save_tensors,
-    write_video,
-)
+from .core import DURATION_RANGE, Keyframe, Script, Shot, ShotClip, RunStore, VgotError, ValidationError
+from .core import check_range, derive_seed, hash_inputs, load_image, make_generator, save_tensors, write_video
 from .models import Models, Preset, get_preset
-from vgot.camera import (
-    CAMERA_MODES,
-    CameraAdapter,
-    CameraConditioning,
-    as_trajectory,
-    camera_affines,
-    conditioning,
-    denoiser,
-    relative_trajectory,
-    warp,
-)
+from .camera import CAMERA_MODES, CameraAdapter, CameraConditioning, as_trajectory, camera_affines, conditioning
+from .camera import denoiser, relative_trajectory, warp
 from .core import StageConfig, setting
 from .keyframes import fit_shot_prompt, token_budget, warn_cuts
 from .camera_dit import load_camera_adapter_any

@@ -14,27 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vgot.core import (
-    VgotError,
-    ValidationError,
-    TRANSITION_MODES,
-    Script,
-    ShotClip,
-    Transition,
-    RunStore,
-    check_range,
-    check_type,
-    save_tensors,
-    load_tensors,
-    write_video,
-    read_video,
-    hash_inputs,
-    derive_seed,
-    make_generator,
-    to_uint8_frames,
-)
+from .core import VgotError, ValidationError, TRANSITION_MODES, Script, ShotClip, Transition, RunStore
+from .core import check_range, check_type, save_tensors, load_tensors, write_video, read_video, hash_inputs
+from .core import derive_seed, make_generator, to_uint8_frames
 from .core import StageConfig, setting
-import vgot.models  # registers the presets that from_preset finds by name
+from .models import PRESETS  # importing vgot.models registers the presets that from_preset finds by name
 from .shots import decode_latents as decode_video
 from .shots import compression, encode_video, latent_times, video_family, video_token_budget
 from .core import fit_prompt

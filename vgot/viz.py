@@ -14,24 +14,10 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from vgot.core import (
-    VgotError,
-    RunStore,
-    Script,
-    Story,
-    Shot,
-    CameraMotion,
-    compose_prompt,
-    load_image,
-    read_video,
-    save_tensors,
-    load_tensors,
-    ShotClip,
-    Transition,
-)
+from .core import VgotError, RunStore, Script, Story, Shot, CameraMotion, compose_prompt, load_image, read_video
+from .core import save_tensors, load_tensors, ShotClip, Transition
 
-import vgot.keyframes
-import vgot.transitions as T
+from .transitions import TransitionConfig, causal_transition_frames, gp_latent_path, _causal_path
 from .attention import AttentionStore
 from .keyframes import KeyframeConfig, generate_keyframes
 from .pipeline import RunConfig, VGoT
@@ -562,7 +548,7 @@ class GPPathViewer(Explorer):
         cfg = (
             RunConfig.from_dict(store.manifest["config"]).stage_config("transitions")
             if "config" in store.manifest
-            else T.TransitionConfig()
+            else TransitionConfig()
         )
         ta, tb = load_tensors(store.path(a.latents)), load_tensors(store.path(b.latents))
         lat_a, lat_b = ta["latents"], tb["latents"]
@@ -570,11 +556,11 @@ class GPPathViewer(Explorer):
         t = ta.get("times")
         r = int(round(2 * float(t[1] - t[0]) - 1)) if t is not None and len(t) > 1 else 1  # t₁ − t₀ = (r + 1)/2
         if r > 1:  # a causal VAE's latents: the GP on their time axis, as the transition stage fits it
-            n = T.causal_transition_frames(cfg.frames, r)
+            n = causal_transition_frames(cfg.frames, r)
             t_a, t_b = t.double() - (a.n_frames - 1), tb["times"].double() + n + 1
-            gp = T._causal_path(lat_a, t_a, lat_b, t_b, n, r, replace(cfg, mode="gpr"), where)[1]
+            gp = _causal_path(lat_a, t_a, lat_b, t_b, n, r, replace(cfg, mode="gpr"), where)[1]
         else:
-            gp = T.gp_latent_path(lat_a[-k:], lat_b[:k], n, where=where, **cfg.gp_kwargs())
+            gp = gp_latent_path(lat_a[-k:], lat_b[:k], n, where=where, **cfg.gp_kwargs())
         frames, title = None, f"transition {j:03d}-{j + 1:03d}"
         tj = store.path(f"transitions/{j:03d}-{j + 1:03d}.json")
         if tj.exists():
