@@ -64,7 +64,8 @@ def bench_capture(size: int, reps: int) -> dict:
 def bench_camera(size: int, frames: int, reps: int) -> dict:
     "SVD's UNet (bf16) with camera='none' and with the camera adapter (trained-like: non-zero output weights) attached."
     from diffusers import UNetSpatioTemporalConditionModel
-    from vgot.camera import CameraAdapter, as_trajectory
+    from vgot.camera import as_trajectory
+    from vgot.camera_unet import CameraAdapter
     from vgot.core import CameraMotion
     torch.manual_seed(0)
     old = torch.get_default_dtype(); torch.set_default_dtype(torch.bfloat16)

@@ -49,7 +49,8 @@ class PeakMemory:
 
 def camera_adapter(pipe, path: Path) -> str:
     "A camera-adapter checkpoint for this pipeline's denoiser (UNet or video transformer), output weights non-zero as after training."
-    from vgot.camera import CameraAdapter, denoiser
+    from vgot.camera import denoiser
+    from vgot.camera_unet import CameraAdapter
     net = denoiser(pipe)
     if hasattr(net, "down_blocks"):                                  # a video UNet
         ad = CameraAdapter(net)

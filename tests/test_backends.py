@@ -8,7 +8,8 @@ from PIL import Image
 from conftest import STORIES
 from vgot import cli
 from vgot.core import CameraMotion, RunStore, Shot, ShotClip, Transition, make_generator, read_video, load_tensors
-from vgot.shots import ShotConfig, generate_shot, compression, decode_latents, encode_video, latent_times
+from vgot.shots import ShotConfig, generate_shot, compression, decode_latents, encode_video
+from vgot.camera import latent_times
 from vgot.transitions import TransitionConfig, make_transition, refine_transition_dit, causal_transition_frames
 
 STORY = STORIES / "fox_and_crow.txt"

@@ -17,7 +17,8 @@ from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
 from .script import PLANNERS, VGOT_FILE, ScriptConfig, ScriptWarning, export_vgot_script, generate_script
 from .script import install_identity_images, is_vgot_script, load_story, make_planner, read_story
 from .keyframes import KeyframeConfig, generate_keyframes
-from .camera import CameraTrainConfig, train_camera
+from .camera import CameraTrainConfig
+from .camera_train import train_camera
 from .shots import BACKENDS, ShotConfig, generate_shots, load_keyframes
 from .transitions import TransitionConfig, generate_transitions
 from .metrics import PROTOCOL_N, Extractors, MetricsConfig, compare_metrics, evaluate_run, evaluate_videos

@@ -20,9 +20,9 @@ from .core import derive_seed, make_generator, to_uint8_frames
 from .core import StageConfig, setting
 from .models import PRESETS  # importing vgot.models registers the presets that from_preset finds by name
 from .shots import decode_latents as decode_video
-from .shots import compression, encode_video, latent_times, video_family, video_token_budget
+from .shots import compression, encode_video, video_family, video_token_budget
 from .core import fit_prompt
-from .camera import editable_scheduler
+from .camera import editable_scheduler, latent_times
 from .core import resolve_inside
 from tqdm.auto import tqdm
 
@@ -269,7 +269,7 @@ def _standardised(z_end_frames, z_start_frames, n_frames: int, times: Optional[t
     if times is None:  # one latent frame per video frame, the transition's n frames between the shots
         t_obs = torch.cat([torch.arange(ka, **f64), torch.arange(ka + n, ka + n + kb, **f64)])  # (2k,)
         t_new = torch.arange(ka, ka + n, **f64)  # (n,)
-    else:  # a causal VAE's latent frames at the times they stand for (`vgot.shots.latent_times`)
+    else:  # a causal VAE's latent frames at the times they stand for (`vgot.camera.latent_times`)
         t_end, t_start, t_new = (torch.as_tensor(t).to(**f64) for t in times)
         t_obs = torch.cat([t_end, t_start])
     z_obs = torch.cat([z_end_frames, z_start_frames.to(z_end_frames)])  # (2k, C, h, w)
