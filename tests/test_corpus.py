@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 from vgot.cli import main
 from vgot.keyframes import KeyframeConfig
-from vgot.script import ScriptConfig
+from vgot.planners import ScriptConfig
 from vgot.shots import ShotConfig
 from vgot.transitions import TransitionConfig
 

@@ -14,8 +14,11 @@ from . import __version__
 from .core import RunStore, Script, ShotClip, Story, StageConfig, VgotError, choose_device, choose_dtype
 from .core import atomic_write_json, atomic_write_text, preset_defaults
 from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
-from .script import PLANNERS, VGOT_FILE, ScriptConfig, ScriptWarning, export_vgot_script, generate_script
-from .script import install_identity_images, is_vgot_script, load_story, make_planner, read_story
+from .story import install_identity_images
+from .repair import ScriptWarning
+from .planners import PLANNERS, ScriptConfig, make_planner
+from .shotcards import VGOT_FILE, export_vgot_script, is_vgot_script
+from .script import generate_script, load_story, read_story
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig
 from .camera_train import train_camera

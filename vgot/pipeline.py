@@ -17,7 +17,10 @@ from .core import VgotError, RunStore, Story, Shot, Script, Keyframe, ShotClip, 
 from .core import file_sha256, atomic_write_text, atomic_path, read_video, write_video, save_image, load_image
 from .core import load_tensors, save_tensors, derive_seed, make_generator
 from .models import Models, get_preset
-from .script import STORY_FORMATS, VGOT_FILE, ScriptConfig, generate_script, install_identity_images, make_planner
+from .script import STORY_FORMATS, generate_script
+from .story import install_identity_images
+from .planners import ScriptConfig, make_planner
+from .shotcards import VGOT_FILE
 from .script import read_story
 from .keyframes import KeyframeConfig, generate_keyframes, identity_plan, ensure_portraits, identity_paths
 from .keyframes import keyframe_hash, branch_conditioning, install_branches, fit_shot_prompt, token_budget
@@ -26,7 +29,7 @@ from .shots import ShotConfig, generate_shots, generate_shot
 from .transitions import TransitionConfig, generate_transition, generate_transitions
 from .metrics import summary_rows, face_counts
 from .core import choose_device, choose_dtype
-from .script import PLANNERS
+from .planners import PLANNERS
 from tqdm.auto import tqdm
 from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
 
