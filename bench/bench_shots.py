@@ -75,7 +75,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     from PIL import Image
-    from vgot.core import CameraMotion, Keyframe, RunStore, Shot, save_image
+    from vgot.core import CameraMotion, Keyframe, RunStore, Shot
+    from vgot.media import save_image
     from vgot.models import Models
     from vgot.shots import BACKENDS, ShotConfig, generate_shot
 

@@ -47,7 +47,8 @@ def smooth_latents(F, shape, seed, device):
 def two_shots(models, backend: str, root: Path):
     "A store with two tiny shots made by `backend` (their keyframes random images), and the script and clips."
     from PIL import Image
-    from vgot.core import CameraMotion, Character, Keyframe, RunStore, Script, Shot, save_image
+    from vgot.core import CameraMotion, Character, Keyframe, RunStore, Script, Shot
+    from vgot.media import save_image
     from vgot.shots import ShotConfig, generate_shot
     store = RunStore(root)
     shots = [Shot(index=i, segment=f"s{i}", duration=2.0, character="Ada", background="a harbour", relation=f"Ada walks, scene {i}",

@@ -7,7 +7,8 @@ from PIL import Image
 
 from conftest import STORIES
 from vgot import cli
-from vgot.core import CameraMotion, RunStore, Shot, ShotClip, Transition, make_generator, read_video, load_tensors
+from vgot.core import CameraMotion, RunStore, Shot, ShotClip, Transition, make_generator
+from vgot.media import read_video, load_tensors
 from vgot.shots import ShotConfig, generate_shot, compression, decode_latents, encode_video
 from vgot.camera import latent_times
 from vgot.transitions import TransitionConfig, make_transition, refine_transition_dit, causal_transition_frames
@@ -60,7 +61,8 @@ def _shot(prompt_bg: str) -> Shot:
 
 
 def _keyframe(store):
-    from vgot.core import Keyframe, save_image
+    from vgot.core import Keyframe
+    from vgot.media import save_image
 
     rng = np.random.default_rng(0)
     img = Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8))

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import run_cli
-from vgot.core import CameraMotion, VgotError, write_video, read_video
+from vgot.core import CameraMotion, VgotError
+from vgot.media import write_video, read_video
 from vgot.camera import (CameraTrainConfig, as_trajectory, camera_affines, camera_following, estimate_motion, relative_trajectory,
                          render_motion, warp)
 from vgot.camera_unet import CameraAdapter, CameraAttnProcessor, temporal_attention_layers

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from vgot.core import write_video
+from vgot.media import write_video
 from vgot.metrics import (FACE_DISTANCE, DlibFaces, Extractors, MetricsConfig, evaluate_videos, face_counts,
                           format_summary, compare_metrics)
 

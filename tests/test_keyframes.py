@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 
-from vgot.core import VgotError, Script, Shot, Character, Keyframe, RunStore, load_tensors, file_sha256
+from vgot.core import VgotError, Script, Shot, Character, Keyframe, RunStore, file_sha256
+from vgot.media import load_tensors
 from vgot.keyframes import KeyframeConfig, generate_keyframes, portrait_rel
 from vgot.attention import AttentionStore, decoupled_processors
 from vgot.models import Models

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, STORIES, run_cli
-from vgot.core import RunStore, VgotError, read_video, load_tensors
+from vgot.core import RunStore, VgotError
+from vgot.media import read_video, load_tensors
 from vgot.pipeline import VGoT, RunConfig
 
 STORY = STORIES / "fox_and_crow.txt"

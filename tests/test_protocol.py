@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from vgot.core import CameraMotion, RunStore, Script, Shot, ShotClip, Transition, write_video
+from vgot.core import CameraMotion, RunStore, Script, Shot, ShotClip, Transition
+from vgot.media import write_video
 from vgot.metrics import (PROTOCOL_N, Extractors, MetricsConfig, evaluate_run, face_across, format_protocol, protocol_row,
                           protocol_table)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgot.core import RunStore, VgotError, read_video
+from vgot.core import RunStore, VgotError
+from vgot.media import read_video
 from vgot.pipeline import VGoT, RunConfig, run_batch
 
 ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install 'vgot[ray]'")

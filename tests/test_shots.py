@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import run_cli
-from vgot.core import (CameraMotion, Keyframe, RunStore, Script, Shot, ShotClip, VgotError, load_tensors, read_video,
-                       save_image, save_tensors)
+from vgot.core import CameraMotion, Keyframe, RunStore, Script, Shot, ShotClip, VgotError
+from vgot.media import load_tensors, read_video, save_image, save_tensors
 from vgot.camera import as_trajectory, camera_affines, camera_following, warp
 from vgot.camera_unet import CameraAdapter
 import vgot.shots as shots_mod

@@ -3,7 +3,8 @@ import hashlib
 from pathlib import Path
 import numpy as np
 import pytest
-from vgot.core import Story, Script, VgotError, load_image, read_video
+from vgot.core import Story, Script, VgotError
+from vgot.media import load_image, read_video
 
 STORY = Story("Ada walks to the lighthouse at dawn.\n\nAda climbs the stairs of the lighthouse.\n\nAda lights the lamp at night.", "The lamp")
 

@@ -16,7 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import CameraMotion, VgotError, ValidationError, save_tensors, load_image, read_video
+from .core import CameraMotion, VgotError, ValidationError
+from .media import save_tensors, load_image, read_video
 from .core import make_generator, check_range, check_type, PAN_RANGE, TILT_RANGE, ZOOM_RANGE
 from .core import StageConfig, setting
 from .models import PRESETS  # importing vgot.models registers the presets that from_preset finds by name

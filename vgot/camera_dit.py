@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import VgotError, load_tensors, make_generator
+from .core import VgotError, make_generator
+from .media import load_tensors
 from .camera import AdapterCheckpoint, CameraEmbedding, CameraTrainConfig, as_trajectory, latent_times
 from .camera import sample_trajectory
 from .camera import flow_matching_sample, flow_matching_loss, _clip_example

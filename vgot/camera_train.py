@@ -16,7 +16,8 @@ import torch.utils.checkpoint
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from .core import VgotError, save_tensors, load_tensors, seed_everything
+from .core import VgotError, seed_everything
+from .media import save_tensors, load_tensors
 from .camera import AdapterCheckpoint, CameraTrainConfig, denoiser, load_training_images
 from .camera_unet import CameraAdapter, _i2vgen_sample, _svd_sample, unet_camera_loss
 from .camera_dit import TransformerCameraAdapter, _ltx_sample, _wan_sample, transformer_camera_loss

@@ -14,7 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from .core import VgotError, load_tensors, make_generator
+from .core import VgotError, make_generator
+from .media import load_tensors
 from .camera import AdapterCheckpoint, CameraEmbedding, CameraTrainConfig, _clip_example, as_trajectory
 
 # %% auto #0

@@ -14,8 +14,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .core import VgotError, ValidationError, Script, Shot, Keyframe, RunStore, save_tensors, save_image
-from .core import load_image, hash_inputs, derive_seed, make_generator, check_range, check_type
+from .core import VgotError, ValidationError, Script, Shot, Keyframe, RunStore
+from .media import save_tensors, save_image
+from .core import hash_inputs, derive_seed, make_generator, check_range, check_type
+from .media import load_image
 from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 

@@ -12,8 +12,10 @@ from typing import Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
-from .core import VgotError, Script, ShotClip, Transition, CameraMotion, read_video, resolve_inside, choose_device
-from .core import atomic_path, atomic_write_json, atomic_write_text, load_image
+from .core import VgotError, Script, ShotClip, Transition, CameraMotion, resolve_inside, choose_device
+from .media import read_video
+from .core import atomic_path, atomic_write_json, atomic_write_text
+from .media import load_image
 from .keyframes import identity_plan
 from .camera import camera_following
 from .models import ModelRef, Preset, get_preset, quiet_known_notices

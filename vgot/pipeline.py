@@ -14,8 +14,10 @@ import numpy as np
 
 from .core import StageConfig
 from .core import VgotError, RunStore, Story, Shot, Script, Keyframe, ShotClip, Transition, hash_inputs
-from .core import file_sha256, atomic_write_text, atomic_path, read_video, write_video, save_image, load_image
-from .core import load_tensors, save_tensors, derive_seed, make_generator
+from .core import file_sha256, atomic_write_text, atomic_path
+from .media import read_video, write_video, save_image, load_image
+from .core import derive_seed, make_generator
+from .media import load_tensors, save_tensors
 from .models import Models, get_preset
 from .script import STORY_FORMATS, generate_script
 from .story import install_identity_images

@@ -11,7 +11,8 @@ from typing import Optional
 
 from .core import CameraMotion, Character, Script
 from .core import Shot, Story, ValidationError, VgotError, check_relpath
-from .core import atomic_path, atomic_write_text, load_image, resolve_inside
+from .core import atomic_path, atomic_write_text, resolve_inside
+from .media import load_image
 from .story import _decode_story
 from .planners import _first_rule, _motion_for
 

@@ -16,7 +16,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .core import DURATION_RANGE, Keyframe, Script, Shot, ShotClip, RunStore, VgotError, ValidationError
-from .core import check_range, derive_seed, hash_inputs, load_image, make_generator, save_tensors, write_video
+from .core import check_range, derive_seed, hash_inputs, make_generator
+from .media import load_image, save_tensors, write_video
 from .models import Models, Preset, get_preset
 from .camera import CAMERA_MODES, AdapterCheckpoint, CameraConditioning, as_trajectory, camera_affines
 from .camera import conditioning, denoiser, latent_times, relative_trajectory, sample_trajectory, warp

@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 
 from .core import VgotError, ValidationError, TRANSITION_MODES, Script, ShotClip, Transition, RunStore
-from .core import check_range, check_type, save_tensors, load_tensors, write_video, read_video, hash_inputs
-from .core import derive_seed, make_generator, to_uint8_frames
+from .core import check_range, check_type, hash_inputs
+from .media import save_tensors, load_tensors, write_video, read_video
+from .core import derive_seed, make_generator
+from .media import to_uint8_frames
 from .core import StageConfig, setting
 from .models import PRESETS  # importing vgot.models registers the presets that from_preset finds by name
 from .shots import decode_latents as decode_video

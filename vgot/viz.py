@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from .core import VgotError, RunStore, Script, Story, Shot, CameraMotion, compose_prompt, load_image, read_video
-from .core import save_tensors, load_tensors, ShotClip, Transition
+from .core import VgotError, RunStore, Script, Story, Shot, CameraMotion, compose_prompt
+from .media import load_image, read_video
+from .core import ShotClip, Transition
+from .media import save_tensors, load_tensors
 
 from .transitions import TransitionConfig, causal_transition_frames, gp_latent_path, _causal_path
 from .attention import AttentionStore
