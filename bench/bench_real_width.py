@@ -39,7 +39,7 @@ def bench_capture(size: int, reps: int) -> dict:
     "SD 1.5 UNet with decoupled attention (two base-format branches), without and with an AttentionStore on every layer."
     from diffusers import UNet2DConditionModel
     from vgot.attention import AttentionStore, install_decoupled_attention, remove_decoupled_attention, set_attention_store
-    from vgot.models import tiny_ip_adapter_state_dict
+    from vgot.tiny import tiny_ip_adapter_state_dict
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
                                 attention_head_dim=8, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),

@@ -13,7 +13,8 @@ from typing import Optional
 from . import __version__
 from .core import RunStore, Script, ShotClip, Story, StageConfig, VgotError, choose_device, choose_dtype
 from .core import atomic_write_json, atomic_write_text, preset_defaults
-from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
+from .models import PRESETS, Models, get_preset
+from .tiny import TINY_VERSION, vgot_home
 from .story import install_identity_images
 from .repair import ScriptWarning
 from .planners import PLANNERS, ScriptConfig, make_planner

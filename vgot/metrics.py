@@ -18,7 +18,8 @@ from .core import atomic_path, atomic_write_json, atomic_write_text
 from .media import load_image
 from .keyframes import identity_plan
 from .camera import camera_following
-from .models import ModelRef, Preset, get_preset, quiet_known_notices
+from .models import ModelRef, Preset, get_preset
+from .tiny import quiet_known_notices
 from .core import StageConfig, setting
 from . import __version__
 
