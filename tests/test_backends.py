@@ -162,7 +162,7 @@ def test_untrained_transformer_camera_adapter_leaves_the_shot_unchanged(tmp_path
 
 def test_picking_i2vgen_xl_picks_gp_transitions():
     "I2VGen-XL cannot refine a transition by conditional diffusion, so picking it makes 'gpr' the transitions' default."
-    from vgot.pipeline import RunConfig
+    from vgot.run_config import RunConfig
 
     cfg = RunConfig(preset="tiny").set("shots.backend=i2vgen-xl")
     assert (cfg.stage_config("transitions").backend, cfg.stage_config("transitions").mode) == ("i2vgen-xl", "gpr")

@@ -10,7 +10,8 @@ STORY = Story("Ada walks to the lighthouse at dawn.\n\nAda climbs the stairs of 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_models):
-    from vgot.pipeline import VGoT, RunConfig
+    from vgot.pipeline import VGoT
+    from vgot.run_config import RunConfig
     d = tmp_path_factory.mktemp("viz") / "lamp"
     VGoT(RunConfig(preset="tiny", transitions={"mode": "gpr"}), tiny_models).generate(STORY, d, quiet=True)
     return d
@@ -40,7 +41,8 @@ def test_prompt_edit_redoes_the_shot_and_what_depends_on_it_only(run, tiny_model
     assert c["images"][1].value == (d / "keyframes/001.png").read_bytes()   # the card shows the new keyframe
     assert c["video"].value == (d / "shots/001.mp4").read_bytes()
     # the edit survives a plain resume of the run folder
-    from vgot.pipeline import VGoT, RunConfig
+    from vgot.pipeline import VGoT
+    from vgot.run_config import RunConfig
     VGoT(RunConfig(preset="tiny", transitions={"mode": "gpr"}), tiny_models).generate(STORY, d, quiet=True)
     assert Script.load(d / "script.json").shots[1].prompt == "Ada climbs a spiral staircase, seen from below"
     assert _sha(d / "shots/001.mp4") == after["shots/001.mp4"]

@@ -28,7 +28,8 @@ from .transitions import TransitionConfig, generate_transitions
 from .metrics import PROTOCOL_N, Extractors, MetricsConfig, compare_metrics, evaluate_run, evaluate_videos
 from .metrics import face_counts, format_protocol, format_summary, load_metrics, protocol_row, protocol_table
 from .metrics import write_metrics
-from .pipeline import EXECUTORS, STAGES, RunConfig, RunResult, VGoT, example_stories, example_story, format_table
+from .pipeline import RunResult, VGoT, example_stories, example_story, format_table
+from .run_config import EXECUTORS, STAGES, RunConfig
 from .pipeline import refresh_report, run_batch
 import torch
 

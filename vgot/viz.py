@@ -22,7 +22,8 @@ from .media import save_tensors, load_tensors
 from .transitions import TransitionConfig, causal_transition_frames, gp_latent_path, _causal_path
 from .attention import AttentionStore
 from .keyframes import KeyframeConfig, generate_keyframes
-from .pipeline import RunConfig, VGoT
+from .pipeline import VGoT
+from .run_config import RunConfig
 from .shots import decode_latents
 
 # %% auto #0
