@@ -14,7 +14,7 @@ import numpy as np
 from .core import VgotError, RunStore, Shot, Script, Keyframe, ShotClip, Transition, hash_inputs
 from .core import atomic_write_text
 from .media import read_video, write_video, save_image, load_image
-from .metrics import summary_rows, face_counts
+from .metric_tables import summary_rows, face_counts
 
 # %% auto #0
 __all__ = ['assembly_parts', 'assemble_video', 'storyboard_figure', 'write_storyboard', 'write_report', 'assemble_run']

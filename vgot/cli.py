@@ -25,9 +25,11 @@ from .camera import CameraTrainConfig
 from .camera_train import train_camera
 from .shots import BACKENDS, ShotConfig, generate_shots, load_keyframes
 from .transitions import TransitionConfig, generate_transitions
-from .metrics import PROTOCOL_N, Extractors, MetricsConfig, compare_metrics, evaluate_run, evaluate_videos
-from .metrics import face_counts, format_protocol, format_summary, load_metrics, protocol_row, protocol_table
-from .metrics import write_metrics
+from .metrics import Extractors, MetricsConfig, evaluate_run, evaluate_videos
+from .metric_tables import PROTOCOL_N, compare_metrics
+from .metric_tables import face_counts, format_protocol, format_summary, load_metrics, protocol_row
+from .metric_tables import protocol_table
+from .metric_tables import write_metrics
 from .pipeline import RunResult, VGoT, example_stories, example_story, format_table
 from .run_config import EXECUTORS, STAGES, RunConfig
 from .pipeline import refresh_report, run_batch

@@ -22,7 +22,8 @@ from .keyframes import generate_keyframes
 from .shots import generate_shots
 from .transitions import generate_transitions
 from tqdm.auto import tqdm
-from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
+from .metrics import evaluate_run, Extractors, MetricsConfig
+from .metric_tables import write_metrics
 from .run_config import STAGES, STAGE_CONFIGS, STAGE_RECORDS, EXECUTORS, EXECUTION_SETTINGS, RunConfig
 from .run_config import import_ray
 from .assembly import assembly_parts, write_report, assemble_run
