@@ -96,7 +96,8 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = ap.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
-    from vgot.transitions import gp_latent_path, TransitionConfig
+    from vgot.transitions import TransitionConfig
+    from vgot.gp_path import gp_latent_path
     from vgot.models import Models, get_preset
     from vgot.shots import BACKENDS
     dev = torch.device(args.device)
