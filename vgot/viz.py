@@ -424,7 +424,7 @@ class GPPathProjection:
 
     def __init__(
         self,
-        path,  # a vgot.transitions.GPPath
+        path,  # a vgot.gp_path.GPPath
         lat_a=None,  # (F_a, C, h, w) all latents of shot j (default: the path's observed frames)
         lat_b=None,  # (F_b, C, h, w) all latents of shot j+1
         frames=None,  # (n, H, W, 3) decoded transition frames (uint8, or float in [0, 1])
@@ -433,7 +433,7 @@ class GPPathProjection:
     ):  # e.g. "transition 000-001"
         for a in ("t_obs", "z_obs", "t", "mean", "std"):
             if not hasattr(path, a):
-                raise VgotError(f"GPPathViewer needs a path with .{a} (a vgot.transitions.GPPath)")
+                raise VgotError(f"GPPathViewer needs a path with .{a} (a vgot.gp_path.GPPath)")
         self.path, self.title, self.decode = path, title, decode
         z_obs, mean = _np(path.z_obs).astype(np.float64), _np(path.mean).astype(np.float64)
         k, n = len(z_obs) // 2, len(mean)
