@@ -26,7 +26,8 @@ import diffusers.utils.logging as _dlog
 _dlog.set_verbosity_error()   # the baseline pipeline warns on every load_ip_adapter call; the table is what matters here
 
 from vgot.core import Script, Shot, Character, RunStore, derive_seed, make_generator
-from vgot.models import Models, Preset, ModelRef, register_preset, tiny_ip_adapter_state_dict
+from vgot.models import Models, Preset, ModelRef, register_preset
+from vgot.tiny import tiny_ip_adapter_state_dict
 from vgot.keyframes import KeyframeConfig, generate_keyframes, encode_images, branch_embeds
 from vgot.attention import AttentionStore
 from _results import machine, md_table, median, write_section

@@ -5,7 +5,7 @@
    runs of each, alternating. On 2 CPUs Ray has one keyframe worker and one video worker: the gain there is only the
    overlap of the keyframe chain with the shots, against Ray's start-up of two worker processes that each load their
    models.
-2. An estimate of the speed-up on N GPUs for a 30-shot story, from the task graph (`vgot.pipeline.task_graph`) and
+2. An estimate of the speed-up on N GPUs for a 30-shot story, from the task graph (`vgot.task_graph.task_graph`) and
    the per-task times measured in the Ray runs' logs: a list schedule of the graph with the keyframe chain on one
    worker and N-1 video workers (N = 1: everything on one GPU, one task after another, which is the local executor).
    It counts no model loading and no transfer (the run folder on shared storage), and it assumes each task's time
@@ -33,7 +33,8 @@ def story(n: int) -> str:
 
 
 def one_run(executor: str, n_shots: int, seed: int = 0) -> tuple[float, Path]:
-    from vgot.pipeline import VGoT, RunConfig
+    from vgot.pipeline import VGoT
+    from vgot.run_config import RunConfig
 
     run = Path(tempfile.mkdtemp(prefix=f"bench_{executor}_")) / "run"
     t0 = time.perf_counter()
@@ -55,7 +56,7 @@ def task_times(run: Path) -> dict[str, list[float]]:
 
 def makespan(n: int, t: dict[str, float], gpus: int) -> float:
     "List schedule of task_graph(n) on `gpus` GPUs: the chain on one worker, shots/transitions on gpus-1 (1: serial)."
-    from vgot.pipeline import task_graph
+    from vgot.task_graph import task_graph
 
     g = task_graph(n)
     if gpus == 1:  # one GPU: every task in turn

@@ -39,7 +39,7 @@ def bench_capture(size: int, reps: int) -> dict:
     "SD 1.5 UNet with decoupled attention (two base-format branches), without and with an AttentionStore on every layer."
     from diffusers import UNet2DConditionModel
     from vgot.attention import AttentionStore, install_decoupled_attention, remove_decoupled_attention, set_attention_store
-    from vgot.models import tiny_ip_adapter_state_dict
+    from vgot.tiny import tiny_ip_adapter_state_dict
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
                                 attention_head_dim=8, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
@@ -64,7 +64,8 @@ def bench_capture(size: int, reps: int) -> dict:
 def bench_camera(size: int, frames: int, reps: int) -> dict:
     "SVD's UNet (bf16) with camera='none' and with the camera adapter (trained-like: non-zero output weights) attached."
     from diffusers import UNetSpatioTemporalConditionModel
-    from vgot.camera import CameraAdapter, as_trajectory
+    from vgot.camera import as_trajectory
+    from vgot.camera_unet import CameraAdapter
     from vgot.core import CameraMotion
     torch.manual_seed(0)
     old = torch.get_default_dtype(); torch.set_default_dtype(torch.bfloat16)

@@ -49,7 +49,8 @@ class PeakMemory:
 
 def camera_adapter(pipe, path: Path) -> str:
     "A camera-adapter checkpoint for this pipeline's denoiser (UNet or video transformer), output weights non-zero as after training."
-    from vgot.camera import CameraAdapter, denoiser
+    from vgot.camera import denoiser
+    from vgot.camera_unet import CameraAdapter
     net = denoiser(pipe)
     if hasattr(net, "down_blocks"):                                  # a video UNet
         ad = CameraAdapter(net)
@@ -74,7 +75,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     from PIL import Image
-    from vgot.core import CameraMotion, Keyframe, RunStore, Shot, save_image
+    from vgot.core import CameraMotion, Keyframe, RunStore, Shot
+    from vgot.media import save_image
     from vgot.models import Models
     from vgot.shots import BACKENDS, ShotConfig, generate_shot
 

@@ -47,7 +47,8 @@ def smooth_latents(F, shape, seed, device):
 def two_shots(models, backend: str, root: Path):
     "A store with two tiny shots made by `backend` (their keyframes random images), and the script and clips."
     from PIL import Image
-    from vgot.core import CameraMotion, Character, Keyframe, RunStore, Script, Shot, save_image
+    from vgot.core import CameraMotion, Character, Keyframe, RunStore, Script, Shot
+    from vgot.media import save_image
     from vgot.shots import ShotConfig, generate_shot
     store = RunStore(root)
     shots = [Shot(index=i, segment=f"s{i}", duration=2.0, character="Ada", background="a harbour", relation=f"Ada walks, scene {i}",
@@ -95,7 +96,8 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = ap.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
-    from vgot.transitions import gp_latent_path, TransitionConfig
+    from vgot.transitions import TransitionConfig
+    from vgot.gp_path import gp_latent_path
     from vgot.models import Models, get_preset
     from vgot.shots import BACKENDS
     dev = torch.device(args.device)

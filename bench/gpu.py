@@ -229,7 +229,7 @@ def _install_decoupled(embed_dim):
     "vgot's decoupled cross-attention with two branches (identity, previous keyframe) of random IP-Adapter weights."
     def prepare(unet):
         from vgot.attention import install_decoupled_attention
-        from vgot.models import tiny_ip_adapter_state_dict
+        from vgot.tiny import tiny_ip_adapter_state_dict
         w = tiny_ip_adapter_state_dict(unet, embed_dim)
         install_decoupled_attention(unet, {"identity": w, "prev": w}, {"identity": 0.6, "prev": 0.4})
     return prepare

@@ -7,7 +7,8 @@ from vgot.core import VgotError
 from vgot.attention import (make_schedule, q_sample, p_sample, eps_loss, AttentionStore, DecoupledCrossAttnProcessor,
                             install_decoupled_attention, remove_decoupled_attention, set_branch_scale, decoupled_processors,
                             ip_adapter_layer_keys, split_ip_adapter_state_dict)
-from vgot.models import tiny_ip_adapter_state_dict, load_ip_adapter_weights
+from vgot.models import load_ip_adapter_weights
+from vgot.tiny import tiny_ip_adapter_state_dict
 
 
 
@@ -171,7 +172,7 @@ def test_processor_refuses_mismatched_branches():
 # ---- IP-Adapter Plus and all-or-nothing installs ------------------------------------------------------------------
 
 from vgot.attention import check_ip_adapter_state_dict, projection_kind
-from vgot.models import tiny_ip_adapter_plus_state_dict
+from vgot.tiny import tiny_ip_adapter_plus_state_dict
 
 
 def unet_snapshot(unet):

@@ -7,8 +7,10 @@ from PIL import Image
 
 from conftest import STORIES
 from vgot import cli
-from vgot.core import CameraMotion, RunStore, Shot, ShotClip, Transition, make_generator, read_video, load_tensors
-from vgot.shots import ShotConfig, generate_shot, compression, decode_latents, encode_video, latent_times
+from vgot.core import CameraMotion, RunStore, Shot, ShotClip, Transition, make_generator
+from vgot.media import read_video, load_tensors
+from vgot.shots import ShotConfig, generate_shot, compression, decode_latents, encode_video
+from vgot.camera import latent_times
 from vgot.transitions import TransitionConfig, make_transition, refine_transition_dit, causal_transition_frames
 
 STORY = STORIES / "fox_and_crow.txt"
@@ -59,7 +61,8 @@ def _shot(prompt_bg: str) -> Shot:
 
 
 def _keyframe(store):
-    from vgot.core import Keyframe, save_image
+    from vgot.core import Keyframe
+    from vgot.media import save_image
 
     rng = np.random.default_rng(0)
     img = Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8))
@@ -159,7 +162,7 @@ def test_untrained_transformer_camera_adapter_leaves_the_shot_unchanged(tmp_path
 
 def test_picking_i2vgen_xl_picks_gp_transitions():
     "I2VGen-XL cannot refine a transition by conditional diffusion, so picking it makes 'gpr' the transitions' default."
-    from vgot.pipeline import RunConfig
+    from vgot.run_config import RunConfig
 
     cfg = RunConfig(preset="tiny").set("shots.backend=i2vgen-xl")
     assert (cfg.stage_config("transitions").backend, cfg.stage_config("transitions").mode) == ("i2vgen-xl", "gpr")

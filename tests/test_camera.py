@@ -6,9 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import run_cli
-from vgot.core import CameraMotion, VgotError, write_video, read_video
-from vgot.camera import (CameraAdapter, CameraAttnProcessor, CameraTrainConfig, as_trajectory, camera_affines, camera_following,
-                         estimate_motion, relative_trajectory, render_motion, temporal_attention_layers, train_camera, warp)
+from vgot.core import CameraMotion, VgotError
+from vgot.media import write_video, read_video
+from vgot.camera import (CameraTrainConfig, as_trajectory, camera_affines, camera_following, estimate_motion, relative_trajectory,
+                         render_motion, warp)
+from vgot.camera_unet import CameraAdapter, CameraAttnProcessor, temporal_attention_layers
+from vgot.camera_train import train_camera
 
 
 
@@ -195,7 +198,7 @@ def test_trained_adapter_uses_the_camera(tiny_models, tmp_path):
     """Trained on known warps of stills, the adapter's loss depends on the camera input: a static camera costs it much more on
     most clips; the untrained adapter shows no difference at all. Shuffled trajectories are NOT reliably worse on the
     random tiny model (measured -0.15 % to +1.4 % over runs), so that ordering is reported, not asserted: see 03a_camera."""
-    from vgot.camera import camera_dependence
+    from vgot.camera_train import camera_dependence
     pipe, data = tiny_models.i2v("svd"), _stills(tmp_path)
     cfg = CameraTrainConfig(steps=120, n_frames=4, cam_dim=32, lr=3e-3, p_mean=-0.5, save_every=1000, n_eval=2)
     before = camera_dependence(pipe, CameraAdapter(pipe.unet, cam_dim=32), data, cfg, n=16)
@@ -240,7 +243,8 @@ def test_checkpointing_and_bf16_training_run(tiny_models, tmp_path, monkeypatch)
 
 
 def test_checkpointing_gives_the_same_gradients(tiny_models):
-    from vgot.camera import block_checkpointing, camera_loss, _svd_sample
+    from vgot.camera_train import block_checkpointing, camera_loss
+    from vgot.camera_unet import _svd_sample
     pipe = tiny_models.i2v("svd")
     cfg = CameraTrainConfig(n_frames=4, cam_dim=16)
     s = _svd_sample(pipe, [texture(64, 64, seed=1)], cfg, seed=3)

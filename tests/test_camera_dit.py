@@ -8,9 +8,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import run_cli
-from vgot.camera import CameraAdapter, CameraTrainConfig, as_trajectory, camera_dependence, conditioning, train_camera
-from vgot.camera_dit import (TransformerCameraAdapter, _ltx_sample, _wan_sample, latent_trajectory, load_camera_adapter_any,
-                             token_frames, transformer_blocks, transformer_camera_loss)
+from vgot.camera import CameraTrainConfig, as_trajectory, conditioning
+from vgot.camera_unet import CameraAdapter
+from vgot.camera_dit import (TransformerCameraAdapter, _ltx_sample, _wan_sample, latent_trajectory, token_frames, transformer_blocks,
+                             transformer_camera_loss)
+from vgot.camera_train import camera_dependence, load_camera_adapter_any, train_camera
 from vgot.core import CameraMotion, VgotError, make_generator
 
 BACKENDS = {"wan": 4, "ltx": 8}                 # backend -> the VAE's temporal ratio r
@@ -47,7 +49,7 @@ def traj_for(backend, n_frames=9, motion=CameraMotion(pan=0.3, tilt=-0.1, zoom=1
 @pytest.mark.parametrize("r,n", [(4, 5), (4, 9), (4, 81), (8, 9), (8, 121), (1, 6)])
 def test_training_samples_the_camera_where_the_shot_stage_does(r, n):
     "The trajectory at the latent frames: the same times and interpolation as vgot.shots gives the adapter at inference."
-    from vgot.shots import latent_times, sample_trajectory
+    from vgot.camera import latent_times, sample_trajectory
     for motion in (CameraMotion(pan=0.3), CameraMotion(pan=-0.2, tilt=0.25, zoom=1.6), CameraMotion(zoom=0.7)):
         traj = as_trajectory(motion, n)
         ours = latent_trajectory(traj, r)
@@ -241,7 +243,7 @@ def test_checkpointing_and_bf16_training_on_transformers(tiny_models, tmp_path, 
     assert np.isfinite(res["losses"]).all() and np.isfinite(res["eval_after"])
     assert len(calls) >= 2 * len(transformer_blocks(tr)) and not tr.is_gradient_checkpointing   # switched off again
     # the gradients of the checkpointed backward are those of the plain one
-    from vgot.camera import block_checkpointing
+    from vgot.camera_train import block_checkpointing
     s = SAMPLE[backend](pipe, [texture(seed=1)], CameraTrainConfig(n_frames=9, cam_dim=16), seed=4)
 
     def grads(ckpt):

@@ -3,8 +3,8 @@ import json, os, signal, subprocess, sys, time, textwrap
 from pathlib import Path
 import pytest
 
-from vgot.core import (CameraMotion, Character, Keyframe, RunStore, Script, Shot, ShotClip, Story, Transition,
-                       ValidationError, VgotError, atomic_write_bytes, hash_inputs)
+from vgot.core import (CameraMotion, Character, Keyframe, RunStore, Script, Shot, ShotClip, Story, Transition, ValidationError,
+                       VgotError, atomic_write_bytes, hash_inputs)
 
 def shot(i=0, **kw):
     d = dict(index=i, segment="Ada climbs the stairs.", duration=3.0, character="Ada", background="a lighthouse",
@@ -125,7 +125,8 @@ def test_save_tensors_writes_the_same_bytes_every_time(tmp_path):
     "safetensors writes its metadata map in a random order; vgot's files are byte-identical for the same content."
     import torch
     from safetensors import safe_open
-    from vgot.core import save_tensors, load_tensors, file_sha256
+    from vgot.core import file_sha256
+    from vgot.media import save_tensors, load_tensors
     meta = {"shot": 3, "seed": 7, "frames": 16, "fps": 8.0}
     sums = set()
     for i in range(12):

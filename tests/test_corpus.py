@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 from vgot.cli import main
 from vgot.keyframes import KeyframeConfig
-from vgot.script import ScriptConfig
+from vgot.planners import ScriptConfig
 from vgot.shots import ShotConfig
 from vgot.transitions import TransitionConfig
 
@@ -304,7 +304,7 @@ def test_eval_compare_refuses_a_symlinked_metrics_json(copy, capsys, tmp_path):
 
 def _videos(d):
     from PIL import Image
-    from vgot.core import write_video
+    from vgot.media import write_video
     import numpy as np
     d.mkdir()
     write_video(d / "good.mp4", np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), 8)

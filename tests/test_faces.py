@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from vgot.core import write_video
-from vgot.metrics import (FACE_DISTANCE, DlibFaces, Extractors, MetricsConfig, evaluate_videos, face_counts,
-                          format_summary, compare_metrics)
+from vgot.media import write_video
+from vgot.metrics import FACE_DISTANCE, DlibFaces, Extractors, MetricsConfig, evaluate_videos
+from vgot.metric_tables import face_counts, format_summary, compare_metrics
 
 CFG = MetricsConfig(progress=False, n_boundary=2, plots=False)
 SIZE = 176

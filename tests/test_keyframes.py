@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 
-from vgot.core import VgotError, Script, Shot, Character, Keyframe, RunStore, load_tensors, file_sha256
+from vgot.core import VgotError, Script, Shot, Character, Keyframe, RunStore, file_sha256
+from vgot.media import load_tensors
 from vgot.keyframes import KeyframeConfig, generate_keyframes, portrait_rel
 from vgot.attention import AttentionStore, decoupled_processors
 from vgot.models import Models
@@ -193,7 +194,8 @@ def tiny_sdxl(root: Path) -> "Preset":
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
     from safetensors.torch import save_file
-    from vgot.models import Preset, ModelRef, tiny_clip_tokenizer, tiny_ip_adapter_state_dict, tiny_ip_adapter_plus_state_dict
+    from vgot.models import Preset, ModelRef
+    from vgot.tiny import tiny_clip_tokenizer, tiny_ip_adapter_state_dict, tiny_ip_adapter_plus_state_dict
     torch.manual_seed(0)
     tok = tiny_clip_tokenizer()
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,

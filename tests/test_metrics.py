@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from vgot.core import CameraMotion, RunStore, Script, Shot, ShotClip, Transition, VgotError, write_video
+from vgot.core import CameraMotion, RunStore, Script, Shot, ShotClip, Transition, VgotError
+from vgot.media import write_video
 from vgot.metrics import (Extractors, Face, MetricsConfig, SHOT_METRICS, JOINT_METRICS, evaluate_run, evaluate_videos,
-                          load_metrics, motion_smoothness, temporal_flickering, write_metrics)
+                          motion_smoothness, temporal_flickering)
+from vgot.metric_tables import load_metrics, write_metrics
 
 RED, YELLOW, BLUE = (255, 0, 0), (255, 255, 0), (0, 0, 255)
 CFG = MetricsConfig(progress=False, n_boundary=2)

@@ -1,7 +1,7 @@
 "Every tiny model loads through the public load_* functions from a saved folder."
 import torch, pytest
-from vgot.models import (Models, ensure_tiny_models, get_preset, load_i2v, load_image_encoder, load_ip_adapter_weights, load_llm,
-                         load_t2i, ModelRef)
+from vgot.models import Models, get_preset, load_i2v, load_image_encoder, load_ip_adapter_weights, load_llm, load_t2i, ModelRef
+from vgot.tiny import ensure_tiny_models
 from vgot.core import VgotError
 
 def test_tiny_set_is_saved_in_library_folders():

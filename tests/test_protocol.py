@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from vgot.core import CameraMotion, RunStore, Script, Shot, ShotClip, Transition, write_video
-from vgot.metrics import (PROTOCOL_N, Extractors, MetricsConfig, evaluate_run, face_across, format_protocol, protocol_row,
-                          protocol_table)
+from vgot.core import CameraMotion, RunStore, Script, Shot, ShotClip, Transition
+from vgot.media import write_video
+from vgot.metrics import Extractors, MetricsConfig, evaluate_run, face_across
+from vgot.metric_tables import PROTOCOL_N, format_protocol, protocol_row, protocol_table
 
 SIZE, N = 176, 10   # frames of SIZE x SIZE, N per shot (more than the protocol's 8 at each end)
 

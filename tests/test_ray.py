@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgot.core import RunStore, VgotError, read_video
-from vgot.pipeline import VGoT, RunConfig, run_batch
+from vgot.core import RunStore, VgotError
+from vgot.media import read_video
+from vgot.pipeline import VGoT, run_batch
+from vgot.run_config import RunConfig
 
 ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install 'vgot[ray]'")
 

@@ -11,9 +11,10 @@ import pytest, torch
 
 from vgot.attention import (install_decoupled_attention, remove_decoupled_attention, decoupled_processors, check_ip_adapter_state_dict,
                             ip_adapter_layer_keys)
-from vgot.camera import CameraAdapter, as_trajectory, temporal_attention_layers
+from vgot.camera import as_trajectory
+from vgot.camera_unet import CameraAdapter, temporal_attention_layers
 from vgot.core import CameraMotion
-from vgot.models import tiny_ip_adapter_state_dict, tiny_ip_adapter_plus_state_dict
+from vgot.tiny import tiny_ip_adapter_state_dict, tiny_ip_adapter_plus_state_dict
 
 pytestmark = pytest.mark.real_size
 

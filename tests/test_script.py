@@ -6,9 +6,9 @@ import pytest
 
 from conftest import run_cli, STORIES
 from vgot.core import Character, RunStore, Script, Shot, Story, ValidationError, VgotError
-from vgot.script import (OpenAIPlanner, PlanError, RulePlanner, ScriptConfig, ScriptWarning, ShotRequest, TransformersPlanner,
-                         build_messages, extract_json, generate_script, get_embedder, load_story, make_planner, minilm_available,
-                         parse_shot)
+from vgot.script import generate_script, load_story, parse_shot
+from vgot.repair import PlanError, ScriptWarning, ShotRequest, extract_json, get_embedder, minilm_available
+from vgot.planners import OpenAIPlanner, RulePlanner, ScriptConfig, TransformersPlanner, build_messages, make_planner
 
 BUNDLED = sorted(STORIES.iterdir())
 

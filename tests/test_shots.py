@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import run_cli
-from vgot.core import (CameraMotion, Keyframe, RunStore, Script, Shot, ShotClip, VgotError, load_tensors, read_video,
-                       save_image, save_tensors)
-from vgot.camera import CameraAdapter, as_trajectory, camera_affines, camera_following, warp
+from vgot.core import CameraMotion, Keyframe, RunStore, Script, Shot, ShotClip, VgotError
+from vgot.media import load_tensors, read_video, save_image, save_tensors
+from vgot.camera import as_trajectory, camera_affines, camera_following, warp
+from vgot.camera_unet import CameraAdapter
 import vgot.shots as shots_mod
 from vgot.shots import (ShotConfig, chunk_plan, decode_latents, encode_keyframe, generate_shot, generate_shots,
                         latent_frames, load_keyframes)

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from conftest import run_cli
-from vgot.core import (RunStore, Script, Shot, ShotClip, Transition, VgotError, load_tensors, read_video, save_tensors,
-                       write_video, make_generator)
+from vgot.core import RunStore, Script, Shot, ShotClip, Transition, VgotError, make_generator
+from vgot.media import load_tensors, read_video, save_tensors, write_video
 from vgot.models import get_preset
-from vgot.transitions import (GPPath, TransitionConfig, decode_latents, gp_latent_path, generate_transitions,
-                              make_transition, path_smoothness, refine_transition, transition_latents)
+from vgot.transitions import (TransitionConfig, decode_latents, generate_transitions, make_transition, path_smoothness,
+                              refine_transition, transition_latents)
+from vgot.gp_path import GPPath, gp_latent_path
 
 
 

@@ -162,7 +162,7 @@ def test_offline_eval_suggests_the_tiny_preset(tmp_path, run):
 
 def test_deeply_nested_llm_answer_is_a_plan_error():
     "An LLM answer of deeply nested JSON is refused with a clear planner error, not a RecursionError."
-    from vgot.script import PlanError, extract_json
+    from vgot.repair import PlanError, extract_json
     with pytest.raises(PlanError, match="nested too deeply"): extract_json("{" + '"a": {' * 100000 + "}" * 100001)
 
 

@@ -8,8 +8,9 @@ from PIL import Image
 
 from conftest import run_cli
 from vgot.core import Script, VgotError
-from vgot.script import (VGOT_FILE, camera_motion_from_text, export_vgot_script, import_vgot_script, is_vgot_script,
-                         parse_vgot_prompt, read_story)
+from vgot.script import read_story
+from vgot.shotcards import (VGOT_FILE, camera_motion_from_text, export_vgot_script, import_vgot_script, is_vgot_script,
+                            parse_vgot_prompt)
 
 
 def _avatar(path: Path, colour=(200, 150, 120)):

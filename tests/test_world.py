@@ -84,7 +84,7 @@ def test_bad_descriptions_are_refused():
 
 
 def test_light_phrases_are_what_the_rules_planner_writes():
-    from vgot.script import HDR_RULES, _first_rule
+    from vgot.planners import HDR_RULES, _first_rule
 
     for light, phrase in HDR_PHRASES.items():
         assert _first_rule(HDR_RULES, f"Pip waits on the beach at {light}.")[1] == phrase

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from vgot.models import Models, world_weights
+from vgot.models import Models
+from vgot.tiny import world_weights
 from vgot.world import Figure, Scene, identity_following, place_keeping, text_following, token_attention
 
 

@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from vgot import world as W
-from vgot.core import CameraMotion, Keyframe, RunStore, Shot, load_tensors, make_generator, save_image
-from vgot.script import camera_motion_from_text
+from vgot.core import CameraMotion, Keyframe, RunStore, Shot, make_generator
+from vgot.media import load_tensors, save_image
+from vgot.shotcards import camera_motion_from_text
 from vgot.world import Figure, Scene, render
 from vgot.world_video import (
     ACTIONS, FOLLOW_PHRASE, MOVE_PHRASES, MOVES, PUSH_PHRASE, Clip, clip_caption, clip_frames, encode_text, export_world_video, i2v_condition, motion_correlation,

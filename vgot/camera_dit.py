@@ -5,7 +5,6 @@
 # %% ../nbs/03b_camera_dit.ipynb #4c7f0e6c
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -13,24 +12,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from safetensors import safe_open
 
-from .core import VgotError, load_tensors, make_generator
-from vgot.camera import (
-    AdapterCheckpoint,
-    CameraAdapter,
-    CameraEmbedding,
-    CameraTrainConfig,
-    as_trajectory,
-    flow_matching_sample,
-    flow_matching_loss,
-    _clip_example,
-)
+from .core import VgotError, make_generator
+from .media import load_tensors
+from .camera import AdapterCheckpoint, CameraEmbedding, CameraTrainConfig, as_trajectory, latent_times
+from .camera import sample_trajectory
+from .camera import flow_matching_sample, flow_matching_loss, _clip_example
 
 # %% auto #0
 __all__ = ['TRANSFORMER_BLOCKS', 'TRAIN_PROMPT', 'transformer_blocks', 'latent_trajectory', 'frame_positions', 'token_frames',
-           'DiTCameraAttention', 'TransformerCameraAdapter', 'load_camera_adapter_any', 'shifted_t',
-           'transformer_camera_loss']
+           'DiTCameraAttention', 'TransformerCameraAdapter', 'shifted_t', 'transformer_camera_loss']
 
 # %% ../nbs/03b_camera_dit.ipynb #a3aa0bb7
 TRANSFORMER_BLOCKS = {  # transformer class -> the attribute holding its list of blocks
@@ -61,8 +52,6 @@ def latent_trajectory(
             f"a clip of {len(t)} frames does not suit a VAE that compresses time {r}x: use r·m + 1 frames "
             f"({r + 1}, {2 * r + 1}, {4 * r + 1}, ...)"
         )
-    from vgot.shots import latent_times, sample_trajectory  # lazy: vgot.shots imports this module
-
     return sample_trajectory(t, latent_times((len(t) - 1) // r + 1, r)).float()
 
 # %% ../nbs/03b_camera_dit.ipynb #e5bf0def
@@ -285,30 +274,6 @@ class TransformerCameraAdapter(AdapterCheckpoint, nn.Module):
         except RuntimeError as e:
             raise VgotError(f"{path}: camera adapter weights do not fit: {str(e).splitlines()[0]}") from None
         return ad.to(model.device)
-
-# %% ../nbs/03b_camera_dit.ipynb #04dcdc4a
-def load_camera_adapter_any(
-    path,  # a checkpoint of `vgot train-camera`
-    net,  # the pipeline's denoiser: a video UNet or a video transformer
-):
-    "The adapter of checkpoint `path` for `net`: a `CameraAdapter` (video UNets) or a `TransformerCameraAdapter`."
-    path = Path(path)
-    if not path.is_file():
-        raise VgotError(f"{path}: not found")
-    try:
-        with safe_open(str(path), "pt") as f:
-            raw = (f.metadata() or {}).get("vgot_camera_adapter")
-    except Exception as e:
-        raise VgotError(f"{path}: not a readable safetensors file ({e})") from None
-    if raw is None:
-        raise VgotError(f"{path}: not a vgot camera adapter checkpoint")
-    cfg = json.loads(raw)
-    trained = cfg.get("transformer") or cfg.get("unet")
-    if trained != type(net).__name__:
-        raise VgotError(
-            f"{path}: camera adapter was trained for {trained}, but this video model is {type(net).__name__}"
-        )
-    return (TransformerCameraAdapter if "transformer" in cfg else CameraAdapter).load(path, net)
 
 # %% ../nbs/03b_camera_dit.ipynb #376f0fa5
 def shifted_t(

@@ -10,57 +10,37 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
-import vgot
+from . import __version__
 from .core import RunStore, Script, ShotClip, Story, StageConfig, VgotError, choose_device, choose_dtype
 from .core import atomic_write_json, atomic_write_text, preset_defaults
-import contextlib, signal, threading
-from .core import decode_json, parse_json, read_guarded
-from .models import PRESETS, TINY_VERSION, Models, get_preset, vgot_home
-from vgot.script import (
-    PLANNERS,
-    VGOT_FILE,
-    ScriptConfig,
-    ScriptWarning,
-    export_vgot_script,
-    generate_script,
-    install_identity_images,
-    is_vgot_script,
-    load_story,
-    make_planner,
-    read_story,
-)
+from .models import PRESETS, Models, get_preset
+from .tiny import TINY_VERSION, vgot_home
+from .story import install_identity_images
+from .repair import ScriptWarning
+from .planners import PLANNERS, ScriptConfig, make_planner
+from .shotcards import VGOT_FILE, export_vgot_script, is_vgot_script
+from .script import generate_script, load_story, read_story
 from .keyframes import KeyframeConfig, generate_keyframes
-from .camera import CameraTrainConfig, train_camera
+from .camera import CameraTrainConfig
+from .camera_train import train_camera
 from .shots import BACKENDS, ShotConfig, generate_shots, load_keyframes
 from .transitions import TransitionConfig, generate_transitions
-from vgot.metrics import (
-    PROTOCOL_N,
-    Extractors,
-    MetricsConfig,
-    compare_metrics,
-    evaluate_run,
-    evaluate_videos,
-    face_counts,
-    format_protocol,
-    format_summary,
-    load_metrics,
-    protocol_row,
-    protocol_table,
-    write_metrics,
-)
-from vgot.pipeline import (
-    EXECUTORS,
-    STAGES,
-    RunConfig,
-    RunResult,
-    VGoT,
-    example_stories,
-    example_story,
-    format_table,
-    refresh_report,
-    run_batch,
-)
+from .metrics import Extractors, MetricsConfig, evaluate_run, evaluate_videos
+from .metric_tables import PROTOCOL_N, compare_metrics
+from .metric_tables import face_counts, format_protocol, format_summary, load_metrics, protocol_row
+from .metric_tables import protocol_table
+from .metric_tables import write_metrics
+from .pipeline import RunResult, VGoT, example_stories, example_story, format_table
+from .run_config import EXECUTORS, STAGES, RunConfig
+from .pipeline import refresh_report, run_batch
 import torch
+from .core import decode_json
+from .core import parse_json
+from .core import read_guarded
+import contextlib
+import signal
+import threading
+from .story import story_images
 
 # %% auto #0
 __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_options', 'cmd_version', 'cmd_info', 'add_info',
@@ -120,14 +100,14 @@ def shared_options(preset_default: Optional[str] = "tiny", models: bool = True) 
 
 # %% ../nbs/08_cli.ipynb #5d1a5652
 def cmd_version(args) -> int:
-    print(f"vgot {vgot.__version__}")
+    print(f"vgot {__version__}")
     return 0
 
 # %% ../nbs/08_cli.ipynb #943fb4d6
 def cmd_info(args) -> int:
 
     dev = choose_device(args.device)
-    print(f"vgot {vgot.__version__}, torch {torch.__version__}")
+    print(f"vgot {__version__}, torch {torch.__version__}")
     print(f"device: {dev} ({choose_dtype(dev)})" + (f", {torch.cuda.get_device_name(0)}" if dev.type == "cuda" else ""))
     home = vgot_home()
     tiny = home / "tiny" / TINY_VERSION
@@ -158,6 +138,12 @@ def _export_script(args) -> int:
     print(f"{f}: {len(script.shots)} shots in VGoT's format")
     return 0
 
+# %% ../nbs/08_cli.ipynb #ea1be901
+def _story_file(path) -> tuple:
+    "`--source story`: the file read as a story (never as VGoT's script), with the identity images beside it."
+    story = load_story(path)
+    return story, story_images(path, story)
+
 # %% ../nbs/08_cli.ipynb #74f270fc
 def cmd_script(args) -> int:
     if args.to:
@@ -174,7 +160,7 @@ def cmd_script(args) -> int:
             raise VgotError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
         over["api_key"] = os.environ[args.api_key_env]
     config = ScriptConfig.from_preset(preset, **over)
-    story, images = read_story(args.story) if args.source != "story" else (load_story(args.story), {})
+    story, images = read_story(args.story) if args.source != "story" else _story_file(args.story)
     name = "rules" if story.script is not None else (args.planner or preset.planner)  # a given script needs no planner
     needs_llm = (name == "transformers" and not config.model) or name == "openai"
     planner = make_planner(name, Models(preset, device=args.device, dtype=args.dtype) if needs_llm else None, config)

@@ -14,16 +14,14 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MAX_NESTING', 'PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'PRESET_REGISTRY',
-           'MAX_IMAGE_PIXELS', 'RUN_NAMES', 'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text',
-           'nesting_depth', 'show_value', 'parse_json', 'strip_controls', 'check_template', 'check_relpath',
-           'resolve_inside', 'read_nofollow', 'guarded_path', 'read_guarded', 'decode_json', 'Artifact', 'CameraMotion',
-           'Character', 'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt', 'Story', 'Keyframe',
-           'ShotClip', 'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig', 'file_mode',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'save_tensors',
-           'load_tensors', 'to_uint8_frames', 'write_video', 'not_a_video', 'read_video', 'save_image', 'load_image',
-           'file_sha256', 'hash_inputs', 'package_versions', 'check_run_folder', 'open_lock_file',
-           'remove_orphan_temporaries', 'manifest_problem', 'RunStore', 'derive_seed', 'seed_everything',
-           'make_generator', 'choose_device', 'choose_dtype']
+           'RUN_NAMES', 'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text', 'nesting_depth',
+           'show_value', 'parse_json', 'strip_controls', 'check_template', 'check_relpath', 'resolve_inside',
+           'read_nofollow', 'guarded_path', 'read_guarded', 'decode_json', 'Artifact', 'CameraMotion', 'Character',
+           'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt', 'Story', 'Keyframe', 'ShotClip',
+           'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig', 'file_mode', 'atomic_path',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'hash_inputs',
+           'package_versions', 'check_run_folder', 'open_lock_file', 'remove_orphan_temporaries', 'manifest_problem',
+           'RunLayout', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator', 'choose_device', 'choose_dtype']
 
 # %% ../nbs/00_core.ipynb #83bb1c6e
 class VgotError(Exception):
@@ -813,202 +811,6 @@ def atomic_write_json(path, obj):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
-# %% ../nbs/00_core.ipynb #d0c11c1f
-def _canonical_safetensors(data: bytes) -> bytes:
-    "safetensors bytes with the header's keys sorted (safetensors writes its metadata map in a random order)."
-    n = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    if len(header) > n:
-        return data  # not the compact JSON safetensors writes: leave it as it is
-    return data[:8] + header.ljust(n, b" ") + data[8 + n :]
-
-# %% ../nbs/00_core.ipynb #9f5e76de
-def save_tensors(path, tensors: dict, metadata: Optional[dict] = None):
-    "Save a dict of tensors as safetensors, atomically; the same tensors and metadata give the same bytes."
-    import torch
-    from safetensors.torch import save
-
-    t = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    try:
-        data = _canonical_safetensors(save(t, metadata={k: str(v) for k, v in (metadata or {}).items()}))
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            tmp.write_bytes(data)
-    except OSError as e:
-        raise VgotError(f"cannot write {path}: {e.strerror or e}") from None
-    except Exception as e:  # safetensors reports I/O failures (disk full) as its own error type
-        if type(e).__name__ != "SafetensorError":
-            raise
-        raise VgotError(f"cannot write {path}: {e}") from None
-
-# %% ../nbs/00_core.ipynb #46a6d0d4
-def load_tensors(path, check_finite: bool = True) -> dict:
-    "Load a safetensors file; refuse a missing file or NaN/inf values with a clear error."
-    import torch
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.exists():
-        raise VgotError(f"{path}: not found")
-    try:
-        t = load_file(str(path))
-    except Exception as e:
-        raise VgotError(f"{path}: not a readable safetensors file ({e})") from None
-    if check_finite:
-        for k, v in t.items():
-            if v.is_floating_point() and not torch.isfinite(v).all():
-                raise VgotError(f"{path}: tensor '{k}' contains NaN or inf")
-    return t
-
-# %% ../nbs/00_core.ipynb #27131ee4
-def to_uint8_frames(frames) -> np.ndarray:
-    "Frames as uint8 (F, H, W, 3): accepts uint8, or floats in [0, 1], as numpy or torch."
-    if hasattr(frames, "detach"):
-        frames = frames.detach().float().cpu().numpy()
-    a = np.asarray(frames)
-    if a.ndim != 4 or a.shape[-1] != 3:
-        raise VgotError(f"frames have shape {a.shape}; expected (F, H, W, 3)")
-    if a.dtype != np.uint8:
-        if not np.isfinite(a).all():
-            raise VgotError("frames contain NaN or inf")
-        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
-    return a
-
-# %% ../nbs/00_core.ipynb #11f575ee
-def write_video(path, frames, fps: float, crf: int = 18) -> int:
-    "Write frames (F, H, W, 3), or an iterable of such chunks (streamed), as an H.264 yuv420p mp4, atomically; returns the frame count."
-    import imageio.v2 as iio
-
-    chunks = [frames] if hasattr(frames, "shape") else frames
-    n, size = 0, None
-    with atomic_path(path, suffix=".mp4") as tmp:
-        w = None
-        try:
-            for chunk in chunks:
-                a = to_uint8_frames(chunk)
-                if size is None:
-                    size = a.shape[1:3]
-                    if size[0] % 2 or size[1] % 2:
-                        raise VgotError(f"{path}: frame size {size[1]}x{size[0]} must be even for yuv420p")
-                    w = iio.get_writer(
-                        str(tmp),
-                        format="FFMPEG",
-                        fps=float(fps),
-                        codec="libx264",
-                        pixelformat="yuv420p",
-                        macro_block_size=1,
-                        ffmpeg_params=["-crf", str(crf)],
-                        ffmpeg_log_level="error",
-                    )
-                elif a.shape[1:3] != size:
-                    raise VgotError(
-                        f"{path}: frames of size {a.shape[2]}x{a.shape[1]} after frames of {size[1]}x{size[0]}"
-                    )
-                for f in a:
-                    w.append_data(f)
-                n += len(a)
-            if n == 0:
-                raise VgotError(f"{path}: no frames to write")
-        finally:
-            if w is not None:
-                w.close()
-    return n
-
-# %% ../nbs/00_core.ipynb #b195a8c7
-_STILL_IMAGES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"BM", "a BMP image"),
-                 (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"))
-
-
-def not_a_video(path) -> Optional[str]:
-    "Why the file at `path` is plainly no video (empty, or a still image that a decoder would read as one frame), else None."
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if not head:
-        return "the file is empty (0 bytes)"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "it is a WebP image, not a video"
-    return next((f"it is {kind}, not a video" for magic, kind in _STILL_IMAGES if head.startswith(magic)), None)
-
-
-def _probe_video(path):
-    "Open the container with PyAV (which prints nothing) and refuse it without a video stream: decord would print its own errors."
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise VgotError(f"{path}: not a readable video (it has no video stream)")
-    except VgotError:
-        raise
-    except Exception as e:
-        raise VgotError(f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-
-# %% ../nbs/00_core.ipynb #3250b17e
-def read_video(path) -> tuple[np.ndarray, float]:
-    "Read a video as uint8 frames (F, H, W, 3) and its fps (decord, else PyAV)."
-    path = Path(path)
-    if not path.exists():
-        raise VgotError(f"{path}: not found")
-    if path.is_file() and (why := not_a_video(path)):  # decoders read a PNG as a one-frame video
-        raise VgotError(f"{path}: not a readable video ({why})")
-    _probe_video(path)
-    try:
-        import decord
-
-        vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
-        return vr.get_batch(list(range(len(vr)))).asnumpy(), float(vr.get_avg_fps())
-    except ImportError:
-        pass
-    except Exception:
-        pass  # decord fails on some sizes (frames narrower than 32 px): PyAV reads them
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            st = c.streams.video[0]
-            frames = [f.to_ndarray(format="rgb24") for f in c.decode(st)]
-            if not frames:
-                raise VgotError(f"{path}: the video has no frames")
-            return np.stack(frames), float(st.average_rate)
-    except VgotError:
-        raise
-    except Exception as e:  # any decoder failure: name the file, not the library's internals
-        raise VgotError(
-            f"{path}: not a readable video ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-        ) from None
-
-# %% ../nbs/00_core.ipynb #a0f3a297
-def save_image(path, image):
-    "Save a PIL image (or uint8 HxWx3 array) as PNG, atomically."
-    from PIL import Image
-
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(np.asarray(image))
-    with atomic_path(path, suffix=".png") as tmp:
-        image.save(tmp, format="PNG")
-
-# %% ../nbs/00_core.ipynb #96910bd5
-MAX_IMAGE_PIXELS = 64_000_000  # about 8000 x 8000: larger images are refused before they are decoded
-
-
-def load_image(path, what: str = "image"):
-    "Open an image as RGB, with a clear error naming the file when it is missing or not an image."
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise VgotError(f"{what} {path}: not found")
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise VgotError(
-                    f"{what} {path}: {im.width}x{im.height} pixels is too large (over {MAX_IMAGE_PIXELS:,}); scale it down"
-                )
-            return im.convert("RGB")
-    except Image.DecompressionBombError as e:
-        raise VgotError(f"{what} {path}: too large to open ({e}); scale it down") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise VgotError(f"{what} {path}: not a readable image ({e.__class__.__name__})") from None
-
 # %% ../nbs/00_core.ipynb #7ba7366b
 def _canon(o):
     if isinstance(o, Artifact):
@@ -1158,33 +960,12 @@ def manifest_problem(m) -> Optional[str]:
             return f"`stages.{name}` must be a mapping, found {_kind(st)}"
     return None
 
-# %% ../nbs/00_core.ipynb #b9ee42a7
-class RunStore:
-    "A run folder: paths of every artifact, atomic writes, and the manifest `run.json`."
+# %% ../nbs/00_core.ipynb #ed5701bf
+class RunLayout:
+    "Where each artifact of a run folder goes, and the check that a path stays inside the folder."
 
-    def __init__(self, root, create: bool = True):
+    def __init__(self, root):
         self.root = Path(root)
-        if create:
-            check_run_folder(self.root)  # a folder vgot made, or a new or empty one: never --run-dir /etc
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise VgotError(f"cannot create run folder {self.root}: {e.strerror}") from None
-        elif not self.root.is_dir():
-            raise VgotError(f"{self.root}: not a run folder (it does not exist)")
-        self.manifest_path = self.root / "run.json"
-        self.manifest = self._read_manifest()
-        self._sha_cache: dict = {}  # (rel, size, mtime) -> sha256: each file hashed once while it is unchanged
-
-    def _read_manifest(self) -> dict:
-        if not self.manifest_path.exists():
-            return {"vgot_run": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "artifacts": {}, "stages": {}}
-        m = decode_json(self.read_bytes("run.json"), str(self.manifest_path))
-        problem = manifest_problem(m)
-        if problem:
-            raise VgotError(f"{self.manifest_path}: {problem}; fix or remove the file (without it every stage is redone)")
-        m.setdefault("stages", {})
-        return m
 
     # --- layout -------------------------------------------------------------------------------
     def path(self, rel: str) -> Path:
@@ -1221,6 +1002,34 @@ class RunStore:
         guarded_path(self.root, "assets/characters", "identity_image")  # the folder itself is no symlink
         self.assets_dir.mkdir(parents=True, exist_ok=True)
         return resolve_inside(self.assets_dir, rel, "identity_image", must_exist)
+
+# %% ../nbs/00_core.ipynb #b9ee42a7
+class RunStore(RunLayout):
+    "A run folder: paths of every artifact, atomic writes, and the manifest `run.json`."
+
+    def __init__(self, root, create: bool = True):
+        self.root = Path(root)
+        if create:
+            check_run_folder(self.root)  # a folder vgot made, or a new or empty one: never --run-dir /etc
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise VgotError(f"cannot create run folder {self.root}: {e.strerror}") from None
+        elif not self.root.is_dir():
+            raise VgotError(f"{self.root}: not a run folder (it does not exist)")
+        self.manifest_path = self.root / "run.json"
+        self.manifest = self._read_manifest()
+        self._sha_cache: dict = {}  # (rel, size, mtime) -> sha256: each file hashed once while it is unchanged
+
+    def _read_manifest(self) -> dict:
+        if not self.manifest_path.exists():
+            return {"vgot_run": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "artifacts": {}, "stages": {}}
+        m = decode_json(self.read_bytes("run.json"), str(self.manifest_path))
+        problem = manifest_problem(m)
+        if problem:
+            raise VgotError(f"{self.manifest_path}: {problem}; fix or remove the file (without it every stage is redone)")
+        m.setdefault("stages", {})
+        return m
 
     # --- manifest -----------------------------------------------------------------------------
     def save_manifest(self):

@@ -14,25 +14,13 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vgot.core import (
-    VgotError,
-    ValidationError,
-    Script,
-    Shot,
-    Keyframe,
-    RunStore,
-    save_tensors,
-    save_image,
-    load_image,
-    hash_inputs,
-    derive_seed,
-    make_generator,
-    check_range,
-    check_type,
-)
+from .core import VgotError, ValidationError, Script, Shot, Keyframe, RunStore
+from .media import save_tensors, save_image
+from .core import hash_inputs, derive_seed, make_generator, check_range, check_type
+from .media import load_image
 from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
-from .core import check_template
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
+from .core import check_template
 
 # %% auto #0
 __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',

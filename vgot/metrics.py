@@ -12,22 +12,27 @@ from typing import Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
-from .core import VgotError, Script, ShotClip, Transition, CameraMotion, read_video, resolve_inside, choose_device
-from .core import decode_json, guarded_path, read_guarded, read_nofollow
-from .core import atomic_path, atomic_write_json, atomic_write_text, load_image
+from .core import VgotError, Script, ShotClip, Transition, CameraMotion, resolve_inside, choose_device
+from .media import read_video
+from .core import atomic_path, atomic_write_json, atomic_write_text
+from .media import load_image
 from .keyframes import identity_plan
 from .camera import camera_following
-from .models import ModelRef, Preset, get_preset, quiet_known_notices
+from .models import ModelRef, Preset, get_preset
+from .tiny import quiet_known_notices
 from .core import StageConfig, setting
+from . import __version__
+from .core import decode_json
+from .core import guarded_path
+from .core import read_guarded
+from .core import read_nofollow
 
 # %% auto #0
 __all__ = ['FACE_DISTANCE', 'FACE_MODEL_FILES', 'FACE_SHOT_METRICS', 'FACE_JOINT_METRICS', 'SHOT_METRICS', 'JOINT_METRICS',
-           'VIDEO_EXTS', 'METRIC_INFO', 'PROTOCOL_N', 'PROTOCOL_COLUMNS', 'frame_mad', 'temporal_flickering',
-           'motion_smoothness', 'joint_continuity', 'unit', 'pair_consistency', 'boundary_consistency',
-           'vbench_consistency', 'Extractors', 'Face', 'face_model_dir', 'DlibFaces', 'face_detector', 'face_within',
-           'face_across', 'face_track', 'MetricsConfig', 'evaluate_videos', 'evaluate_run', 'plot_metrics',
-           'write_metrics', 'summary_rows', 'face_counts', 'compare_metrics', 'load_metrics', 'protocol_row',
-           'protocol_table', 'format_protocol', 'format_summary']
+           'VIDEO_EXTS', 'frame_mad', 'temporal_flickering', 'motion_smoothness', 'joint_continuity', 'unit',
+           'pair_consistency', 'boundary_consistency', 'vbench_consistency', 'Extractors', 'Face', 'face_model_dir',
+           'DlibFaces', 'face_detector', 'face_within', 'face_across', 'face_track', 'MetricsConfig', 'evaluate_videos',
+           'evaluate_run']
 
 # %% ../nbs/06_metrics.ipynb #721ad177
 def _check_frames(frames, what: str = "frames") -> np.ndarray:
@@ -746,7 +751,6 @@ def _summary(items: list, keys) -> dict:
 def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, source: dict, faces: _FaceCtx) -> dict:
     "Evaluate described shots and joints; the metrics.json dictionary."
     from tqdm.auto import tqdm
-    import vgot
 
     texts = sorted({t for s in shots for t in (s.prompt, s.segment) if t})
     tf = dict(zip(texts, ex.clip_text(texts))) if texts else {}
@@ -793,7 +797,7 @@ def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, sou
     return _jsonable(
         dict(
             vgot_metrics=1,
-            vgot_version=vgot.__version__,
+            vgot_version=__version__,
             source=source,
             extractors=dict(
                 clip=ex.clip_ref.id,
@@ -975,323 +979,3 @@ def evaluate_run(
     cfg = config or MetricsConfig()
     imgs, notes = _run_references(root, plan)
     return _evaluate(shots, joints, extractors, cfg, source, _face_ctx(cfg, faces, imgs, notes))
-
-# %% ../nbs/06_metrics.ipynb #b25a9c89
-_SHOT_PLOT = (
-    "face_within",
-    "face_fidelity",
-    "frame_similarity_within",
-    "style_within",
-    "subject_consistency",
-    "background_consistency",
-    "temporal_flickering",
-    "motion_smoothness",
-)
-_JOINT_PLOT = ("face_cross", "frame_similarity_cross", "style_cross", "joint_smoothness", "joint_continuity")
-
-
-def _bars(ax, items, keys, labels, title, ylim=None):
-    "Grouped bars: one group per item, one bar per metric (missing values leave a gap)."
-    w = 0.8 / max(len(keys), 1)
-    x = np.arange(len(items))
-    for i, k in enumerate(keys):
-        v = [it.get(k) if isinstance(it.get(k), (int, float)) else np.nan for it in items]
-        ax.bar(x + (i - (len(keys) - 1) / 2) * w, v, w, label=k.replace("_", " "))
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_title(title, fontsize=10)
-    if ylim:
-        ax.set_ylim(*ylim)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-
-# %% ../nbs/06_metrics.ipynb #a072722b
-def _save_fig(fig, path: Path):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-
-# %% ../nbs/06_metrics.ipynb #ae1e635b
-def plot_metrics(
-    result: dict,  # from evaluate_run / evaluate_videos
-    out_dir,  # folder for the PNGs
-) -> list[Path]:
-    "Per-shot and per-joint bar charts as PNG (matplotlib's Agg canvas; no pyplot state is touched)."
-    from matplotlib.figure import Figure
-
-    out_dir = Path(out_dir)
-    paths = []
-    shots = [s for s in result["shots"] if "error" not in s]
-    if shots:
-        fig = Figure(figsize=(max(6, 1.2 * len(shots) + 3), 6.5))
-        a1, a2 = fig.subplots(2, 1, gridspec_kw=dict(height_ratios=[2, 1]))
-        labels = [f"shot {s['index']}" for s in shots]
-        _bars(a1, shots, _SHOT_PLOT, labels, "per-shot consistency and temporal quality (1 = best)", (0, 1.05))
-        _bars(a2, shots, ("clip_score", "clip_score_story"), labels, "CLIP score (0-100)")
-        fig.tight_layout()
-        _save_fig(fig, out_dir / "metrics_shots.png")
-        paths.append(out_dir / "metrics_shots.png")
-    if result["joints"]:
-        j = result["joints"]
-        fig = Figure(figsize=(max(6, 1.2 * len(j) + 3), 3.5))
-        ax = fig.subplots()
-        _bars(
-            ax,
-            j,
-            _JOINT_PLOT,
-            [f"{x['src']}→{x['dst']} ({x['mode']})" for x in j],
-            "per-joint consistency and smoothness (1 = best)",
-            (0, 1.05),
-        )
-        fig.tight_layout()
-        _save_fig(fig, out_dir / "metrics_joints.png")
-        paths.append(out_dir / "metrics_joints.png")
-    return paths
-
-# %% ../nbs/06_metrics.ipynb #9f45b6f8
-def write_metrics(
-    result: dict,  # from evaluate_run / evaluate_videos
-    out,  # the JSON file to write (plots go beside it)
-    plots: bool = True,  # also write metrics_shots.png / metrics_joints.png
-) -> Path:
-    "Write metrics.json (or `out`) atomically, and its plots beside it; returns the JSON path."
-    out = Path(out)
-    try:
-        result["plots"] = [p.name for p in plot_metrics(result, out.parent)] if plots else []
-        atomic_write_json(out, result)
-    except OSError as e:
-        raise VgotError(f"cannot write {out}: {e.strerror or e}") from None
-    return out
-
-# %% ../nbs/06_metrics.ipynb #d90fd47a
-METRIC_INFO = {  # summary key -> (label, what it means and its range)
-    "shots.clip_score": ("CLIP score (shot prompt)", "agreement of the frames with the shot's prompt, 0-100"),
-    "shots.clip_score_story": ("CLIP score (story sentence)", "agreement of the frames with the story sentence, 0-100"),
-    "shots.face_within": (
-        "face consistency within shots",
-        "cosine of the tracked face's dlib descriptors, consecutive frames, 0-1",
-    ),
-    "shots.face_within_same": (
-        "same person within shots",
-        "share of those frame pairs under dlib's same-person distance, 0-1",
-    ),
-    "shots.face_fidelity": (
-        "identity fidelity",
-        "cosine of each tracked face with its character's reference face, 0-1",
-    ),
-    "shots.face_fidelity_same": (
-        "identity fidelity (same person)",
-        "share of faces under the same-person distance of the reference, 0-1",
-    ),
-    "joints.face_cross": (
-        "face consistency across shots",
-        "cosine of tracked faces, last n frames of shot k x first n of k+1, 0-1",
-    ),
-    "joints.face_cross_same": ("same person across shots", "share of those pairs under the same-person distance, 0-1"),
-    "characters.face_cross": (
-        "face consistency per character",
-        "cosine of a character's faces over every pair of its shots, 0-1",
-    ),
-    "characters.face_cross_same": (
-        "same person per character",
-        "share of those pairs under the same-person distance, 0-1",
-    ),
-    "shots.frame_similarity_within": (
-        "whole-frame similarity within shots",
-        "CLIP image cosine of consecutive frames (not a face metric), 0-1",
-    ),
-    "joints.frame_similarity_cross": (
-        "whole-frame similarity across shots",
-        "CLIP image cosine across the joint (not a face metric), 0-1",
-    ),
-    "shots.style_within": ("style consistency within shots", "cosine of DINOv2 Gram matrices, consecutive frames, 0-1"),
-    "joints.style_cross": ("style consistency across shots", "cosine of DINOv2 Gram matrices across the joint, 0-1"),
-    "shots.style_map_within": (
-        "style (feature maps) within shots",
-        "cosine of flattened DINOv2 patch-token maps (the paper's kind of feature), 0-1",
-    ),
-    "joints.style_map_cross": ("style (feature maps) across shots", "the same across the joint, 0-1"),
-    "shots.subject_consistency": ("subject consistency", "VBench, DINOv2 CLS features, 0-1"),
-    "shots.background_consistency": ("background consistency", "VBench, CLIP image features, 0-1"),
-    "shots.temporal_flickering": ("temporal flickering", "1 - mean frame difference / 255; 1 = static"),
-    "shots.motion_smoothness": ("motion smoothness", "1 - error of each frame against its neighbours' mean / 255"),
-    "joints.joint_smoothness": ("joint smoothness", "motion smoothness of the window around each joint, 0-1"),
-    "joints.joint_continuity": ("joint continuity", "1 - the worst single step across the joint / 255"),
-}
-
-
-def summary_rows(result: dict) -> list[dict]:
-    "The summary as rows {key, label, meaning, mean, n, of}: the headline metrics first, camera errors last."
-    rows = []
-    for part in ("shots", "joints", "characters"):
-        for k, v in result.get("summary", {}).get(part, {}).items():
-            if k == "camera_following":
-                for ck, cv in v.items():
-                    rows.append(
-                        dict(
-                            key=f"{part}.camera.{ck}",
-                            label=f"camera {ck.replace('_', ' ')}",
-                            meaning="estimated against requested camera motion (0 = exact)",
-                            **cv,
-                        )
-                    )
-            elif isinstance(v, dict) and "mean" in v:
-                label, meaning = METRIC_INFO.get(f"{part}.{k}", (k.replace("_", " "), ""))
-                rows.append(dict(key=f"{part}.{k}", label=label, meaning=meaning, **v))
-    order = {k: i for i, k in enumerate(METRIC_INFO)}
-    return sorted(rows, key=lambda r: order.get(r["key"], len(order)))
-
-# %% ../nbs/06_metrics.ipynb #8ed37ded
-def face_counts(result: dict) -> str:
-    "How many frames had a face, in words: what the face metrics are over."
-    f = result.get("summary", {}).get("faces")
-    ex = result.get("extractors", {})
-    if not f or ex.get("faces") is None:
-        return f"face metrics: none ({ex.get('faces_note', 'no face detector')})"
-    if not f["frames_with_face"]:
-        return f"faces: none found in {f['frames_checked']} frames of {f['shots']} shots: no face metrics"
-    return (
-        f"faces: {f['faces_found']} found in {f['frames_with_face']} of {f['frames_checked']} frames checked "
-        f"({f['shots_with_face']} of {f['shots']} shots), by {ex['faces']}"
-    )
-
-# %% ../nbs/06_metrics.ipynb #3d4828dd
-def _rows(result: dict) -> dict:
-    "Flat {'shots.metric' ...: mean} of a result's summary, with the number of frames that had a face (or a protocol row)."
-    if "protocol_row" in result:
-        r = result["protocol_row"]
-        return {
-            **{f"protocol.{label}": r.get(k) for k, label, *_ in PROTOCOL_COLUMNS},
-            "faces.frames_with_face": r.get("face_frames"),
-        }
-    out = {r["key"]: r["mean"] for r in summary_rows(result)}
-    f = result.get("summary", {}).get("faces")
-    if f:
-        out["faces.frames_with_face"] = float(f["frames_with_face"])
-        out["faces.frames_checked"] = float(f["frames_checked"])
-    return out
-
-# %% ../nbs/06_metrics.ipynb #6e647592
-def compare_metrics(
-    results: Sequence[dict],  # evaluations (metrics.json dictionaries)
-    names: Optional[Sequence[str]] = None,  # column titles
-) -> str:
-    "A side-by-side table of summary means, with each run's difference to the first."
-    if len(results) < 2:
-        raise VgotError("compare: give at least two evaluations")
-    names = list(names or [f"run {i}" for i in range(len(results))])
-    rows = [_rows(r) for r in results]
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    fmt = lambda v: "—" if v is None else f"{v:.4f}"
-    head = ["metric", *names, *[f"Δ {n}" for n in names[1:]]]
-    body = [
-        [
-            k,
-            *[fmt(r.get(k)) for r in rows],
-            *[("—" if r.get(k) is None or rows[0].get(k) is None else f"{r[k] - rows[0][k]:+.4f}") for r in rows[1:]],
-        ]
-        for k in keys
-    ]
-    w = [max(len(str(c)) for c in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(cells))
-    return "\n".join([line(head), line(["-" * x for x in w]), *map(line, body)])
-
-# %% ../nbs/06_metrics.ipynb #5207b498
-def load_metrics(path) -> dict:
-    "A metrics.json, from the file or from the run folder holding it."
-    p = Path(path)
-    p = p / "metrics.json" if p.is_dir() else p
-    if not p.is_file() and not p.is_symlink():
-        raise VgotError(f"{p}: not found; run `vgot eval {path}` first")
-    d = decode_json(read_nofollow(p), str(p))  # never through a symlink
-    if not isinstance(d, dict) or d.get("vgot_metrics") != 1:
-        raise VgotError(f"{p}: not a vgot metrics file (no 'vgot_metrics': 1)")
-    return d
-
-# %% ../nbs/06_metrics.ipynb #d5268aff
-PROTOCOL_N = 8  # the paper's frames at each end of a shot for the cross-shot scores
-PROTOCOL_COLUMNS = [  # (key, the paper's column, part, the metric it averages)
-    ("clip", "CLIP", "shots", "clip_score"),
-    ("ws_fc", "WS-FC", "shots", "face_within"),
-    ("cs_fc", "CS-FC", "joints", "face_cross"),
-    ("ws_sc", "WS-SC", "shots", "style_map_within"),  # the paper's kind of feature: flattened feature maps
-    ("cs_sc", "CS-SC", "joints", "style_map_cross"),
-    ("ws_sc_gram", "WS-SC (Gram)", "shots", "style_within"),  # ours: the Gram matrix of the same features
-    ("cs_sc_gram", "CS-SC (Gram)", "joints", "style_cross"),
-]
-
-
-def _num_values(items, key) -> list:
-    return [it[key] for it in items if isinstance(it.get(key), (int, float)) and not isinstance(it.get(key), bool)]
-
-# %% ../nbs/06_metrics.ipynb #34d9ff80
-def protocol_row(
-    result: dict,  # an evaluation (metrics.json), best made with n_boundary = PROTOCOL_N
-    name: str,  # the row's name: the run or method
-) -> dict:
-    "The paper's numbers for one run, each with how many shots or joints it averages (`<key>_n` of `<key>_of`)."
-    row = dict(name=name)
-    for key, _, part, metric in PROTOCOL_COLUMNS:
-        v = _num_values(result.get(part, []), metric)
-        row[key] = float(np.mean(v)) if v else None
-        row[f"{key}_n"], row[f"{key}_of"] = len(v), len(result.get(part, []))
-    f = result.get("summary", {}).get("faces") or {}
-    row["face_frames"], row["frames_checked"] = f.get("frames_with_face", 0), f.get("frames_checked", 0)
-    return row
-
-# %% ../nbs/06_metrics.ipynb #c5293521
-def protocol_table(rows: list[dict]) -> dict:
-    "The protocol's table: its rows, and a mean row over them when there are several (a method over its stories)."
-    rows = list(rows)
-    if len(rows) > 1:
-        mean = dict(name="mean")
-        for key, *_ in PROTOCOL_COLUMNS:
-            v = [r[key] for r in rows if r[key] is not None]
-            mean[key] = float(np.mean(v)) if v else None
-            mean[f"{key}_n"], mean[f"{key}_of"] = len(v), len(rows)
-        mean["face_frames"], mean["frames_checked"] = (
-            sum(r["face_frames"] for r in rows),
-            sum(r["frames_checked"] for r in rows),
-        )
-        rows.append(mean)
-    return dict(
-        vgot_protocol=1,
-        columns={k: label for k, label, *_ in PROTOCOL_COLUMNS},
-        n_boundary=PROTOCOL_N,
-        rows=rows,
-        corrections=[
-            "cross-shot pairs are adjacent shots (k, k+1), not (k, k+2)",
-            "frames without a face are left out and counted, never scored as 0",
-            "no Inception Score (the published code returns a random number)",
-            "style by the paper's kind of feature (flattened maps) and by Gram matrices, side by side",
-        ],
-    )
-
-# %% ../nbs/06_metrics.ipynb #9d64993a
-def format_protocol(table: dict) -> str:
-    "The table in the paper's layout as Markdown: one row per run, one column per metric, and the face frames counted."
-    cols = table["columns"]
-    fmt = lambda r, k: (
-        "—"
-        if r[k] is None
-        else f"{r[k]:.4f}" + ("" if r[f"{k}_n"] == r[f"{k}_of"] else f" ({r[f'{k}_n']}/{r[f'{k}_of']})")
-    )
-    lines = ["| run | " + " | ".join(cols.values()) + " | face frames |", "|---|" + "---|" * (len(cols) + 1)]
-    lines += [
-        f"| {r['name']} | " + " | ".join(fmt(r, k) for k in cols) + f" | {r['face_frames']}/{r['frames_checked']} |"
-        for r in table["rows"]
-    ]
-    return "\n".join(lines)
-
-# %% ../nbs/06_metrics.ipynb #b9fa1e75
-def format_summary(result: dict) -> str:
-    "One line per summary metric (label, mean, how many items had a value), then how many frames had a face."
-    rows = summary_rows(result)
-    w = max((len(r["label"]) for r in rows), default=0)
-    lines = [
-        f"{r['label'].ljust(w)}  {'—' if r['mean'] is None else format(r['mean'], '.4f'):>9}  ({r['n']}/{r['of']})"
-        for r in rows
-    ]
-    return "\n".join([*lines, face_counts(result)])

@@ -5,472 +5,43 @@
 # %% ../nbs/05_pipeline.ipynb #0a8dae9f
 from __future__ import annotations
 
-import base64, html, importlib.resources, importlib.util, io, json, logging, math, os, shutil, socket, sys, textwrap, time
-from dataclasses import dataclass, field, asdict, fields
+import html, importlib.resources, importlib.util, io, json, logging, shutil, sys, time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-import numpy as np
-
-from .core import StageConfig
-from vgot.core import (
-    VgotError,
-    RunStore,
-    Story,
-    Shot,
-    Script,
-    Keyframe,
-    ShotClip,
-    Transition,
-    hash_inputs,
-    file_sha256,
-    atomic_write_text,
-    atomic_path,
-    read_video,
-    write_video,
-    save_image,
-    load_image,
-    load_tensors,
-    save_tensors,
-    derive_seed,
-    make_generator,
-)
+from .core import VgotError, RunStore, Story, Script, Keyframe, hash_inputs
+from .core import atomic_path
+from .media import read_video
 from .models import Models, get_preset
-from vgot.script import (
-    STORY_FORMATS,
-    VGOT_FILE,
-    ScriptConfig,
-    generate_script,
-    install_identity_images,
-    make_planner,
-    read_story,
-)
-from vgot.keyframes import (
-    KeyframeConfig,
-    generate_keyframes,
-    identity_plan,
-    ensure_portraits,
-    identity_paths,
-    keyframe_hash,
-    branch_conditioning,
-    install_branches,
-    fit_shot_prompt,
-    token_budget,
-    make_keyframe,
-)
-from .shots import ShotConfig, generate_shots, generate_shot
-from vgot.transitions import (
-    TransitionConfig,
-    generate_transition,
-    generate_transitions,
-)
-from .metrics import summary_rows, face_counts
-from .core import choose_device, choose_dtype
-from .script import PLANNERS
+from .script import STORY_FORMATS, generate_script
+from .story import install_identity_images
+from .planners import make_planner
+from .script import read_story
+from .keyframes import generate_keyframes
+from .shots import generate_shots
+from .transitions import generate_transitions
 from tqdm.auto import tqdm
-from .metrics import evaluate_run, Extractors, MetricsConfig, write_metrics
-import re, warnings
-from .script import ScriptWarning, ShotLimitWarning
-from .core import check_run_folder, decode_json, guarded_path, nesting_depth, parse_json, read_nofollow, show_value
+from .metrics import evaluate_run, Extractors, MetricsConfig
+from .metric_tables import write_metrics
+from .run_config import STAGES, STAGE_CONFIGS, STAGE_RECORDS, EXECUTORS, EXECUTION_SETTINGS, RunConfig
+from .run_config import import_ray
+from .assembly import assembly_parts, write_report, assemble_run
+from .task_graph import RayGraph, ray_connect, _ray_error
+from .repair import ScriptWarning
+from .repair import ShotLimitWarning
+from .core import check_run_folder
+from .core import decode_json
+from .core import guarded_path
+from .core import nesting_depth
+from .core import parse_json
+from .core import read_nofollow
+from .core import show_value
+import warnings
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'EXECUTORS', 'EXECUTION_SETTINGS', 'RAY_KINDS', 'MAX_SEED', 'RAY_MISSING',
-           'BATCH_OWN', 'RunConfig', 'assembly_parts', 'assemble_video', 'storyboard_figure', 'write_storyboard',
-           'write_report', 'assemble_run', 'RunResult', 'clear_run', 'VGoT', 'task_graph', 'task_graph_figure',
-           'TaskResult', 'TaskStore', 'KeyframeWorker', 'VideoWorker', 'assemble_task', 'import_ray', 'ray_plan',
-           'ray_connect', 'RayGraph', 'resources_dir', 'example_stories', 'example_story', 'default_run_notebook',
-           'refresh_report', 'batch_story', 'check_batch', 'run_batch', 'format_table']
-
-# %% ../nbs/05_pipeline.ipynb #d8e8f726
-STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
-STAGE_CONFIGS = {
-    "script": ScriptConfig,
-    "keyframes": KeyframeConfig,
-    "shots": ShotConfig,
-    "transitions": TransitionConfig,
-}
-STAGE_RECORDS = {
-    "script": "script",
-    "keyframes": "keyframe/",
-    "shots": "shot/",
-    "transitions": "transition/",
-    "assemble": "final",
-    "evaluate": "metrics",
-}  # the run store's record names of each stage's artifacts
-EXECUTORS = ("local", "ray")
-EXECUTION_SETTINGS = ("executor", "ray_address", "ray_gpus", "ray_workers", "ray_retries")  # how, never what: no hash
-RAY_KINDS = ("t2i", "i2v", "assemble")  # the Ray workers' kinds, by the model they load
-MAX_SEED = 2**63 - 1  # torch's generators take seeds up to this
-
-
-@dataclass
-class RunConfig:
-    "Everything that decides a run's output, besides the story."
-
-    preset: str = "tiny"  # model preset: tiny | sd15 | sdxl | a registered one
-    seed: int = 0  # base seed; every stage and shot derives its own
-    device: str = "auto"  # auto | cpu | cuda | mps
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
-    planner: Optional[str] = None  # script planner (default: the preset's)
-    script: dict = field(default_factory=dict)  # ScriptConfig overrides
-    keyframes: dict = field(default_factory=dict)  # KeyframeConfig overrides
-    shots: dict = field(default_factory=dict)  # ShotConfig overrides
-    transitions: dict = field(default_factory=dict)  # TransitionConfig overrides
-    fps: Optional[float] = None  # frame rate of the final video (default: the preset's)
-    evaluate: bool = False  # compute metrics.json at the end (vgot.metrics)
-    executor: str = "local"  # local | ray: where the stages' tasks run (never changes the output)
-    ray_address: Optional[str] = (
-        None  # Ray cluster to join ("auto", "ray://head:10001"); None: $RAY_ADDRESS, else a local one
-    )
-    ray_gpus: dict = field(
-        default_factory=dict
-    )  # GPUs per worker by kind (t2i, i2v, assemble); default 1 with GPUs, else 0
-    ray_workers: Optional[int] = None  # shot/transition workers (default: what the cluster's GPUs, or CPUs, allow)
-    ray_retries: int = 1  # restarts of a dead worker (and retries of its task) before the run stops
-
-    def validate(self) -> "RunConfig":
-        "Check every run-level setting before anything runs: what is wrong, and what is allowed."
-        self._check_names_and_seed()
-        choose_dtype(choose_device(self.device), self.dtype)
-        if self.planner is not None and self.planner not in PLANNERS:
-            raise VgotError(f"planner = {self.planner!r} is not one of {', '.join(PLANNERS)}")
-        if self.fps is not None:
-            if (
-                isinstance(self.fps, bool)
-                or not isinstance(self.fps, (int, float))
-                or not math.isfinite(self.fps)
-                or not 1 <= self.fps <= 240
-            ):
-                raise VgotError(f"fps = {self.fps!r}: must be a number in [1, 240] (frames per second)")
-        for s in STAGE_CONFIGS:
-            if not isinstance(getattr(self, s), dict):
-                raise VgotError(f"{s} = {show_value(getattr(self, s))}: must be a mapping of settings")
-        for k in (*STAGE_CONFIGS, "ray_gpus"):
-            if nesting_depth(getattr(self, k)) > 2:  # a setting's value is a number, a text or a short list
-                raise VgotError(f"{k}: a value nests more than 2 levels deep; settings are numbers, texts or flat lists")
-        if not isinstance(self.evaluate, bool):
-            raise VgotError(f"evaluate = {self.evaluate!r}: must be true or false")
-        self._validate_execution()
-        return self
-
-    def _check_names_and_seed(self):
-        "The preset, device, dtype and planner are names; the preset is known; the seed is in range."
-        for k in ("preset", "device", "dtype", "planner"):  # a mapping or a list here is no name at all
-            v = getattr(self, k)
-            if not (v is None and k == "planner") and (not isinstance(v, str) or not v.strip() or len(v) > 200):
-                raise VgotError(f"{k} = {show_value(v)}: must be a name (text), e.g. {RunConfig.__dataclass_fields__[k].default or 'rules'}")
-        get_preset(self.preset)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise VgotError(f"seed = {show_value(self.seed)}: must be a whole number in [0, {MAX_SEED}]")
-
-    def _validate_execution(self):
-        "The executor settings: allowed values, and Ray installed where it is asked for."
-        if self.executor not in EXECUTORS:
-            raise VgotError(f"executor = {self.executor!r} is not one of {', '.join(EXECUTORS)}")
-        if self.executor == "ray" and importlib.util.find_spec("ray") is None:
-            raise VgotError(RAY_MISSING)
-        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
-            raise VgotError(f"ray_address = {self.ray_address!r}: must be an address such as auto or ray://head:10001")
-        if not isinstance(self.ray_gpus, dict):
-            raise VgotError(
-                f'ray_gpus = {self.ray_gpus!r}: must be a mapping of worker kind to GPUs, e.g. {{"i2v": 1}}'
-            )
-        for k, v in self.ray_gpus.items():
-            if k not in RAY_KINDS:
-                raise VgotError(f"ray_gpus.{k}: unknown worker kind (kinds: {', '.join(RAY_KINDS)})")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise VgotError(f"ray_gpus.{k} = {v!r}: must be a number of GPUs >= 0 (fractions share a GPU)")
-        for k, lo in (("ray_workers", 1), ("ray_retries", 0)):
-            v = getattr(self, k)
-            if (v is not None or k == "ray_retries") and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
-                raise VgotError(f"{k} = {v!r}: must be a whole number >= {lo}")
-
-    def changes(self, before: Optional[dict]) -> list[str]:
-        "The settings that differ from `before` (a to_dict()), as 'key: old -> new' lines."
-        if not before:
-            return []
-        flat = lambda d: {
-            **{k: v for k, v in d.items() if k not in STAGE_CONFIGS},
-            **{f"{s}.{k}": v for s in STAGE_CONFIGS for k, v in (d.get(s) or {}).items()},
-        }
-        a, b = flat(before), flat(self.to_dict())
-        return [
-            f"{k}: {a.get(k, '(default)')!r} -> {b.get(k, '(default)')!r}"
-            for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k)
-        ]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        d, kf = dict(d), d.get("keyframes") or {}
-        if isinstance(kf, dict) and "ip_scale" in kf:
-            kf = dict(kf)  # renamed identity_scale: run.json files written before keep working
-            kf.setdefault("identity_scale", kf.pop("ip_scale"))
-            d["keyframes"] = kf
-        names = {f.name for f in fields(cls)}
-        bad = [k for k in d if k not in names]
-        if bad:
-            raise VgotError(f"run config: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(names))})")
-        return cls(**d)
-
-    def set(self, assignment: str) -> "RunConfig":
-        "Apply one `section.key=value` (or `key=value`) override, the value parsed as JSON when it parses."
-        if "=" not in assignment:
-            raise VgotError(f"--set {assignment!r}: expected key=value, e.g. shots.camera=warp")
-        key, raw = assignment.split("=", 1)
-        value = parse_json(raw, f"--set {key}", lenient=True)  # not JSON: the text; too deep or too long: one line
-        section, _, sub = key.partition(".")
-        if sub:
-            if section not in STAGE_CONFIGS:
-                raise VgotError(f"--set {key}: unknown section '{section}' (script, keyframes, shots, transitions)")
-            getattr(self, section)[sub] = value
-        elif section in {f.name for f in fields(self)} and section not in STAGE_CONFIGS:
-            setattr(self, section, value)
-        else:
-            raise VgotError(f"--set {key}: unknown setting")
-        return self
-
-    def stage_config(self, stage: str) -> StageConfig:
-        "The stage's config: the preset's defaults, then this run's overrides and seed."
-        overrides = dict(getattr(self, stage))
-        overrides.setdefault("seed", self.seed)
-        if stage == "transitions" and "backend" in self.shots:  # the transitions work in the shots' latent space
-            overrides.setdefault("backend", self.shots["backend"])
-        return STAGE_CONFIGS[stage].from_preset(self.preset, **overrides)
-
-# %% ../nbs/05_pipeline.ipynb #58ce95f7
-def assembly_parts(clips: list[ShotClip], transitions: list[Transition]) -> list[str]:
-    "Run-relative video paths in playing order: shot 0, transition 0-1, shot 1, ..."
-    by_src = {t.src: t for t in transitions}
-    parts = []
-    for c in sorted(clips, key=lambda c: c.shot):
-        parts.append(c.video)
-        t = by_src.get(c.shot)
-        if t is not None and t.video and t.n_frames > 0:
-            parts.append(t.video)
-    return parts
-
-# %% ../nbs/05_pipeline.ipynb #b0eb1a60
-def _count_frames(path) -> int:
-    "Frames in a video file, as a player decodes them."
-    return len(read_video(path)[0])
-
-# %% ../nbs/05_pipeline.ipynb #f3f2b579
-def assemble_video(store: RunStore, parts: list[str], fps: float, out: str = "final.mp4") -> int:
-    "Concatenate the part videos into `out` (streamed, atomic), check the count by reading it back; returns frames."
-    counts = []  # frames of each part, counted as it is streamed (each part is decoded once)
-
-    def frames():
-        for rel in parts:
-            f = read_video(store.path(rel))[0]
-            counts.append(len(f))
-            yield f
-
-    n = write_video(store.path(out), frames(), fps)
-    expected, got = sum(counts), _count_frames(store.path(out))
-    if not n == got == expected:
-        raise VgotError(f"{out}: wrote {n} frames, read back {got}, expected {expected}")
-    return n
-
-# %% ../nbs/05_pipeline.ipynb #80c610ff
-def storyboard_figure(script: Script, images: list, cols: int = 4):
-    "A matplotlib figure with each shot's keyframe, text and camera motion."
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    n = len(script.shots)
-    cols = max(1, min(cols, n))
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.6 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for shot, ax in zip(script.shots, axes.flat):
-        img = images[shot.index]
-        if img is not None:
-            ax.imshow(img, extent=(0, 1, 1, 0))
-        else:
-            ax.text(0.5, 0.5, "no keyframe", ha="center", va="center")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(1, 0)
-        m = shot.motion
-        if m.pan or m.tilt:
-            ax.annotate(
-                "",
-                xy=(0.5 + 0.4 * m.pan, 0.5 - 0.4 * m.tilt),
-                xytext=(0.5, 0.5),
-                arrowprops=dict(arrowstyle="->", color="yellow", lw=2.5),
-            )
-        if m.zoom != 1:
-            side = 1 / m.zoom if m.zoom > 1 else m.zoom
-            ax.add_patch(
-                Rectangle(
-                    (0.5 - side / 2, 0.5 - side / 2),
-                    side,
-                    side,
-                    fill=False,
-                    color="cyan",
-                    lw=2,
-                    ls="-" if m.zoom > 1 else "--",
-                )
-            )
-        cam = f"pan {m.pan:+.2f} tilt {m.tilt:+.2f} zoom {m.zoom:.2f}"
-        ax.set_title(f"shot {shot.index} · {shot.duration:.1f} s · {cam}", fontsize=8)
-        ax.text(
-            0, -0.03, textwrap.fill(shot.prompt, 52)[:330], fontsize=6.5, va="top", ha="left", transform=ax.transAxes
-        )
-    fig.suptitle(script.title, fontsize=12)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/05_pipeline.ipynb #0365fb18
-def write_storyboard(store: RunStore, script: Script, keyframes: list[Keyframe], out: str = "storyboard.png"):
-    "Render the storyboard PNG into the run folder, atomically."
-    import matplotlib.pyplot as plt
-
-    by = {k.shot: k for k in keyframes}
-    images = [np.asarray(load_image(store.path(by[s.index].image))) if s.index in by else None for s in script.shots]
-    fig = storyboard_figure(script, images)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    from PIL import Image
-
-    save_image(store.path(out), Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-# %% ../nbs/05_pipeline.ipynb #795945a5
-def _data_uri(store: RunStore, rel: str, mime: str) -> str:
-    "A run file as a data: URI, read through the store's guarded read (no symlink, nothing outside the run)."
-    return f"data:{mime};base64," + base64.b64encode(store.read_bytes(rel)).decode()
-
-
-def _html_text(s) -> str:
-    "Text for the report: HTML-escaped, and control characters (terminal escapes) shown as \\xNN instead of sent."
-    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", html.escape(str(s)))
-
-# %% ../nbs/05_pipeline.ipynb #1b3cf421
-def _metrics_rows(m, prefix=""):
-    "Flatten a metrics JSON into (name, value) rows for the report."
-    if isinstance(m, dict):
-        for k, v in m.items():
-            yield from _metrics_rows(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(m, list) and m and all(isinstance(x, (int, float)) or x is None for x in m):
-        yield prefix, ", ".join("—" if x is None else f"{x:.4g}" for x in m)
-    elif isinstance(m, list):
-        for i, v in enumerate(m):
-            yield from _metrics_rows(v, f"{prefix}[{i}]")
-    else:
-        yield prefix, ("—" if m is None else f"{m:.4g}" if isinstance(m, float) else str(m))
-
-# %% ../nbs/05_pipeline.ipynb #04fc0ad3
-def _metrics_html(m: dict, preset: Optional[str]) -> str:
-    "The report's metrics: the headline summary (what each means, over how many items), a caveat, the raw values folded."
-    e = html.escape
-    fmt = lambda v: "—" if v is None else f"{v:.4g}"
-    rows = "".join(
-        f"<tr><td>{e(r['label'])}</td><td>{fmt(r['mean'])}</td><td>{r['n']}/{r['of']}</td><td><small>{e(r['meaning'])}</small></td></tr>"
-        for r in summary_rows(m)
-    )
-    out = ["<h2>Metrics</h2>"]
-    if preset == "tiny":
-        out.append(
-            "<p><b>Random weights:</b> the tiny preset's models are random, so its pictures are noise and these numbers "
-            "only exercise the code; they say nothing about quality.</p>"
-        )
-    out.append(f"<p>{e(face_counts(m))}</p>")
-    out.append(f"<table><tr><th>metric</th><th>mean</th><th>n</th><th>what it measures</th></tr>{rows}</table>")
-    raw = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _metrics_rows(m))
-    return (
-        "".join(out),
-        f"<details><summary>All metric values</summary><table><tr><th>metric</th><th>value</th></tr>{raw}</table></details>",
-    )
-
-# %% ../nbs/05_pipeline.ipynb #64b100f7
-def write_report(
-    store: RunStore,
-    script: Script,
-    keyframes: list[Keyframe],
-    embed_video_limit_mb: float = 64.0,
-    out: str = "report.html",
-):
-    "Write the self-contained HTML report of a run, atomically."
-    e = _html_text
-    rows = "".join(
-        f"<tr><td>{s.index}</td><td>{s.duration:.1f}</td><td>{e(s.character)}</td><td>{e(s.background)}</td><td>{e(s.relation)}</td>"
-        f"<td>{e(s.camera)}<br><small>pan {s.motion.pan:+.2f}, tilt {s.motion.tilt:+.2f}, zoom {s.motion.zoom:.2f}</small></td>"
-        f"<td>{e(s.hdr)}</td><td>{e(s.prompt)}</td></tr>"
-        for s in script.shots
-    )
-    parts = [
-        f"<h1>{e(script.title)}</h1>",
-        f"<p>{len(script.shots)} shots, {script.duration:.1f} s of shots; planner: {e(script.planner or '?')}; "
-        f"preset: {e(str(store.manifest.get('preset', '?')))}; seed: {e(str(store.manifest.get('seeds', {}).get('base', '?')))}</p>",
-    ]
-    final = store.path("final.mp4")
-    if final.exists():
-        if final.stat().st_size <= embed_video_limit_mb * 2**20:
-            parts.append(
-                f'<h2>Video</h2><video controls loop width="640" src="{_data_uri(store, "final.mp4", "video/mp4")}"></video>'
-            )
-        else:
-            parts.append('<h2>Video</h2><video controls width="640" src="final.mp4"></video>')
-    if store.path("storyboard.png").exists():
-        parts.append(
-            f'<h2>Storyboard</h2><img style="max-width:100%" src="{_data_uri(store, "storyboard.png", "image/png")}">'
-        )
-    parts.append(
-        "<h2>Script</h2><table><tr><th>#</th><th>s</th><th>character</th><th>background</th><th>relation</th>"
-        f"<th>camera</th><th>lighting</th><th>prompt</th></tr>{rows}</table>"
-    )
-    if keyframes:
-        imgs = "".join(
-            f'<figure><img width="192" src="{_data_uri(store, k.image, "image/png")}"><figcaption>shot {k.shot}, seed {k.seed}</figcaption></figure>'
-            for k in keyframes
-        )
-        parts.append(f'<h2>Keyframes</h2><div class="grid">{imgs}</div>')
-    mp = store.path("metrics.json")
-    if mp.exists():
-        try:
-            m = decode_json(store.read_bytes("metrics.json"), "metrics.json")
-        except VgotError:
-            m = None
-        head, raw = _metrics_html(m, store.manifest.get("preset")) if isinstance(m, dict) else ("<h2>Metrics</h2>", "")
-        parts.append(head)
-        for png in sorted(p.name for p in store.root.glob("metrics*.png")):  # each read through the guarded read
-            parts.append(f'<img style="max-width:100%" src="{_data_uri(store, png, "image/png")}">')
-        parts.append(raw)
-    css = (
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}.grid{display:flex;flex-wrap:wrap;gap:8px}"
-        "figure{margin:0}figcaption{font-size:12px;color:#555}"
-    )
-    doc = f"<!doctype html><html><head><meta charset='utf-8'><title>{e(script.title)} · vgot</title><style>{css}</style></head><body>{''.join(parts)}</body></html>"
-    atomic_write_text(store.path(out), doc)
-
-# %% ../nbs/05_pipeline.ipynb #2a473cee
-def assemble_run(
-    store: RunStore,  # the run folder
-    script: Script,
-    keyframes: list,  # Keyframe per shot (for the storyboard)
-    clips: list,  # ShotClip per shot
-    transitions: list,  # Transition per neighbouring pair
-    fps: float,  # frame rate of the final video
-    log: Optional[logging.Logger] = None,  # the run's log
-):
-    "final.mp4 and storyboard.png, each made again only when its inputs changed, and recorded in the store."
-    parts = assembly_parts(clips, transitions)
-    h = hash_inputs([store.path(p) for p in parts], fps)
-    if not store.is_done("final", h):
-        n = assemble_video(store, parts, fps)
-        store.record("final", h, ["final.mp4"], stage="assemble")
-        if log is not None:
-            log.info(f"final.mp4: {n} frames at {fps:g} fps ({n / fps:.1f} s)")
-    hs = hash_inputs(script, [store.path(k.image) for k in keyframes])
-    if not store.is_done("storyboard", hs):
-        write_storyboard(store, script, keyframes)
-        store.record("storyboard", hs, ["storyboard.png"], stage="assemble")
+__all__ = ['BATCH_OWN', 'RunResult', 'clear_run', 'RunStages', 'VGoT', 'resources_dir', 'example_stories', 'example_story',
+           'default_run_notebook', 'refresh_report', 'batch_story', 'check_batch', 'run_batch', 'format_table']
 
 # %% ../nbs/05_pipeline.ipynb #51a2441e
 @dataclass
@@ -555,8 +126,77 @@ def clear_run(store: RunStore):
     store.manifest["artifacts"], store.manifest["stages"] = {}, {}
     store.save_manifest()
 
+# %% ../nbs/05_pipeline.ipynb #f62ff5a3
+class RunStages:
+    "One method per stage, `_run_<stage>(story, store, res, log)`: it runs the stage into the store and records what it made in `res`."
+
+    # --- the stages ------------------------------------------------------------------------
+    def _run_script(self, story, store, res, log):
+        cfg = self._configs["script"]
+        planner = (
+            None
+            if story.script is not None
+            else make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
+        )
+        with warnings.catch_warnings(record=True) as ws:
+            warnings.simplefilter("always", ScriptWarning)
+            res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)
+        _say_warnings(ws, log)
+        log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
+
+    def _run_keyframes(self, story, store, res, log):
+        cfg = self._configs["keyframes"]
+        if self.config.executor == "ray":  # the whole graph starts here; each stage waits for its own tasks
+            self._graph = RayGraph(self.config, self._configs, store, res.script, log, self._progress, self._upto)
+            res.keyframes = self._graph.wait("keyframes")
+            return
+        res.keyframes = generate_keyframes(res.script, self.models, cfg, store, progress=self.models.progress)
+        self.models.free("t2i", "image_encoder", "ip_adapter")
+
+    def _run_shots(self, story, store, res, log):
+        cfg = self._configs["shots"]
+        if self._graph is not None:
+            res.clips = self._graph.wait("shots")
+            return
+        res.clips = generate_shots(res.script, res.keyframes, self.models, cfg, store, progress=self.models.progress)
+
+    def _run_transitions(self, story, store, res, log):
+        cfg = self._configs["transitions"]
+        if self._graph is not None:
+            res.transitions = self._graph.wait("transitions")
+            self._graph.release()  # the workers and their models
+            return
+        res.transitions = generate_transitions(
+            res.script, res.clips, self.models, cfg, store, progress=self.models.progress
+        )
+        self.models.free("i2v", "llm")
+
+    def _run_assemble(self, story, store, res, log):
+        fps = float(self.config.fps or res.clips[0].fps)
+        if self._graph is not None:
+            self._graph.assemble(res.script, res.keyframes, res.clips, res.transitions, fps)
+        else:
+            assemble_run(store, res.script, res.keyframes, res.clips, res.transitions, fps, log)
+        write_report(store, res.script, res.keyframes)
+        res.final, res.storyboard, res.report = (
+            store.path("final.mp4"),
+            store.path("storyboard.png"),
+            store.path("report.html"),
+        )
+
+    def _run_evaluate(self, story, store, res, log):
+        parts = [store.path(p) for p in assembly_parts(res.clips, res.transitions)]
+        h = hash_inputs(res.script, parts, self.config.preset)
+        if not store.is_done("metrics", h):
+            ex = Extractors.from_preset(get_preset(self.config.preset), device=str(self.models.device))
+            m = evaluate_run(store.root, ex, MetricsConfig(progress=self.models.progress))
+            write_metrics(m, store.path("metrics.json"))
+            store.record("metrics", h, ["metrics.json"], stage="evaluate")
+            log.info("metrics.json written")
+        write_report(store, res.script, res.keyframes)
+
 # %% ../nbs/05_pipeline.ipynb #5bfdc02a
-class VGoT:
+class VGoT(RunStages):
     "VideoGen-of-Thought: story → script → keyframes → shots → transitions → final video."
 
     def __init__(self, config: Optional[RunConfig] = None, models: Optional[Models] = None):
@@ -660,505 +300,6 @@ class VGoT:
                 break
         bar.close()
         return res
-
-    # --- the stages ------------------------------------------------------------------------
-    def _run_script(self, story, store, res, log):
-        cfg = self._configs["script"]
-        planner = (
-            None
-            if story.script is not None
-            else make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
-        )
-        with warnings.catch_warnings(record=True) as ws:
-            warnings.simplefilter("always", ScriptWarning)
-            res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)
-        _say_warnings(ws, log)
-        log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
-
-    def _run_keyframes(self, story, store, res, log):
-        cfg = self._configs["keyframes"]
-        if self.config.executor == "ray":  # the whole graph starts here; each stage waits for its own tasks
-            self._graph = RayGraph(self.config, self._configs, store, res.script, log, self._progress, self._upto)
-            res.keyframes = self._graph.wait("keyframes")
-            return
-        res.keyframes = generate_keyframes(res.script, self.models, cfg, store, progress=self.models.progress)
-        self.models.free("t2i", "image_encoder", "ip_adapter")
-
-    def _run_shots(self, story, store, res, log):
-        cfg = self._configs["shots"]
-        if self._graph is not None:
-            res.clips = self._graph.wait("shots")
-            return
-        res.clips = generate_shots(res.script, res.keyframes, self.models, cfg, store, progress=self.models.progress)
-
-    def _run_transitions(self, story, store, res, log):
-        cfg = self._configs["transitions"]
-        if self._graph is not None:
-            res.transitions = self._graph.wait("transitions")
-            self._graph.release()  # the workers and their models
-            return
-        res.transitions = generate_transitions(
-            res.script, res.clips, self.models, cfg, store, progress=self.models.progress
-        )
-        self.models.free("i2v", "llm")
-
-    def _run_assemble(self, story, store, res, log):
-        fps = float(self.config.fps or res.clips[0].fps)
-        if self._graph is not None:
-            self._graph.assemble(res.script, res.keyframes, res.clips, res.transitions, fps)
-        else:
-            assemble_run(store, res.script, res.keyframes, res.clips, res.transitions, fps, log)
-        write_report(store, res.script, res.keyframes)
-        res.final, res.storyboard, res.report = (
-            store.path("final.mp4"),
-            store.path("storyboard.png"),
-            store.path("report.html"),
-        )
-
-    def _run_evaluate(self, story, store, res, log):
-        parts = [store.path(p) for p in assembly_parts(res.clips, res.transitions)]
-        h = hash_inputs(res.script, parts, self.config.preset)
-        if not store.is_done("metrics", h):
-            ex = Extractors.from_preset(get_preset(self.config.preset), device=str(self.models.device))
-            m = evaluate_run(store.root, ex, MetricsConfig(progress=self.models.progress))
-            write_metrics(m, store.path("metrics.json"))
-            store.record("metrics", h, ["metrics.json"], stage="evaluate")
-            log.info("metrics.json written")
-        write_report(store, res.script, res.keyframes)
-
-# %% ../nbs/05_pipeline.ipynb #f0f93e51
-def task_graph(n_shots: int) -> dict[str, list[str]]:
-    "The tasks of one story's run, by manifest record name, each with the tasks whose artifacts it needs."
-    kf = [f"keyframe/{i:03d}" for i in range(n_shots)]
-    shots = [f"shot/{i:03d}" for i in range(n_shots)]
-    trs = [f"transition/{j:03d}-{j + 1:03d}" for j in range(n_shots - 1)]
-    g = {"script": []}
-    g.update({k: ["script"] + kf[i - 1 : i] for i, k in enumerate(kf)})
-    g.update({s: [kf[i]] for i, s in enumerate(shots)})
-    g.update({t: [shots[j], shots[j + 1]] for j, t in enumerate(trs)})
-    g["final"] = kf + shots + trs
-    return g
-
-# %% ../nbs/05_pipeline.ipynb #6daceb40
-def task_graph_figure(n_shots: int = 5):
-    "A matplotlib figure of `task_graph(n_shots)`: one column per kind of task, an arrow per artifact needed."
-    import matplotlib.pyplot as plt
-
-    g = task_graph(n_shots)
-    col = {"script": 0, "keyframe": 1, "shot": 2, "transition": 3, "final": 4}
-    files = {
-        "script": "script.json",
-        "keyframe": "keyframes/NNN.png",
-        "shot": "shots/NNN.latents",
-        "transition": "transitions/*.mp4",
-    }
-    pos = {}
-    for name in g:
-        kind = name.split("/")[0]
-        if kind == "transition":
-            y = int(name.split("/")[1][:3]) + 0.5
-        elif "/" in name:
-            y = int(name.split("/")[1])
-        else:
-            y = (n_shots - 1) / 2
-        pos[name] = (col[kind], y)
-    colours = {0: "#bbb", 1: "#f4a261", 2: "#2a9d8f", 3: "#8ab17d", 4: "#264653"}
-    fig, ax = plt.subplots(figsize=(9, 0.75 * n_shots + 1.2))
-    for name, deps in g.items():
-        x1, y1 = pos[name]
-        for d in deps:
-            x0, y0 = pos[d]
-            chain = d.startswith("keyframe") and name.startswith("keyframe")
-            board = d.startswith("keyframe") and name == "final"  # the storyboard's keyframes: dotted
-            ax.annotate(
-                "",
-                (x1 - 0.12 if not chain else x1, y1 - (0.18 if chain else 0)),
-                (x0 + 0.12 if not chain else x0, y0 + (0.18 if chain else 0)),
-                arrowprops=dict(
-                    arrowstyle="->",
-                    color="#c0392b" if chain else "#ccc" if board else "#999",
-                    lw=1.4 if chain else 0.8,
-                    ls=":" if board else "-",
-                ),
-            )
-    for name, (x, y) in pos.items():
-        ax.text(
-            x,
-            y,
-            name.replace("transition/", "T ").replace("keyframe/", "K ").replace("shot/", "S "),
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="white" if x in (3, 4) else "black",
-            bbox=dict(boxstyle="round,pad=0.3", fc=colours[x], ec="none"),
-        )
-    for kind, x in col.items():
-        ax.text(
-            x,
-            -1.0,
-            kind + ("s" if kind in ("keyframe", "shot", "transition") else ""),
-            ha="center",
-            fontweight="bold",
-            fontsize=9,
-        )
-        if kind in files:
-            ax.text(x + 0.5, n_shots - 0.35, files[kind], ha="center", fontsize=7, color="#555", style="italic")
-    ax.set_xlim(-0.6, 4.6)
-    ax.set_ylim(n_shots, -1.5)
-    ax.axis("off")
-    ax.set_title(
-        f"One story's task graph ({n_shots} shots): the keyframe chain (red) is the only sequential part", fontsize=10
-    )
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/05_pipeline.ipynb #ef544a80
-@dataclass
-class TaskResult:
-    "What a worker's task returns to the driver: the artifact, the manifest records it made, where and how long it ran."
-
-    name: str  # the task's manifest record name (keyframe/003, shot/003, transition/003-004, final)
-    artifact: Any  # the Keyframe, ShotClip or Transition (None for the assembly)
-    records: dict  # manifest name -> record, for the driver to merge into run.json
-    pid: int  # the worker process
-    host: str  # the machine it ran on
-    seconds: float  # wall time of the task
-
-# %% ../nbs/05_pipeline.ipynb #df73205d
-class TaskStore(RunStore):
-    "A worker's view of a run folder: atomic artifact writes, records kept for the driver, never a write of run.json."
-
-    def __init__(self, root):
-        try:
-            super().__init__(root, create=False)
-        except VgotError:
-            raise VgotError(
-                f"{root}: the run folder is not visible on {socket.gethostname()}; with --executor ray the run "
-                "folder must be on storage every worker sees, at the same path"
-            ) from None
-        self.mine, self.pending = {}, {}  # every record this worker made; those not yet handed back
-
-    def save_manifest(self):
-        "Never: only the driver writes run.json."
-
-    def set_stage(self, stage: str, status: str, **info):
-        "Never: the driver keeps the stages' status."
-
-    def record(self, name: str, inputs_hash: str, files: list[str] = (), stage: str = ""):
-        "Note artifact `name` as done (in memory) and keep its record for the driver."
-        super().record(name, inputs_hash, files, stage)
-        self.mine[name] = self.pending[name] = self.manifest["artifacts"][name]
-
-    def refresh(self):
-        "Re-read run.json (what the driver has recorded so far), keeping this worker's own records."
-        self.manifest = self._read_manifest()
-        self.manifest["artifacts"].update(self.mine)
-
-    def result(self, name: str, artifact, t0: float) -> TaskResult:
-        "The task's result, with the records made since the last one."
-        rec, self.pending = self.pending, {}
-        return TaskResult(name, artifact, rec, os.getpid(), socket.gethostname(), round(time.time() - t0, 3))
-
-# %% ../nbs/05_pipeline.ipynb #a665b1ea
-class KeyframeWorker:
-    "The keyframe chain's worker: the image models loaded once (at its first render), keyframes made in order."
-
-    def __init__(
-        self,
-        run_dir,  # the run folder (on storage every worker sees)
-        script: Script,  # the run's script
-        config: KeyframeConfig,  # the keyframes' settings
-        preset: str = "tiny",  # model preset
-        device: str = "auto",  # torch device (auto: the GPU Ray gave this worker, else CPU)
-        dtype: str = "auto",  # torch dtype
-        models: Optional[Models] = None,  # already loaded models (default: loaded here, on first use)
-    ):
-        self.store, self.script, self.config = TaskStore(run_dir), script.validate(), config.validate()
-        self.models = models if models is not None else Models(preset, device, dtype)
-        self.plan, self.need = identity_plan(script)
-        for i, refs in self.plan.items():  # refuse identity paths that leave assets/characters/ before any work
-            for name, rel in refs:
-                try:
-                    self.store.asset(rel, must_exist=False)
-                except VgotError as e:
-                    raise VgotError(f"shot {i}: identity image of {name}: {e}") from None
-        self.portraits, self.cond, self.cuts = None, None, {}
-
-    def keyframe(self, i: int, prev: Optional[TaskResult] = None) -> TaskResult:
-        "Keyframe `i` (reused when done) on the previous task's keyframe, as `generate_keyframes` makes it."
-        t0 = time.time()
-        self.store.refresh()
-        if self.portraits is None:  # reference portraits first, as generate_keyframes does (none loaded when done)
-            self.portraits = ensure_portraits(self.need, self.models, self.config, self.store, cuts=self.cuts)
-        shot, name = self.script.shots[i], f"keyframe/{i:03d}"
-        id_paths = identity_paths(shot, self.plan, self.portraits, self.store)
-        prev_png = self.store.path(prev.artifact.image) if prev is not None else None
-        seed = derive_seed(self.config.seed, "keyframes", i)
-        h = keyframe_hash(shot, self.config, self.models, seed, id_paths, prev_png)
-        if self.store.is_done(name, h):
-            return self.store.result(name, Keyframe.load(self.store.path(f"keyframes/{i:03d}.json")), t0)
-        if self.cond is None:
-            self.cond = branch_conditioning(self.models, self.config)
-            self.procs = install_branches(self.cond, self.models)
-        prompt, cut = fit_shot_prompt(shot, *token_budget(self.cond.pipe))
-        if cut:
-            self.cuts[f"shot {i}"] = cut
-        kf = make_keyframe(
-            shot, prompt, id_paths, prev_png, seed, self.models, self.cond, self.procs, self.config, self.store
-        )
-        png_rel, lat_rel = self.store.keyframe_rel(i)
-        self.store.record(name, h, [png_rel, lat_rel, f"keyframes/{i:03d}.json"], stage="keyframes")
-        return self.store.result(name, kf, t0)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-# %% ../nbs/05_pipeline.ipynb #8e342d19
-class VideoWorker:
-    "A shot and transition worker: the video model loaded once (on first use) and reused for every task it is given."
-
-    def __init__(
-        self,
-        run_dir,  # the run folder (on storage every worker sees)
-        preset: str = "tiny",  # model preset
-        device: str = "auto",  # torch device (auto: the GPU Ray gave this worker, else CPU)
-        dtype: str = "auto",  # torch dtype
-        models: Optional[Models] = None,  # already loaded models (default: loaded here, on first use)
-    ):
-        self.store = TaskStore(run_dir)
-        self.models = models if models is not None else Models(preset, device, dtype)
-
-    def shot(self, shot: Shot, keyframe: Keyframe, config: ShotConfig) -> TaskResult:
-        "Shot `shot.index` from its keyframe (reused when done), by `generate_shot`."
-        t0 = time.time()
-        self.store.refresh()
-        return self.store.result(
-            f"shot/{shot.index:03d}", generate_shot(keyframe, shot, self.models, config, self.store), t0
-        )
-
-    def transition(self, script: Script, j: int, a: ShotClip, b: ShotClip, config: TransitionConfig) -> TaskResult:
-        "The transition between shots j and j+1 (reused when done), by `generate_transition`."
-        t0 = time.time()
-        self.store.refresh()
-        tr = generate_transition(script, j, a, b, self.models, config, self.store)
-        return self.store.result(f"transition/{j:03d}-{j + 1:03d}", tr, t0)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-# %% ../nbs/05_pipeline.ipynb #c892c6bb
-def assemble_task(
-    run_dir,  # the run folder
-    script: Script,
-    keyframes: list,
-    clips: list,
-    transitions: list,
-    fps: float,  # frame rate of the final video
-) -> TaskResult:
-    "The assembly as a task of its own: final.mp4 and storyboard.png into the run folder, their records for the driver."
-    t0, store = time.time(), TaskStore(run_dir)
-    assemble_run(store, script, keyframes, clips, transitions, fps)
-    return store.result("final", None, t0)
-
-# %% ../nbs/05_pipeline.ipynb #4b795d1c
-RAY_MISSING = "executor 'ray' needs Ray, an optional extra: pip install 'vgot[ray]'"
-
-
-def import_ray():
-    "Ray, imported on first use (the local executor never needs it), or an error saying how to install it."
-    try:
-        import ray
-    except ImportError:
-        raise VgotError(RAY_MISSING) from None
-    return ray
-
-# %% ../nbs/05_pipeline.ipynb #48566ad7
-def ray_plan(
-    config: RunConfig,  # the run's settings (ray_gpus, ray_workers, device)
-    cluster: dict,  # the cluster's resources, as ray.cluster_resources() gives them
-    n_shots: int,  # shots in the story
-) -> dict:
-    "GPUs per worker of each kind and the video pool's size, from the run's settings and the cluster; checked to fit."
-    has_gpu = cluster.get("GPU", 0) > 0 and (config.device == "auto" or config.device.startswith("cuda"))
-    gpus = {"t2i": 1 if has_gpu else 0, "i2v": 1 if has_gpu else 0, "assemble": 0, **config.ray_gpus}
-    for kind, g in gpus.items():
-        if g > cluster.get("GPU", 0):
-            raise VgotError(
-                f"ray_gpus.{kind} = {g}: the Ray cluster has {cluster.get('GPU', 0):g} GPU(s); "
-                f"ask for fewer, e.g. --set 'ray_gpus={{\"{kind}\": 0}}'"
-            )
-    workers = config.ray_workers
-    if workers is None:
-        free = cluster.get("GPU", 0) - gpus["t2i"] if gpus["i2v"] > 0 else cluster.get("CPU", 1) - 1
-        workers = int(free // gpus["i2v"]) if gpus["i2v"] > 0 else int(free)
-    return {"gpus": gpus, "workers": max(1, min(workers, max(n_shots, 1)))}
-
-# %% ../nbs/05_pipeline.ipynb #6eeea733
-def ray_connect(address: Optional[str] = None) -> bool:
-    "Join the Ray cluster at `address` (else $RAY_ADDRESS, else start one here); True when this call started Ray."
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
-        raise VgotError(f"cannot join the Ray cluster at {address or 'a new local one'}: {e}") from None
-    return True
-
-# %% ../nbs/05_pipeline.ipynb #4b40977d
-def _ray_error(ray, e) -> str:
-    "One line for a task's failure: the stage's own error, or what happened to the worker."
-    cause = getattr(e, "cause", None)
-    if isinstance(e, ray.exceptions.RayTaskError) and isinstance(cause, Exception):
-        return str(cause) or type(cause).__name__
-    lines = [l for l in str(e).splitlines() if l.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
-
-# %% ../nbs/05_pipeline.ipynb #71b9bea9
-class RayGraph:
-    "One story's task graph on Ray: the keyframe chain on one worker, shots and transitions on a pool; the driver alone writes run.json."
-
-    def __init__(
-        self,
-        config: RunConfig,  # the run's settings (preset, device, ray_*)
-        configs: dict,  # the stage configs, by stage
-        store: RunStore,  # the run folder, locked by this driver
-        script: Script,  # the run's script
-        log: logging.Logger,  # the run's log (one line per finished task)
-        progress: bool = False,  # a tqdm bar of the tasks done across the cluster
-        upto: str = "assemble",  # the last stage to submit tasks for
-    ):
-        self.ray = ray = import_ray()
-        self.store, self.script, self.configs, self.log = store, script, configs, log
-        self.started, self.kw, self.workers, self.bar = ray_connect(config.ray_address), None, [], None
-        try:
-            n, stages = len(script.shots), STAGES[: STAGES.index(upto) + 1]
-            plan = ray_plan(config, ray.cluster_resources(), n)
-            self.want = {
-                "keyframes": n,
-                "shots": n if "shots" in stages else 0,
-                "transitions": max(n - 1, 0) if "transitions" in stages else 0,
-            }
-            self.done = {k: {} for k in self.want}
-            self.pending, self.ready, self.idle, self.errors = {}, [], [], []
-            run_dir, r = str(store.root.resolve()), config.ray_retries
-            opts = dict(num_cpus=1, max_restarts=r, max_task_retries=r)
-            args = (config.preset, config.device, config.dtype)
-            KW = ray.remote(KeyframeWorker).options(num_gpus=plan["gpus"]["t2i"], **opts)
-            self.kw = KW.remote(run_dir, script, configs["keyframes"], *args)
-            prev = None
-            for i in range(n):  # the chain: each keyframe task takes the previous one's result
-                prev = self.kw.keyframe.remote(i, prev)
-                self.pending[prev] = ("keyframes", i, None)
-            if self.want["shots"]:
-                VW = ray.remote(VideoWorker).options(num_gpus=plan["gpus"]["i2v"], **opts)
-                self.workers = [VW.remote(run_dir, *args) for _ in range(plan["workers"])]
-                self.idle = list(self.workers)
-            self.gpus, self.total = plan["gpus"], sum(self.want.values())
-            self.bar = tqdm(total=self.total, desc="ray tasks", unit="task", disable=not progress, leave=False)
-            log.info(
-                f"ray: {self.total} tasks on {len(self.workers)} video worker(s) and 1 keyframe worker; "
-                "GPUs per worker " + ", ".join(f"{k} {v:g}" for k, v in plan["gpus"].items())
-            )
-        except BaseException:
-            self.close()
-            raise
-
-    def _submit(self):
-        "Give each idle video worker the next task whose inputs are done (none once a task has failed)."
-        while self.ready and self.idle and not self.errors:
-            (kind, i), w = self.ready.pop(0), self.idle.pop(0)
-            if kind == "shots":
-                ref = w.shot.remote(self.script.shots[i], self.done["keyframes"][i], self.configs["shots"])
-            else:
-                a, b = self.done["shots"][i], self.done["shots"][i + 1]
-                ref = w.transition.remote(self.script, i, a, b, self.configs["transitions"])
-            self.pending[ref] = (kind, i, w)
-
-    def _finish(self, ref):
-        "Record a finished task's artifacts in run.json (the driver alone writes it) and queue what it unblocks."
-        kind, i, w = self.pending.pop(ref)
-        try:
-            r = self.ray.get(ref)
-        except self.ray.exceptions.RayError as e:
-            name = STAGE_RECORDS[kind] + (f"{i:03d}-{i + 1:03d}" if kind == "transitions" else f"{i:03d}")
-            self.errors.append(f"{name}: {_ray_error(self.ray, e)}")
-            self.log.info(f"ray: {name} failed: {self.errors[-1]}", extra={"file_only": True})
-            return
-        if w is not None:
-            self.idle.append(w)
-        if r.records:
-            self.store.manifest["artifacts"].update(r.records)
-            self.store.save_manifest()
-        self.done[kind][i] = r.artifact
-        n_done = sum(len(d) for d in self.done.values())
-        self.bar.update(1)
-        self.bar.set_postfix_str(" ".join(f"{k} {len(self.done[k])}/{self.want[k]}" for k in self.want if self.want[k]))
-        self.log.info(
-            f"ray: {r.name} {'made' if r.records else 'reused'} in {r.seconds:.2f} s on {r.host} pid {r.pid} "
-            f"({n_done}/{self.total} tasks)",
-            extra={"file_only": True},
-        )
-        n = len(self.script.shots)
-        if kind == "keyframes":
-            if self.want["shots"]:
-                self.ready.append(("shots", i))
-            if len(self.done["keyframes"]) == n and self.kw is not None:
-                self.ray.kill(self.kw)  # the chain is done: free its GPU for the video workers
-                self.kw = None
-        elif kind == "shots" and self.want["transitions"]:
-            for j in (i - 1, i):
-                if 0 <= j < n - 1 and j in self.done["shots"] and j + 1 in self.done["shots"]:
-                    self.ready.append(("transitions", j))
-
-    def wait(self, kind: str) -> list:
-        "Run the graph until every task of `kind` is done (the others go on meanwhile); their artifacts in order."
-        while len(self.done[kind]) < self.want[kind]:
-            self._submit()
-            if not self.pending:
-                more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-                raise VgotError(
-                    f"ray: {self.errors[0] if self.errors else 'no task can run'}{more}; the finished artifacts are "
-                    "recorded: run the same command again (or `vgot resume RUN_DIR`) to go on"
-                )
-            ready, _ = self.ray.wait(list(self.pending), num_returns=1)
-            for ref in ready:
-                self._finish(ref)
-        return [self.done[kind][i] for i in range(self.want[kind])]
-
-    def assemble(self, script, keyframes, clips, transitions, fps: float):
-        "The assembly as a Ray task (its GPUs: ray_gpus.assemble, 0 by default); its records merged here."
-        task = self.ray.remote(assemble_task).options(num_cpus=1, num_gpus=self.gpus["assemble"])
-        try:
-            r = self.ray.get(task.remote(str(self.store.root.resolve()), script, keyframes, clips, transitions, fps))
-        except self.ray.exceptions.RayError as e:
-            raise VgotError(f"ray: final: {_ray_error(self.ray, e)}") from None
-        if r.records:
-            self.store.manifest["artifacts"].update(r.records)
-            self.store.save_manifest()
-        self.log.info(f"ray: final made in {r.seconds:.2f} s on {r.host} pid {r.pid}", extra={"file_only": True})
-
-    def release(self):
-        "Stop the workers (their models go with them)."
-        for a in [self.kw, *self.workers]:
-            if a is not None:
-                self.ray.kill(a)
-        self.kw, self.workers, self.idle = None, [], []
-        if self.bar is not None:
-            self.bar.close()
-
-    def close(self):
-        "Stop the workers, and Ray itself when this graph started it."
-        try:
-            self.release()
-        finally:
-            if self.started:
-                self.ray.shutdown()
-                self.started = False
 
 # %% ../nbs/05_pipeline.ipynb #a2333937
 def resources_dir() -> Path:

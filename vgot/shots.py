@@ -15,45 +15,22 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vgot.core import (
-    DURATION_RANGE,
-    Keyframe,
-    Script,
-    Shot,
-    ShotClip,
-    RunStore,
-    VgotError,
-    ValidationError,
-    check_range,
-    derive_seed,
-    hash_inputs,
-    load_image,
-    make_generator,
-    save_tensors,
-    write_video,
-)
+from .core import DURATION_RANGE, Keyframe, Script, Shot, ShotClip, RunStore, VgotError, ValidationError
+from .core import check_range, derive_seed, hash_inputs, make_generator
+from .media import load_image, save_tensors, write_video
 from .models import Models, Preset, get_preset
-from vgot.camera import (
-    CAMERA_MODES,
-    CameraAdapter,
-    CameraConditioning,
-    as_trajectory,
-    camera_affines,
-    conditioning,
-    denoiser,
-    relative_trajectory,
-    warp,
-)
+from .camera import CAMERA_MODES, AdapterCheckpoint, CameraConditioning, as_trajectory, camera_affines
+from .camera import conditioning, denoiser, latent_times, relative_trajectory, sample_trajectory, warp
 from .core import StageConfig, setting
 from .keyframes import fit_shot_prompt, token_budget, warn_cuts
-from .camera_dit import load_camera_adapter_any
+from .camera_train import load_camera_adapter_any
 import inspect
 
 # %% auto #0
 __all__ = ['BACKENDS', 'TEXT_AWARE', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'video_family', 'compression', 'model_frames',
-           'latent_times', 'sample_trajectory', 'encode_video', 'decode_video', 'encode_keyframe', 'decode_latents',
-           'latent_frames', 'chunk_camera', 'video_token_budget', 'shot_text', 'keep_first_frame', 'run_chunk',
-           'load_camera_adapter', 'generate_shot', 'load_keyframes', 'generate_shots']
+           'encode_video', 'decode_video', 'encode_keyframe', 'decode_latents', 'latent_frames', 'chunk_camera',
+           'video_token_budget', 'shot_text', 'keep_first_frame', 'run_chunk', 'load_camera_adapter', 'generate_shot',
+           'load_keyframes', 'generate_shots']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl", "wan", "ltx")
@@ -175,26 +152,6 @@ def model_frames(n: int, r: int) -> int:
     "Frames one model call makes for n wanted frames: n, or with a causal VAE of ratio r the first r·k + 1 ≥ n."
     return n if r == 1 else r * math.ceil((n - 1) / r) + 1
 
-# %% ../nbs/03_shot_generation.ipynb #f95af8ce
-def latent_times(n_latent: int, r: int) -> torch.Tensor:
-    "The time in frames that each latent frame stands for (float64): t₀ = 0, t_k = r·k − (r − 1)/2 (k ≥ 1)."
-    k = torch.arange(n_latent, dtype=torch.float64)
-    return torch.where(k == 0, torch.zeros_like(k), r * k - (r - 1) / 2) if r > 1 else k
-
-# %% ../nbs/03_shot_generation.ipynb #b19bcdc8
-def sample_trajectory(
-    traj: torch.Tensor,  # (F, 3) pan, tilt, zoom at frames 0..F-1
-    times,  # frame times (fractional; past the end the last step's rate continues)
-) -> torch.Tensor:
-    "The trajectory at fractional frame times, by linear interpolation (and extrapolation past the last frame)."
-    t = torch.as_tensor(times, dtype=torch.float64)
-    tr = traj.to(torch.float64)
-    if len(tr) == 1:
-        return tr.expand(len(t), 3).to(traj.dtype)
-    i = t.floor().clamp(0, len(tr) - 2).long()
-    w = (t - i).unsqueeze(1)
-    return ((1 - w) * tr[i] + w * tr[i + 1]).to(traj.dtype)
-
 # %% ../nbs/03_shot_generation.ipynb #094fa651
 def _latent_stats(pipe) -> tuple[torch.Tensor, torch.Tensor, float]:
     "Per-channel mean and std (1, C, 1, 1, 1) of the causal VAE's latents, and the extra scale (LTX), for normalising."
@@ -278,7 +235,7 @@ def chunk_camera(
     traj: torch.Tensor,  # (F, 3) trajectory relative to the chunk's first frame
     config: ShotConfig,  # camera, warp_strength, warp_steps, steps, size
     generator: torch.Generator,  # this chunk's randomness (the initial noise is drawn here)
-    adapter: Optional[CameraAdapter] = None,
+    adapter: Optional[AdapterCheckpoint] = None,
 ) -> CameraConditioning:  # required for camera="embedding"
     "The camera conditioning of one chunk, through `vgot.camera.conditioning` (one camera per latent frame)."
     fam, (r, s) = video_family(pipe), compression(pipe)
@@ -551,7 +508,7 @@ def generate_shot(
     config: Optional[ShotConfig] = None,  # settings
     store: Optional[RunStore] = None,  # the run folder (required: the clip is written there)
     progress: bool = False,  # (one shot: no bar)
-    adapter: Optional[CameraAdapter] = None,  # camera="embedding": loaded here if None
+    adapter: Optional[AdapterCheckpoint] = None,  # camera="embedding": loaded here if None
     cuts: Optional[dict] = None,
 ) -> ShotClip:  # collects what was cut from a prompt too long for the video model's text encoder (None: warn here)
     "Generate (or resume) one shot video from its keyframe; writes shots/NNN.{mp4,latents.safetensors,json}."

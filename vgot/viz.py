@@ -14,32 +14,23 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from vgot.core import (
-    VgotError,
-    RunStore,
-    Script,
-    Story,
-    Shot,
-    CameraMotion,
-    compose_prompt,
-    load_image,
-    read_video,
-    save_tensors,
-    load_tensors,
-    ShotClip,
-    Transition,
-)
+from .core import VgotError, RunStore, Script, Story, Shot, CameraMotion, compose_prompt
+from .media import load_image, read_video
+from .core import ShotClip, Transition
+from .media import save_tensors, load_tensors
 
-import vgot.keyframes
-import vgot.transitions as T
+from .transitions import TransitionConfig, causal_transition_frames, _causal_path
+from .gp_path import gp_latent_path
 from .attention import AttentionStore
 from .keyframes import KeyframeConfig, generate_keyframes
-from .pipeline import RunConfig, VGoT
+from .pipeline import VGoT
+from .run_config import RunConfig
 from .shots import decode_latents
 
 # %% auto #0
-__all__ = ['DOMAINS', 'Explorer', 'prompt_tokens', 'captures_rel', 'save_captures', 'load_captures', 'AttentionExplorer',
-           'keyframe_attention', 'pca_2d', 'GPPathViewer', 'ShotEditor']
+__all__ = ['DOMAINS', 'Explorer', 'prompt_tokens', 'captures_rel', 'save_captures', 'load_captures', 'AttentionMaps',
+           'AttentionExplorer', 'keyframe_attention', 'pca_2d', 'GPPathProjection', 'run_gp_path', 'GPPathViewer',
+           'Storyboard', 'shot_edits', 'timeline_figure', 'ShotEditor']
 
 # %% ../nbs/07_viz.ipynb #4d309431
 def _fig_png(fig, dpi: int = 80) -> bytes:
@@ -125,9 +116,9 @@ def load_captures(path) -> tuple:
         st.maps[(int(s), l, b)] = m
     return st, json.loads(meta.get("tokens", "[]")), json.loads(meta.get("scales", "{}"))
 
-# %% ../nbs/07_viz.ipynb #f0fc08a7
-class AttentionExplorer(Explorer):
-    "Attention maps of the decoupled cross-attention over a keyframe: branch, layer, step, token, and λ per image branch."
+# %% ../nbs/07_viz.ipynb #ff41b8dc
+class AttentionMaps:
+    "The attention maps of a keyframe: branch, layer, step and token, and λ per image branch; what each choice shows."
 
     def __init__(
         self,
@@ -204,6 +195,20 @@ class AttentionExplorer(Explorer):
         self.scales = scales
         self._load(store, image, tokens, None)
 
+    def selection(self, branch: str, layer: Optional[str] = None, step: Optional[int] = None, token: int = 0) -> dict:
+        "What a choice of branch, layer, step and token shows: the map, the token's name, and the branch's token count (the token clamped to it)."
+        n = self.n_tokens(branch)
+        token = min(max(int(token), 0), n - 1)
+        return dict(map=self.map(branch, layer, step, token), label=self.token_name(branch, token), n_tokens=n, token=token)
+
+    def layer_choices(self) -> list:
+        "(label, layer) for every recorded layer, for a menu."
+        return [(l.split(".processor")[0], l) for l in self.layers]
+
+# %% ../nbs/07_viz.ipynb #92b91c6f
+class AttentionExplorer(AttentionMaps, Explorer):
+    "The attention maps as a figure and as ipywidgets controls (branch, layer, step, token, λ) wired to `AttentionMaps`."
+
     def render(self, branch=None, layer=None, step=None, token=None, alpha: float = 0.6):
         "A figure: the keyframe with the map overlaid, and the map alone (defaults: the explorer's current settings)."
         import matplotlib.pyplot as plt
@@ -241,7 +246,7 @@ class AttentionExplorer(Explorer):
         branch = W.Dropdown(options=self.branches, value=s["branch"], description="branch")
         ALL = "all"  # (ipywidgets shows a None value as no selection)
         layer = W.Dropdown(
-            options=[("all layers", ALL)] + [(l.split(".processor")[0], l) for l in self.layers],
+            options=[("all layers", ALL)] + self.layer_choices(),
             value=s["layer"] or ALL,
             description="layer",
         )
@@ -273,9 +278,8 @@ class AttentionExplorer(Explorer):
                 step=None if step.value == ALL else step.value,
             )
             token.max = self.n_tokens(branch.value) - 1
-            s["token"] = token.value
-            label.value = self.token_name(branch.value, token.value)
-            self.shown = self.map(s["branch"], s["layer"], s["step"], s["token"])
+            sel = self.selection(s["branch"], s["layer"], s["step"], token.value)
+            s["token"], label.value, self.shown = sel["token"], sel["label"], sel["map"]
             img.value = _fig_png(self.render())
 
         def on_lambda(change):
@@ -285,7 +289,7 @@ class AttentionExplorer(Explorer):
             except VgotError as e:
                 status.value = f"<b>{html.escape(str(e))}</b>"
                 return
-            layer.options = [("all layers", ALL)] + [(l.split(".processor")[0], l) for l in self.layers]
+            layer.options = [("all layers", ALL)] + self.layer_choices()
             step.options = [("all steps", ALL)] + [(str(x), x) for x in self.steps]
             status.value = "λ " + ", ".join(f"{b} = {v:g}" for b, v in self.scales.items())
             show()
@@ -414,13 +418,13 @@ def _uint8(frames) -> np.ndarray:
     f = np.asarray(frames)
     return f if f.dtype == np.uint8 else (np.clip(f, 0, 1) * 255).round().astype(np.uint8)
 
-# %% ../nbs/07_viz.ipynb #19df1b71
-class GPPathViewer(Explorer):
-    "A GP transition path projected on the two principal components of both shots' latents: mean, ±2σ, observations, linear path, decoded frames."
+# %% ../nbs/07_viz.ipynb #93c123df
+class GPPathProjection:
+    "A GP transition path projected on the two principal components of both shots' latents: mean, σ, observations, linear path, decoded frames."
 
     def __init__(
         self,
-        path,  # a vgot.transitions.GPPath
+        path,  # a vgot.gp_path.GPPath
         lat_a=None,  # (F_a, C, h, w) all latents of shot j (default: the path's observed frames)
         lat_b=None,  # (F_b, C, h, w) all latents of shot j+1
         frames=None,  # (n, H, W, 3) decoded transition frames (uint8, or float in [0, 1])
@@ -429,7 +433,7 @@ class GPPathViewer(Explorer):
     ):  # e.g. "transition 000-001"
         for a in ("t_obs", "z_obs", "t", "mean", "std"):
             if not hasattr(path, a):
-                raise VgotError(f"GPPathViewer needs a path with .{a} (a vgot.transitions.GPPath)")
+                raise VgotError(f"GPPathViewer needs a path with .{a} (a vgot.gp_path.GPPath)")
         self.path, self.title, self.decode = path, title, decode
         z_obs, mean = _np(path.z_obs).astype(np.float64), _np(path.mean).astype(np.float64)
         k, n = len(z_obs) // 2, len(mean)
@@ -476,6 +480,49 @@ class GPPathViewer(Explorer):
         if self.frames is None and self.decode is not None:
             self.frames = _uint8(self.decode(torch.as_tensor(_np(self.path.mean))))
         return None if self.frames is None else self.frames[i]
+
+# %% ../nbs/07_viz.ipynb #9e6960de
+def run_gp_path(run_dir, j: int, models=None) -> dict:
+    "Transition j -> j+1 of a run folder as `GPPathViewer` takes it: the GP refitted with the run's settings, the shots' latents, the frames of its transition video (or a decoder)."
+    store = RunStore(run_dir, create=False)
+    cj, ck = store.path(f"shots/{j:03d}.json"), store.path(f"shots/{j + 1:03d}.json")
+    if not (cj.exists() and ck.exists()):
+        raise VgotError(
+            f"{run_dir}: transition {j:03d}-{j + 1:03d} needs shots {j} and {j + 1}, which are not made yet"
+        )
+    a, b = ShotClip.load(cj), ShotClip.load(ck)
+    cfg = (
+        RunConfig.from_dict(store.manifest["config"]).stage_config("transitions")
+        if "config" in store.manifest
+        else TransitionConfig()
+    )
+    ta, tb = load_tensors(store.path(a.latents)), load_tensors(store.path(b.latents))
+    lat_a, lat_b = ta["latents"], tb["latents"]
+    k, n, where = cfg.context_frames, max(cfg.frames, 1), f"transition {j:03d}-{j + 1:03d}"
+    t = ta.get("times")
+    r = int(round(2 * float(t[1] - t[0]) - 1)) if t is not None and len(t) > 1 else 1  # t₁ − t₀ = (r + 1)/2
+    if r > 1:  # a causal VAE's latents: the GP on their time axis, as the transition stage fits it
+        n = causal_transition_frames(cfg.frames, r)
+        t_a, t_b = t.double() - (a.n_frames - 1), tb["times"].double() + n + 1
+        gp = _causal_path(lat_a, t_a, lat_b, t_b, n, r, replace(cfg, mode="gpr"), where)[1]
+    else:
+        gp = gp_latent_path(lat_a[-k:], lat_b[:k], n, where=where, **cfg.gp_kwargs())
+    frames, title = None, f"transition {j:03d}-{j + 1:03d}"
+    tj = store.path(f"transitions/{j:03d}-{j + 1:03d}.json")
+    if tj.exists():
+        tr = Transition.load(tj)
+        if tr.video and store.path(tr.video).exists():
+            v, _ = read_video(store.path(tr.video))
+            if len(v) == n and r == 1:  # one frame per latent frame (a causal VAE's are decoded one by one)
+                frames, title = v, f"{title} ({tr.mode}; frames from {tr.video})"
+    decode = None
+    if frames is None and models is not None:
+        decode = lambda z: decode_latents(models.i2v(cfg.backend), z, cfg.decode_chunk_size)
+    return dict(path=gp, lat_a=lat_a, lat_b=lat_b, frames=frames, decode=decode, title=title)
+
+# %% ../nbs/07_viz.ipynb #4cc81333
+class GPPathViewer(GPPathProjection, Explorer):
+    "The GP path as a figure (the PC plane, PC 1 over time with ±2σ, the decoded frame) and a frame slider wired to `GPPathProjection`."
 
     def render(self, frame: Optional[int] = None):
         "Three panels: the path in the PC plane, PC 1 over time with the ±2σ band, and the decoded transition frame."
@@ -550,43 +597,8 @@ class GPPathViewer(Explorer):
 
     @classmethod
     def from_run(cls, run_dir, j: int, models=None):
-        "The viewer of transition j -> j+1 of a run folder: the GP refitted with the run's settings, the frames of its transition video."
-
-        store = RunStore(run_dir, create=False)
-        cj, ck = store.path(f"shots/{j:03d}.json"), store.path(f"shots/{j + 1:03d}.json")
-        if not (cj.exists() and ck.exists()):
-            raise VgotError(
-                f"{run_dir}: transition {j:03d}-{j + 1:03d} needs shots {j} and {j + 1}, which are not made yet"
-            )
-        a, b = ShotClip.load(cj), ShotClip.load(ck)
-        cfg = (
-            RunConfig.from_dict(store.manifest["config"]).stage_config("transitions")
-            if "config" in store.manifest
-            else T.TransitionConfig()
-        )
-        ta, tb = load_tensors(store.path(a.latents)), load_tensors(store.path(b.latents))
-        lat_a, lat_b = ta["latents"], tb["latents"]
-        k, n, where = cfg.context_frames, max(cfg.frames, 1), f"transition {j:03d}-{j + 1:03d}"
-        t = ta.get("times")
-        r = int(round(2 * float(t[1] - t[0]) - 1)) if t is not None and len(t) > 1 else 1  # t₁ − t₀ = (r + 1)/2
-        if r > 1:  # a causal VAE's latents: the GP on their time axis, as the transition stage fits it
-            n = T.causal_transition_frames(cfg.frames, r)
-            t_a, t_b = t.double() - (a.n_frames - 1), tb["times"].double() + n + 1
-            gp = T._causal_path(lat_a, t_a, lat_b, t_b, n, r, replace(cfg, mode="gpr"), where)[1]
-        else:
-            gp = T.gp_latent_path(lat_a[-k:], lat_b[:k], n, where=where, **cfg.gp_kwargs())
-        frames, title = None, f"transition {j:03d}-{j + 1:03d}"
-        tj = store.path(f"transitions/{j:03d}-{j + 1:03d}.json")
-        if tj.exists():
-            tr = Transition.load(tj)
-            if tr.video and store.path(tr.video).exists():
-                v, _ = read_video(store.path(tr.video))
-                if len(v) == n and r == 1:  # one frame per latent frame (a causal VAE's are decoded one by one)
-                    frames, title = v, f"{title} ({tr.mode}; frames from {tr.video})"
-        decode = None
-        if frames is None and models is not None:
-            decode = lambda z: decode_latents(models.i2v(cfg.backend), z, cfg.decode_chunk_size)
-        return cls(gp, lat_a, lat_b, frames=frames, decode=decode, title=title)
+        "The viewer of transition j -> j+1 of a run folder (`run_gp_path`)."
+        return cls(**run_gp_path(run_dir, j, models))
 
 # %% ../nbs/07_viz.ipynb #e6058270
 def _arrow_svg(m: CameraMotion, size: int = 44) -> str:
@@ -612,9 +624,9 @@ def _records(store: RunStore) -> dict:
 
     return copy.deepcopy(RunStore(store.root, create=False).manifest.get("artifacts", {}))
 
-# %% ../nbs/07_viz.ipynb #78aa8daf
-class ShotEditor(Explorer):
-    "A run's storyboard: shots as cards on a timeline; select one to play its clip; edit its prompt or camera motion and regenerate."
+# %% ../nbs/07_viz.ipynb #a07f0362
+class Storyboard:
+    "A run's shots as cards: what each card shows, the selected one, edits written to script.json, and the resumed run that redoes what depends on them."
 
     def __init__(
         self,
@@ -697,68 +709,88 @@ class ShotEditor(Explorer):
         self.last = dict(redone=sorted(k for k in after if k != "script" and after[k] != before.get(k)))
         return self.last
 
-    def render(self, selected: Optional[int] = None):
-        "The storyboard as a timeline: one card per shot, its width the shot's duration."
-        import matplotlib.pyplot as plt
-        from matplotlib.patches import FancyArrow, Ellipse, Rectangle
+# %% ../nbs/07_viz.ipynb #ff9ef558
+def shot_edits(shot: Shot, prompt: str, pan: float, tilt: float, zoom: float) -> dict:
+    "The keyword arguments of `Storyboard.edit` for what the editor's controls changed in `shot` (empty: nothing changed)."
+    kw = {}
+    if prompt != shot.prompt:
+        kw["prompt"] = prompt
+    m = CameraMotion(pan, tilt, zoom)
+    if (m.pan, m.tilt, m.zoom) != (shot.motion.pan, shot.motion.tilt, shot.motion.zoom):
+        kw["motion"] = m
+    return kw
 
-        sel = self.selected if selected is None else selected
-        shots = self.script.shots
-        total = sum(s.duration for s in shots)
-        fig = plt.figure(figsize=(max(6.0, 2.4 * len(shots)), 4.4))
-        ax = fig.add_axes([0.01, 0.02, 0.98, 0.9])
-        ax.set_xlim(0, total)
-        ax.set_ylim(0, 1)
-        ax.axis("off")
-        t0 = 0.0
-        for s in shots:
-            c, d = self.card(s.index), s.duration
-            x0, pad = t0, 0.04 * d
+# %% ../nbs/07_viz.ipynb #b97c582f
+def timeline_figure(board: Storyboard, selected: Optional[int] = None):
+    "The storyboard as a timeline: one card per shot, its width the shot's duration."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrow, Ellipse, Rectangle
+
+    sel = board.selected if selected is None else selected
+    shots = board.script.shots
+    total = sum(s.duration for s in shots)
+    fig = plt.figure(figsize=(max(6.0, 2.4 * len(shots)), 4.4))
+    ax = fig.add_axes([0.01, 0.02, 0.98, 0.9])
+    ax.set_xlim(0, total)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    t0 = 0.0
+    for s in shots:
+        c, d = board.card(s.index), s.duration
+        x0, pad = t0, 0.04 * d
+        ax.add_patch(
+            Rectangle(
+                (x0 + pad / 2, 0.01),
+                d - pad,
+                0.98,
+                fill=False,
+                lw=3 if s.index == sel else 1,
+                ec="tab:red" if s.index == sel else "0.6",
+            )
+        )
+        if c["keyframe"] is not None:
+            ax.imshow(
+                np.asarray(load_image(c["keyframe"])), extent=(x0 + pad, x0 + d - pad, 0.55, 0.96), aspect="auto"
+            )
+        cx, cy = x0 + d - 0.17 * d, 0.45
+        ρ = 0.15 * s.motion.zoom  # inches: a circle on the page
+        ax.add_patch(
+            Ellipse(
+                (cx, cy),
+                2 * ρ * total / (fig.get_figwidth() * 0.98),
+                2 * ρ / (fig.get_figheight() * 0.9),
+                fill=False,
+                ec="tab:blue",
+            )
+        )
+        if abs(s.motion.pan) + abs(s.motion.tilt) > 1e-6:
             ax.add_patch(
-                Rectangle(
-                    (x0 + pad / 2, 0.01),
-                    d - pad,
-                    0.98,
-                    fill=False,
-                    lw=3 if s.index == sel else 1,
-                    ec="tab:red" if s.index == sel else "0.6",
+                FancyArrow(
+                    cx,
+                    cy,
+                    0.25 * d * s.motion.pan,
+                    0.3 * s.motion.tilt,
+                    width=0.01,
+                    head_width=0.04,
+                    head_length=0.03 * d,
+                    color="tab:red",
+                    length_includes_head=True,
                 )
             )
-            if c["keyframe"] is not None:
-                ax.imshow(
-                    np.asarray(load_image(c["keyframe"])), extent=(x0 + pad, x0 + d - pad, 0.55, 0.96), aspect="auto"
-                )
-            cx, cy = x0 + d - 0.17 * d, 0.45
-            ρ = 0.15 * s.motion.zoom  # inches: a circle on the page
-            ax.add_patch(
-                Ellipse(
-                    (cx, cy),
-                    2 * ρ * total / (fig.get_figwidth() * 0.98),
-                    2 * ρ / (fig.get_figheight() * 0.9),
-                    fill=False,
-                    ec="tab:blue",
-                )
-            )
-            if abs(s.motion.pan) + abs(s.motion.tilt) > 1e-6:
-                ax.add_patch(
-                    FancyArrow(
-                        cx,
-                        cy,
-                        0.25 * d * s.motion.pan,
-                        0.3 * s.motion.tilt,
-                        width=0.01,
-                        head_width=0.04,
-                        head_length=0.03 * d,
-                        color="tab:red",
-                        length_includes_head=True,
-                    )
-                )
-            text = "\n".join(textwrap.shorten(f"{k}: {getattr(s, k)}", 40) for k in DOMAINS)
-            ax.text(x0 + pad, 0.5, f"shot {s.index} · {d:.1f} s", fontsize=7, weight="bold", va="top")
-            ax.text(x0 + pad, 0.42, text, fontsize=5.5, va="top", family="DejaVu Sans")
-            t0 += d
-        ax.set_title(f"{self.script.title}: {len(shots)} shots, {total:.1f} s", fontsize=9)
-        return fig
+        text = "\n".join(textwrap.shorten(f"{k}: {getattr(s, k)}", 40) for k in DOMAINS)
+        ax.text(x0 + pad, 0.5, f"shot {s.index} · {d:.1f} s", fontsize=7, weight="bold", va="top")
+        ax.text(x0 + pad, 0.42, text, fontsize=5.5, va="top", family="DejaVu Sans")
+        t0 += d
+    ax.set_title(f"{board.script.title}: {len(shots)} shots, {total:.1f} s", fontsize=9)
+    return fig
+
+# %% ../nbs/07_viz.ipynb #cd1d6e5f
+class ShotEditor(Storyboard, Explorer):
+    "The storyboard as a timeline figure and as ipywidgets (cards that play their clip, an editor with a regenerate button) wired to `Storyboard`."
+
+    def render(self, selected: Optional[int] = None):
+        "The storyboard as a timeline (`timeline_figure`)."
+        return timeline_figure(self, selected)
 
     def _card_html(self, s: Shot) -> str:
         rows = "".join(f"<div><b>{k}</b>: {html.escape(str(getattr(s, k)))}</div>" for k in DOMAINS)
@@ -801,13 +833,8 @@ class ShotEditor(Explorer):
                 buttons[i].value = True  # one card stays selected
 
         def on_regen(_):
-            i, s = self.selected, self.script.shots[self.selected]
-            kw = {}
-            if prompt.value != s.prompt:
-                kw["prompt"] = prompt.value
-            m = CameraMotion(pan.value, tilt.value, zoom.value)
-            if (m.pan, m.tilt, m.zoom) != (s.motion.pan, s.motion.tilt, s.motion.zoom):
-                kw["motion"] = m
+            i = self.selected
+            kw = shot_edits(self.script.shots[i], prompt.value, pan.value, tilt.value, zoom.value)
             if not kw:
                 status.value = "nothing edited"
                 return

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .core import VgotError, compose_prompt
-from .models import tiny_ip_adapter_state_dict
-from .camera import _load_opt_state, _opt_state_tensors
+from .tiny import tiny_ip_adapter_state_dict
+from .camera_train import _load_opt_state, _opt_state_tensors
 
 # %% auto #0
 __all__ = ['COLOURS', 'SHAPES', 'PLACES', 'LIGHTS', 'GREY', 'HORIZON', 'GROUND', 'PLACE_WORDS', 'HDR_PHRASES', 'CAMERA_PHRASES',
@@ -650,7 +650,7 @@ def _encode_latents(vae, ims: np.ndarray, bs: int = 64):
     return torch.cat(out)
 
 
-def train_t2i(root: Path, steps: int = 1500, batch: int = 32, n: int = 12000, seed: int = 2, every: int = 100,
+def train_t2i(root: Path, steps: int = 4000, batch: int = 32, n: int = 12000, seed: int = 2, every: int = 100,
               lr: float = 4e-4):  # fmt: skip
     "Stage 2: the text encoder and the UNet, ε-prediction on the VAE's latents, captions drawn anew every step."
     import torch
@@ -825,6 +825,7 @@ def export_world(root: Path, out: Path, dtype: str = "float16"):
     dt = getattr(torch, dtype)
     c = root / "ckpt"
     tmp = Path(tempfile.mkdtemp(prefix=".world-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the package data must be readable by all
     try:
         pipe = StableDiffusionPipeline(
             vae=AutoencoderKL.from_pretrained(c / "vae_decoder" / "model"),
@@ -853,18 +854,19 @@ def export_world(root: Path, out: Path, dtype: str = "float16"):
     return out
 
 
-def loss_curves(root, out=None):
-    "Plot every stage's logged loss (log.jsonl) against its step; saved to `out` when given."
+def loss_curves(root, out=None, stages=None):
+    "Plot each stage's logged loss (log.jsonl; all stages, or those in `stages`) against its step; saved to `out` when given."
     import matplotlib.pyplot as plt
 
     rows = [json.loads(l) for l in (Path(root) / "log.jsonl").read_text().splitlines() if l.strip()]
-    stages = list(dict.fromkeys(r["stage"] for r in rows))
+    stages = [s for s in dict.fromkeys(r["stage"] for r in rows) if stages is None or s in stages]
     fig, axs = plt.subplots(1, len(stages), figsize=(4 * len(stages), 3), squeeze=False)
     for ax, s in zip(axs[0], stages):
         rs = [r for r in rows if r["stage"] == s]
         ax.plot([r["step"] for r in rs], [r["loss"] for r in rs], lw=0.6)
-        ys = np.convolve([r["loss"] for r in rs], np.ones(10) / 10, mode="valid")
-        ax.plot([r["step"] for r in rs][9:], ys, lw=1.5)
+        k = min(10, len(rs))
+        ys = np.convolve([r["loss"] for r in rs], np.ones(k) / k, mode="valid")
+        ax.plot([r["step"] for r in rs][k - 1 :], ys, lw=1.5)
         ax.set(title=f"{s} ({rs[-1]['t'] / 60:.0f} min)", xlabel="step", ylabel="loss", yscale="log")
     fig.tight_layout()
     if out is not None:
@@ -877,7 +879,7 @@ def train_world(root, stages=WORLD_STAGES, scale: float = 1.0, out=None):
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     fns = dict(vae=train_vae, vae_decoder=train_vae_decoder, t2i=train_t2i, ip=train_ip)
-    steps = dict(vae=3000, vae_decoder=800, t2i=1500, ip=600)
+    steps = dict(vae=3000, vae_decoder=800, t2i=4000, ip=600)
     for s in stages:
         if s not in fns:
             raise VgotError(f"world: stage '{s}' is not one of {', '.join(fns)}")
@@ -885,7 +887,7 @@ def train_world(root, stages=WORLD_STAGES, scale: float = 1.0, out=None):
         fns[s](root, steps=max(2, int(steps[s] * scale)))
     if out is not None:
         out = export_world(root, Path(out))
-        loss_curves(root, out / "loss_curves.png")
+        loss_curves(root, out / "loss_curves.png", stages=WORLD_STAGES)
         return out
 
 # %% ../nbs/09_world.ipynb #369923e5
