@@ -16,8 +16,8 @@ from .models import ModelRef, load_llm  # importing vgot.models also registers t
 from .repair import SHOT_SCHEMA, PlanError, ShotRequest
 
 # %% auto #0
-__all__ = ['PLACE_NOUNS', 'HDR_RULES', 'CAMERA_RULES', 'PLANNERS', 'ScriptConfig', 'build_messages', 'Planner', 'RulePlanner',
-           'TransformersPlanner', 'OpenAIPlanner', 'make_planner']
+__all__ = ['PLACE_NOUNS', 'HDR_RULES', 'CAMERA_RULES', 'PLANNERS', 'ScriptConfig', 'build_messages', 'Planner', 'stated_camera',
+           'RulePlanner', 'TransformersPlanner', 'OpenAIPlanner', 'make_planner']
 
 # %% ../nbs/01c_planners.ipynb #f3766c60
 @dataclass
@@ -83,7 +83,9 @@ def build_messages(
         f"duration is in [{DURATION_RANGE[0]:g}, {DURATION_RANGE[1]:g}] seconds; motion.pan and motion.tilt are in "
         f"[{PAN_RANGE[0]:g}, {PAN_RANGE[1]:g}] (+ = right / up), motion.zoom is in [{ZOOM_RANGE[0]:g}, {ZOOM_RANGE[1]:g}] (> 1 = zoom in). "
         "identity_refs maps a character's name to their identity image file, only as listed in the cast. "
-        "Keep characters, setting and lighting consistent with the previous shot unless the story changes them.\n"
+        "Keep characters, setting and lighting consistent with the previous shot unless the story changes them. "
+        "When the segment states how the camera moves (the camera pans left, tilts up, zooms out, holds still), camera "
+        "and motion follow it exactly.\n"
         "Example: " + json.dumps(example)
     )
     cast = (
@@ -197,6 +199,33 @@ def _first_rule(rules, text: str):
             best = (m.start(), rule)
     return best[1] if best else None
 
+# %% ../nbs/01c_planners.ipynb #b891a8a2
+_STATED = re.compile(
+    r"\bcamera\b[^.;!?]{0,40}?\b(?P<verb>pans?|panning|tilts?|tilting|zooms?|zooming|push(?:es)? in|pull(?:s)? (?:back|out)"
+    r"|holds? still|stays? still|does not move|doesn't move)(?:\s+(?:slowly\s+|gently\s+)?(?:to the\s+)?(?P<dir>left|right|up|down|in|out))?",
+    re.I,
+)
+
+
+def stated_camera(segment: str, duration: float) -> Optional[tuple[str, CameraMotion]]:
+    "(camera words, CameraMotion) for a camera direction the text states outright, else None."
+    m = _STATED.search(segment or "")
+    if not m:
+        return None
+    verb, d = m.group("verb").lower(), (m.group("dir") or "").lower()
+    a = round(0.1 + 0.06 * duration, 2)
+    if verb.startswith(("hold", "stay", "does", "doesn")):
+        return "static shot, the camera holds still", CameraMotion()
+    if verb.startswith("pan") and d in ("left", "right"):
+        return f"camera pans {d}", CameraMotion(-a if d == "left" else a, 0.0, 1.0)
+    if verb.startswith("tilt") and d in ("up", "down"):
+        return f"camera tilts {d}", CameraMotion(0.0, a if d == "up" else -a, 1.0)
+    if verb.startswith("push") or (verb.startswith("zoom") and d != "out"):
+        return "camera zooms in", CameraMotion(0.0, 0.0, round(1.0 + a, 2))
+    if verb.startswith("pull") or (verb.startswith("zoom") and d == "out"):
+        return "camera zooms out", CameraMotion(0.0, 0.0, round(1.0 / (1.0 + a), 2))
+    return None  # a pan or tilt without its side: left to the verbs
+
 # %% ../nbs/01c_planners.ipynb #5c7942bd
 def _places(text: str) -> list[str]:
     "Place noun phrases in `text`, in order ('the spiral stairs of the lighthouse', 'a sunny meadow')."
@@ -266,6 +295,9 @@ class RulePlanner(Planner):
         duration = float(min(max(round((1.5 + n_words / 6) * 2) / 2, DURATION_RANGE[0]), DURATION_RANGE[1]))
         camera = cam[1] if cam else ("medium shot, camera gently pushes in")
         motion = _motion_for(cam[2] if cam else None, seg, duration)
+        stated = stated_camera(seg, duration)  # what the story says of the camera beats what its verbs suggest
+        if stated:
+            camera, motion = stated
         clause = re.split(r"\s+(?:as|while|when|because)\s+|;|\u2014| - ", seg)[0]
         relation = " ".join(clause.split()[:25]).rstrip(".,!?;:") or seg[:200]
         return dict(
