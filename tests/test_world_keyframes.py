@@ -9,7 +9,8 @@ import torch
 
 from vgot.models import Models
 from vgot.tiny import world_weights
-from vgot.world import Figure, Scene, identity_following, place_keeping, text_following, token_attention
+from vgot.world import Figure, Scene
+from vgot.world_effects import identity_following, place_keeping, text_following, token_attention
 
 
 @pytest.fixture(scope="module")

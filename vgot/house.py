@@ -77,11 +77,11 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 # %% ../nbs/10_house.ipynb #02e4a4dc
 PLAN = (  # floor by floor, bottom to top (ARCHITECTURE.md)
-    ("core", "media", "house"),  # artifacts, run store, files; this page's own reader of the code
+    ("checks", "core", "media", "house"),  # artifacts, run store, files; this page's own reader of the code
     ("tiny", "models"),  # where models live, the tiny set, presets and loading
     ("attention", "camera", "camera_unet", "camera_dit", "camera_train", "gp_path"),  # the method's math
     ("story", "repair", "planners", "shotcards", "script", "keyframes", "shots", "transitions", "metrics", "metric_tables"),
-    ("world", "world_video"),  # the trained world: its pictures, clips, oracles and training, measured through the stages
+    ("world", "world_video", "world_effects"),  # the trained world: its pictures, clips, oracles and training, measured through the stages
 ("run_config", "assembly", "task_graph", "pipeline"),  # the order of the stages
     ("cli", "viz"),  # the command line and the explorers
 )
