@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEST = ROOT / "vgot" / "resources"
-STORY_EXTS = {".txt", ".text", ".md", ".markdown", ".yaml", ".yml", ".json"}
+STORY_EXTS = {".txt", ".text", ".md", ".markdown", ".yaml", ".yml", ".json", ".png"}  # stories, and the portraits beside them
 TRAINED = DEST / "world"  # the world preset's weights: `make world` writes them, this script leaves them alone
 
 

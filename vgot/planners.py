@@ -130,7 +130,7 @@ PLACE_NOUNS = (
     "lighthouse stairs staircase sea ocean shore beach rocks water balcony meadow tree branch forest woods "
     "market alley stall counter awning street city village house cottage room kitchen garden field river lake "
     "mountain hill castle road bridge cave harbor harbour tower park school station desert island valley "
-    "barn farm shop cafe library ship deck cliff sky clearing pond well door window hall"
+    "barn farm shop cafe library ship deck cliff sky clearing pond well door window hall snow"
 ).split()
 
 HDR_RULES = [
@@ -280,7 +280,7 @@ class RulePlanner(Planner):
             if places
             else (req.prev.background if req.prev else (_places(req.story)[:1] or ["an open landscape"])[0])
         )
-        h = _first_rule(HDR_RULES, seg)
+        h = _first_rule([*HDR_RULES[:3], (r"\b(noon|midday)\b", HDR_RULES[6][1])], seg) or _first_rule(HDR_RULES, seg)  # the time of day first
         hdr = (
             h[1]
             if h
@@ -298,7 +298,8 @@ class RulePlanner(Planner):
         stated = stated_camera(seg, duration)  # what the story says of the camera beats what its verbs suggest
         if stated:
             camera, motion = stated
-        clause = re.split(r"\s+(?:as|while|when|because)\s+|;|\u2014| - ", seg)[0]
+        said = _STATED.sub("", seg) if stated else seg  # the camera's own sentence is no part of what happens
+        clause = re.split(r"\s+(?:as|while|when|because)\s+|;|\u2014| - |(?<=[.!?])\s+(?=[A-Z])", said.strip())[0]
         relation = " ".join(clause.split()[:25]).rstrip(".,!?;:") or seg[:200]
         return dict(
             character=character,

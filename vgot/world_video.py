@@ -410,7 +410,7 @@ def _window(c: Clip, t0: int, n: int, size: int = 64) -> np.ndarray:
     return np.stack([render(c.scene_at(t), view_at(c.motion, t, c.n_frames), size) for t in range(t0, t0 + n)])
 
 
-def train_video_vae(root: Path, steps: int = 2400, batch: int = 8, frames: int = 9, crop: int = 32, seed: int = 11,
+def train_video_vae(root: Path, steps: int = 1600, batch: int = 8, frames: int = 9, crop: int = 32, seed: int = 11,
                     every: int = 100, lr: float = 1e-3, n_stats: int = 32):  # fmt: skip
     "Stage 1: the AutoencoderKLWan on `frames`-frame windows of fresh clips, `crop`² crops (L1 + MSE + small KL); sets its latent stats."
     import torch
@@ -536,7 +536,7 @@ def train_video(root: Path, steps: int = 2400, batch: int = 8, n: int = 600, see
 
 # %% ../nbs/09a_world_video.ipynb #135c9d5b
 VIDEO_STAGES = ("video_vae", "video")
-VIDEO_STEPS = dict(video_vae=2400, video=2400)
+VIDEO_STEPS = dict(video_vae=1600, video=2400)
 
 
 def export_world_video(root: Path, out: Path, dtype: str = "float16") -> Path:
