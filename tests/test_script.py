@@ -10,7 +10,7 @@ from vgot.script import generate_script, load_story, parse_shot
 from vgot.repair import PlanError, ScriptWarning, ShotRequest, extract_json, get_embedder, minilm_available
 from vgot.planners import OpenAIPlanner, RulePlanner, ScriptConfig, TransformersPlanner, build_messages, make_planner
 
-BUNDLED = sorted(STORIES.iterdir())
+BUNDLED = sorted(p for p in STORIES.iterdir() if p.suffix != ".png")  # the portraits beside a story are no stories
 
 # --- a canned chat-completions server ----------------------------------------------------------------
 
