@@ -649,9 +649,21 @@ def _encode_latents(vae, ims: np.ndarray, bs: int = 64):
     return torch.cat(out)
 
 
-def train_t2i(root: Path, steps: int = 4000, batch: int = 32, n: int = 12000, seed: int = 2, every: int = 100,
-              lr: float = 4e-4):  # fmt: skip
-    "Stage 2: the text encoder and the UNet, ε-prediction on the VAE's latents, captions drawn anew every step."
+def _character_weights(descs, ims: np.ndarray, weight: float):
+    "Per-latent-cell loss weights (n, 1, 16, 16): 1 + `weight` x the share of the cell's pixels that are a character."
+    import torch
+
+    out = np.ones((len(ims), 1, 16, 16), np.float32)
+    for i, (kind, d) in enumerate(descs):
+        if kind == "scene" and weight:
+            m = character_mask(ims[i], d.place, d.light).astype(np.float32)
+            out[i, 0] += weight * m.reshape(16, 4, 16, 4).mean((1, 3))
+    return torch.from_numpy(out)
+
+
+def train_t2i(root: Path, steps: int = 6000, batch: int = 32, n: int = 12000, seed: int = 2, every: int = 100,
+              lr: float = 4e-4, char_weight: float = 4.0, char_from: int = 4000):  # fmt: skip
+    "Stage 2: the text encoder and the UNet, ε-prediction on the VAE's latents, captions drawn anew every step; from step `char_from` on, the characters' latent cells weigh 1 + `char_weight`."
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler
 
@@ -667,6 +679,7 @@ def train_t2i(root: Path, steps: int = 4000, batch: int = 32, n: int = 12000, se
     vae = AutoencoderKL.from_pretrained(root / "ckpt" / "vae" / "model")
     descs, ims = scenes_and_images(n, seed, frozenset(held_out()))
     lat = _encode_latents(vae, ims)
+    wts = _character_weights(descs, ims, char_weight)
     sched = DDPMScheduler.from_config(m["scheduler"].config)
     k = st.resume()
     sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
@@ -680,7 +693,8 @@ def train_t2i(root: Path, steps: int = 4000, batch: int = 32, n: int = 12000, se
         ε = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, sched.config.num_train_timesteps, (batch,), generator=g)
         c = _encode_text(tok, text, [_text_of(descs[i], r) for i in idx.tolist()])
-        loss = (unet(sched.add_noise(x0, ε, t), t, c).sample - ε).pow(2).mean()
+        w = wts[idx] if k >= char_from else torch.ones(len(idx), 1, 16, 16)
+        loss = ((unet(sched.add_noise(x0, ε, t), t, c).sample - ε).pow(2) * w).mean() / w.mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*text.parameters(), *unet.parameters()], 1.0)
@@ -878,7 +892,7 @@ def train_world(root, stages=WORLD_STAGES, scale: float = 1.0, out=None):
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     fns = dict(vae=train_vae, vae_decoder=train_vae_decoder, t2i=train_t2i, ip=train_ip)
-    steps = dict(vae=3000, vae_decoder=800, t2i=4000, ip=600)
+    steps = dict(vae=3000, vae_decoder=800, t2i=6000, ip=600)
     for s in stages:
         if s not in fns:
             raise VgotError(f"world: stage '{s}' is not one of {', '.join(fns)}")

@@ -11,14 +11,17 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .core import RunStore, Script, Shot
+from .core import Keyframe, RunStore, Script, Shot
+from .media import read_video, save_image
 from .attention import AttentionStore
 from .keyframes import KeyframeConfig, generate_keyframes, fit_shot_prompt, token_budget
 from .world import COLOURS, LIGHTS, NAMES, PLACE_WORDS, PLACES, SHAPES, HDR_PHRASES, CAMERA_PHRASES
 from .world import Figure, Scene, held_out, look, render_portrait, layout_agreement, read_place, read_characters
+from .world_video import ACTION_WORDS, MOVE_PHRASES, Clip, clip_frames, motion_correlation, random_clip, read_action, read_camera
 
 # %% auto #0
-__all__ = ['world_shot', 'keyframes_of', 'text_following', 'identity_following', 'place_keeping', 'token_attention']
+__all__ = ['world_shot', 'keyframes_of', 'text_following', 'identity_following', 'place_keeping', 'token_attention',
+           'held_out_clips', 'clip_shot', 'shot_following']
 
 # %% ../nbs/09b_world_effects.ipynb #369923e5
 def world_shot(index: int, scene: Scene, names: list, hide_look: bool = False, verb: str = "waits",
@@ -120,3 +123,52 @@ def token_attention(models, run_dir, scene: Scene, word: str, seed: int = 0) -> 
     cs = read_characters(im)
     mask = cs[0]["mask"] if cs else np.zeros(im.shape[:2], bool)
     return dict(map=m, image=im, mask=mask, inside=float(m[mask].sum() / m.sum()), area=float(mask.mean()))
+
+# %% ../nbs/09b_world_effects.ipynb #9a010805
+def held_out_clips(n: int, seed: int = 0) -> list[Clip]:
+    "`n` clips whose actor's (colour, shape, place, light) is one of the held-out combinations, the moves and actions drawn in turn."
+    ho, r, out = frozenset(held_out()), random.Random(seed), []
+    while len(out) < n:
+        c = random_clip(r, max_figures=1)
+        f, s = c.scene.figures[0], c.scene
+        if (f.colour, f.shape, s.place, s.light) in ho:
+            out.append(c)
+    return out
+
+
+def clip_shot(index: int, c: Clip, name: str = "Pip", duration: float = 4.0) -> Shot:
+    "The shot card the rules planner writes for clip `c`: its action, place, light and camera move in the planner's words."
+    s, f = c.scene, c.scene.figures[0]
+    did = f"{name} {ACTION_WORDS[c.action][0]} {PLACE_WORDS[s.place]} at {s.light}"
+    return Shot(index=index, segment=did + ".", duration=duration, character=f"{name}, {look(f)}",
+                background=f"the {s.place}", relation=did, camera=MOVE_PHRASES[c.move()], motion=c.motion,
+                hdr=HDR_PHRASES[s.light])  # fmt: skip
+
+
+def shot_following(models, run_dir, clips: Optional[list] = None, n: int = 12, seed: int = 0, **settings) -> dict:
+    "First-frame error, action accuracy, camera correlation and frozen frames of shots vgot's shot stage makes from held-out clips."
+    from vgot.shots import ShotConfig, generate_shot
+
+    clips = clips or held_out_clips(n, seed)
+    store = RunStore(run_dir)
+    cfg = ShotConfig.from_preset(models.preset, **settings)
+    rows, est, want = [], [], []
+    for i, c in enumerate(clips):
+        first = clip_frames(c.scene, c.motion, c.action, c.n_frames)[0]
+        rel = f"keyframes/{i:03d}.png"
+        save_image(store.path(rel), first)
+        kf = Keyframe(shot=i, image=rel, latent=f"keyframes/{i:03d}.latent.safetensors", seed=i, width=64, height=64)
+        clip = generate_shot(kf, clip_shot(i, c), models, cfg, store)
+        v, _ = read_video(store.path(clip.video))
+        f = c.scene.figures[0]
+        traj = c.motion.trajectory(len(v))
+        cam = read_camera(v, c.scene.place, c.scene.light)
+        est.append(cam)
+        want.append(traj)
+        still = [float(np.abs(v[t + 1].astype(int) - v[t]).mean()) for t in range(len(v) - 1)]
+        rows.append(dict(move=c.move(), action=c.action, got=read_action(v, f.colour, f.shape, place=c.scene.place,
+                                                                        light=c.scene.light),  # fmt: skip
+                         first=float(np.abs(v[0].astype(int) - first).mean()), min_step=min(still), frames=v))
+    return dict(first=float(np.mean([r["first"] for r in rows])),
+                action=float(np.mean([r["got"] == r["action"] for r in rows])),
+                camera=motion_correlation(est, want), min_step=float(min(r["min_step"] for r in rows)), rows=rows)  # fmt: skip

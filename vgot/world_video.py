@@ -410,9 +410,9 @@ def _window(c: Clip, t0: int, n: int, size: int = 64) -> np.ndarray:
     return np.stack([render(c.scene_at(t), view_at(c.motion, t, c.n_frames), size) for t in range(t0, t0 + n)])
 
 
-def train_video_vae(root: Path, steps: int = 1600, batch: int = 8, frames: int = 9, crop: int = 32, seed: int = 11,
+def train_video_vae(root: Path, steps: int = 2400, batch: int = 8, frames: int = 9, whole_from: int = 1800, crop: int = 32, seed: int = 11,
                     every: int = 100, lr: float = 1e-3, n_stats: int = 32):  # fmt: skip
-    "Stage 1: the AutoencoderKLWan on `frames`-frame windows of fresh clips, `crop`² crops (L1 + MSE + small KL); sets its latent stats."
+    "Stage 1: the AutoencoderKLWan on `frames`-frame windows of fresh clips (whole clips from step `whole_from`), `crop`² crops (L1 + MSE + small KL); sets its latent stats."
     import torch
 
     torch.manual_seed(seed)
@@ -425,7 +425,8 @@ def train_video_vae(root: Path, steps: int = 1600, batch: int = 8, frames: int =
     while k < steps:
         r, g = random.Random(seed * 1_000_003 + k), np.random.default_rng(seed * 1_000_003 + k)
         clips = [random_clip(r) for _ in range(batch)]
-        ims = np.stack([_window(c, int(g.integers(0, c.n_frames - frames + 1)), frames) for c in clips])
+        f = frames if k < whole_from else clips[0].n_frames  # then whole clips: every temporal group after the first
+        ims = np.stack([_window(c, int(g.integers(0, c.n_frames - f + 1)), f) for c in clips])
         oy, ox = g.integers(0, 64 - crop + 1, 2)
         x = to_video(ims[:, :, oy : oy + crop, ox : ox + crop])  # (B, 3, frames, crop, crop)
         post = vae.encode(x).latent_dist
@@ -536,7 +537,7 @@ def train_video(root: Path, steps: int = 2400, batch: int = 8, n: int = 600, see
 
 # %% ../nbs/09a_world_video.ipynb #135c9d5b
 VIDEO_STAGES = ("video_vae", "video")
-VIDEO_STEPS = dict(video_vae=1600, video=2400)
+VIDEO_STEPS = dict(video_vae=2400, video=2400)
 
 
 def export_world_video(root: Path, out: Path, dtype: str = "float16") -> Path:
