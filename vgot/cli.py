@@ -19,6 +19,7 @@ from .story import install_identity_images
 from .repair import ScriptWarning
 from .planners import PLANNERS, ScriptConfig, make_planner
 from .shotcards import VGOT_FILE, export_vgot_script, is_vgot_script
+from .vistory import VISTORY_LANGS, import_vistory_story, is_vistory_story
 from .script import generate_script, load_story, read_story
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig
@@ -524,6 +525,15 @@ def _check_remembered(cfg: RunConfig, run_json: Path, given: set):
             raise
         raise VgotError(f"{run_json}: config: {e}; fix or remove the file (vgot run: or pass --reset-settings)") from None
 
+# %% ../nbs/08_cli.ipynb #892a14ac
+def _story_source(story: Path, lang: Optional[str]):
+    "What `vgot run` reads: the story path, or with --lang a ViStoryBench story folder read in that language (with its reference images)."
+    if lang is None:
+        return story
+    if not is_vistory_story(story):
+        raise VgotError(f"--lang {lang}: {story} is not a ViStoryBench story folder (story.json with Characters and Shots)")
+    return import_vistory_story(story, lang)
+
 # %% ../nbs/08_cli.ipynb #17bcdc78
 def cmd_run(args) -> int:
     story = _story_arg(args)
@@ -548,7 +558,7 @@ def cmd_run(args) -> int:
             file=sys.stderr,
         )
     res = VGoT(cfg).generate(
-        story,
+        _story_source(story, args.lang),
         run_dir,
         force=tuple(args.force or ()),
         quiet=args.quiet,
@@ -564,6 +574,7 @@ def add_run(sub):
         "story", nargs="?", help="story file (.txt, .md, .yaml, .json) or VGoT's image_prompt_pairs.json / its folder"
     )
     p.add_argument("--example", metavar="NAME", help="run a bundled example story instead (see `vgot demo --list`)")
+    p.add_argument("--lang", choices=VISTORY_LANGS, help="a ViStoryBench story folder's language (default: en)")
     p.add_argument("--run-dir", help="run folder (default: runs/<story name>)")
     p.add_argument("--preset", help="model preset (see `vgot info`; default: the run's, else tiny)")
     p.add_argument("--seed", type=int, help="base seed (default: the run's, else 0)")
