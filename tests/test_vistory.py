@@ -133,3 +133,83 @@ def test_run_end_to_end_on_tiny(tmp_path):
     assert r.returncode == 2 and "not a ViStoryBench story folder" in r.stderr and not (tmp_path / "x").exists()
     r = run_cli("run", d, "--lang", "zh", "--run-dir", tmp_path / "y", "--quiet")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+# --- export: ViStoryBench's output-reading rules, written from their code as a fixture ----------------------------------
+# (vistorybench/dataset_loader/read_outputs.py and bench_run.py at 514cc31; see shared/formats/vistorybench.md (b))
+RUN_NAME = __import__("re").compile(r"^\d{8}[_-]\d{6}$")
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
+
+
+def _dirs(p: Path):
+    return sorted(d for d in p.iterdir() if d.is_dir())
+
+
+def read_method_outputs(outputs: Path, method: str) -> dict:
+    "{(mode, lang, run): {story id: {shot number: file}}} as their runner and reader find them; ValueError where theirs fails."
+    m = outputs / method
+    if (m / "en").is_dir() or (m / "ch").is_dir():          # language-first wins when <method>/en or /ch exists
+        combos = [(mo.name, l, mo) for l in ("en", "ch") if (m / l).is_dir() for mo in _dirs(m / l)]
+    else:                                                     # <method>/<mode>/<lang>/
+        combos = [(mo.name, l, mo / l) for mo in _dirs(m) for l in ("en", "ch") if (mo / l).is_dir()]
+    found = {}
+    for mode, lang, base in combos:
+        for run in _dirs(base):                               # every subfolder is a run
+            stories = {}
+            for sd in sorted(_dirs(run), key=lambda p: int(p.name)):   # int() of every folder name
+                nested = [d for d in _dirs(sd) if RUN_NAME.match(d.name)] or [sd]
+                shots = {}
+                for f in nested:
+                    sub = [d for d in _dirs(f) if d.name in ("shots", "shot") or d.name.endswith(("shot", "shots"))]
+                    for p in sorted((sub[0] if sub else f).iterdir()):
+                        if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
+                            shots[int(p.name.rsplit("_", 1)[-1].split(".")[0])] = p   # between the last _ and the first .
+                stories[sd.name] = shots
+            found[(mode, lang, run.name)] = stories
+    return found
+
+
+def test_layout_fixture_follows_their_rules(tmp_path):
+    "The fixture reads what their reader reads and fails where theirs fails (a stray folder, an unparsable shot name)."
+    s = tmp_path / "o" / "m" / "base" / "en" / "20260101_120000" / "07" / "shots"; s.mkdir(parents=True)
+    for n in ("shot_01.png", "2.jpg", "shot_3.JPEG", "notes.success"): (s / n).write_bytes(b"x")
+    assert {k: sorted(v["07"]) for k, v in read_method_outputs(tmp_path / "o", "m").items()} == {("base", "en", "20260101_120000"): [1, 2, 3]}
+    (s / "shot-04.png").write_bytes(b"x")
+    with pytest.raises(ValueError): read_method_outputs(tmp_path / "o", "m")
+    (s / "shot-04.png").unlink(); (s.parent.parent / "logs").mkdir()
+    with pytest.raises(ValueError): read_method_outputs(tmp_path / "o", "m")
+
+
+def _hand_made_run(tmp_path: Path, story_dir: Path, lang="en") -> Path:
+    "A run folder with the imported script and one keyframe per shot (colours known), without running the models."
+    from vgot.core import RunStore
+    st = RunStore(tmp_path / f"run_{story_dir.name}_{lang}")
+    sc = import_vistory_story(story_dir, lang)[0].script
+    st.write_artifact("script.json", sc)
+    (st.root / "keyframes").mkdir()
+    for s in sc.shots:
+        Image.new("RGB", (32, 32), (40 * s.index, 90, 200)).save(st.root / f"keyframes/{s.index:03d}.png")
+    return st.root
+
+
+def test_export_is_read_by_their_rules(tmp_path):
+    d1 = vistory_story(tmp_path / "data", "01")
+    d2 = vistory_story(tmp_path / "data", "12", shots=SHOTS[:2])
+    out = tmp_path / "outputs"
+    for d, lang in ((d1, "en"), (d2, "en"), (d1, "ch")):
+        r = run_cli("export", _hand_made_run(tmp_path, d, lang), "--format", "vistorybench", "--out", out, "--timestamp", "20261207_101500")
+        assert r.returncode == 0, r.stderr
+    found = read_method_outputs(out, "vgot")
+    assert set(found) == {("base", "en", "20261207_101500"), ("base", "ch", "20261207_101500")}
+    en = found[("base", "en", "20261207_101500")]
+    assert sorted(en) == ["01", "12"] and sorted(en["12"]) == [1, 2]
+    story = json.loads((d1 / "story.json").read_text(encoding="utf-8-sig"))
+    assert sorted(en["01"]) == sorted(s["index"] for s in story["Shots"])     # shot numbers are the story's indexes
+    run = tmp_path / "run_01_en"
+    for j in range(3):
+        assert en["01"][j + 1].read_bytes() == (run / f"keyframes/{j:03d}.png").read_bytes()
+    # a run of a story that was not read from ViStoryBench needs --story-id; bad names are refused, nothing written
+    r = run_cli("export", run, "--format", "vistorybench", "--out", tmp_path / "o2", "--method", "../x")
+    assert r.returncode == 2 and "method '../x' is not a plain folder name" in r.stderr and not (tmp_path / "o2").exists()
+    r = run_cli("export", run, "--format", "vistorybench", "--out", tmp_path / "o2", "--story-id", "1a")
+    assert r.returncode == 2 and "story id '1a'" in r.stderr and not (tmp_path / "o2").exists()

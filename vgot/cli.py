@@ -20,6 +20,7 @@ from .repair import ScriptWarning
 from .planners import PLANNERS, ScriptConfig, make_planner
 from .shotcards import VGOT_FILE, export_vgot_script, is_vgot_script
 from .vistory import VISTORY_LANGS, import_vistory_story, is_vistory_story
+from .vistory import export_vistorybench
 from .script import generate_script, load_story, read_story
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig
@@ -47,7 +48,8 @@ from .story import story_images
 __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_options', 'cmd_version', 'cmd_info', 'add_info',
            'cmd_script', 'add_script', 'cmd_keyframes', 'cmd_shots', 'cmd_transitions', 'add_stages',
            'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval', 'add_executor_options', 'cmd_run', 'add_run',
-           'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'build_parser', 'quiet_libraries', 'main']
+           'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'cmd_export', 'add_export', 'build_parser',
+           'quiet_libraries', 'main']
 
 # %% ../nbs/08_cli.ipynb #9afdda5b
 def setting_help(cls) -> dict[str, str]:
@@ -685,6 +687,32 @@ def add_demo_resume_batch(sub):
     add_executor_options(p)
     p.set_defaults(func=cmd_batch)
 
+# %% ../nbs/08_cli.ipynb #f7ce83a5
+def cmd_export(args) -> int:
+    dst = export_vistorybench(
+        args.run_dir, args.out, args.method, args.mode, args.lang, args.timestamp, args.story_id
+    )
+    print(f"wrote {dst} (ViStoryBench outputs: --outputs_path {args.out} --method {args.method})")
+    return 0
+
+
+def add_export(sub):
+    p = sub.add_parser(
+        "export",
+        help="write a run's keyframes in a benchmark's layout (--format vistorybench)",
+        description="Write a run's keyframes where ViStoryBench's scripts read a method's images: "
+        "OUT/METHOD/MODE/LANG/TIMESTAMP/STORY_ID/shots/shot_NN.png (shot numbers = the story's 1-based index).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a vgot run folder with its keyframes")
+    p.add_argument("--format", required=True, choices=("vistorybench",), help="the benchmark's layout")
+    p.add_argument("--out", required=True, help="the benchmark's outputs folder (ViStoryBench: data/outputs)")
+    p.add_argument("--method", default="vgot", help="method folder name (default: vgot)")
+    p.add_argument("--mode", default="base", help="mode folder name (default: base)")
+    p.add_argument("--lang", choices=VISTORY_LANGS, help="language folder (default: the language the story was read in)")
+    p.add_argument("--timestamp", help="run folder YYYYMMDD_HHMMSS (default: now, UTC; give one to export many runs together)")
+    p.add_argument("--story-id", help="the dataset's story folder name, e.g. 01 (default: the imported story's)")
+    p.set_defaults(func=cmd_export)
+
 # %% ../nbs/08_cli.ipynb #c426381e
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser with every subcommand, registered explicitly."
@@ -693,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_train_camera, add_eval):
+    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_train_camera, add_eval, add_export):
         add(sub)
     return ap
 
