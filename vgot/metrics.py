@@ -767,6 +767,8 @@ def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, sou
         rec["fps"] = float(fps)
         dyn, _ = dynamic_degree(frames, fps)  # VBench: 1 for a dynamic video; its mean over shots is the dimension
         rec["dynamic_degree"] = None if dyn is None else float(dyn)
+        if dyn is None:
+            rec.setdefault("reasons", {})["dynamic_degree"] = "one frame at 8 fps: no motion to measure"
         shot_recs.append(rec)
     joint_recs = [
         _joint_metrics(j, edges.get(j.src), edges.get(j.dst), cfg, faces)
