@@ -19,6 +19,8 @@ from .story import install_identity_images
 from .repair import ScriptWarning
 from .planners import PLANNERS, ScriptConfig, make_planner
 from .shotcards import VGOT_FILE, export_vgot_script, is_vgot_script
+from .vistory import VISTORY_LANGS, import_vistory_story, is_vistory_story
+from .vistory import export_vistorybench
 from .script import generate_script, load_story, read_story
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig
@@ -46,7 +48,8 @@ from .story import story_images
 __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_options', 'cmd_version', 'cmd_info', 'add_info',
            'cmd_script', 'add_script', 'cmd_keyframes', 'cmd_shots', 'cmd_transitions', 'add_stages',
            'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval', 'add_executor_options', 'cmd_run', 'add_run',
-           'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'build_parser', 'quiet_libraries', 'main']
+           'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'cmd_export', 'add_export', 'build_parser',
+           'quiet_libraries', 'main']
 
 # %% ../nbs/08_cli.ipynb #9afdda5b
 def setting_help(cls) -> dict[str, str]:
@@ -524,6 +527,15 @@ def _check_remembered(cfg: RunConfig, run_json: Path, given: set):
             raise
         raise VgotError(f"{run_json}: config: {e}; fix or remove the file (vgot run: or pass --reset-settings)") from None
 
+# %% ../nbs/08_cli.ipynb #892a14ac
+def _story_source(story: Path, lang: Optional[str]):
+    "What `vgot run` reads: the story path, or with --lang a ViStoryBench story folder read in that language (with its reference images)."
+    if lang is None:
+        return story
+    if not is_vistory_story(story):
+        raise VgotError(f"--lang {lang}: {story} is not a ViStoryBench story folder (story.json with Characters and Shots)")
+    return import_vistory_story(story, lang)
+
 # %% ../nbs/08_cli.ipynb #17bcdc78
 def cmd_run(args) -> int:
     story = _story_arg(args)
@@ -548,7 +560,7 @@ def cmd_run(args) -> int:
             file=sys.stderr,
         )
     res = VGoT(cfg).generate(
-        story,
+        _story_source(story, args.lang),
         run_dir,
         force=tuple(args.force or ()),
         quiet=args.quiet,
@@ -564,6 +576,7 @@ def add_run(sub):
         "story", nargs="?", help="story file (.txt, .md, .yaml, .json) or VGoT's image_prompt_pairs.json / its folder"
     )
     p.add_argument("--example", metavar="NAME", help="run a bundled example story instead (see `vgot demo --list`)")
+    p.add_argument("--lang", choices=VISTORY_LANGS, help="a ViStoryBench story folder's language (default: en)")
     p.add_argument("--run-dir", help="run folder (default: runs/<story name>)")
     p.add_argument("--preset", help="model preset (see `vgot info`; default: the run's, else tiny)")
     p.add_argument("--seed", type=int, help="base seed (default: the run's, else 0)")
@@ -674,6 +687,32 @@ def add_demo_resume_batch(sub):
     add_executor_options(p)
     p.set_defaults(func=cmd_batch)
 
+# %% ../nbs/08_cli.ipynb #f7ce83a5
+def cmd_export(args) -> int:
+    dst = export_vistorybench(
+        args.run_dir, args.out, args.method, args.mode, args.lang, args.timestamp, args.story_id
+    )
+    print(f"wrote {dst} (ViStoryBench outputs: --outputs_path {args.out} --method {args.method})")
+    return 0
+
+
+def add_export(sub):
+    p = sub.add_parser(
+        "export",
+        help="write a run's keyframes in a benchmark's layout (--format vistorybench)",
+        description="Write a run's keyframes where ViStoryBench's scripts read a method's images: "
+        "OUT/METHOD/MODE/LANG/TIMESTAMP/STORY_ID/shots/shot_NN.png (shot numbers = the story's 1-based index).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a vgot run folder with its keyframes")
+    p.add_argument("--format", required=True, choices=("vistorybench",), help="the benchmark's layout")
+    p.add_argument("--out", required=True, help="the benchmark's outputs folder (ViStoryBench: data/outputs)")
+    p.add_argument("--method", default="vgot", help="method folder name (default: vgot)")
+    p.add_argument("--mode", default="base", help="mode folder name (default: base)")
+    p.add_argument("--lang", choices=VISTORY_LANGS, help="language folder (default: the language the story was read in)")
+    p.add_argument("--timestamp", help="run folder YYYYMMDD_HHMMSS (default: now, UTC; give one to export many runs together)")
+    p.add_argument("--story-id", help="the dataset's story folder name, e.g. 01 (default: the imported story's)")
+    p.set_defaults(func=cmd_export)
+
 # %% ../nbs/08_cli.ipynb #c426381e
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser with every subcommand, registered explicitly."
@@ -682,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_train_camera, add_eval):
+    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_train_camera, add_eval, add_export):
         add(sub)
     return ap
 

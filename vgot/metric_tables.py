@@ -161,6 +161,7 @@ METRIC_INFO = {  # summary key -> (label, what it means and its range)
     "shots.background_consistency": ("background consistency", "VBench, CLIP image features, 0-1"),
     "shots.temporal_flickering": ("temporal flickering", "1 - mean frame difference / 255; 1 = static"),
     "shots.motion_smoothness": ("motion smoothness", "1 - error of each frame against its neighbours' mean / 255"),
+    "shots.dynamic_degree": ("dynamic degree", "VBench's rule on block-matching flow: share of shots that move, 0-1"),
     "joints.joint_smoothness": ("joint smoothness", "motion smoothness of the window around each joint, 0-1"),
     "joints.joint_continuity": ("joint continuity", "1 - the worst single step across the joint / 255"),
 }

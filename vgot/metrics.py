@@ -26,6 +26,7 @@ from .core import decode_json
 from .core import guarded_path
 from .core import read_guarded
 from .core import read_nofollow
+from .vbench_dims import dynamic_degree
 
 # %% auto #0
 __all__ = ['FACE_DISTANCE', 'FACE_MODEL_FILES', 'FACE_SHOT_METRICS', 'FACE_JOINT_METRICS', 'SHOT_METRICS', 'JOINT_METRICS',
@@ -472,6 +473,7 @@ SHOT_METRICS = (
     "background_consistency",
     "temporal_flickering",
     "motion_smoothness",
+    "dynamic_degree",
     "camera_following",
 )
 JOINT_METRICS = (
@@ -763,6 +765,10 @@ def _evaluate(shots: list, joints: list, ex: Extractors, cfg: MetricsConfig, sou
             continue
         rec, edges[s.index] = _shot_metrics(s, frames, ex, faces, tf, cfg)
         rec["fps"] = float(fps)
+        dyn, _ = dynamic_degree(frames, fps)  # VBench: 1 for a dynamic video; its mean over shots is the dimension
+        rec["dynamic_degree"] = None if dyn is None else float(dyn)
+        if dyn is None:
+            rec.setdefault("reasons", {})["dynamic_degree"] = "one frame at 8 fps: no motion to measure"
         shot_recs.append(rec)
     joint_recs = [
         _joint_metrics(j, edges.get(j.src), edges.get(j.dst), cfg, faces)

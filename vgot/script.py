@@ -18,6 +18,7 @@ from .repair import PlanError, ScriptWarning, ShotRequest, enforce_ranges, extra
 from .repair import coherence, repair_shot, resolve_identity_refs
 from .planners import Planner, RulePlanner, ScriptConfig
 from .shotcards import VGOT_FILE, import_vgot_script, is_vgot_script
+from .vistory import import_vistory_story, is_vistory_story
 from .core import MAX_NESTING
 from .core import nesting_depth
 from .core import parse_json
@@ -72,6 +73,8 @@ def load_story(
     path = Path(src)
     if is_vgot_script(path):
         return import_vgot_script(path)[0]  # VGoT's image_prompt_pairs.json (see below)
+    if is_vistory_story(path):
+        return import_vistory_story(path)[0]  # a ViStoryBench story folder, English text
     if path.is_dir():
         raise VgotError(f"{path}: is a folder, not a story file (nor a folder with {VGOT_FILE})")
     if not path.is_file():
@@ -90,6 +93,8 @@ def load_story(
 # %% ../nbs/01_script_generation.ipynb #64f9ae28
 def read_story(src) -> tuple[Story, dict[str, Path]]:
     "(the Story, {identity image path in assets/characters/: its file}) of a story file, a Story, text, or a VGoT script; a story file's identity images beside it are found."
+    if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], Story) and isinstance(src[1], dict):
+        return load_story(src[0]), src[1]  # already read, with its identity images (e.g. a ViStoryBench story in Chinese)
     if isinstance(src, (str, Path)) and not isinstance(src, Story):
         try:
             vgot = is_vgot_script(src) if len(str(src)) < 1024 and "\n" not in str(src) else False
@@ -97,6 +102,8 @@ def read_story(src) -> tuple[Story, dict[str, Path]]:
             vgot = False
         if vgot:
             return import_vgot_script(src)
+        if len(str(src)) < 1024 and "\n" not in str(src) and is_vistory_story(src):
+            return import_vistory_story(src)
     story = load_story(src)
     if isinstance(src, Path) or (isinstance(src, str) and len(src) < 1024 and "\n" not in src and Path(src).is_file()):
         return story, story_images(src, story)  # the cast's portraits beside the story file
