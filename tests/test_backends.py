@@ -112,6 +112,22 @@ def test_conditioned_transition_matches_both_boundary_frames_best(tiny_models, b
     if backend == "wan":
         assert both[2] < 1e-4 < swapped[2]
     assert torch.equal(refine_transition_dit(path, pipe, A, B, strength=0.0).latents, path)  # the GP path itself
+    # the model's own last-frame condition (Wan's last_image, LTX's condition at the last index), not only the pin,
+    # carries V_{j+1}(1): unpinned, another last frame gives another clip (catches: drop the last-frame condition).
+    # The tiny Wan is a TI2V model (expand_timesteps), which has no last-frame input: only the pin holds it there.
+    if backend == "wan" and pipe.config.expand_timesteps:
+        with pytest.warns(UserWarning, match="takes no last-frame input"):
+            refine_transition_dit(path, pipe, A, B, strength=0.5, steps=2, pin_last=False, generator=make_generator(4))
+        return
+    C = Image.fromarray((rng.random((32, 32, 3)) * 255).round().astype(np.uint8))
+
+    def unpinned(last):
+        return refine_transition_dit(path, pipe, A, last, "a dissolve", strength=0.75, steps=4, pin_last=False,
+                                     generator=make_generator(4)).latents  # fmt: skip
+
+    u_b, u_c = unpinned(B), unpinned(C)
+    assert torch.equal(u_b, unpinned(B))
+    assert (u_b - u_c).abs().mean() > 1e-3 * u_b.abs().mean(), float((u_b - u_c).abs().mean())
 
 
 def test_transition_at_strength_zero_is_the_gp_path(tiny_models):

@@ -104,12 +104,37 @@ def test_chunks_continue_from_the_last_frame(tiny_models, store, backend, monkey
 
 
 def test_warp_latents_follow_the_script(tiny_models):
-    "The latents warp mode builds from a textured keyframe move as the script asks (camera-following measure)."
+    """The warped keyframe latents the shot stage builds (`chunk_camera`, camera='warp') move as the script asks
+    (camera-following measure), and a static camera leaves them on the keyframe's latent. Catches: skip the warp."""
     for b in ("svd", "i2vgen-xl"):
-        z = encode_keyframe(tiny_models.i2v(b), texture_image(seed=3))
+        pipe, img = tiny_models.i2v(b), texture_image(seed=3)
+        cfg = ShotConfig.from_preset("tiny", backend=b, camera="warp", width=64, height=64)
+        z = encode_keyframe(pipe, img)
         for m in (CameraMotion(pan=-0.25, tilt=0.1), CameraMotion(pan=0.1, zoom=1.4)):
-            cf = camera_following(latent_frames(warp(z, camera_affines(as_trajectory(m, 8)))), m)
+            cam = shots_mod.chunk_camera(pipe, b, img, as_trajectory(m, 8), cfg, torch.Generator().manual_seed(0))
+            assert cam.z_warp.shape == (8, *z.shape)
+            cf = camera_following(latent_frames(cam.z_warp), m)
             assert cf["pan_error"] < 0.01 and cf["tilt_error"] < 0.01 and cf["log_zoom_error"] < 0.02, cf["estimated"]
+        still = shots_mod.chunk_camera(pipe, b, img, as_trajectory(CameraMotion(), 8), cfg, torch.Generator().manual_seed(0))
+        assert (still.z_warp[-1] - z).abs().max() < 1e-3 * z.abs().max()
+
+
+@pytest.mark.parametrize("backend", ["svd", "i2vgen-xl", "wan", "ltx"])
+def test_the_keyframe_conditions_every_backend(tiny_models, backend):
+    """The same chunk (seed, prompt, camera) from two different keyframes gives different latents on every backend, and
+    the same keyframe the same latents: the keyframe reaches the image-to-video call. Catches: ignore the keyframe."""
+    pipe = tiny_models.i2v(backend)
+    cfg = ShotConfig.from_preset("tiny", backend=backend, camera="none")
+    traj = as_trajectory(CameraMotion(pan=0.1), 5)
+
+    def chunk(img):
+        cam = shots_mod.chunk_camera(pipe, backend, img, traj, cfg, torch.Generator().manual_seed(1))
+        return shots_mod.run_chunk(pipe, backend, img, "a keeper climbs the stairs", cam, cfg, torch.Generator().manual_seed(2))
+
+    a, b = (texture_image(cfg.height, cfg.width, seed=s) for s in (1, 2))
+    la, lb, la2 = chunk(a), chunk(b), chunk(a)
+    assert torch.equal(la, la2)
+    assert (la - lb).abs().mean() > 1e-3 * la.abs().mean(), float((la - lb).abs().mean())
 
 
 def test_resume_skips_finished_shots_and_redoes_stale(tiny_models, store, monkeypatch):
@@ -180,3 +205,4 @@ def test_chunk_plan_edges():
     assert chunk_plan(1, 8) == [(0, 1)]
     assert chunk_plan(9, 8) == [(0, 8), (7, 2)]
     with pytest.raises(VgotError, match="at least 2"): chunk_plan(5, 1)
+
