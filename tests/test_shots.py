@@ -206,3 +206,84 @@ def test_chunk_plan_edges():
     assert chunk_plan(9, 8) == [(0, 8), (7, 2)]
     with pytest.raises(VgotError, match="at least 2"): chunk_plan(5, 1)
 
+
+def test_vae_inputs_go_to_the_execution_device():
+    """Under model CPU offload the VAE's weights wait on the CPU while the pipeline computes on its execution device:
+    what vgot hands the VAE (and the decoder's timestep) goes to the execution device, never to `vae.device`. Stub
+    pipelines with a meta execution device record where each input arrives."""
+    from types import SimpleNamespace
+    from vgot.shots import decode_video, encode_video
+
+    class VAE:
+        device, dtype = torch.device("cpu"), torch.float32
+
+        def __init__(self, **cfg):
+            self.config, self.seen = SimpleNamespace(**cfg), []
+            self.latents_mean, self.latents_std = torch.zeros(4), torch.ones(4)
+
+        def encode(self, x):
+            self.seen.append(("encode", x.device))
+            return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: torch.zeros(1, 4, 2, 4, 4)))
+
+        def decode(self, z, temb=None, return_dict=False):
+            self.seen += [("decode", z.device)] + ([("temb", temb.device)] if temb is not None else [])
+            return (torch.zeros(1, 3, 5, 16, 16),)
+
+    class WanStubPipeline:                     # vgot reads the backend from the class name
+        vae_scale_factor_temporal, vae_scale_factor_spatial, _execution_device = 4, 4, torch.device("meta")
+
+        def __init__(self):
+            self.vae = VAE(latents_mean=[0.0] * 4, latents_std=[1.0] * 4, timestep_conditioning=False)
+
+    class LTXStubPipeline(WanStubPipeline):
+        def __init__(self):
+            self.vae = VAE(scaling_factor=1.0, timestep_conditioning=True)
+
+    class I2VGenXLStubPipeline:
+        vae_scale_factor, _execution_device = 4, torch.device("meta")
+
+        def __init__(self):
+            self.vae, self.seen = VAE(scaling_factor=0.2), []
+
+        def decode_latents(self, lat, decode_chunk_size=8):
+            self.seen.append(("decode_latents", lat.device))
+            return torch.zeros(1, 3, lat.shape[2], 16, 16)
+
+    meta = torch.device("meta")
+    for P in (WanStubPipeline, LTXStubPipeline):
+        p = P()
+        encode_video(p, np.zeros((5, 16, 16, 3), np.float32))
+        decode_video(p, torch.zeros(2, 4, 4, 4))
+        encode_keyframe(p, Image.new("RGB", (16, 16)))
+        assert p.vae.seen and all(d == meta for _, d in p.vae.seen), (P.__name__, p.vae.seen)
+    assert ("temb", meta) in p.vae.seen                                  # LTX's decoder timestep too
+    p = I2VGenXLStubPipeline()
+    encode_keyframe(p, Image.new("RGB", (16, 16)))
+    decode_latents(p, torch.zeros(3, 4, 4, 4))
+    assert p.vae.seen + p.seen == [("encode", meta), ("decode_latents", meta)]
+
+
+def test_ltx_decodes_with_the_model_cards_timestep_and_noise():
+    """LTX's timestep-conditioned decoder gets the model card's decode timestep 0.05 and noise 0.025 as settings of both
+    stages; they decide the output (and the resume hash) of LTX only, so other backends' runs keep their hashes."""
+    from vgot.shots import decode_video
+    from vgot.transitions import TransitionConfig
+    c = ShotConfig.from_preset("tiny", backend="ltx")
+    assert (c.decode_timestep, c.decode_noise_scale) == (0.05, 0.025) == (TransitionConfig().decode_timestep, TransitionConfig().decode_noise_scale)
+    assert {"decode_timestep", "decode_noise_scale"} <= set(c.determining())
+    assert not {"decode_timestep", "decode_noise_scale"} & set(ShotConfig.from_preset("tiny", backend="svd").determining())
+    from diffusers import AutoencoderKLLTXVideo            # a tiny timestep-conditioned LTX VAE (0.9.1+ decoders are)
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1,) * 5, decoder_layers_per_block=(1,) * 5, decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, patch_size=1, patch_size_t=1, timestep_conditioning=True,
+    ).eval()  # fmt: skip
+    pipe = type("LTXStubPipeline", (), {})()                 # vgot reads the backend from the class name
+    pipe.vae = vae
+    lat = torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(0))
+    g = lambda: torch.Generator().manual_seed(1)
+    a = decode_video(pipe, lat, 0.05, 0.025, g())
+    assert a.shape == (9, 32, 32, 3) and np.array_equal(a, decode_video(pipe, lat, 0.05, 0.025, g()))  # seeded
+    assert np.abs(a - decode_video(pipe, lat, 0.05, 0.0, g())).max() > 1e-5             # the noise reaches the decoder
+    assert np.abs(decode_video(pipe, lat, 0.05, 0.0) - decode_video(pipe, lat, 0.0, 0.0)).max() > 1e-5  # the timestep too
