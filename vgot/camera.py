@@ -402,7 +402,7 @@ def denoiser(pipe):
 
 # %% ../nbs/03a_camera.ipynb #e7c0d1a2
 def execution_device(pipe) -> torch.device:
-    "Where the pipeline computes: its execution device (under model CPU offload the accelerator, while the VAE's weights wait on the CPU), else its VAE's device."
+    "Where the pipeline computes: its execution device (under model CPU offload the accelerator), else its VAE's."
     dev = getattr(pipe, "_execution_device", None)
     return torch.device(dev) if dev is not None else pipe.vae.device
 

@@ -130,7 +130,7 @@ class ShotConfig(StageConfig):
             raise ValidationError("camera_adapter", self.camera_adapter, "not found")
 
     def determining(self) -> dict:
-        "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size; only LTX's on decode_timestep and decode_noise_scale)."
+        "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size; LTX's on decode_timestep, decode_noise_scale)."
         d = super().determining()
         return d if self.backend == "ltx" else {k: v for k, v in d.items() if k not in LTX_DECODE}
 
