@@ -9,11 +9,13 @@ leaves nothing to restore; the temporary folder is removed on the way out.
     python tools/mutants.py --list       # the mutations and their guarding tests
     python tools/mutants.py --only warp  # mutations whose name contains 'warp'
 
-A mutation is caught when its tests fail (pytest exit status 1). Exit status: 0 when every mutation is caught, 1 when
-one survives, 2 when a mutation no longer applies (its text is not found exactly once: update it here).
+First the guarding tests run once on the unmutated copy and must pass (else a failure would mean nothing); then a
+mutation is caught when its tests fail (pytest exit status 1). Exit status: 0 when every mutation is caught, 1 when
+one survives, 2 when a mutation no longer applies (its text is not found exactly once: update it here) or the guarding
+tests fail on the unmutated code.
 `make mutants` runs it; it is not part of `make test`.
 """
-import argparse, os, shutil, subprocess, sys, tempfile, time
+import argparse, os, shutil, signal, subprocess, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +119,7 @@ def apply(m: Mutation, pkg: Path):
 
 
 def run(m: Mutation, python: str, verbose: bool) -> tuple:
-    "Run `m`'s tests against a mutated copy of vgot/: (caught, pytest's exit status, seconds)."
+    "Run `m`'s tests against a mutated copy of vgot/ (no edits: the copy as it is): (caught, pytest's exit status, seconds)."
     with tempfile.TemporaryDirectory(prefix="vgot-mutant-") as tmp:
         pkg = Path(tmp) / "vgot"
         shutil.copytree(ROOT / "vgot", pkg, ignore=shutil.ignore_patterns("__pycache__"))
@@ -146,7 +148,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="run the mutations whose name contains this text")
     ap.add_argument("--python", default=sys.executable, help="the Python that runs the tests")
     ap.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the first run of the guarding tests unmutated")
     a = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as Ctrl-C: the temporary copy is removed on the way out
     todo = [m for m in MUTATIONS if a.only in m.name]
     if not todo:
         sys.exit(f"mutants: no mutation name contains {a.only!r}")
@@ -158,6 +162,12 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copy(ROOT / "vgot" / m.file, Path(tmp) / m.file)
             apply(m, Path(tmp))
+    if not a.no_baseline:  # a failure only means something when the same tests pass on the code as it is
+        tests = list(dict.fromkeys(t for m in todo for t in m.tests))
+        ok, rc, dt = run(Mutation("baseline", todo[0].file, [], tests), a.python, a.verbose)
+        if rc != 0:
+            sys.exit(f"mutants: the guarding tests fail on the unmutated code (pytest exit status {rc}); fix them first")
+        print(f"{'passes':>8}  baseline: the {len(tests)} guarding test(s) on the unmutated code  ({dt:.0f} s)", flush=True)
     caught = 0
     for m in todo:
         ok, rc, dt = run(m, a.python, a.verbose)
