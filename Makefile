@@ -13,7 +13,7 @@ export VGOT_HOME ?= $(CURDIR)/.vgot_home
 export PYTHONHASHSEED := 0
 STAMP   := $(VENV)/.vgot-installed
 
-.PHONY: install demo test test-fast export check-export nbtest pytest pytest-fast batch bench lab clean readme world
+.PHONY: install demo test test-fast export check-export nbtest pytest pytest-fast batch bench lab clean readme world mutants
 
 install: $(STAMP)
 
@@ -62,6 +62,12 @@ pytest-fast: install
 	  --ignore=tests/test_packaging.py --ignore=tests/test_corpus.py tests/
 
 test-fast: check-export nbtest pytest-fast
+
+# Mutation check (not part of `make test`): breaks one piece of the method at a time in a temporary copy of vgot/
+# (the decoupled branch, the camera input, the last-frame condition, the GP order, the warp, the keyframe in the I2V
+# call), runs the tests that guard it, and ends with `N/M mutations caught`. tools/mutants.py lists them.
+mutants: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python tools/mutants.py
 
 batch: install
 	$(BIN)/vgot batch $(STORIES) --preset tiny --out runs

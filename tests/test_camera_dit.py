@@ -47,14 +47,30 @@ def traj_for(backend, n_frames=9, motion=CameraMotion(pan=0.3, tilt=-0.1, zoom=1
 
 
 @pytest.mark.parametrize("r,n", [(4, 5), (4, 9), (4, 81), (8, 9), (8, 121), (1, 6)])
-def test_training_samples_the_camera_where_the_shot_stage_does(r, n):
-    "The trajectory at the latent frames: the same times and interpolation as vgot.shots gives the adapter at inference."
-    from vgot.camera import latent_times, sample_trajectory
+def test_training_samples_the_camera_at_each_latent_frames_mean_time(r, n):
+    """Known answer: latent frame 0 is frame 0, latent frame k ≥ 1 stands for frames r(k−1)+1 .. rk, so the camera is
+    read at their mean time rk − (r − 1)/2, linearly between the frames' cameras (np.interp of each coordinate)."""
     for motion in (CameraMotion(pan=0.3), CameraMotion(pan=-0.2, tilt=0.25, zoom=1.6), CameraMotion(zoom=0.7)):
         traj = as_trajectory(motion, n)
+        m = (n - 1) // r
+        times = [0.0] + [float(np.mean(np.arange(r * (k - 1) + 1, r * k + 1))) for k in range(1, m + 1)]
+        want = np.stack([np.interp(times, np.arange(n), traj[:, c].numpy()) for c in range(3)], 1)
         ours = latent_trajectory(traj, r)
-        assert ours.shape == ((n - 1) // r + 1, 3)
-        torch.testing.assert_close(ours, sample_trajectory(traj, latent_times((n - 1) // r + 1, r)), rtol=1e-6, atol=1e-6)
+        assert ours.shape == (m + 1, 3)
+        np.testing.assert_allclose(ours.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_samples_the_camera_where_the_shot_stage_does(tiny_models, backend):
+    "The trajectory training gives the adapter is the one the shot stage (`chunk_camera`) gives it at inference."
+    from vgot.shots import ShotConfig, chunk_camera
+    pipe, r = tiny_models.i2v(backend), BACKENDS[backend]
+    cfg = ShotConfig.from_preset("tiny", backend=backend, camera="none")
+    img = Image.new("RGB", (cfg.width, cfg.height), (90, 120, 60))
+    for n in (r + 1, 2 * r + 1):
+        traj = as_trajectory(CameraMotion(pan=-0.2, tilt=0.25, zoom=1.6), n)
+        cam = chunk_camera(pipe, backend, img, traj, cfg, make_generator(0))
+        torch.testing.assert_close(cam.traj, latent_trajectory(traj, r), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -262,11 +278,19 @@ def test_checkpointing_and_bf16_training_on_transformers(tiny_models, tmp_path, 
 
 
 def test_camera_dependence_on_wan(tiny_models, tmp_path):
-    "The untrained adapter is blind to the camera (equal losses); `camera_dependence` runs on the transformer backends."
+    """`camera_dependence` gives each clip its true, a shuffled and a static trajectory: the zero-initialised adapter is
+    blind to them (equal losses), one whose output projection is not zero tells the three apart on every clip
+    (catches: the same trajectory passed three times; drop the camera input)."""
     pipe = tiny_models.i2v("wan")
     cfg = CameraTrainConfig(n_frames=9, cam_dim=16)
-    dep = camera_dependence(pipe, TransformerCameraAdapter(pipe.transformer, cam_dim=16), [texture(seed=i) for i in range(2)], cfg, n=3)
+    imgs = [texture(seed=i) for i in range(2)]
+    ad = TransformerCameraAdapter(pipe.transformer, cam_dim=16)
+    dep = camera_dependence(pipe, ad, imgs, cfg, n=3)
     assert dep["true"] == dep["shuffled"] == dep["static"] and len(dep["per_clip"]) == 3
+    torch.manual_seed(0)
+    for b in ad.blocks: torch.nn.init.normal_(b.to_out.weight, std=0.3)
+    per = np.array(camera_dependence(pipe, ad, imgs, cfg, n=3)["per_clip"])
+    assert (per[:, 0] != per[:, 1]).all() and (per[:, 0] != per[:, 2]).all(), per
 
 
 def test_train_camera_cli_wan(tmp_path, monkeypatch):

@@ -23,6 +23,15 @@ def test_load_every_tiny_model_from_its_folder():
     model, tok = load_llm(str(root / "llm"))
     assert tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True).endswith("assistant\n")
 
+def test_wan_vae_runs_in_fp32_beside_a_bf16_transformer():
+    "As diffusers' reference runs Wan: the transformer in the asked dtype, the VAE (and image encoder) in fp32."
+    import torch
+    pipe = load_i2v("tiny:wan", "wan", dtype=torch.bfloat16)
+    assert pipe.transformer.dtype == torch.bfloat16 and pipe.vae.dtype == torch.float32
+    if getattr(pipe, "image_encoder", None) is not None:
+        assert pipe.image_encoder.dtype == torch.float32
+    assert load_i2v("tiny:ltx", "ltx", dtype=torch.bfloat16).vae.dtype == torch.bfloat16   # LTX: as asked
+
 def test_pickle_weights_are_refused(tmp_path):
     with pytest.raises(VgotError, match="pickled .bin files are not loaded"):
         load_ip_adapter_weights(ModelRef(str(tmp_path), weight_name="ip-adapter.bin"))

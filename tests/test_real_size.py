@@ -7,6 +7,7 @@ Measured with /usr/bin/time -v, OMP_NUM_THREADS=1, on our 2-core CPU machine: 58
 transformer backends' four (Wan 2.2 TI2V-5B and LTX-Video transformers with the camera adapter, their VAEs): 25 s wall,
 3.4 GB peak RSS (the Wan 2.2 VAE; the others 0.9-2.1 GB)."""
 import contextlib, gc
+import numpy as np
 import pytest, torch
 
 from vgot.attention import (install_decoupled_attention, remove_decoupled_attention, decoupled_processors, check_ip_adapter_state_dict,
@@ -229,17 +230,40 @@ def test_wan22_vae_compresses_16x_space_4x_time():
     del vae; free()
 
 
+# Lightricks/LTX-Video-0.9.5 vae/config.json (diffusers' conversion script, version 0.9.5): the VAE vgot's LTX presets load
+LTX_095_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(128, 256, 512, 1024, 2048),
+    down_block_types=("LTXVideo095DownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
+    layers_per_block=(4, 6, 6, 2, 2), decoder_layers_per_block=(5, 5, 5, 5),
+    spatio_temporal_scaling=(True, True, True, True), decoder_spatio_temporal_scaling=(True, True, True),
+    decoder_inject_noise=(False, False, False, False), downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+    upsample_residual=(True, True, True), upsample_factor=(2, 2, 2), timestep_conditioning=True, patch_size=4, patch_size_t=1,
+    resnet_norm_eps=1e-6, scaling_factor=1.0, encoder_causal=True, decoder_causal=False,
+    spatial_compression_ratio=32, temporal_compression_ratio=8,
+)  # fmt: skip
+
+
 def test_ltx_video_vae_compresses_32x_space_8x_time():
-    """LTX-Video's AutoencoderKLLTXVideo at its default config (the class defaults, 419 M, fp32 1.7 GB): 9 frames of 64x64 ->
-    2 latent frames of 2x2 with 128 channels, and back."""
+    """LTX-Video 0.9.5's AutoencoderKLLTXVideo at its published config (timestep-conditioned decoder): 9 frames of 64x64 ->
+    2 latent frames of 2x2 with 128 channels, and back through vgot's own decoding (`decode_video`, with the model card's
+    decode timestep and noise), where the timestep reaches the decoder."""
+    from types import SimpleNamespace
     from diffusers import AutoencoderKLLTXVideo
+    from vgot.shots import decode_video
     torch.manual_seed(0)
-    vae = AutoencoderKLLTXVideo().eval()
-    assert (vae.spatial_compression_ratio, vae.temporal_compression_ratio) == (32, 8)
+    vae = AutoencoderKLLTXVideo(**LTX_095_VAE).eval()
+    assert (vae.spatial_compression_ratio, vae.temporal_compression_ratio) == (32, 8) and vae.config.timestep_conditioning
     x = torch.rand(1, 3, 9, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         z = vae.encode(x).latent_dist.mode()
         assert z.shape == (1, 128, 2, 2, 2)                                   # N = 8·1 + 1 frames -> 2 latent frames
-        y = vae.decode(z).sample
+        y = vae.decode(z, temb=torch.tensor([0.05])).sample
     assert y.shape == x.shape and torch.isfinite(y).all()
-    del vae; free()
+    LTXStubPipeline = type("LTXStubPipeline", (), {})                      # vgot reads the backend from the class name
+    pipe = LTXStubPipeline()
+    pipe.vae = vae
+    lat = z[0].permute(1, 0, 2, 3)                                            # (F, C, h, w); latents_mean 0, std 1: as is
+    a = decode_video(pipe, lat, timestep=0.05, noise_scale=0.0)
+    b = decode_video(pipe, lat, timestep=0.5, noise_scale=0.0)
+    assert a.shape == (9, 64, 64, 3) and np.abs(a - b).max() > 1e-4          # the decoder reads the timestep
+    del vae, pipe; free()

@@ -104,12 +104,37 @@ def test_chunks_continue_from_the_last_frame(tiny_models, store, backend, monkey
 
 
 def test_warp_latents_follow_the_script(tiny_models):
-    "The latents warp mode builds from a textured keyframe move as the script asks (camera-following measure)."
+    """The warped keyframe latents the shot stage builds (`chunk_camera`, camera='warp') move as the script asks
+    (camera-following measure), and a static camera leaves them on the keyframe's latent. Catches: skip the warp."""
     for b in ("svd", "i2vgen-xl"):
-        z = encode_keyframe(tiny_models.i2v(b), texture_image(seed=3))
+        pipe, img = tiny_models.i2v(b), texture_image(seed=3)
+        cfg = ShotConfig.from_preset("tiny", backend=b, camera="warp", width=64, height=64)
+        z = encode_keyframe(pipe, img)
         for m in (CameraMotion(pan=-0.25, tilt=0.1), CameraMotion(pan=0.1, zoom=1.4)):
-            cf = camera_following(latent_frames(warp(z, camera_affines(as_trajectory(m, 8)))), m)
+            cam = shots_mod.chunk_camera(pipe, b, img, as_trajectory(m, 8), cfg, torch.Generator().manual_seed(0))
+            assert cam.z_warp.shape == (8, *z.shape)
+            cf = camera_following(latent_frames(cam.z_warp), m)
             assert cf["pan_error"] < 0.01 and cf["tilt_error"] < 0.01 and cf["log_zoom_error"] < 0.02, cf["estimated"]
+        still = shots_mod.chunk_camera(pipe, b, img, as_trajectory(CameraMotion(), 8), cfg, torch.Generator().manual_seed(0))
+        assert (still.z_warp[-1] - z).abs().max() < 1e-3 * z.abs().max()
+
+
+@pytest.mark.parametrize("backend", ["svd", "i2vgen-xl", "wan", "ltx"])
+def test_the_keyframe_conditions_every_backend(tiny_models, backend):
+    """The same chunk (seed, prompt, camera) from two different keyframes gives different latents on every backend, and
+    the same keyframe the same latents: the keyframe reaches the image-to-video call. Catches: ignore the keyframe."""
+    pipe = tiny_models.i2v(backend)
+    cfg = ShotConfig.from_preset("tiny", backend=backend, camera="none")
+    traj = as_trajectory(CameraMotion(pan=0.1), 5)
+
+    def chunk(img):
+        cam = shots_mod.chunk_camera(pipe, backend, img, traj, cfg, torch.Generator().manual_seed(1))
+        return shots_mod.run_chunk(pipe, backend, img, "a keeper climbs the stairs", cam, cfg, torch.Generator().manual_seed(2))
+
+    a, b = (texture_image(cfg.height, cfg.width, seed=s) for s in (1, 2))
+    la, lb, la2 = chunk(a), chunk(b), chunk(a)
+    assert torch.equal(la, la2)
+    assert (la - lb).abs().mean() > 1e-3 * la.abs().mean(), float((la - lb).abs().mean())
 
 
 def test_resume_skips_finished_shots_and_redoes_stale(tiny_models, store, monkeypatch):
@@ -180,3 +205,85 @@ def test_chunk_plan_edges():
     assert chunk_plan(1, 8) == [(0, 1)]
     assert chunk_plan(9, 8) == [(0, 8), (7, 2)]
     with pytest.raises(VgotError, match="at least 2"): chunk_plan(5, 1)
+
+
+def test_vae_inputs_go_to_the_execution_device():
+    """Under model CPU offload the VAE's weights wait on the CPU while the pipeline computes on its execution device:
+    what vgot hands the VAE (and the decoder's timestep) goes to the execution device, never to `vae.device`. Stub
+    pipelines with a meta execution device record where each input arrives."""
+    from types import SimpleNamespace
+    from vgot.shots import decode_video, encode_video
+
+    class VAE:
+        device, dtype = torch.device("cpu"), torch.float32
+
+        def __init__(self, **cfg):
+            self.config, self.seen = SimpleNamespace(**cfg), []
+            self.latents_mean, self.latents_std = torch.zeros(4), torch.ones(4)
+
+        def encode(self, x):
+            self.seen.append(("encode", x.device))
+            return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: torch.zeros(1, 4, 2, 4, 4)))
+
+        def decode(self, z, temb=None, return_dict=False):
+            self.seen += [("decode", z.device)] + ([("temb", temb.device)] if temb is not None else [])
+            return (torch.zeros(1, 3, 5, 16, 16),)
+
+    class WanStubPipeline:                     # vgot reads the backend from the class name
+        vae_scale_factor_temporal, vae_scale_factor_spatial, _execution_device = 4, 4, torch.device("meta")
+
+        def __init__(self):
+            self.vae = VAE(latents_mean=[0.0] * 4, latents_std=[1.0] * 4, timestep_conditioning=False)
+
+    class LTXStubPipeline(WanStubPipeline):
+        def __init__(self):
+            self.vae = VAE(scaling_factor=1.0, timestep_conditioning=True)
+
+    class I2VGenXLStubPipeline:
+        vae_scale_factor, _execution_device = 4, torch.device("meta")
+
+        def __init__(self):
+            self.vae, self.seen = VAE(scaling_factor=0.2), []
+
+        def decode_latents(self, lat, decode_chunk_size=8):
+            self.seen.append(("decode_latents", lat.device))
+            return torch.zeros(1, 3, lat.shape[2], 16, 16)
+
+    meta = torch.device("meta")
+    for P in (WanStubPipeline, LTXStubPipeline):
+        p = P()
+        encode_video(p, np.zeros((5, 16, 16, 3), np.float32))
+        decode_video(p, torch.zeros(2, 4, 4, 4))
+        encode_keyframe(p, Image.new("RGB", (16, 16)))
+        assert p.vae.seen and all(d == meta for _, d in p.vae.seen), (P.__name__, p.vae.seen)
+    assert ("temb", meta) in p.vae.seen                                  # LTX's decoder timestep too
+    p = I2VGenXLStubPipeline()
+    encode_keyframe(p, Image.new("RGB", (16, 16)))
+    decode_latents(p, torch.zeros(3, 4, 4, 4))
+    assert p.vae.seen + p.seen == [("encode", meta), ("decode_latents", meta)]
+
+
+def test_ltx_decodes_with_the_model_cards_timestep_and_noise():
+    """LTX's timestep-conditioned decoder gets the model card's decode timestep 0.05 and noise 0.025 as settings of both
+    stages; they decide the output (and the resume hash) of LTX only, so other backends' runs keep their hashes."""
+    from vgot.shots import decode_video
+    from vgot.transitions import TransitionConfig
+    c = ShotConfig.from_preset("tiny", backend="ltx")
+    assert (c.decode_timestep, c.decode_noise_scale) == (0.05, 0.025) == (TransitionConfig().decode_timestep, TransitionConfig().decode_noise_scale)
+    assert {"decode_timestep", "decode_noise_scale"} <= set(c.determining())
+    assert not {"decode_timestep", "decode_noise_scale"} & set(ShotConfig.from_preset("tiny", backend="svd").determining())
+    from diffusers import AutoencoderKLLTXVideo            # a tiny timestep-conditioned LTX VAE (0.9.1+ decoders are)
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1,) * 5, decoder_layers_per_block=(1,) * 5, decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, patch_size=1, patch_size_t=1, timestep_conditioning=True,
+    ).eval()  # fmt: skip
+    pipe = type("LTXStubPipeline", (), {})()                 # vgot reads the backend from the class name
+    pipe.vae = vae
+    lat = torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(0))
+    g = lambda: torch.Generator().manual_seed(1)
+    a = decode_video(pipe, lat, 0.05, 0.025, g())
+    assert a.shape == (9, 32, 32, 3) and np.array_equal(a, decode_video(pipe, lat, 0.05, 0.025, g()))  # seeded
+    assert np.abs(a - decode_video(pipe, lat, 0.05, 0.0, g())).max() > 1e-5             # the noise reaches the decoder
+    assert np.abs(decode_video(pipe, lat, 0.05, 0.0) - decode_video(pipe, lat, 0.0, 0.0)).max() > 1e-5  # the timestep too

@@ -27,9 +27,9 @@ from safetensors import safe_open
 __all__ = ['CAMERA_MODES', 'IMAGE_EXTS', 'VIDEO_EXTS', 'MIXED_PRECISIONS', 'as_trajectory', 'relative_trajectory',
            'camera_affines', 'latent_times', 'sample_trajectory', 'warp', 'render_motion', 'phase_correlation',
            'estimate_motion', 'camera_following', 'camera_features', 'CameraEmbedding', 'AdapterCheckpoint',
-           'warped_noise', 'in_layout', 'from_layout', 'denoiser', 'editable_scheduler', 'warp_pull',
-           'step_end_callback', 'CameraConditioning', 'conditioning', 'load_training_images', 'CameraTrainConfig',
-           'random_motion', 'flow_matching_sample', 'flow_matching_loss']
+           'warped_noise', 'in_layout', 'from_layout', 'denoiser', 'execution_device', 'editable_scheduler',
+           'warp_pull', 'step_end_callback', 'CameraConditioning', 'conditioning', 'load_training_images',
+           'CameraTrainConfig', 'random_motion', 'flow_matching_sample', 'flow_matching_loss']
 
 # %% ../nbs/03a_camera.ipynb #211e4745
 def as_trajectory(motion, n_frames: Optional[int] = None) -> torch.Tensor:
@@ -400,6 +400,13 @@ def denoiser(pipe):
         raise VgotError(f"{type(pipe).__name__} has no UNet or transformer to condition on the camera")
     return net
 
+# %% ../nbs/03a_camera.ipynb #e7c0d1a2
+def execution_device(pipe) -> torch.device:
+    "Where the pipeline computes: its execution device (under model CPU offload the accelerator), else its VAE's."
+    dev = getattr(pipe, "_execution_device", None)
+    return torch.device(dev) if dev is not None else pipe.vae.device
+
+
 # %% ../nbs/03a_camera.ipynb #f5949cd6
 def editable_scheduler(sched):
     "A private copy of `sched` on which edits to the latents between steps hold (a UniPC corrector is switched off)."
@@ -506,7 +513,7 @@ class CameraConditioning:
     def applied(self, pipe):
         "Install the mode on `pipe` for one call; yields the keyword arguments that call takes."
         unet, kw = denoiser(pipe), {}
-        dev, dt = unet.device, unet.dtype
+        dev, dt = execution_device(pipe), unet.dtype  # model CPU offload: where the call runs
         with contextlib.ExitStack() as stack:
             if self.mode == "embedding":
                 stack.enter_context(self.adapter.applied(unet, self.traj.to(dev)))

@@ -180,6 +180,13 @@ def compose_prompt(character: str, background: str, relation: str, camera: str, 
     return ", ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
 
 # %% ../nbs/00_core.ipynb #bd2c4576
+_PROMPT_DOMAINS = ("character", "background", "relation", "camera", "hdr")  # the fields a composed prompt is made of
+
+
+class _ComposedPrompt(str):
+    "A prompt composed from a shot's domains (not written by the user): it is composed again when they change."
+
+
 @dataclass
 class Shot(Artifact):
     "One 2-5 s shot of the script: the five domains, numeric camera motion and the composed prompt."
@@ -197,15 +204,28 @@ class Shot(Artifact):
     identity_refs: dict[str, str] = field(
         default_factory=dict
     )  # name -> identity image, relative to assets/characters/
-    prompt: str = ""  # p_j: composed prompt for the image model (composed when empty)
+    prompt: str = ""  # p_j: prompt for the image model; empty (or the composed text): composed from the domains
+
+    def _composed(self) -> Optional[_ComposedPrompt]:
+        "The prompt composed from the five domains (None while one is not text)."
+        d = [getattr(self, n, None) for n in _PROMPT_DOMAINS]
+        return _ComposedPrompt(compose_prompt(*d)) if all(isinstance(x, str) for x in d) else None
 
     def __post_init__(self):
         if isinstance(self.motion, dict):
             self.motion = CameraMotion(**self.motion)
-        if not self.prompt and all(
-            isinstance(x, str) for x in (self.character, self.background, self.relation, self.camera, self.hdr)
-        ):
-            self.prompt = compose_prompt(self.character, self.background, self.relation, self.camera, self.hdr)
+        composed = self._composed()
+        # a composed prompt (also one `dataclasses.replace` carries over from the shot it copies) follows the domains;
+        # a prompt the user wrote is kept
+        if composed is not None and (not self.prompt or isinstance(self.prompt, _ComposedPrompt) or self.prompt == composed):
+            self.prompt = composed
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name in _PROMPT_DOMAINS and isinstance(self.__dict__.get("prompt"), _ComposedPrompt):
+            composed = self._composed()
+            if composed is not None:
+                super().__setattr__("prompt", composed)
 
     def validate(self):
         check_type("index", self.index, int)

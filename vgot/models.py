@@ -355,7 +355,7 @@ def load_ip_adapter_weights(ref) -> dict:
 # %% ../nbs/00a_models.ipynb #cf55e594
 def load_i2v(ref, backend: str = "svd", device="cpu", dtype=None):
     "An image-to-video pipeline: 'svd', 'i2vgen-xl', 'wan' (WanImageToVideoPipeline) or 'ltx' (LTXConditionPipeline)."
-    import diffusers
+    import diffusers, torch
 
     ref = ModelRef.of(ref)
     name = I2V_PIPELINES.get(backend)
@@ -366,6 +366,10 @@ def load_i2v(ref, backend: str = "svd", device="cpu", dtype=None):
         f"the {backend} video model", ref, lambda: cls.from_pretrained(ref.resolve(), **_pretrained_kw(ref, dtype))
     )
     pipe.set_progress_bar_config(disable=True)
+    if backend == "wan":  # Wan's VAE (and image encoder) run in fp32 beside a bf16 transformer, as diffusers' reference does
+        for part in (pipe.vae, getattr(pipe, "image_encoder", None)):
+            if part is not None and part.dtype != torch.float32:
+                part.to(torch.float32)
     return pipe.to(device)
 
 # %% ../nbs/00a_models.ipynb #17f5960c

@@ -5,7 +5,7 @@
 # %% ../nbs/03_shot_generation.ipynb #0414de49
 from __future__ import annotations
 
-import math, time
+import math, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import ClassVar, Optional
@@ -20,17 +20,17 @@ from .core import check_range, derive_seed, hash_inputs, make_generator
 from .media import load_image, save_tensors, write_video
 from .models import Models, Preset, get_preset
 from .camera import CAMERA_MODES, AdapterCheckpoint, CameraConditioning, as_trajectory, camera_affines
-from .camera import conditioning, denoiser, latent_times, relative_trajectory, sample_trajectory, warp
+from .camera import conditioning, denoiser, execution_device, latent_times, relative_trajectory, sample_trajectory, warp
 from .core import StageConfig, setting
 from .keyframes import fit_shot_prompt, token_budget, warn_cuts
 from .camera_train import load_camera_adapter_any
 import inspect
 
 # %% auto #0
-__all__ = ['BACKENDS', 'TEXT_AWARE', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'video_family', 'compression', 'model_frames',
-           'encode_video', 'decode_video', 'encode_keyframe', 'decode_latents', 'latent_frames', 'chunk_camera',
-           'video_token_budget', 'shot_text', 'keep_first_frame', 'run_chunk', 'load_camera_adapter', 'generate_shot',
-           'load_keyframes', 'generate_shots']
+__all__ = ['BACKENDS', 'TEXT_AWARE', 'LTX_DECODE', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'video_family', 'compression',
+           'model_frames', 'encode_video', 'decode_video', 'encode_keyframe', 'decode_latents', 'latent_frames',
+           'chunk_camera', 'video_token_budget', 'shot_text', 'keep_first_frame', 'run_chunk', 'load_camera_adapter',
+           'fit_keyframe', 'generate_shot', 'load_keyframes', 'generate_shots']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl", "wan", "ltx")
@@ -57,6 +57,9 @@ def chunk_plan(
     return plan
 
 # %% ../nbs/03_shot_generation.ipynb #c94025e1
+LTX_DECODE = ("decode_timestep", "decode_noise_scale")  # settings of LTX's timestep-conditioned decoder only
+
+
 @dataclass
 class ShotConfig(StageConfig):
     "Settings of the shot stage (defaults suit the tiny preset)."
@@ -97,6 +100,8 @@ class ShotConfig(StageConfig):
     noise_aug_strength: float = setting(0.02, lo=0.0, hi=1.0)  # svd: noise added to the conditioning image
     negative_prompt: str = ""  # negative prompt (i2vgen-xl, wan, ltx)
     decode_chunk_size: int = setting(8, lo=1, hi=1024)  # frames decoded at once (lower it on small GPUs)
+    decode_timestep: float = setting(0.05, lo=0.0, hi=1.0)  # ltx: the decoder's timestep (the model card's 0.05)
+    decode_noise_scale: float = setting(0.025, lo=0.0, hi=1.0)  # ltx: noise mixed into the latents before decoding
     vae_slicing: bool = setting(
         False, output=False
     )  # decode one frame at a time inside the VAE, where the VAE supports it
@@ -125,8 +130,9 @@ class ShotConfig(StageConfig):
             raise ValidationError("camera_adapter", self.camera_adapter, "not found")
 
     def determining(self) -> dict:
-        "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size)."
-        return super().determining()
+        "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size; LTX's on decode_timestep, decode_noise_scale)."
+        d = super().determining()
+        return d if self.backend == "ltx" else {k: v for k, v in d.items() if k not in LTX_DECODE}
 
 # %% ../nbs/03_shot_generation.ipynb #4bcc9256
 def video_family(pipe) -> str:
@@ -171,7 +177,7 @@ def encode_video(
     "The normalised latents (m + 1, C, h, w) of a clip, as the pipeline's own conditions are encoded (the mode)."
     vae = pipe.vae
     x = torch.as_tensor(np.asarray(frames), dtype=torch.float32).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, N, H, W)
-    z = vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode().float().cpu()
+    z = vae.encode(x.to(execution_device(pipe), vae.dtype)).latent_dist.mode().float().cpu()
     m, s, k = _latent_stats(pipe)
     return ((z - m) * k / s)[0].permute(1, 0, 2, 3)  # (F, C, h, w)
 
@@ -179,17 +185,24 @@ def encode_video(
 @torch.no_grad()
 def decode_video(
     pipe,  # a Wan or LTX-Video pipeline
-    latents: torch.Tensor,
-) -> np.ndarray:  # (F, C, h, w) normalised latents
+    latents: torch.Tensor,  # (F, C, h, w) normalised latents
+    timestep: float = 0.0,  # LTX 0.9.1+: the decoder's timestep (the model card: 0.05)
+    noise_scale: float = 0.0,  # LTX 0.9.1+: η of (1 − η)·z + η·ε before decoding, as LTX's pipeline does (0.025)
+    generator=None,  # torch.Generator for ε (None: seed 0)
+) -> np.ndarray:
     "The frames (r(F − 1) + 1, H, W, 3) float in [0, 1] the latents decode to, as the pipeline decodes them."
-    vae = pipe.vae
+    vae, dev = pipe.vae, execution_device(pipe)
     m, s, k = _latent_stats(pipe)
     z = latents.float().cpu().permute(1, 0, 2, 3)[None] * s / k + m  # (1, C, F, h, w) in the VAE's own units
     kw = {}
-    if getattr(vae.config, "timestep_conditioning", False):  # LTX 0.9.1+: decode at timestep 0, without noise
-        kw["temb"] = torch.zeros(1, device=vae.device, dtype=vae.dtype)
-    v = vae.decode(z.to(vae.device, vae.dtype), **kw, return_dict=False)[0]  # (1, 3, N, H, W)
+    if getattr(vae.config, "timestep_conditioning", False):  # LTX 0.9.1+: a decoder conditioned on a noise level
+        if noise_scale > 0:
+            eps = torch.randn(z.shape, generator=generator or torch.Generator().manual_seed(0))
+            z = (1 - noise_scale) * z + noise_scale * eps
+        kw["temb"] = torch.full((1,), float(timestep), device=dev, dtype=vae.dtype)
+    v = vae.decode(z.to(dev, vae.dtype), **kw, return_dict=False)[0]  # (1, 3, N, H, W)
     return (v[0].permute(1, 2, 3, 0).float().cpu().numpy() / 2 + 0.5).clip(0, 1)
+
 
 # %% ../nbs/03_shot_generation.ipynb #f3a1aab0
 @torch.no_grad()
@@ -199,21 +212,24 @@ def encode_keyframe(pipe, image) -> torch.Tensor:
         return encode_video(pipe, np.asarray(image.convert("RGB"))[None].astype(np.float32) / 255)[0]
     x = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float()[None] / 127.5 - 1
     vae = pipe.vae
-    return vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode()[0].float() * vae.config.scaling_factor
+    return vae.encode(x.to(execution_device(pipe), vae.dtype)).latent_dist.mode()[0].float() * vae.config.scaling_factor
 
 # %% ../nbs/03_shot_generation.ipynb #f0a109df
 @torch.no_grad()
 def decode_latents(
     pipe,
     latents: torch.Tensor,  # (F, C, h, w) scaled latents (Wan, LTX: F latent frames of a causal VAE)
-    decode_chunk_size: int = 8,
-) -> np.ndarray:  # frames per decoder call (SVD, I2VGen-XL)
+    decode_chunk_size: int = 8,  # frames per decoder call (SVD, I2VGen-XL)
+    timestep: float = 0.0,  # LTX: the decoder's timestep
+    noise_scale: float = 0.0,  # LTX: noise mixed into the latents before decoding
+    generator=None,
+) -> np.ndarray:  # LTX: torch.Generator of that noise
     "Frames float in [0, 1] that `latents` decode to, through the pipeline's own decoder: (F, H, W, 3), or (r(F−1)+1, H, W, 3) for a causal VAE."
     from diffusers import StableVideoDiffusionPipeline  # lazy: importing diffusers' pipelines takes seconds
 
     if video_family(pipe) in ("wan", "ltx"):
-        return decode_video(pipe, latents)
-    lat = latents.to(pipe.vae.device, pipe.vae.dtype)
+        return decode_video(pipe, latents, timestep, noise_scale, generator)
+    lat = latents.to(execution_device(pipe), pipe.vae.dtype)
     if isinstance(pipe, StableVideoDiffusionPipeline):
         v = pipe.decode_latents(lat[None], len(lat), decode_chunk_size)
     else:
@@ -341,7 +357,7 @@ def run_chunk(
     n_lat, (C, h, w) = cam.noise.shape[0], cam.noise.shape[1:]
     fam, (r, _) = video_family(pipe), compression(pipe)
     net = denoiser(pipe)
-    dev = net.device
+    dev = execution_device(pipe)  # under model CPU offload the accelerator, not where the weights wait
     common = dict(
         height=config.height,
         width=config.width,
@@ -458,7 +474,9 @@ def _shot_latents(
         rel = relative_trajectory(traj[start : start + length], 0)
         cam = chunk_camera(pipe, config.backend, image, rel, config, gen, adapter)
         lat = run_chunk(pipe, config.backend, image, prompt, cam, config, gen)  # (latent frames, C, h, w)
-        fr = decode_latents(pipe, lat, config.decode_chunk_size)[:length]  # (length, H, W, 3)
+        dec = dict(timestep=config.decode_timestep, noise_scale=config.decode_noise_scale,
+                   generator=make_generator(derive_seed(config.seed, "decode", shot.index, c)))  # LTX's decoder
+        fr = decode_latents(pipe, lat, config.decode_chunk_size, **dec)[:length]  # (length, H, W, 3)
         t = start + latent_times(len(lat), r)  # a causal VAE's last latent frame may reach past the shot's end
         image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))  # the next chunk continues here
         if c:  # the chunk's first frame is the previous chunk's last
@@ -500,6 +518,26 @@ def _write_shot(
         camera=config.camera,
     )
 
+# %% ../nbs/03_shot_generation.ipynb #a9e4d7c1
+def fit_keyframe(
+    image: Image.Image,  # the keyframe, at the size the keyframes stage made it
+    width: int,  # the video's width
+    height: int,  # the video's height
+) -> Image.Image:
+    "The keyframe at the video size, never stretched: centre-cropped to the video's aspect first, with a one-line notice."
+    W, H = image.size
+    if abs(W * height - H * width) > max(W * height, H * width) * 0.01:  # aspects differ by more than 1 %
+        cw, ch = (round(H * width / height), H) if W * height > H * width else (W, round(W * height / width))
+        left, top = (W - cw) // 2, (H - ch) // 2
+        image = image.crop((left, top, left + cw, top + ch))
+        warnings.warn(
+            f"shots: the keyframes ({W}x{H}) are centre-cropped to the video's aspect ({width}x{height}), not stretched; "
+            "make them at the video's aspect (keyframes.width, keyframes.height) to keep the whole picture",
+            stacklevel=2,
+        )
+    return image if image.size == (width, height) else image.resize((width, height), Image.BICUBIC)
+
+
 # %% ../nbs/03_shot_generation.ipynb #7623eae2785240b9bd12b16a66d81610
 def generate_shot(
     keyframe: Optional[Keyframe],  # Module 2's keyframe of this shot
@@ -528,7 +566,7 @@ def generate_shot(
     _apply_memory_options(pipe, config)
     # 3. the shot's latents and frames, chunk by chunk
     n = n_frames_of(shot.duration, config.fps)
-    image = load_image(img_path, f"shot {i}: keyframe").resize((config.width, config.height), Image.BICUBIC)
+    image = fit_keyframe(load_image(img_path, f"shot {i}: keyframe"), config.width, config.height)
     prompt, cut, budget = shot_text(pipe, shot)
     if cut:
         warn_cuts({f"shot {i}": cut}, budget, stage="shots") if cuts is None else cuts.update({f"shot {i}": cut})

@@ -22,9 +22,9 @@ from .media import to_uint8_frames
 from .core import StageConfig, setting
 from .models import PRESETS  # importing vgot.models registers the presets that from_preset finds by name
 from .shots import decode_latents as decode_video
-from .shots import compression, encode_video, video_family, video_token_budget
+from .shots import LTX_DECODE, compression, encode_video, video_family, video_token_budget
 from .core import fit_prompt
-from .camera import editable_scheduler, latent_times
+from .camera import editable_scheduler, execution_device, latent_times
 from .core import resolve_inside
 from tqdm.auto import tqdm
 from .gp_path import KERNELS, GPPath, _check_frames, _check_pair, gp_latent_path
@@ -110,7 +110,7 @@ def _svd_conditions(
     generator,
 ):
     "SVD's conditions on V_j(T): CLIP image embedding, its VAE latent for every frame, the added time ids."
-    dev = pipe.unet.device
+    dev = execution_device(pipe)  # under model CPU offload the accelerator, not where the UNet waits
     emb = pipe._encode_image(image, dev, 1, guided)  # (B, 1, E), B = 2 with guidance
     img = pipe.video_processor.preprocess(image, height=H, width=W).to(dev)
     img = img + noise_aug_strength * torch.randn(img.shape, generator=generator, dtype=img.dtype).to(dev)
@@ -239,7 +239,7 @@ def refine_transition(
     n_run = min(int(steps * strength), steps)
     if n_run == 0:
         return RefinedTransition(path, decode_latents(pipe, path, decode_chunk_size) if decode else None, 0)
-    dev = pipe.unet.device
+    dev = execution_device(pipe)  # under model CPU offload the accelerator, not where the UNet waits
     if C != pipe.unet.config.out_channels:
         raise VgotError(
             f"the latents have {C} channels but {type(pipe.unet).__name__} works on "
@@ -422,6 +422,8 @@ class TransitionConfig(StageConfig):
     )
     backend: str = "svd"  # the video model whose latent space the shots are in
     decode_chunk_size: int = setting(8, lo=1, hi=1024)  # frames per VAE decode call
+    decode_timestep: float = setting(0.05, lo=0.0, hi=1.0)  # ltx: the decoder's timestep (the model card's 0.05)
+    decode_noise_scale: float = setting(0.025, lo=0.0, hi=1.0)  # ltx: noise mixed into the latents before decoding
     seed: int = setting(0, lo=0)  # the run's base seed
 
     def gp_kwargs(self) -> dict:
@@ -555,7 +557,8 @@ def _causal_transition(
                                      c.guidance_scale, int(round(fps)), c.pin_last, generator).latents  # fmt: skip
         tm["refine"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    frames = to_uint8_frames(decode_video(pipe, path))[1:-1]  # the clip's n inner frames
+    dec = dict(timestep=c.decode_timestep, noise_scale=c.decode_noise_scale, generator=generator)  # LTX's decoder
+    frames = to_uint8_frames(decode_video(pipe, path, **dec))[1:-1]  # the clip's n inner frames
     tm["decode"] = time.perf_counter() - t0
     assert len(frames) == n, (len(frames), n)
     return TransitionResult(path, frames, gp, tm)
@@ -679,7 +682,7 @@ def generate_transition(
     (lat_a_path, vid_a_path), (lat_b_path, vid_b_path) = _clip_files(store, a, where), _clip_files(store, b, where)
     h = hash_inputs(
         "transition",
-        asdict(config),
+        {k: v for k, v in asdict(config).items() if config.backend == "ltx" or k not in LTX_DECODE},
         script.shots[j],
         script.shots[j + 1],
         a,
