@@ -18,8 +18,7 @@ __all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITIO
            'Story', 'Keyframe', 'ShotClip', 'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig',
            'file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'file_sha256',
            'hash_inputs', 'package_versions', 'check_run_folder', 'open_lock_file', 'remove_orphan_temporaries',
-           'manifest_problem', 'RunLayout', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator',
-           'choose_device', 'choose_dtype']
+           'manifest_problem', 'RunLayout', 'RunStore']
 
 # %% ../nbs/00_core.ipynb #506bf6c3
 from .checks import VgotError, ValidationError, check_range, check_type, check_text
@@ -938,74 +937,5 @@ class RunStore(RunLayout):
         artifact.validate()
         atomic_write_text(self.path(rel), artifact.to_json() + "\n")
 
-# %% ../nbs/00_core.ipynb #19a9301c
-def derive_seed(base: int, *keys) -> int:
-    "A seed for (stage, index, ...) derived from the run's base seed, stable across processes."
-    return int(hashlib.sha256(json.dumps([int(base), *map(str, keys)]).encode()).hexdigest()[:8], 16)
-
-# %% ../nbs/00_core.ipynb #531e7869
-def seed_everything(seed: int):
-    "Seed Python, NumPy and torch."
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-# %% ../nbs/00_core.ipynb #32f6e926
-def make_generator(seed: int, device="cpu"):
-    "A torch.Generator seeded with `seed` (on CPU unless asked: CPU noise is the same on every machine)."
-    import torch
-
-    return torch.Generator(device=str(device)).manual_seed(int(seed))
-
-# %% ../nbs/00_core.ipynb #dff3921e
-def choose_device(prefer: str = "auto"):
-    "The torch device to run on: 'auto' picks CUDA, then MPS, then CPU; a named one must exist here."
-    import torch
-
-    if isinstance(prefer, torch.device):
-        prefer = str(prefer)
-    if prefer != "auto":
-        m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", str(prefer))
-        if not m:
-            raise VgotError(f"device '{prefer}' is not one of auto, cpu, cuda, cuda:N, mps")
-        if m.group(1) == "cuda":
-            if not torch.cuda.is_available():
-                raise VgotError(
-                    f"device '{prefer}': this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu or auto"
-                )
-            if m.group(2) is not None and int(m.group(2)) >= torch.cuda.device_count():
-                raise VgotError(f"device '{prefer}': there are {torch.cuda.device_count()} CUDA device(s)")
-        if m.group(1) == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise VgotError(f"device '{prefer}': MPS is not available here; use --device cpu or auto")
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-# %% ../nbs/00_core.ipynb #11a80d29
-def choose_dtype(device, prefer: str = "auto"):
-    "bf16 on CUDA that supports it, fp16 on other accelerators, float32 on CPU; or the named dtype."
-    import torch
-
-    if prefer != "auto":
-        d = {
-            "float32": torch.float32,
-            "fp32": torch.float32,
-            "float16": torch.float16,
-            "fp16": torch.float16,
-            "bfloat16": torch.bfloat16,
-            "bf16": torch.bfloat16,
-        }.get(prefer)
-        if d is None:
-            raise VgotError(f"dtype '{prefer}' is not one of float32, float16, bfloat16")
-        return d
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dev.type == "mps":
-        return torch.float16
-    return torch.float32
+# %% ../nbs/00_core.ipynb #1356c07e
+from .seeds import derive_seed, seed_everything, make_generator, choose_device, choose_dtype

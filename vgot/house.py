@@ -77,7 +77,7 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 # %% ../nbs/10_house.ipynb #02e4a4dc
 PLAN = (  # floor by floor, bottom to top (ARCHITECTURE.md)
-    ("checks", "core", "media", "house"),  # artifacts, run store, files; this page's own reader of the code
+    ("checks", "seeds", "core", "media", "house"),  # artifacts, run store, files; this page's own reader of the code
     ("tiny", "models"),  # where models live, the tiny set, presets and loading
     ("attention", "camera", "camera_unet", "camera_dit", "camera_train", "gp_path"),  # the method's math
     ("story", "repair", "planners", "shotcards", "vistory", "script", "keyframes", "shots", "transitions", "vbench_dims", "metrics", "metric_tables"),
