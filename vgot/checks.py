@@ -12,13 +12,17 @@ from typing import Any, Optional
 import numpy as np
 
 # %% auto #0
-__all__ = ['MAX_NESTING', 'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text', 'nesting_depth',
-           'show_value', 'parse_json', 'strip_controls', 'check_template', 'check_relpath', 'resolve_inside',
-           'read_nofollow', 'guarded_path', 'read_guarded', 'decode_json']
+__all__ = ['MAX_NESTING', 'VgotError', 'VgotWarning', 'ValidationError', 'check_range', 'check_type', 'check_text',
+           'nesting_depth', 'show_value', 'parse_json', 'strip_controls', 'check_template', 'check_relpath',
+           'resolve_inside', 'read_nofollow', 'guarded_path', 'read_guarded', 'decode_json']
 
 # %% ../nbs/00_checks.ipynb #83bb1c6e
 class VgotError(Exception):
     "An error caused by the user's input or environment, reported as one clear line."
+
+
+class VgotWarning(UserWarning):
+    "What a user needs to know of their run (a shortened prompt, a fallback, a clamped value): one line in run.log, the report and the terminal, even under --quiet."
 
 # %% ../nbs/00_checks.ipynb #29b38740
 class ValidationError(VgotError, ValueError):

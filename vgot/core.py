@@ -21,7 +21,7 @@ __all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITIO
            'manifest_problem', 'RunLayout', 'RunStore']
 
 # %% ../nbs/00_core.ipynb #506bf6c3
-from .checks import VgotError, ValidationError, check_range, check_type, check_text
+from .checks import VgotError, VgotWarning, ValidationError, check_range, check_type, check_text
 from .checks import MAX_NESTING, nesting_depth, show_value, parse_json, strip_controls, check_template
 from .checks import check_relpath, resolve_inside, read_nofollow, guarded_path, read_guarded, decode_json
 
