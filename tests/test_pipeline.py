@@ -163,3 +163,78 @@ def test_bad_stage_setting_fails_before_any_work(tmp_path, setting, message):
     r = run_cli("run", STORY, "--run-dir", tmp_path / "run", "--quiet", "--set", setting)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists(), "a bad setting must fail before the run folder is written"
+
+def test_stage_command_settings_stick_through_resume_and_batch(tmp_path):
+    "Stage commands with options, then `vgot resume` and `vgot batch`: nothing is regenerated and the options hold."
+    import shutil
+    stories, out = tmp_path / "stories", tmp_path / "runs"
+    stories.mkdir(); src = Path(shutil.copy(STORY, stories / STORY.name))
+    run = out / src.stem                                                     # where the batch puts this story's run
+    for argv in (("script", src, "--run-dir", run, "--max-shots", "2", "--planner", "rules"),
+                 ("keyframes", run, "--steps", "3"), ("shots", run, "--camera", "none")):
+        r = run_cli(*argv, "--quiet"); assert r.returncode == 0, r.stderr
+    r = run_cli("transitions", run, "--mode", "crossfade")
+    assert r.returncode == 0, r.stderr
+    assert "settings remembered in run.json: transitions.mode: '(default)' -> 'crossfade'" in r.stderr  # said when it changes
+    made = _written(run)
+    def held():
+        cfg = json.loads((run / "run.json").read_text())["config"]
+        assert (cfg["planner"], cfg["script"], cfg["keyframes"], cfg["shots"], cfg["transitions"]) == (
+            "rules", {"max_shots": 2}, {"steps": 3}, {"camera": "none"}, {"mode": "crossfade"}), cfg
+        assert json.loads((run / "shots" / "000.json").read_text())["camera"] == "none"
+        assert json.loads((run / "transitions" / "000-001.json").read_text())["mode"] == "crossfade"
+    held()
+    time.sleep(1.1)                                                          # a redone file would get a new mtime
+    r = run_cli("resume", run, "--quiet"); assert r.returncode == 0, r.stderr
+    assert (run / "final.mp4").exists()
+    after = _written(run)
+    assert {k: after[k] for k in made} == made, "resume regenerated what the stage commands made"
+    held()
+    r = run_cli("batch", stories, "--out", out, "--quiet", "-p", "evaluate=false")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _written(run) == after, "batch regenerated a run made stage by stage"
+    held()
+
+def test_edit_then_resume_redoes_what_depends_on_the_shot_only(tmp_path, capsys):
+    "`vgot edit` and a hand edit of script.json: kept by the next run, which redoes that shot's dependants only and says so."
+    from vgot.cli import main
+    run, cfg = tmp_path / "run", RunConfig(seed=1).set("script.max_shots=3")
+    VGoT(cfg).generate(STORY, run, quiet=True)
+    before = _written(run)
+    time.sleep(1.1)
+    assert main(["edit", str(run), "1", "--set", "motion.pan=-0.3", "--set", "background=a harbour at dusk"]) == 0
+    assert "shot 1: motion.pan = -0.3; background = 'a harbour at dusk'" in capsys.readouterr().out
+    res = VGoT(RunConfig.from_dict(json.loads((run / "run.json").read_text())["config"])).generate(STORY, run, quiet=True)
+    assert (res.script.shots[1].motion.pan, res.script.shots[1].background) == (-0.3, "a harbour at dusk")
+    after = _written(run)
+    kept = {k for k in before if before[k] == after[k]}
+    portraits = {k for k in before if k.startswith("portrait/")}            # the cast's, no shot's: kept
+    assert kept == {"keyframe/000", "shot/000"} | portraits, sorted(kept)   # shot 0 and what it alone feeds: untouched
+    log = (run / "run.log").read_text()
+    assert "script.json was edited: shot(s) 1 changed" in log
+    assert "keyframes: done" in log and "redone: keyframe/001, keyframe/002" in log and "redone: shot/001" in log
+    # by hand: shot 2's light; shots 0 and 1 stay as they are
+    doc = json.loads((run / "script.json").read_text()); doc["shots"][2]["hdr"] = "moonlight"
+    (run / "script.json").write_text(json.dumps(doc))
+    time.sleep(1.1)
+    res = VGoT(cfg).generate(STORY, run, quiet=True)
+    assert res.script.shots[2].hdr == "moonlight" and res.script.shots[1].background == "a harbour at dusk"
+    again = _written(run)
+    assert {k for k in after if after[k] == again[k]} >= {"keyframe/000", "keyframe/001", "shot/000", "shot/001"}
+    assert again["keyframe/002"] != after["keyframe/002"] and "shot(s) 2 changed" in (run / "run.log").read_text()
+
+def test_warnings_users_need_reach_run_log_report_and_quiet_terminal(tmp_path, capsys):
+    "A prompt too long for the text encoder: one line in run.log, in the report's summary and on stderr under quiet."
+    from vgot.core import Script, Shot, Story
+    long = "Mara, a keeper with " + ", ".join(f"a {c} scarf number {k}" for k, c in enumerate(["red", "blue", "green"] * 8))
+    shots = [Shot(0, "Mara climbs.", 2.0, long, "a lighthouse", "Mara climbs the stairs", "wide shot"),
+             Shot(1, "The lamp flares.", 2.0, "no people", "the lamp room", "the lamp flares", "close-up")]
+    story = Story("Mara climbs.\n\nThe lamp flares.", "Storm", [], Script("Storm", shots))
+    res = VGoT(RunConfig(seed=0)).generate(story, tmp_path / "run", quiet=True)
+    assert res.complete
+    err = [l for l in capsys.readouterr().err.splitlines() if "prompt(s) were longer" in l]
+    assert len(err) == 1 and err[0].startswith("vgot: warning: keyframes: 1 prompt(s) were longer than the text encoder's")
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert sum("warning: keyframes: 1 prompt(s) were longer" in l for l in log.splitlines()) == 1
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<h2>Warnings</h2><ul><li>keyframes: 1 prompt(s) were longer" in page and "scarf number" in page

@@ -188,6 +188,10 @@ def write_report(
         f"<p>{len(script.shots)} shots, {script.duration:.1f} s of shots; planner: {e(script.planner or '?')}; "
         f"preset: {e(str(store.manifest.get('preset', '?')))}; seed: {e(str(store.manifest.get('seeds', {}).get('base', '?')))}</p>",
     ]
+    said = store.manifest.get("warnings")
+    said = [(st, w) for st, ws in said.items() if isinstance(ws, list) for w in ws] if isinstance(said, dict) else []
+    if said:  # what the run warned of (a shortened prompt, a fallback, a clamped value), one line each
+        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{e(str(w))}</li>" for st, w in said) + "</ul>")
     final = store.path("final.mp4")
     if final.exists():
         if final.stat().st_size <= embed_video_limit_mb * 2**20:

@@ -5,7 +5,7 @@
 # %% ../nbs/08_cli.ipynb #3345e358
 from __future__ import annotations
 
-import argparse, inspect, json, logging, os, re, sys, time, traceback, typing, warnings
+import argparse, dataclasses, inspect, json, logging, os, re, sys, time, traceback, typing, warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Optional
@@ -20,6 +20,7 @@ from .repair import ScriptWarning
 from .planners import PLANNERS, ScriptConfig, make_planner
 from .shotcards import VGOT_FILE, export_vgot_script, is_vgot_script
 from .script import generate_script, load_story, read_story
+from .script import EDITABLE, edit_shot
 from .keyframes import KeyframeConfig, generate_keyframes
 from .camera import CameraTrainConfig
 from .camera_train import train_camera
@@ -32,6 +33,7 @@ from .metric_tables import protocol_table
 from .metric_tables import write_metrics
 from .pipeline import RunResult, VGoT, example_stories, example_story, format_table
 from .run_config import EXECUTORS, STAGES, RunConfig
+from .run_config import STAGE_CONFIGS, previous_config
 from .pipeline import refresh_report, run_batch
 import torch
 from .core import decode_json
@@ -44,9 +46,10 @@ from .story import story_images
 
 # %% auto #0
 __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_options', 'cmd_version', 'cmd_info', 'add_info',
-           'cmd_script', 'add_script', 'cmd_keyframes', 'cmd_shots', 'cmd_transitions', 'add_stages',
-           'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval', 'add_executor_options', 'cmd_run', 'add_run',
-           'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'build_parser', 'quiet_libraries', 'main']
+           'cmd_script', 'add_script', 'cmd_keyframes', 'cmd_shots', 'cmd_transitions', 'cmd_edit', 'add_edit',
+           'add_stages', 'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval', 'add_executor_options',
+           'cmd_run', 'add_run', 'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'build_parser',
+           'quiet_libraries', 'main']
 
 # %% ../nbs/08_cli.ipynb #9afdda5b
 def setting_help(cls) -> dict[str, str]:
@@ -74,7 +77,9 @@ def add_config_options(p: argparse.ArgumentParser, cls, aliases: Optional[dict] 
         if typing.get_origin(tp) is typing.Union:
             tp = next(a for a in typing.get_args(tp) if a is not type(None))
         flags = [f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, ())]
-        kw = dict(dest=f.name, default=None, help=doc.get(f.name, f.name.replace("_", " ")))
+        default = f.default if f.default is not dataclasses.MISSING else None
+        said = doc.get(f.name) or (f"one of {' | '.join(map(str, f.metadata['choices']))}" if f.metadata.get("choices") else f"see {cls.__name__}")
+        kw = dict(dest=f.name, default=None, help=f"{said} (default: the preset's, else {default})".replace("%", "%%"))
         if tp is bool:
             g.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
         else:
@@ -87,14 +92,16 @@ def config_overrides(args, cls) -> dict:
 
 # %% ../nbs/08_cli.ipynb #f820c226
 def shared_options(preset_default: Optional[str] = "tiny", models: bool = True) -> argparse.ArgumentParser:
-    "The parent parser of the options every model-loading command shares."
+    "The parent parser of the options every model-loading command shares (preset_default None: the run's settings)."
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("shared")
     default = preset_default or "the run's, else tiny"
     g.add_argument("--preset", default=preset_default, help=f"model preset (see `vgot info`; default: {default})")
     if models:
-        g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-        g.add_argument("--dtype", default="auto", help="auto | float32 | float16 | bfloat16")
+        dev = "auto" if preset_default else None  # a run folder's command: the run's remembered device, else auto
+        said = dev or "the run's, else auto"
+        g.add_argument("--device", default=dev, help=f"auto | cpu | cuda | cuda:N | mps (default: {said})")
+        g.add_argument("--dtype", default=dev, help=f"auto | float32 | float16 | bfloat16 (default: {said})")
     g.add_argument("--quiet", action="store_true", help="no progress bars, log lines or library warnings")
     return p
 
@@ -104,8 +111,22 @@ def cmd_version(args) -> int:
     return 0
 
 # %% ../nbs/08_cli.ipynb #943fb4d6
-def cmd_info(args) -> int:
+def _show_preset(p) -> int:
+    "vgot info PRESET: each model slot of a preset (a name or a preset file) and its stage defaults."
+    print(f"preset {p.name} (planner: {p.planner}, t2i kind: {p.t2i_kind})")
+    for slot in ("t2i", "image_encoder", "ip_adapter", "ip_adapter_plus", "plus_image_encoder", "llm", "clip", "dino"):
+        ref = getattr(p, slot)
+        if ref is not None:
+            print(f"  {slot:18s} {ref.id}{' / ' + ref.subfolder if ref.subfolder else ''}{' / ' + ref.weight_name if ref.weight_name else ''}")
+    for b, ref in p.i2v.items():
+        print(f"  {'i2v.' + b:18s} {ref.id}")
+    print("  defaults: " + ", ".join(f"{k}={v}" for k, v in p.defaults.items() if k != "by_backend"))
+    return 0
 
+
+def cmd_info(args) -> int:
+    if getattr(args, "preset", None):
+        return _show_preset(get_preset(args.preset))
     dev = choose_device(args.device)
     print(f"vgot {__version__}, torch {torch.__version__}")
     print(f"device: {dev} ({choose_dtype(dev)})" + (f", {torch.cuda.get_device_name(0)}" if dev.type == "cuda" else ""))
@@ -123,6 +144,7 @@ def cmd_info(args) -> int:
 def add_info(sub):
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     p = sub.add_parser("info", help="presets, device and cache folder")
+    p.add_argument("preset", nargs="?", help="show this preset's models and defaults (a name, or a preset file .yaml)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.set_defaults(func=cmd_info)
 
@@ -144,6 +166,38 @@ def _story_file(path) -> tuple:
     story = load_story(path)
     return story, story_images(path, story)
 
+# %% ../nbs/08_cli.ipynb #5308cafd
+def _check_remembered(cfg: RunConfig, run_json: Path, given: set):
+    "Validate a run's settings; an error in one the command line did not give is run.json's, and says so."
+    try:
+        cfg.validate()
+    except VgotError as e:
+        if any(str(e).startswith(g) for g in given):
+            raise
+        raise VgotError(f"{run_json}: config: {e}; fix or remove the file (vgot run: or pass --reset-settings)") from None
+
+# %% ../nbs/08_cli.ipynb #f16250a2
+def _stage_settings(args, run_dir: Path, stage: str, fallback_preset: Optional[str] = None, **given) -> RunConfig:
+    "The run's remembered settings changed by this command's options (`given`: more run-level ones): checked, changes said."
+    prev = previous_config(run_dir)
+    cfg = RunConfig.from_dict(prev) if prev else RunConfig(preset=fallback_preset or "tiny")
+    given = {**{k: getattr(args, k, None) for k in ("preset", "device", "dtype")}, **given}
+    given = {k: v for k, v in given.items() if v is not None}
+    for k, v in given.items():
+        setattr(cfg, k, v)
+    getattr(cfg, stage).update(config_overrides(args, STAGE_CONFIGS[stage]))  # never the server key: no option holds it
+    _check_remembered(cfg, Path(run_dir) / "run.json", set(given))
+    cfg.stage_config(stage)  # the stage's settings are checked before anything runs
+    changed = cfg.changes(prev) if prev else [f"{stage}.{k}: {v!r}" for k, v in getattr(cfg, stage).items()]
+    if changed and not args.quiet:
+        print("vgot: settings remembered in run.json: " + "; ".join(changed), file=sys.stderr)
+    return cfg
+
+
+def _remember(store: RunStore, cfg: RunConfig):
+    "Write the run's settings into run.json: `vgot resume`, `run` and `batch` start from them."
+    store.set_config(cfg.to_dict(), preset=cfg.preset, seeds={"base": cfg.seed})
+
 # %% ../nbs/08_cli.ipynb #74f270fc
 def cmd_script(args) -> int:
     if args.to:
@@ -154,24 +208,26 @@ def cmd_script(args) -> int:
         raise VgotError(
             f"{args.story}: not VGoT's format (a folder with {VGOT_FILE}, or a JSON list of {{ip_img_path, prompt}})"
         )
-    preset, over = get_preset(args.preset), config_overrides(args, ScriptConfig)
+    cfg = _stage_settings(args, Path(args.run_dir), "script", planner=args.planner)
+    config = cfg.stage_config("script")
     if args.api_key_env:
         if not os.environ.get(args.api_key_env):
             raise VgotError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
-        over["api_key"] = os.environ[args.api_key_env]
-    config = ScriptConfig.from_preset(preset, **over)
+        config.api_key = os.environ[args.api_key_env]  # for this call only: never in run.json
     story, images = read_story(args.story) if args.source != "story" else _story_file(args.story)
-    name = "rules" if story.script is not None else (args.planner or preset.planner)  # a given script needs no planner
+    name = "rules" if story.script is not None else (cfg.planner or cfg.model_preset().planner)  # a given script needs no planner
     needs_llm = (name == "transformers" and not config.model) or name == "openai"
-    planner = make_planner(name, Models(preset, device=args.device, dtype=args.dtype) if needs_llm else None, config)
+    planner = make_planner(name, Models(cfg.model_preset(), device=cfg.device, dtype=cfg.dtype) if needs_llm else None, config)
     store = RunStore(args.run_dir)
     with store.lock():
+        _remember(store, cfg)
         if args.force:
             store.forget("script")
         install_identity_images(store, images)
+        store.write_artifact("story.json", story)  # `vgot resume` and `vgot batch` go on from this story
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter("always", ScriptWarning)
-            script = generate_script(story, planner, config, store, progress=not args.quiet)
+            script = generate_script(story, planner, config, store, progress=not args.quiet and sys.stderr.isatty())
     for w in ws:
         print(f"vgot: warning: {w.message}", file=sys.stderr)
     print(f"{store.script_path}: {len(script.shots)} shots, {script.duration:.1f} s ({script.planner})")
@@ -181,7 +237,7 @@ def cmd_script(args) -> int:
 def add_script(sub):
     p = sub.add_parser(
         "script",
-        parents=[shared_options()],
+        parents=[shared_options(None)],
         help="write a run's script.json from a story (Module 1); import or export VGoT's format",
     )
     p.add_argument(
@@ -207,20 +263,21 @@ def add_script(sub):
     p.set_defaults(func=cmd_script)
 
 # %% ../nbs/08_cli.ipynb #4b1bd573
-def _run_folder(args) -> tuple[RunStore, Script, str]:
-    "The run folder of a stage command, its script, and the preset (given, else the run's, else tiny)."
+def _run_folder(args, stage: str) -> tuple[RunStore, Script, RunConfig]:
+    "The run folder of a stage command, its script, and its settings (the run's, changed by the command's options)."
     store = RunStore(args.run_dir, create=False)
     if not store.script_path.exists():
         raise VgotError(f"{store.script_path}: not found (run `vgot script` first, or write one)")
-    return store, Script.load(store.script_path), args.preset or store.manifest.get("preset") or "tiny"
+    cfg = _stage_settings(args, store.root, stage, store.manifest.get("preset"))
+    return store, Script.load(store.script_path), cfg
 
 # %% ../nbs/08_cli.ipynb #c63c31cf
 def cmd_keyframes(args) -> int:
-    store, script, preset = _run_folder(args)
-    config = KeyframeConfig.from_preset(preset, **config_overrides(args, KeyframeConfig))
+    store, script, cfg = _run_folder(args, "keyframes")
     with store.lock():
+        _remember(store, cfg)
         kfs = generate_keyframes(
-            script, Models(preset, device=args.device, dtype=args.dtype), config, store, progress=not args.quiet
+            script, Models(cfg.model_preset(), device=cfg.device, dtype=cfg.dtype), cfg.stage_config("keyframes"), store, progress=not args.quiet and sys.stderr.isatty()
         )
     for k in kfs:
         print(f"shot {k.shot:3d}: {k.image}  ({k.width}x{k.height}, seed {k.seed})")
@@ -228,32 +285,55 @@ def cmd_keyframes(args) -> int:
 
 # %% ../nbs/08_cli.ipynb #a0de91e4
 def cmd_shots(args) -> int:
-    store, script, preset = _run_folder(args)
-    config = ShotConfig.from_preset(preset, **config_overrides(args, ShotConfig))
-    models = Models(preset, device=args.device, dtype=args.dtype)
+    store, script, cfg = _run_folder(args, "shots")
+    models = Models(cfg.model_preset(), device=cfg.device, dtype=cfg.dtype)
     with store.lock():
-        clips = generate_shots(script, load_keyframes(store, script), models, config, store, progress=not args.quiet)
+        _remember(store, cfg)
+        clips = generate_shots(script, load_keyframes(store, script), models, cfg.stage_config("shots"), store, progress=not args.quiet and sys.stderr.isatty())
     for c in clips:
         print(f"shot {c.shot}: {c.video} ({c.n_frames} frames, {c.backend}, camera={c.camera})")
     return 0
 
 # %% ../nbs/08_cli.ipynb #ccbab01e
 def cmd_transitions(args) -> int:
-    store, script, preset = _run_folder(args)
+    store, script, cfg = _run_folder(args, "transitions")
     clips = []
     for i in range(len(script.shots)):
         p = store.path(f"shots/{i:03d}.json")
         if not p.exists():
             raise VgotError(f"{p}: not found; make the shots first (shot {i} of {len(script.shots)})")
         clips.append(ShotClip.load(p))
-    config = TransitionConfig.from_preset(preset, **config_overrides(args, TransitionConfig))
     t0 = time.perf_counter()
     with store.lock():
-        trs = generate_transitions(script, clips, Models(preset, device=args.device, dtype=args.dtype), config, store)
+        _remember(store, cfg)
+        models = Models(cfg.model_preset(), device=cfg.device, dtype=cfg.dtype)
+        trs = generate_transitions(script, clips, models, cfg.stage_config("transitions"), store)
     for t in trs:
         print(f"{t.src:03d}-{t.dst:03d}  {t.mode:13s}  {t.n_frames:3d} frames  {t.video or '-'}")
     print(f"{len(trs)} transitions in {store.root} ({time.perf_counter() - t0:.1f} s)")
     return 0
+
+# %% ../nbs/08_cli.ipynb #8bc17d57
+def cmd_edit(args) -> int:
+    store = RunStore(args.run_dir, create=False)
+    with store.lock():
+        said = edit_shot(store, args.shot, args.set or [])
+    print(f"{store.script_path}: shot {args.shot}: {'; '.join(said)}")
+    print(f"`vgot resume {args.run_dir}` redoes what depends on the edit")
+    return 0
+
+
+def add_edit(sub):
+    p = sub.add_parser("edit", help="change a shot of a run's script; the next resume redoes what depends on it")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
+    p.add_argument("shot", type=int, metavar="SHOT", help="the shot's index (0 is the first)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help=f"a shot field, e.g. motion.pan=-0.3 or background='a harbour at dusk' (repeatable; fields: {', '.join(EDITABLE)})",
+    )
+    p.set_defaults(func=cmd_edit)
 
 # %% ../nbs/08_cli.ipynb #f255e223
 def add_stages(sub):
@@ -505,31 +585,12 @@ def _story_arg(args) -> Path:
         raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
     return Path(args.story)
 
-# %% ../nbs/08_cli.ipynb #ca2e6d48
-def _previous_config(run_dir: Path) -> Optional[dict]:
-    "The settings a run folder was last run with (run.json), if any."
-    try:
-        m = decode_json(read_guarded(run_dir, "run.json"), "run.json")
-    except (OSError, VgotError):  # none, a symlink or corrupt: RunStore says which when the run opens it
-        return None
-    return m.get("config") if isinstance(m, dict) and isinstance(m.get("config"), dict) else None
-
-# %% ../nbs/08_cli.ipynb #5308cafd
-def _check_remembered(cfg: RunConfig, run_json: Path, given: set):
-    "Validate a run's settings; an error in one the command line did not give is run.json's, and says so."
-    try:
-        cfg.validate()
-    except VgotError as e:
-        if any(str(e).startswith(g) for g in given):
-            raise
-        raise VgotError(f"{run_json}: config: {e}; fix or remove the file (vgot run: or pass --reset-settings)") from None
-
 # %% ../nbs/08_cli.ipynb #17bcdc78
 def cmd_run(args) -> int:
     story = _story_arg(args)
     name = story.parent.name if story.name == VGOT_FILE else story.stem  # VGoT's script: the story folder's name
     run_dir = Path(args.run_dir) if args.run_dir is not None else Path("runs") / name
-    prev = None if args.reset_settings or args.overwrite else _previous_config(run_dir)
+    prev = None if args.reset_settings or args.overwrite else previous_config(run_dir)
     cfg = RunConfig.from_dict(prev) if prev else RunConfig()  # the run's own settings stick; given ones change them
     for k in ("preset", "seed", "device", "dtype", "planner", "fps", "executor", "ray_address"):
         if getattr(args, k) is not None:
@@ -664,12 +725,12 @@ def add_demo_resume_batch(sub):
     add_executor_options(p)
     p.set_defaults(func=cmd_resume)
     p = sub.add_parser(
-        "batch", parents=[shared_options(models=False)], help="run the papermill notebook for every story in a folder"
+        "batch", parents=[shared_options(None, models=False)], help="run the papermill notebook for every story in a folder"
     )
     p.add_argument("stories_dir")
     p.add_argument("--out", default="runs", help="folder for the runs: OUT/<story>/generate.ipynb")
     p.add_argument("--notebook", help="run notebook (default: the one shipped with vgot, nbs/runs/generate.ipynb)")
-    p.add_argument("--seed", type=int, default=0, help="base seed")
+    p.add_argument("--seed", type=int, help="base seed (default: each run's, else 0)")
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (repeatable)")
     add_executor_options(p)
     p.set_defaults(func=cmd_batch)
@@ -682,8 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_train_camera, add_eval):
+    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_edit, add_train_camera, add_eval):
         add(sub)
+    for p in sub.choices.values():  # `vgot run STORY --debug` as well as `vgot --debug run STORY`
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return ap
 
 # %% ../nbs/08_cli.ipynb #37d1067a
@@ -726,12 +789,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if getattr(args, "run_dir", None) is not None and not str(args.run_dir).strip():
             raise VgotError("--run-dir is empty; give a folder, e.g. --run-dir runs/story")
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that left (`| head`) is met here, not at exit
+        return rc
     except VgotError as e:
         if args.debug:
             traceback.print_exc()
         print(f"vgot: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `vgot info | head`: the reader left; nothing more to say
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, when Python flushes
+        return 0
     except OSError as e:  # disk full, permissions, a file vanished: the OS said no
         if args.debug:
             traceback.print_exc()

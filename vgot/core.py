@@ -14,18 +14,22 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MAX_NESTING', 'PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITION_MODES', 'PRESET_REGISTRY',
-           'RUN_NAMES', 'VgotError', 'ValidationError', 'check_range', 'check_type', 'check_text', 'nesting_depth',
-           'show_value', 'parse_json', 'strip_controls', 'check_template', 'check_relpath', 'resolve_inside',
-           'read_nofollow', 'guarded_path', 'read_guarded', 'decode_json', 'Artifact', 'CameraMotion', 'Character',
-           'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt', 'Story', 'Keyframe', 'ShotClip',
-           'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig', 'file_mode', 'atomic_path',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'hash_inputs',
+           'RUN_NAMES', 'VgotError', 'VgotWarning', 'ValidationError', 'check_range', 'check_type', 'check_text',
+           'nesting_depth', 'show_value', 'parse_json', 'strip_controls', 'check_template', 'check_relpath',
+           'resolve_inside', 'read_nofollow', 'guarded_path', 'read_guarded', 'decode_json', 'Artifact', 'CameraMotion',
+           'Character', 'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt', 'Story', 'Keyframe',
+           'ShotClip', 'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig', 'file_mode',
+           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'hash_inputs',
            'package_versions', 'check_run_folder', 'open_lock_file', 'remove_orphan_temporaries', 'manifest_problem',
            'RunLayout', 'RunStore', 'derive_seed', 'seed_everything', 'make_generator', 'choose_device', 'choose_dtype']
 
 # %% ../nbs/00_core.ipynb #83bb1c6e
 class VgotError(Exception):
     "An error caused by the user's input or environment, reported as one clear line."
+
+
+class VgotWarning(UserWarning):
+    "What a user needs to know of their run (a shortened prompt, a fallback, a clamped value): one line in run.log, the report and the terminal, even under --quiet."
 
 # %% ../nbs/00_core.ipynb #29b38740
 class ValidationError(VgotError, ValueError):

@@ -21,6 +21,7 @@ from .media import load_image
 from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 from .core import check_template
+from .core import VgotWarning
 
 # %% auto #0
 __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',
@@ -108,7 +109,7 @@ def load_conditioning_image(path: Path, size: tuple, where: str):
     if min(im.size) < 8:
         raise VgotError(f"{where}: image {path}: {im.size[0]}x{im.size[1]} is too small (at least 8x8)")
     if im.size != tuple(size):
-        warnings.warn(f"{where}: image {path} is {im.size[0]}x{im.size[1]}; resized to {size[0]}x{size[1]}")
+        warnings.warn(f"{where}: image {path} is {im.size[0]}x{im.size[1]}; resized to {size[0]}x{size[1]}", VgotWarning)
         im = im.resize(tuple(size), Image.Resampling.BICUBIC)
     return im
 
@@ -257,6 +258,7 @@ def warn_cuts(cuts: dict, budget: int, show: int = 4, stage: str = "keyframes"):
     warnings.warn(
         f"{stage}: {len(cuts)} prompt(s) were longer than the text encoder's {budget} tokens and were "
         f"shortened (the least important words first); cut: {'; '.join(parts)}{more}",
+        VgotWarning,
         stacklevel=2,
     )
 

@@ -12,10 +12,15 @@ from typing import Any, Optional
 from .core import PRESET_REGISTRY, VgotError, choose_device, choose_dtype
 from .tiny import _loading_bars, ensure_tiny_models
 from .tiny import world_weights
+import os
+from dataclasses import fields
+from .core import read_nofollow
 
 # %% auto #0
-__all__ = ['PRESETS', 'REAL_VIDEO_MODELS', 'REAL_VIDEO_SETTINGS', 'I2V_PIPELINES', 'ModelRef', 'Preset', 'register_preset',
-           'get_preset', 'load_t2i', 'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v', 'load_llm', 'Models']
+__all__ = ['PRESETS', 'REAL_VIDEO_MODELS', 'REAL_VIDEO_SETTINGS', 'PRESET_FILE_SUFFIXES', 'MODEL_SLOTS', 'I2V_PIPELINES',
+           'ModelRef', 'Preset', 'register_preset', 'load_preset_file', 'get_preset', 'check_model_ref', 'with_models',
+           'hub_offline', 'check_offline', 'load_t2i', 'load_image_encoder', 'load_ip_adapter_weights', 'load_i2v',
+           'load_llm', 'Models']
 
 # %% ../nbs/00a_models.ipynb #ac22c66e
 @dataclass
@@ -213,10 +218,57 @@ register_preset(
 )  # the Plus SDXL weights use the ViT-H encoder
 
 
+# %% ../nbs/00a_models.ipynb #80889a39
+PRESET_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def load_preset_file(path) -> Preset:
+    "A user's preset from a YAML or JSON file: `base` (a preset to start from; default tiny) and any `Preset` field."
+    p = Path(path)
+    if not p.is_file():
+        raise VgotError(f"preset file {p}: not found")
+    import yaml
+
+    try:
+        doc = yaml.safe_load(read_nofollow(p, max_bytes=2**20).decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise VgotError(f"preset file {p}: not readable YAML or JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise VgotError(f"preset file {p}: must be a mapping (base, t2i, i2v, llm, defaults, ...)")
+    doc = dict(doc)
+    base = doc.pop("base", "tiny")
+    if not isinstance(base, str) or base not in PRESETS or Path(base).suffix in PRESET_FILE_SUFFIXES:
+        raise VgotError(f"preset file {p}: base = {base!r} is not a preset (known: {', '.join(n for n in PRESETS if Path(n).suffix not in PRESET_FILE_SUFFIXES)})")
+    known = [f.name for f in fields(Preset) if f.name != "name"]
+    bad = [k for k in doc if k not in known]
+    if bad:
+        raise VgotError(f"preset file {p}: unknown key(s) {', '.join(map(str, bad))} (keys: base, {', '.join(known)})")
+    kw = {}
+    if "defaults" in doc:
+        if not isinstance(doc["defaults"], dict):
+            raise VgotError(f"preset file {p}: defaults must be a mapping of stage settings")
+        kw["defaults"] = {**PRESETS[base].defaults, **doc.pop("defaults")}
+    for k, choices in (("t2i_kind", ("sd", "sdxl")), ("planner", ("rules", "transformers", "openai"))):
+        if k in doc:
+            if doc[k] not in choices:
+                raise VgotError(f"preset file {p}: {k} = {doc[k]!r} is not one of {', '.join(choices)}")
+            kw[k] = doc.pop(k)
+    i2v = doc.pop("i2v", None) or {}
+    if not isinstance(i2v, dict):
+        raise VgotError(f"preset file {p}: i2v must be a mapping of backend to model, e.g. {{ltx: /models/ltx}}")
+    slots = {**doc, **{f"i2v.{b}": r for b, r in i2v.items()}}
+    try:
+        return with_models(replace(PRESETS[base], name=str(p.resolve()), **kw), slots)
+    except VgotError as e:
+        raise VgotError(f"preset file {p}: {e}") from None
+
+
 def get_preset(name: str) -> Preset:
-    "The preset called `name`, or a clear error listing the known ones."
+    "The preset called `name` (or in the preset file `name`: .yaml, .yml, .json), or a clear error listing the known ones."
+    if isinstance(name, str) and name not in PRESETS and Path(name).suffix.lower() in PRESET_FILE_SUFFIXES:
+        return register_preset(load_preset_file(name))  # registered by its absolute path: the stage configs find it
     if name not in PRESETS:
-        raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
+        raise VgotError(f"unknown preset '{name}' (known: {', '.join(PRESETS)}; or a preset file, .yaml)")
     return PRESETS[name]
 
 # %% ../nbs/00a_models.ipynb #69f6769d
@@ -255,6 +307,80 @@ register_preset(
     )
 )  # the keyframe models are trained on vgot.world (nbs/09_world.ipynb); the video models are the tiny random set until the world's video model is trained
 
+# %% ../nbs/00a_models.ipynb #8321b1dc
+MODEL_SLOTS = {  # slot -> what it holds (`--set models.SLOT=REF`, a preset file's keys)
+    "t2i": "text-to-image pipeline (SD or SDXL folder layout)",
+    "image_encoder": "CLIP vision encoder of the identity images",
+    "ip_adapter": "identity adapter weights (IP-Adapter format)",
+    "ip_adapter_plus": "IP-Adapter Plus weights",
+    "plus_image_encoder": "the image encoder of the Plus weights",
+    "i2v.BACKEND": "image+text-to-video model of one backend (ltx, wan, svd, i2vgen-xl)",
+    "llm": "chat model of the transformers script planner",
+    "clip": "CLIP model of the metrics",
+    "dino": "DINOv2 model of the metrics",
+}
+
+
+def check_model_ref(slot: str, ref) -> ModelRef:
+    "A user's model reference checked: a hub id (owner/name), a local folder that exists (made absolute), tiny:/world:."
+    if not isinstance(ref, (str, dict, ModelRef)):
+        raise VgotError(f"{slot} = {ref!r}: must be a hub id (owner/name) or a local folder")
+    try:
+        r = ModelRef.of(ref)
+    except TypeError as e:
+        raise VgotError(f"{slot}: {e} (keys: id, subfolder, weight_name, revision)") from None
+    if not isinstance(r.id, str) or not r.id.strip() or len(r.id) > 500:
+        raise VgotError(f"{slot} = {r.id!r}: must be a hub id (owner/name) or a local folder")
+    if r.id.startswith(("tiny:", "world:")):
+        return r
+    p = Path(r.id).expanduser()
+    if r.id.startswith(("/", ".", "~")) or p.exists():
+        if not p.is_dir():
+            raise VgotError(f"{slot} = {r.id}: no such folder (a local model is a folder as save_pretrained writes it)")
+        return replace(r, id=str(p.resolve()))
+    if r.id.count("/") != 1 or not all(r.id.split("/")):
+        raise VgotError(f"{slot} = {r.id}: neither a local folder nor a hub id (owner/name)")
+    return r
+
+
+def with_models(preset: Preset, models: Optional[dict]) -> Preset:
+    "The preset with the user's models in its slots, e.g. {'t2i': '/models/my-sd', 'i2v.ltx': 'owner/name'}."
+    if not models:
+        return preset
+    if not isinstance(models, dict):
+        raise VgotError(f"models = {models!r}: must be a mapping of model slot to hub id or folder")
+    kw, i2v = {}, dict(preset.i2v)
+    for slot, ref in models.items():
+        if slot.startswith("i2v."):
+            if slot[4:] not in REAL_VIDEO_MODELS:
+                raise VgotError(f"models.{slot}: no such video backend (backends: {', '.join(REAL_VIDEO_MODELS)})")
+            i2v[slot[4:]] = check_model_ref(f"models.{slot}", ref)
+        elif slot in MODEL_SLOTS:
+            kw[slot] = check_model_ref(f"models.{slot}", ref)
+        else:
+            raise VgotError(f"models.{slot}: no such model slot (slots: {', '.join(MODEL_SLOTS)})")
+    return replace(preset, i2v=i2v, **kw)
+
+# %% ../nbs/00a_models.ipynb #6a591c21
+def hub_offline() -> bool:
+    "Whether the Hugging Face hub is off (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE set)."
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def check_offline(what: str, ref: ModelRef):
+    "Offline, a hub model that is not in the local cache fails at once, in one line naming it and how to get it."
+    if ref.id.count("/") != 1 or Path(ref.id).expanduser().exists() or not hub_offline():  # no hub id: the loader says why
+        return
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(ref.id, revision=ref.revision, local_files_only=True)
+    except Exception:
+        raise VgotError(
+            f"{what}: {ref.id} is not in the model cache and the hub is offline (HF_HUB_OFFLINE=1); fetch it where the "
+            f"hub is reachable (huggingface-cli download {ref.id}) or give a local folder (--set models.SLOT=/path)"
+        ) from None
+
 # %% ../nbs/00a_models.ipynb #7da1e730
 def _pretrained_kw(ref: ModelRef, dtype=None) -> dict:
     kw = {"use_safetensors": True}
@@ -268,6 +394,7 @@ def _pretrained_kw(ref: ModelRef, dtype=None) -> dict:
 
 # %% ../nbs/00a_models.ipynb #21d84be3
 def _loading(what: str, ref: ModelRef, fn):
+    check_offline(what, ref)  # offline and not in the cache: one line now, not a minute of hub retries
     try:
         return fn()
     except (OSError, EnvironmentError, ValueError) as e:

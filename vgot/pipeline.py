@@ -30,6 +30,7 @@ from .assembly import assembly_parts, write_report, assemble_run
 from .task_graph import RayGraph, ray_connect, _ray_error
 from .repair import ScriptWarning
 from .repair import ShotLimitWarning
+from .core import VgotWarning
 from .core import check_run_folder
 from .core import decode_json
 from .core import guarded_path
@@ -103,16 +104,22 @@ _GENERATED = (
 )
 
 # %% ../nbs/05_pipeline.ipynb #9aa6d6d3
-def _say_warnings(ws: list, log: logging.Logger):
-    "The script stage's warnings into the run's log (and the terminal); a squeezed story is said even under --quiet."
+def _say_warnings(ws: list, log: logging.Logger) -> list[str]:
+    "A stage's warnings a user needs (VgotWarning): one line each into run.log and the terminal, even under --quiet."
     quiet = not any(isinstance(h, _TqdmHandler) for h in log.handlers)
+    said = []
     for w in ws:
-        if not issubclass(w.category, ScriptWarning):
+        if not issubclass(w.category, VgotWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # not ours: as Python shows it
             continue
-        log.info(f"warning: {w.message}")
-        if quiet and issubclass(w.category, ShotLimitWarning):
-            print(f"vgot: warning: {w.message}", file=sys.stderr)
+        msg = " ".join(str(w.message).split())  # one line
+        if msg in said:
+            continue
+        said.append(msg)
+        log.info(f"warning: {msg}")
+        if quiet:  # --quiet quiets the progress, never these
+            print(f"vgot: warning: {msg}", file=sys.stderr)
+    return said
 
 # %% ../nbs/05_pipeline.ipynb #1d96fc60
 def clear_run(store: RunStore):
@@ -136,12 +143,9 @@ class RunStages:
         planner = (
             None
             if story.script is not None
-            else make_planner(self.config.planner or get_preset(self.config.preset).planner, self.models, cfg)
+            else make_planner(self.config.planner or self.config.model_preset().planner, self.models, cfg)
         )
-        with warnings.catch_warnings(record=True) as ws:
-            warnings.simplefilter("always", ScriptWarning)
-            res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)
-        _say_warnings(ws, log)
+        res.script = generate_script(story, planner, cfg, store, progress=self.models.progress)  # warnings: said by the stage loop
         log.info(f"script: {len(res.script.shots)} shots, {res.script.duration:.1f} s ({res.script.planner})")
 
     def _run_keyframes(self, story, store, res, log):
@@ -188,7 +192,7 @@ class RunStages:
         parts = [store.path(p) for p in assembly_parts(res.clips, res.transitions)]
         h = hash_inputs(res.script, parts, self.config.preset)
         if not store.is_done("metrics", h):
-            ex = Extractors.from_preset(get_preset(self.config.preset), device=str(self.models.device))
+            ex = Extractors.from_preset(self.config.model_preset(), device=str(self.models.device))
             m = evaluate_run(store.root, ex, MetricsConfig(progress=self.models.progress))
             write_metrics(m, store.path("metrics.json"))
             store.record("metrics", h, ["metrics.json"], stage="evaluate")
@@ -196,6 +200,11 @@ class RunStages:
         write_report(store, res.script, res.keyframes)
 
 # %% ../nbs/05_pipeline.ipynb #5bfdc02a
+def _made(rec: dict) -> tuple:
+    "What tells one making of an artifact from another: its inputs, when it was written, its files' hashes."
+    return rec.get("inputs"), rec.get("written"), json.dumps(rec.get("sha256"), sort_keys=True)
+
+
 class VGoT(RunStages):
     "VideoGen-of-Thought: story → script → keyframes → shots → transitions → final video."
 
@@ -212,7 +221,7 @@ class VGoT(RunStages):
     @property
     def models(self) -> Models:
         if self._models is None:
-            self._models = Models(self.config.preset, self.config.device, self.config.dtype)
+            self._models = Models(self.config.model_preset(), self.config.device, self.config.dtype)
         return self._models
 
     def generate(
@@ -283,19 +292,32 @@ class VGoT(RunStages):
             leave=False,
             unit="stage",
         )
+        made = {k: _made(v) for k, v in store.manifest["artifacts"].items()}  # to say what this run redoes
         for stage in bar:
             bar.set_postfix_str(stage)
             t0 = time.time()
             store.set_stage(stage, "running")
+            ws = []
             try:
-                getattr(self, f"_run_{stage}")(story, store, res, log)
+                with warnings.catch_warnings(record=True) as ws:
+                    warnings.simplefilter("always", VgotWarning)
+                    getattr(self, f"_run_{stage}")(story, store, res, log)
             except BaseException as e:
+                _say_warnings(ws, log)
                 why = "interrupted" if isinstance(e, KeyboardInterrupt) else (str(e) or type(e).__name__)
                 store.set_stage(stage, "failed", error=why[:500])
                 log.info(f"stage '{stage}' failed: {why}", extra={"file_only": True})
                 raise
             store.set_stage(stage, "done", seconds=round(time.time() - t0, 3))
-            log.info(f"{stage}: done in {time.time() - t0:.1f} s")
+            redone = [k for k, v in store.manifest["artifacts"].items() if k in made and made[k] != _made(v)]
+            redone = [k for k in redone if k.startswith(STAGE_RECORDS[stage])]
+            said = _say_warnings(ws, log)
+            made_now = [k for k, v in store.manifest["artifacts"].items() if k.startswith(STAGE_RECORDS[stage]) and made.get(k) != _made(v)]
+            if said or made_now:  # the report's summary lists the warnings of what the run holds now
+                store.manifest.setdefault("warnings", {})[stage] = said
+                store.manifest["warnings"] = {s: w for s, w in store.manifest["warnings"].items() if w}
+                store.save_manifest()
+            log.info(f"{stage}: done in {time.time() - t0:.1f} s" + (f"; redone: {', '.join(redone)}" if redone else ""))
             if stage == stop_after:
                 break
         bar.close()
@@ -382,8 +404,8 @@ BATCH_OWN = {"story": "the story files", "run_dir": "--out", "preset": "--preset
 
 def check_batch(
     notebook,  # the run notebook
-    preset: str = "tiny",  # the batch's --preset
-    seed: int = 0,  # the batch's --seed
+    preset: Optional[str] = None,  # the batch's --preset (None: each run's, else tiny)
+    seed: Optional[int] = None,  # the batch's --seed (None: each run's, else 0)
     parameters: Optional[dict] = None,  # -p NAME=VALUE
 ) -> dict:
     "Refuse a bad batch before any work: a notebook that is none, parameters it lacks or the batch sets, bad values."
@@ -400,7 +422,7 @@ def check_batch(
         raise VgotError(f"--notebook {nb}: not a Jupyter notebook (not readable as notebook JSON)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not isinstance(doc.get("nbformat"), int):
         raise VgotError(f"--notebook {nb}: not a Jupyter notebook (no cells or nbformat)")
-    RunConfig(preset=preset, seed=seed)._check_names_and_seed()
+    RunConfig(preset="tiny" if preset is None else preset, seed=0 if seed is None else seed)._check_names_and_seed()
     declared = pm.inspect_notebook(str(nb))
     types = {"int": int, "float": (int, float), "str": str, "bool": bool}
     for k, v in (parameters or {}).items():
@@ -419,8 +441,8 @@ def run_batch(
     stories_dir,
     out_dir,
     notebook=None,
-    preset: str = "tiny",
-    seed: int = 0,
+    preset: Optional[str] = None,  # None: each run's remembered preset, else tiny
+    seed: Optional[int] = None,  # None: each run's remembered seed, else 0
     parameters: Optional[dict] = None,
     kernel: str = "python3",
     quiet: bool = False,
@@ -446,9 +468,8 @@ def run_batch(
             p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")
         )  # fox.txt + fox.md: fox_txt, fox_md
         check_run_folder(run_dir)  # every story's folder is checked before the first is made
-        params = dict(
-            story=str(p.resolve()), preset=preset, run_dir=str(run_dir.resolve()), seed=seed, **(parameters or {})
-        )
+        given = {k: v for k, v in (("preset", preset), ("seed", seed)) if v is not None}  # else the run's (run.json)
+        params = dict(story=str(p.resolve()), run_dir=str(run_dir.resolve()), **given, **(parameters or {}))
         jobs.append((p.resolve(), run_dir.resolve(), params))
     for _, run_dir, _ in jobs:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import numpy as np
 from .core import DURATION_RANGE, PAN_RANGE, TILT_RANGE, ZOOM_RANGE, CameraMotion, Character, RunStore
 from .core import Shot, ValidationError, VgotError, check_relpath
 from .story import split_story
+from .core import VgotWarning
 
 # %% auto #0
 __all__ = ['SHOT_SCHEMA', 'ShotRequest', 'PlanError', 'extract_json', 'repair_shot', 'ScriptWarning', 'ShotLimitWarning',
@@ -281,7 +282,7 @@ def repair_shot(
     return out, notes
 
 # %% ../nbs/01b_repair.ipynb #c29fd147
-class ScriptWarning(UserWarning):
+class ScriptWarning(VgotWarning):
     "Something in a shot was corrected (a clamped value, a fallback shot)."
 
 # %% ../nbs/01b_repair.ipynb #58ff1090

@@ -5,13 +5,13 @@
 # %% ../nbs/05a_run_config.ipynb #b758bba4
 from __future__ import annotations
 
-import importlib.resources, importlib.util, json, math, sys
+import copy, importlib.resources, importlib.util, json, math, sys
 from dataclasses import dataclass, field, asdict, fields
 from typing import Optional
 
 from .core import StageConfig
 from .core import VgotError
-from .models import get_preset
+from .models import Preset, get_preset, with_models
 from .planners import ScriptConfig
 from .keyframes import KeyframeConfig
 from .shots import ShotConfig
@@ -21,10 +21,11 @@ from .planners import PLANNERS
 from .core import show_value
 from .core import nesting_depth
 from .core import parse_json
+from .core import decode_json, read_guarded
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_CONFIGS', 'STAGE_RECORDS', 'EXECUTORS', 'EXECUTION_SETTINGS', 'RAY_KINDS', 'MAX_SEED', 'RAY_MISSING',
-           'RunConfig', 'import_ray']
+           'RunConfig', 'previous_config', 'remembered', 'import_ray']
 
 # %% ../nbs/05a_run_config.ipynb #d8e8f726
 STAGES = ("script", "keyframes", "shots", "transitions", "assemble", "evaluate")
@@ -61,6 +62,7 @@ class RunConfig:
     keyframes: dict = field(default_factory=dict)  # KeyframeConfig overrides
     shots: dict = field(default_factory=dict)  # ShotConfig overrides
     transitions: dict = field(default_factory=dict)  # TransitionConfig overrides
+    models: dict = field(default_factory=dict)  # model slot -> hub id or local folder, over the preset's (see MODEL_SLOTS)
     fps: Optional[float] = None  # frame rate of the final video (default: the preset's)
     evaluate: bool = False  # compute metrics.json at the end (vgot.metrics)
     executor: str = "local"  # local | ray: where the stages' tasks run (never changes the output)
@@ -87,16 +89,21 @@ class RunConfig:
                 or not 1 <= self.fps <= 240
             ):
                 raise VgotError(f"fps = {self.fps!r}: must be a number in [1, 240] (frames per second)")
-        for s in STAGE_CONFIGS:
+        for s in (*STAGE_CONFIGS, "models"):
             if not isinstance(getattr(self, s), dict):
                 raise VgotError(f"{s} = {show_value(getattr(self, s))}: must be a mapping of settings")
-        for k in (*STAGE_CONFIGS, "ray_gpus"):
+        for k in (*STAGE_CONFIGS, "models", "ray_gpus"):
             if nesting_depth(getattr(self, k)) > 2:  # a setting's value is a number, a text or a short list
                 raise VgotError(f"{k}: a value nests more than 2 levels deep; settings are numbers, texts or flat lists")
         if not isinstance(self.evaluate, bool):
             raise VgotError(f"evaluate = {self.evaluate!r}: must be true or false")
+        self.model_preset()  # each model slot given is one the preset has, a hub id or a folder that exists
         self._validate_execution()
         return self
+
+    def model_preset(self) -> Preset:
+        "The preset with this run's own models in its slots (`models`)."
+        return with_models(get_preset(self.preset), self.models)
 
     def _check_names_and_seed(self):
         "The preset, device, dtype and planner are names; the preset is known; the seed is in range."
@@ -104,7 +111,7 @@ class RunConfig:
             v = getattr(self, k)
             if not (v is None and k == "planner") and (not isinstance(v, str) or not v.strip() or len(v) > 200):
                 raise VgotError(f"{k} = {show_value(v)}: must be a name (text), e.g. {RunConfig.__dataclass_fields__[k].default or 'rules'}")
-        get_preset(self.preset)
+        self.preset = get_preset(self.preset).name  # a preset file: by its absolute path (resume works from anywhere)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise VgotError(f"seed = {show_value(self.seed)}: must be a whole number in [0, {MAX_SEED}]")
 
@@ -135,8 +142,8 @@ class RunConfig:
         if not before:
             return []
         flat = lambda d: {
-            **{k: v for k, v in d.items() if k not in STAGE_CONFIGS},
-            **{f"{s}.{k}": v for s in STAGE_CONFIGS for k, v in (d.get(s) or {}).items()},
+            **{k: v for k, v in d.items() if k not in (*STAGE_CONFIGS, "models")},
+            **{f"{s}.{k}": v for s in (*STAGE_CONFIGS, "models") for k, v in (d.get(s) or {}).items()},
         }
         a, b = flat(before), flat(self.to_dict())
         return [
@@ -150,7 +157,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        d, kf = dict(d), d.get("keyframes") or {}
+        d = copy.deepcopy(dict(d))  # its own: changing the config never changes `d` (which changes() compares to)
+        kf = d.get("keyframes") or {}
         if isinstance(kf, dict) and "ip_scale" in kf:
             kf = dict(kf)  # renamed identity_scale: run.json files written before keep working
             kf.setdefault("identity_scale", kf.pop("ip_scale"))
@@ -169,8 +177,8 @@ class RunConfig:
         value = parse_json(raw, f"--set {key}", lenient=True)  # not JSON: the text; too deep or too long: one line
         section, _, sub = key.partition(".")
         if sub:
-            if section not in STAGE_CONFIGS:
-                raise VgotError(f"--set {key}: unknown section '{section}' (script, keyframes, shots, transitions)")
+            if section not in (*STAGE_CONFIGS, "models"):
+                raise VgotError(f"--set {key}: unknown section '{section}' (script, keyframes, shots, transitions, models)")
             getattr(self, section)[sub] = value
         elif section in {f.name for f in fields(self)} and section not in STAGE_CONFIGS:
             setattr(self, section, value)
@@ -185,6 +193,23 @@ class RunConfig:
         if stage == "transitions" and "backend" in self.shots:  # the transitions work in the shots' latent space
             overrides.setdefault("backend", self.shots["backend"])
         return STAGE_CONFIGS[stage].from_preset(self.preset, **overrides)
+
+# %% ../nbs/05a_run_config.ipynb #34aa9ca2
+def previous_config(run_dir) -> Optional[dict]:
+    "The settings a run folder was last run with (run.json's `config`), if any."
+    try:
+        m = decode_json(read_guarded(run_dir, "run.json"), "run.json")
+    except (OSError, VgotError):  # none, a symlink or corrupt: RunStore says which when the run opens it
+        return None
+    return m.get("config") if isinstance(m, dict) and isinstance(m.get("config"), dict) else None
+
+
+def remembered(run_dir, preset: Optional[str] = None) -> RunConfig:
+    "The run's remembered settings (run.json), else the defaults on the run's preset (or `preset`, else tiny)."
+    prev = previous_config(run_dir)
+    if prev:
+        return RunConfig.from_dict(prev)
+    return RunConfig(preset=preset or "tiny")
 
 # %% ../nbs/05a_run_config.ipynb #4b795d1c
 RAY_MISSING = "executor 'ray' needs Ray, an optional extra: pip install 'vgot[ray]'"

@@ -24,10 +24,13 @@ from .core import parse_json
 from .core import strip_controls
 from .media import load_image
 from .repair import warn_squeezed
-from .story import story_images
+from .story import story_images, story_title
+from dataclasses import replace
+from .core import atomic_write_text, compose_prompt, decode_json, show_value
 
 # %% auto #0
-__all__ = ['STORY_FORMATS', 'shot_intervals', 'load_story', 'read_story', 'parse_shot', 'plan_shot', 'generate_script']
+__all__ = ['STORY_FORMATS', 'SHOT_TEXTS', 'EDITABLE', 'shot_intervals', 'load_story', 'read_story', 'parse_shot', 'plan_shot',
+           'ScriptEdited', 'record_script', 'edited_script', 'edit_shot', 'generate_script']
 
 # %% ../nbs/01_script_generation.ipynb #e1a429a3
 def shot_intervals(durations) -> list[tuple[float, float]]:
@@ -181,6 +184,93 @@ def plan_shot(
         return shot, {"tries": len(feedback), "coherence": None, "notes": notes, "fallback": "rules"}
     raise VgotError(msg)
 
+# %% ../nbs/01_script_generation.ipynb #89f1e085
+class ScriptEdited(ScriptWarning):
+    "script.json was edited after the script stage wrote it: the edit is kept, what depends on it is redone."
+
+
+def record_script(store: RunStore, inputs_hash: str, script: Script):
+    "Write script.json and record it with each shot's hash, so that an edit can later be told shot by shot."
+    store.write_artifact("script.json", script)
+    store.record("script", inputs_hash, ["script.json"], stage="script")
+    rec = store.manifest["artifacts"]["script"]
+    rec["shots"] = [hash_inputs(s) for s in script.shots]
+    composed = lambda s: compose_prompt(s.character, s.background, s.relation, s.camera, s.hdr)
+    rec["composed"] = [s.prompt if s.prompt == composed(s) else None for s in script.shots]  # prompts made, not written
+    store.save_manifest()
+
+
+def edited_script(store: RunStore, inputs_hash: str) -> Optional[Script]:
+    "The run's script.json if it was edited since written for these inputs: validated, recorded, its changed shots said."
+    if store.status("script", inputs_hash) != "corrupt":  # missing, stale (other inputs) or as written: no edit
+        return None
+    try:
+        doc = decode_json(store.read_bytes("script.json"), str(store.script_path))
+    except VgotError:  # torn or garbage bytes: no edit, the stage is redone
+        return None
+    try:
+        script = Script.from_dict(doc)
+    except VgotError as e:
+        raise VgotError(
+            f"{store.script_path}: the edited script is not valid: {e}; fix it, or plan it again (--force script)"
+        ) from None
+    rec = store.manifest["artifacts"]["script"]
+    old, made = rec.get("shots") or [], rec.get("composed") or []
+    new = [hash_inputs(s) for s in script.shots]
+    changed = [j for j, h in enumerate(new) if j >= len(old) or old[j] != h]
+    what = f"shot(s) {', '.join(map(str, changed))} changed" if changed else "no shot changed"
+    if len(new) != len(old):
+        what += f", {len(old)} -> {len(new)} shots"
+    for j in changed:  # a composed prompt left as it was follows the edited domains
+        s = script.shots[j]
+        if j < len(made) and made[j] is not None and s.prompt == made[j]:
+            s.prompt = compose_prompt(s.character, s.background, s.relation, s.camera, s.hdr)
+    warnings.warn(ScriptEdited(f"script.json was edited: {what}; kept, and what depends on it is redone"))
+    record_script(store, inputs_hash, script)
+    return script
+
+# %% ../nbs/01_script_generation.ipynb #9fe9f9d4
+SHOT_TEXTS = ("character", "background", "relation", "camera", "hdr", "prompt", "segment")  # taken as written
+EDITABLE = (*SHOT_TEXTS, "duration", "characters", "motion.pan", "motion.tilt", "motion.zoom")  # vgot edit --set
+
+
+def edit_shot(
+    store: RunStore,  # the run (its lock held by the caller)
+    i: int,  # the shot's index
+    assignments: list[str],  # "field=value" each, e.g. "motion.pan=-0.3", "background=a harbour at dusk"
+) -> list[str]:
+    "Set fields of shot i in the run's script.json (validated, written atomically); the next run keeps it as an edit."
+    if store.manifest["artifacts"].get("script") is None or not store.script_path.exists():
+        raise VgotError(f"{store.root}: no script to edit; make one first (vgot script or vgot run)")
+    script = Script.load(store.script_path)
+    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(script.shots):
+        raise VgotError(f"shot {i}: not a shot of {store.script_path} (shots 0 to {len(script.shots) - 1})")
+    if not assignments:
+        raise VgotError("nothing to edit: give --set FIELD=VALUE (fields: " + ", ".join(EDITABLE) + ")")
+    d, said = script.shots[i].to_dict(), []
+    for a in assignments:
+        key, eq, raw = a.partition("=")
+        key = key.strip()
+        if not eq:
+            raise VgotError(f"--set {a!r}: expected FIELD=VALUE, e.g. motion.pan=-0.3")
+        if key not in EDITABLE:
+            raise VgotError(f"--set {key}: not a field of a shot one can edit ({', '.join(EDITABLE)})")
+        value = raw if key in SHOT_TEXTS else parse_json(raw, f"--set {key}", lenient=True)
+        if key.startswith("motion."):
+            d["motion"][key.split(".", 1)[1]] = value
+        else:
+            d[key] = value
+        said.append(f"{key} = {show_value(value)}")
+    keys = {a.partition("=")[0].strip() for a in assignments}
+    if keys & {"character", "background", "relation", "camera", "hdr"} and "prompt" not in keys:
+        d["prompt"] = ""  # composed again from the edited domains
+    try:
+        shot = Shot.from_dict(d)
+    except VgotError as e:
+        raise VgotError(f"shot {i}: {e}") from None
+    atomic_write_text(store.script_path, replace(script, shots=[*script.shots[:i], shot, *script.shots[i + 1 :]]).to_json() + "\n")
+    return said
+
 # %% ../nbs/01_script_generation.ipynb #46d6cc90
 def _given_script(story: Story, store: Optional[RunStore]) -> Script:
     "A script that came with the story (imported): checked against the run's assets and written, not planned."
@@ -196,9 +286,12 @@ def _given_script(story: Story, store: Optional[RunStore]) -> Script:
                     ) from None
                 load_image(p, f"script shot {s.index}: identity image of {name}")  # must be an image
         h = hash_inputs("script/given", story)
-        if not (store.is_done("script", h) and store.script_path.exists()):
-            store.write_artifact("script.json", script)
-            store.record("script", h, ["script.json"], stage="script")
+        if store.is_done("script", h) and store.script_path.exists():
+            return script
+        edited = edited_script(store, h)
+        if edited is not None:
+            return edited
+        record_script(store, h, script)
     return script
 
 # %% ../nbs/01_script_generation.ipynb #5de744e2
@@ -231,6 +324,9 @@ def generate_script(
     h = hash_inputs("script/1", story, planner.describe(), config.hashable())
     if store is not None and store.is_done("script", h) and store.script_path.exists():
         return Script.load(store.script_path)
+    edited = edited_script(store, h) if store is not None else None
+    if edited is not None:  # changed by hand or by `vgot edit` since written: the user's, kept
+        return edited
     segments = split_story(story.text, config.max_shots)
     warn_squeezed(story.text, segments, config.max_shots)
     embedder = get_embedder(config.coherence) if planner.can_revise else None
@@ -239,15 +335,21 @@ def generate_script(
         if config.coherence_threshold is not None
         else getattr(embedder, "default_threshold", 0.0)
     )
-    shots, prev, start = [], None, 0.0
+    shots, prev, start, fell_back = [], None, 0.0, []
     for j, seg in enumerate(tqdm(segments, desc="script", disable=not progress, leave=False, unit="shot")):
         req = ShotRequest(j, len(segments), seg, story.title, cast, prev, start, story.text[:6000])
-        shot, _ = plan_shot(planner, req, config, store, embedder, threshold)
+        shot, info = plan_shot(planner, req, config, store, embedder, threshold)
         shots.append(shot)
+        fell_back += [j] if info.get("fallback") == "rules" else []
         prev, start = shot, start + shot.duration
     desc = planner.describe() + (f" (coherence: {embedder.name})" if embedder is not None else "")
-    script = Script(story.title, shots, cast, desc).validate()
+    if fell_back:  # the script names the planner that actually wrote each shot
+        desc = (
+            f"rules (every shot: the {desc} planner gave no valid answer)"
+            if len(fell_back) == len(shots)
+            else f"{desc}; shot(s) {', '.join(map(str, fell_back))} by rules (no valid answer)"
+        )
+    script = Script(story_title(story), shots, cast, desc).validate()  # untitled: its first line serves
     if store is not None:
-        store.write_artifact("script.json", script)
-        store.record("script", h, ["script.json"], stage="script")
+        record_script(store, h, script)
     return script

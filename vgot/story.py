@@ -20,10 +20,11 @@ from .core import parse_json
 from .core import MAX_NESTING
 from .core import nesting_depth
 from .core import resolve_inside
+from .core import VgotWarning
 
 # %% auto #0
 __all__ = ['MAX_STORY_BYTES', 'CHARACTER_NOUNS', 'parse_story', 'install_identity_images', 'story_images', 'split_sentences',
-           'split_story', 'find_cast']
+           'split_story', 'story_title', 'describe_character', 'find_cast']
 
 # %% ../nbs/01a_story.ipynb #7a48cee5
 MAX_STORY_BYTES = 512_000  # a novel chapter is ~60 kB; anything this big is probably the wrong file
@@ -76,7 +77,7 @@ def _story_from_mapping(d, where: str, text_key_default: Optional[str] = None) -
     if bad:
         warnings.warn(
             f"{where}: ignoring unknown key(s) {', '.join(map(str, bad))} (known: title, cast, story)",
-            UserWarning,
+            VgotWarning,
             stacklevel=2,
         )
     text = d.get("story", d.get("text", text_key_default))
@@ -255,6 +256,27 @@ def split_story(
         segs[k : k + 2] = [(segs[k][0], segs[k][1] + " " + segs[k + 1][1])]
     return [s for _, s in segs]
 
+# %% ../nbs/01a_story.ipynb #6750097c
+def story_title(story: Story, max_words: int = 8) -> str:
+    "The story's title; for an untitled story its first line serves (the first sentence, at most `max_words` words)."
+    if story.title and story.title != "Untitled":
+        return story.title
+    first = story.text.strip().split("\n", 1)[0]
+    words = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0].strip().rstrip(".!?,;:").split()
+    if not words:
+        return story.title or "Untitled"
+    return " ".join(words[:max_words]) + ("…" if len(words) > max_words else "")
+
+
+def describe_character(name: str, text: str, max_words: int = 16) -> str:
+    "What the story says a character looks like where it first describes them ('Mara, a tall keeper with ...'), else ''."
+    n, desc = re.escape(name), r"((?:[Aa]n?|[Tt]he)\s+[^,.;:!?\n]+(?:,\s*(?:an?|the|with)\s+[^,.;:!?\n]+)*)"
+    for pat in (rf"\b{n},\s+{desc}", rf"\b{n}\s+(?:is|was)\s+{desc}", rf"\b((?:[Aa]n?|[Tt]he)\s+[^,.;:!?\n]+?)\s+(?:named|called)\s+{n}\b"):
+        m = re.search(pat, text)
+        if m:
+            return " ".join(m.group(1).split()[:max_words])
+    return ""
+
 # %% ../nbs/01a_story.ipynb #93ad63cd
 CHARACTER_NOUNS = (
     "fox crow wolf bear rabbit hare tortoise turtle dog cat bird owl mouse lion tiger mole frog duck goose "
@@ -287,7 +309,7 @@ def find_cast(
     for w, n in counts.items():
         mid = re.search(rf"[a-z,;] {re.escape(w)}\b", text)
         if n >= 2 or mid:
-            found[w] = Character(w, "")
+            found[w] = Character(w, describe_character(w, text))  # the story's own words for them, where it has some
     nouns = "|".join(CHARACTER_NOUNS)
     for m in re.finditer(rf"\b(?:[Aa]n?|[Tt]he)\s+((?:[a-z-]+\s+){{0,2}}?)({nouns})\b", text):
         noun = m.group(2)

@@ -337,7 +337,7 @@ class RayGraph:
             self.pending, self.ready, self.idle, self.errors = {}, [], [], []
             run_dir, r = str(store.root.resolve()), config.ray_retries
             opts = dict(num_cpus=1, max_restarts=r, max_task_retries=r)
-            args = (config.preset, config.device, config.dtype)
+            args = (config.model_preset(), config.device, config.dtype)  # the preset with the run's own models
             KW = ray.remote(KeyframeWorker).options(num_gpus=plan["gpus"]["t2i"], **opts)
             self.kw = KW.remote(run_dir, script, configs["keyframes"], *args)
             prev = None

@@ -28,6 +28,7 @@ from .camera import editable_scheduler, latent_times
 from .core import resolve_inside
 from tqdm.auto import tqdm
 from .gp_path import KERNELS, GPPath, _check_frames, _check_pair, gp_latent_path
+from .core import VgotWarning
 
 # %% auto #0
 __all__ = ['ease', 'transition_latents', 'path_smoothness', 'pin_boundaries', 'RefinedTransition', 'decode_latents',
@@ -367,6 +368,7 @@ def refine_transition_dit(
         warnings.warn(
             "transitions: pin_last is off and Wan 2.2 TI2V takes no last-frame input: "
             "the transition is not conditioned on V_{j+1}(1)",
+            VgotWarning,
             stacklevel=2,
         )
     shared = pipe.scheduler
