@@ -168,6 +168,38 @@ def _story_file(path) -> tuple:
     story = load_story(path)
     return story, story_images(path, story)
 
+# %% ../nbs/08_cli.ipynb #5308cafd
+def _check_remembered(cfg: RunConfig, run_json: Path, given: set):
+    "Validate a run's settings; an error in one the command line did not give is run.json's, and says so."
+    try:
+        cfg.validate()
+    except VgotError as e:
+        if any(str(e).startswith(g) for g in given):
+            raise
+        raise VgotError(f"{run_json}: config: {e}; fix or remove the file (vgot run: or pass --reset-settings)") from None
+
+# %% ../nbs/08_cli.ipynb #f16250a2
+def _stage_settings(args, run_dir: Path, stage: str, fallback_preset: Optional[str] = None, **given) -> RunConfig:
+    "The run's remembered settings changed by this command's options (`given`: more run-level ones): checked, changes said."
+    prev = previous_config(run_dir)
+    cfg = RunConfig.from_dict(prev) if prev else RunConfig(preset=fallback_preset or "tiny")
+    given = {**{k: getattr(args, k, None) for k in ("preset", "device", "dtype")}, **given}
+    given = {k: v for k, v in given.items() if v is not None}
+    for k, v in given.items():
+        setattr(cfg, k, v)
+    getattr(cfg, stage).update(config_overrides(args, STAGE_CONFIGS[stage]))  # never the server key: no option holds it
+    _check_remembered(cfg, Path(run_dir) / "run.json", set(given))
+    cfg.stage_config(stage)  # the stage's settings are checked before anything runs
+    changed = cfg.changes(prev) if prev else [f"{stage}.{k}: {v!r}" for k, v in getattr(cfg, stage).items()]
+    if changed and not args.quiet:
+        print("vgot: settings remembered in run.json: " + "; ".join(changed), file=sys.stderr)
+    return cfg
+
+
+def _remember(store: RunStore, cfg: RunConfig):
+    "Write the run's settings into run.json: `vgot resume`, `run` and `batch` start from them."
+    store.set_config(cfg.to_dict(), preset=cfg.preset, seeds={"base": cfg.seed})
+
 # %% ../nbs/08_cli.ipynb #74f270fc
 def cmd_script(args) -> int:
     if args.to:
@@ -554,38 +586,6 @@ def _story_arg(args) -> Path:
     if not args.story:
         raise VgotError(f"no story: give a story file or --example NAME ({', '.join(example_stories())})")
     return Path(args.story)
-
-# %% ../nbs/08_cli.ipynb #5308cafd
-def _check_remembered(cfg: RunConfig, run_json: Path, given: set):
-    "Validate a run's settings; an error in one the command line did not give is run.json's, and says so."
-    try:
-        cfg.validate()
-    except VgotError as e:
-        if any(str(e).startswith(g) for g in given):
-            raise
-        raise VgotError(f"{run_json}: config: {e}; fix or remove the file (vgot run: or pass --reset-settings)") from None
-
-# %% ../nbs/08_cli.ipynb #f16250a2
-def _stage_settings(args, run_dir: Path, stage: str, fallback_preset: Optional[str] = None, **given) -> RunConfig:
-    "The run's remembered settings changed by this command's options (`given`: more run-level ones): checked, changes said."
-    prev = previous_config(run_dir)
-    cfg = RunConfig.from_dict(prev) if prev else RunConfig(preset=fallback_preset or "tiny")
-    given = {**{k: getattr(args, k, None) for k in ("preset", "device", "dtype")}, **given}
-    given = {k: v for k, v in given.items() if v is not None}
-    for k, v in given.items():
-        setattr(cfg, k, v)
-    getattr(cfg, stage).update(config_overrides(args, STAGE_CONFIGS[stage]))  # never the server key: no option holds it
-    _check_remembered(cfg, Path(run_dir) / "run.json", set(given))
-    cfg.stage_config(stage)  # the stage's settings are checked before anything runs
-    changed = cfg.changes(prev) if prev else [f"{stage}.{k}: {v!r}" for k, v in getattr(cfg, stage).items()]
-    if changed and not args.quiet:
-        print("vgot: settings remembered in run.json: " + "; ".join(changed), file=sys.stderr)
-    return cfg
-
-
-def _remember(store: RunStore, cfg: RunConfig):
-    "Write the run's settings into run.json: `vgot resume`, `run` and `batch` start from them."
-    store.set_config(cfg.to_dict(), preset=cfg.preset, seeds={"base": cfg.seed})
 
 # %% ../nbs/08_cli.ipynb #892a14ac
 def _story_source(story: Path, lang: Optional[str]):

@@ -243,7 +243,7 @@ def token_budget(pipe) -> tuple:
 def fit_shot_prompt(shot: Shot, count, budget: int) -> tuple[str, dict]:
     "The shot's prompt within `budget` tokens and what was cut: as written when it fits, else its domains fitted."
     if count(shot.prompt) <= budget:
-        return shot.prompt, {}
+        return str(shot.prompt), {}  # a plain str: pipelines compare its type with the negative prompt's
     composed = compose_prompt(shot.character, shot.background, shot.relation, shot.camera, shot.hdr)
     domains = shot_domains(shot) if shot.prompt == composed else [("prompt", shot.prompt)]  # the user's: from its end
     return fit_prompt(domains, count, budget)

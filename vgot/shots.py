@@ -320,7 +320,7 @@ def shot_text(
 ) -> tuple[str, dict, int]:
     "The prompt the video model reads: the shot's, fitted to the model's text budget; what was cut; the budget (SVD: none)."
     if video_family(pipe) == "svd":
-        return shot.prompt, {}, 0
+        return str(shot.prompt), {}, 0  # a plain str, as the pipelines expect
     count, budget = video_token_budget(pipe)
     prompt, cut = fit_shot_prompt(shot, count, budget)
     return prompt, cut, budget
