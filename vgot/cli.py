@@ -722,9 +722,10 @@ def cmd_batch(args) -> int:
 # %% ../nbs/08_cli.ipynb #60553c7e
 def add_demo_resume_batch(sub):
     p = sub.add_parser(
-        "demo", parents=[shared_options(models=False)], help="the main job: a bundled example story on the tiny preset"
+        "demo", parents=[shared_options("world", models=False)],
+        help="the main job: the bundled world story (pip_and_bo) on the world preset, whose keyframe models are trained",
     )
-    p.add_argument("--example", default="lighthouse", metavar="NAME", help="example story (default: lighthouse)")
+    p.add_argument("--example", default="pip_and_bo", metavar="NAME", help="example story (default: pip_and_bo)")
     p.add_argument("--run-dir", default="runs/demo", help="run folder (default: runs/demo; re-running resumes)")
     p.add_argument("--seed", type=int, default=0, help="base seed")
     p.add_argument("--list", action="store_true", help="list the example stories and exit")
