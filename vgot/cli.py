@@ -191,14 +191,15 @@ def _stage_settings(args, run_dir: Path, stage: str, fallback_preset: Optional[s
     _check_remembered(cfg, Path(run_dir) / "run.json", set(given))
     cfg.stage_config(stage)  # the stage's settings are checked before anything runs
     changed = cfg.changes(prev) if prev else [f"{stage}.{k}: {v!r}" for k, v in getattr(cfg, stage).items()]
-    if changed and not args.quiet:
-        print("vgot: settings remembered in run.json: " + "; ".join(changed), file=sys.stderr)
-    return cfg
+    cfg.said = "vgot: settings remembered in run.json: " + "; ".join(changed) if changed and not args.quiet else ""
+    return cfg  # said when they are written (`_remember`): a later error then stands alone
 
 
 def _remember(store: RunStore, cfg: RunConfig):
-    "Write the run's settings into run.json: `vgot resume`, `run` and `batch` start from them."
+    "Write the run's settings into run.json: `vgot resume`, `run` and `batch` start from them; say what changed."
     store.set_config(cfg.to_dict(), preset=cfg.preset, seeds={"base": cfg.seed})
+    if getattr(cfg, "said", ""):
+        print(cfg.said, file=sys.stderr)
 
 # %% ../nbs/08_cli.ipynb #74f270fc
 def cmd_script(args) -> int:
