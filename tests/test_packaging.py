@@ -15,7 +15,9 @@ def test_resources_are_the_sources():
     "The shipped run notebook and stories are byte-identical to nbs/runs/generate.ipynb and data/stories/."
     for rel, src in SOURCES.items():
         assert (ROOT / rel).read_bytes() == src.read_bytes(), f"{rel} differs from {src}: run `make export`"
-    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "vgot" / "resources").rglob("*") if p.is_file()}
+    world = ROOT / "vgot" / "resources" / "world"  # the world preset's trained weights: `make world` writes them
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "vgot" / "resources").rglob("*") if p.is_file() and world not in p.parents}
+    assert (world / "sd" / "model_index.json").is_file() and (world / "training.json").is_file()
     assert shipped == set(SOURCES), f"vgot/resources/ holds files with no source: {shipped - set(SOURCES)}"
 
 
@@ -44,6 +46,8 @@ def test_wheel_contents(dists):
     names = set(zipfile.ZipFile(wheel).namelist())
     for m in _modules(): assert f"vgot/{m}" in names, f"wheel lacks vgot/{m}"
     for rel in SOURCES: assert rel in names, f"wheel lacks {rel}"
+    for rel in ("sd/model_index.json", "sd/unet/diffusion_pytorch_model.safetensors", "ip_adapter/ip_adapter.safetensors"):
+        assert f"vgot/resources/world/{rel}" in names, f"wheel lacks the world preset's {rel}"  # `vgot demo` runs on it
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "wheel lacks the license"
     meta = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     for extra in ("faces", "embeddings", "video", "all"): assert f"Provides-Extra: {extra}" in meta
