@@ -174,9 +174,14 @@ CAMERA_RULES = [  # (verbs, camera words, which motion: tilt_up | tilt_down | pa
 ]
 
 
+def _move_size(duration: float) -> float:
+    "How far a camera move goes in a shot of `duration` seconds: 0.22 .. 0.40 of the frame."
+    return round(0.1 + 0.06 * duration, 2)
+
+
 def _motion_for(kind: Optional[str], segment: str, duration: float) -> CameraMotion:
     "Numeric camera motion for a rule's move, its size growing with the shot's duration."
-    a = round(0.1 + 0.06 * duration, 2)  # 0.22 .. 0.40 of the frame
+    a = _move_size(duration)
     if kind == "tilt_up":
         return CameraMotion(0.0, a, 1.0)
     if kind == "tilt_down":
@@ -213,7 +218,7 @@ def stated_camera(segment: str, duration: float) -> Optional[tuple[str, CameraMo
     if not m:
         return None
     verb, d = m.group("verb").lower(), (m.group("dir") or "").lower()
-    a = round(0.1 + 0.06 * duration, 2)
+    a = _move_size(duration)
     if verb.startswith(("hold", "stay", "does", "doesn")):
         return "static shot, the camera holds still", CameraMotion()
     if verb.startswith("pan") and d in ("left", "right"):
