@@ -103,8 +103,12 @@ readme: install
 # --- docs ------------------------------------------------------------------------------------------------------------
 # System packages for the docs preview (Debian's MathJax) and the browser tests (Debian's Chromium); playwright comes
 # with `make install` (requirements.txt). Quick when they are there; apt-get update first, for fresh machines.
+# apt runs its downloads and signature checks as the user _apt; where /dev/null is not writable by others (some
+# container images), that sandbox fails ("cannot create /dev/null", "gpgv ... required") and apt-get update exits 100:
+# there apt keeps root for them.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+APT_SANDBOX := $(shell stat -c %a /dev/null 2>/dev/null | grep -q '6$$' || echo "-o APT::Sandbox::User=root")
+APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get $(APT_SANDBOX)
 
 docs-deps:
 	@test -f /usr/share/javascript/mathjax/MathJax.js || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends libjs-mathjax; }
