@@ -204,6 +204,7 @@ class Shot(Artifact):
         default_factory=dict
     )  # name -> identity image, relative to assets/characters/
     prompt: str = ""  # p_j: prompt for the image model; empty (or the composed text): composed from the domains
+    cut: bool = True  # False: the shot continues the previous one's action in the same place, without a cut
 
     def _composed(self) -> Optional[_ComposedPrompt]:
         "The prompt composed from the five domains (None while one is not text)."
@@ -247,7 +248,16 @@ class Shot(Artifact):
         for k, v in self.identity_refs.items():
             check_relpath(f"identity_refs.{k}", v)
         check_text("prompt", self.prompt)
+        check_type("cut", self.cut, bool)
+        if not self.cut and self.index == 0:
+            raise ValidationError("cut", self.cut, "is false on the first shot, which has no shot before it to continue")
         return self
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if d["cut"] is True:
+            del d["cut"]  # shots that cut (the usual) hash and read as they always did
+        return d
 
 # %% ../nbs/00_core.ipynb #c3483e0d
 @dataclass

@@ -17,7 +17,7 @@ from .repair import SHOT_SCHEMA, PlanError, ShotRequest
 
 # %% auto #0
 __all__ = ['PLACE_NOUNS', 'HDR_RULES', 'CAMERA_RULES', 'PLANNERS', 'ScriptConfig', 'build_messages', 'Planner', 'stated_camera',
-           'RulePlanner', 'TransformersPlanner', 'OpenAIPlanner', 'make_planner']
+           'continues_action', 'RulePlanner', 'TransformersPlanner', 'OpenAIPlanner', 'make_planner']
 
 # %% ../nbs/01c_planners.ipynb #f3766c60
 @dataclass
@@ -85,7 +85,9 @@ def build_messages(
         "identity_refs maps a character's name to their identity image file, only as listed in the cast. "
         "Keep characters, setting and lighting consistent with the previous shot unless the story changes them. "
         "When the segment states how the camera moves (the camera pans left, tilts up, zooms out, holds still), camera "
-        "and motion follow it exactly.\n"
+        "and motion follow it exactly. "
+        "Add \"cut\": false only when the segment continues the previous shot's action in the same place without a "
+        "cut (the video then runs on unbroken); leave cut out otherwise.\n"
         "Example: " + json.dumps(example)
     )
     cast = (
@@ -231,6 +233,18 @@ def stated_camera(segment: str, duration: float) -> Optional[tuple[str, CameraMo
         return "camera zooms out", CameraMotion(0.0, 0.0, round(1.0 / (1.0 + a), 2))
     return None  # a pan or tilt without its side: left to the verbs
 
+# %% ../nbs/01c_planners.ipynb #a6d4fca6
+_CONTINUES = re.compile(
+    r"\b(continues?|continuing|keeps? (?:on )?\w+ing|still|goes on|carries on|without (?:stopping|a pause|a break)"
+    r"|on and on|runs? on|drifts? on)\b",
+    re.I,
+)
+
+
+def continues_action(segment: str) -> bool:
+    "Whether a story segment says the action of the shot before it goes on (keeps, continues, still, goes on, ...)."
+    return bool(_CONTINUES.search(segment))
+
 # %% ../nbs/01c_planners.ipynb #5c7942bd
 def _places(text: str) -> list[str]:
     "Place noun phrases in `text`, in order ('the spiral stairs of the lighthouse', 'a sunny meadow')."
@@ -315,6 +329,8 @@ class RulePlanner(Planner):
             duration=duration,
             motion=motion.to_dict(),
             characters=[c.name for c in chars],
+            # no cut where the segment carries the previous shot's action on, in the same place
+            cut=not (req.prev is not None and continues_action(seg) and background == req.prev.background),
         )
 
 # %% ../nbs/01c_planners.ipynb #b7118334

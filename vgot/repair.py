@@ -79,6 +79,10 @@ SHOT_SCHEMA = {
             "type": "string",
             "description": "p_j: the image prompt; composed from the five domains when left out",
         },
+        "cut": {
+            "type": "boolean",
+            "description": "false only when this shot continues the previous shot's action in the same place, without a cut",
+        },
     },
     "required": ["character", "background", "relation", "camera", "hdr", "duration", "motion", "characters"],
 }
@@ -276,6 +280,13 @@ def repair_shot(
     if "characters" in out and isinstance(out["characters"], list):
         names = {c.name.lower(): c.name for c in req.cast}
         out["characters"] = [names.get(x.lower(), x) if isinstance(x, str) else x for x in out["characters"]]
+    if "cut" in out:
+        c = out["cut"]
+        c = {"true": True, "yes": True, "false": False, "no": False}.get(c.strip().lower(), c) if isinstance(c, str) else c
+        if c is False and req.prev is None:
+            c = True
+            notes.append("cut: the first shot cannot continue a shot before it; it cuts")
+        out["cut"] = c
     out["index"], out["segment"] = req.index, req.segment[:3990] + ("…" if len(req.segment) > 3990 else "")
     if not isinstance(out.get("prompt", ""), str) or not out.get("prompt", "").strip():
         out.pop("prompt", None)

@@ -238,7 +238,7 @@ def edited_script(store: RunStore, inputs_hash: str) -> Optional[Script]:
 
 # %% ../nbs/01_script_generation.ipynb #9fe9f9d4
 SHOT_TEXTS = ("character", "background", "relation", "camera", "hdr", "prompt", "segment")  # taken as written
-EDITABLE = (*SHOT_TEXTS, "duration", "characters", "motion.pan", "motion.tilt", "motion.zoom")  # vgot edit --set
+EDITABLE = (*SHOT_TEXTS, "duration", "characters", "motion.pan", "motion.tilt", "motion.zoom", "cut")  # vgot edit --set
 
 
 def edit_shot(

@@ -24,13 +24,17 @@ from .camera import conditioning, denoiser, execution_device, latent_times, rela
 from .core import StageConfig, setting
 from .keyframes import fit_shot_prompt, token_budget, warn_cuts
 from .camera_train import load_camera_adapter_any
+from .continuation import anchor_moments, blend_overlap, latent_moments, window_plan
+from .media import load_tensors, read_video
+from contextlib import contextmanager
 import inspect
 
 # %% auto #0
-__all__ = ['BACKENDS', 'TEXT_AWARE', 'LTX_DECODE', 'n_frames_of', 'chunk_plan', 'ShotConfig', 'video_family', 'compression',
-           'model_frames', 'encode_video', 'decode_video', 'encode_keyframe', 'decode_latents', 'latent_frames',
-           'chunk_camera', 'video_token_budget', 'shot_text', 'keep_first_frame', 'run_chunk', 'load_camera_adapter',
-           'fit_keyframe', 'generate_shot', 'load_keyframes', 'generate_shots']
+__all__ = ['BACKENDS', 'TEXT_AWARE', 'LTX_DECODE', 'CONTINUATIONS', 'LATENT_BACKENDS', 'CHAINING', 'n_frames_of', 'chunk_plan',
+           'ShotConfig', 'video_family', 'compression', 'model_frames', 'encode_video', 'decode_video',
+           'encode_keyframe', 'decode_latents', 'latent_frames', 'chunk_camera', 'video_token_budget', 'shot_text',
+           'keep_first_frame', 'latent_context', 'run_chunk', 'load_camera_adapter', 'fit_keyframe', 'generate_shot',
+           'load_keyframes', 'generate_shots']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl", "wan", "ltx")
@@ -58,6 +62,9 @@ def chunk_plan(
 
 # %% ../nbs/03_shot_generation.ipynb #c94025e1
 LTX_DECODE = ("decode_timestep", "decode_noise_scale")  # settings of LTX's timestep-conditioned decoder only
+CONTINUATIONS = ("latent", "frame")  # how windows and uncut shots are chained (03e_continuation)
+LATENT_BACKENDS = ("wan", "ltx")  # the backends that take earlier latent frames as their condition
+CHAINING = ("continuation", "context_frames", "anchor")  # settings of the chain only (none change an svd/i2vgen-xl shot)
 
 
 @dataclass
@@ -93,6 +100,11 @@ class ShotConfig(StageConfig):
     height: int = setting(32, lo=8, hi=4096)  # video height (pixels, multiple of 8)
     steps: int = setting(2, lo=1, hi=1000)  # denoising steps
     native_frames: int = setting(8, lo=2, hi=1024)  # frames per model call; longer shots are chunked
+    continuation: str = setting(
+        "frame", choices=CONTINUATIONS
+    )  # windows of a long shot and shots with cut: false: "frame" (the decoded last frame) | "latent" (wan, ltx)
+    context_frames: int = setting(1, lo=1, hi=64)  # k: latent frames each continued window is conditioned on
+    anchor: float = setting(1.0, lo=0.0, hi=1.0)  # α: continued windows keep the chain's first window's latent moments
     guidance_scale: float = setting(9.0, lo=0.0, hi=50.0)  # classifier-free guidance of i2vgen-xl, wan, ltx
     min_guidance_scale: float = setting(1.0, lo=0.0, hi=50.0)  # svd guidance at the first frame
     max_guidance_scale: float = setting(3.0, lo=0.0, hi=50.0)  # svd guidance at the last frame
@@ -132,7 +144,10 @@ class ShotConfig(StageConfig):
     def determining(self) -> dict:
         "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size; LTX's on decode_timestep, decode_noise_scale)."
         d = super().determining()
-        return d if self.backend == "ltx" else {k: v for k, v in d.items() if k not in LTX_DECODE}
+        d = d if self.backend == "ltx" else {k: v for k, v in d.items() if k not in LTX_DECODE}
+        if self.backend not in LATENT_BACKENDS:  # they chain on the decoded frame whatever is set
+            return {k: v for k, v in d.items() if k not in CHAINING}
+        return d if self.continuation == "latent" else {k: v for k, v in d.items() if k not in CHAINING}
 
 # %% ../nbs/03_shot_generation.ipynb #4bcc9256
 def video_family(pipe) -> str:
@@ -251,15 +266,19 @@ def chunk_camera(
     traj: torch.Tensor,  # (F, 3) trajectory relative to the chunk's first frame
     config: ShotConfig,  # camera, warp_strength, warp_steps, steps, size
     generator: torch.Generator,  # this chunk's randomness (the initial noise is drawn here)
-    adapter: Optional[AdapterCheckpoint] = None,
-) -> CameraConditioning:  # required for camera="embedding"
+    adapter: Optional[AdapterCheckpoint] = None,  # required for camera="embedding"
+    z_key: Optional[torch.Tensor] = None,  # (C, h, w) the chunk's first latent frame where it is known (latent chains)
+) -> CameraConditioning:
     "The camera conditioning of one chunk, through `vgot.camera.conditioning` (one camera per latent frame)."
     fam, (r, s) = video_family(pipe), compression(pipe)
     C = pipe.vae.config.z_dim if fam == "wan" else pipe.vae.config.latent_channels
     h, w = config.height // s, config.width // s
     if r > 1:  # a causal VAE: the camera at the times its latent frames stand for
         traj = sample_trajectory(traj, latent_times((model_frames(len(traj), r) - 1) // r + 1, r))
-    z_key = encode_keyframe(pipe, image) if config.camera == "warp" else None
+    if config.camera != "warp":
+        z_key = None
+    elif z_key is None:
+        z_key = encode_keyframe(pipe, image)
     return conditioning(
         config.camera,
         traj,
@@ -329,19 +348,67 @@ def shot_text(
 def keep_first_frame(
     callback,  # a step-end hook in diffusers' signature
     n_latent: int,  # latent frames of the video
-    tokens_per_frame: int,
-):  # h·w (patch size 1)
-    "Wrap a step-end hook for LTX's token layout so it never changes the first latent frame (the clean keyframe condition)."
+    tokens_per_frame: int,  # h·w (patch size 1)
+    n_keep: int = 1,  # latent frames kept: the keyframe, or a continued window's k condition frames
+):
+    "Wrap a step-end hook for LTX's token layout so it never changes the first `n_keep` latent frames (the clean condition)."
 
     def wrapped(pipe, i: int, t, callback_kwargs: dict) -> dict:
         x = callback_kwargs["latents"]
         a = x.shape[1] - n_latent * tokens_per_frame  # the video's first token (after any extra conditions)
-        first = x[:, a : a + tokens_per_frame].clone()
+        first = x[:, a : a + n_keep * tokens_per_frame].clone()
         out = callback(pipe, i, t, callback_kwargs)
-        out["latents"][:, a : a + tokens_per_frame] = first
+        out["latents"][:, a : a + n_keep * tokens_per_frame] = first
         return out
 
     return wrapped
+
+# %% ../nbs/03_shot_generation.ipynb #66622ad1
+@contextmanager
+def latent_context(
+    pipe,  # a Wan or LTX-Video pipeline
+    context: Optional[torch.Tensor],  # (k, C, h, w) normalised latent frames the call starts with (None: as usual)
+):
+    "For one pipeline call: its first k latent frames are `context`, held clean, instead of the encoded image."
+    if context is None:
+        yield
+        return
+    fam, k = video_family(pipe), len(context)
+    if fam not in LATENT_BACKENDS:
+        raise VgotError(f"{type(pipe).__name__} takes no latent frames as a condition (latent chains: {', '.join(LATENT_BACKENDS)})")
+    ctx = context.permute(1, 0, 2, 3)[None]  # (1, C, k, h, w)
+    original = pipe.prepare_latents
+
+    def wan(*a, **kw):
+        out = original(*a, **kw)
+        latents = out[0]
+        c = ctx.to(latents.device, latents.dtype).expand(latents.shape[0], -1, -1, -1, -1)
+        if c.shape[1:2] + c.shape[3:] != latents.shape[1:2] + latents.shape[3:] or k >= latents.shape[2]:
+            raise VgotError(f"latent context {tuple(context.shape)} does not fit a call of latents {tuple(latents.shape)}")
+        if len(out) == 3:  # Wan 2.2 TI2V: (latents, clean condition, mask 0 where it holds)
+            cond, mask = out[1].expand(-1, -1, latents.shape[2], -1, -1).clone(), out[2].clone()
+            cond[:, :, :k], mask[:, :, :k] = c, 0
+            return latents, cond, mask
+        cond, r = out[1].clone(), pipe.vae_scale_factor_temporal  # Wan 2.1 I2V: r mask channels, then the frames
+        cond[:, :r, :k], cond[:, r:, :k] = 1, c
+        return latents, cond
+
+    def ltx(*a, **kw):
+        latents, mask, ids, n_extra = original(*a, **kw)
+        p, pt = pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+        if pt != 1:
+            raise VgotError(f"LTX with a temporal patch of {pt}: latent chains need frames as tokens of their own")
+        tok = pipe._pack_latents(ctx.to(latents.device, latents.dtype), p, pt)  # (1, k·h·w/p², D)
+        n = tok.shape[1]
+        latents, mask = latents.clone(), mask.clone()
+        latents[:, n_extra : n_extra + n], mask[:, n_extra : n_extra + n] = tok, 1.0
+        return latents, mask, ids, n_extra
+
+    pipe.prepare_latents = wan if fam == "wan" else ltx
+    try:
+        yield
+    finally:
+        del pipe.prepare_latents  # the class's own method again
 
 # %% ../nbs/03_shot_generation.ipynb #d31f5bb6
 def run_chunk(
@@ -351,8 +418,9 @@ def run_chunk(
     prompt: str,  # the shot's prompt (unused by svd)
     cam: CameraConditioning,  # this chunk's camera, from `chunk_camera`
     config: ShotConfig,  # settings
-    generator: torch.Generator,
-) -> torch.Tensor:  # this chunk's randomness (after the noise)
+    generator: torch.Generator,  # this chunk's randomness (after the noise)
+    context: Optional[torch.Tensor] = None,  # (k, C, h, w) latent frames the chunk continues (wan, ltx; None: the image)
+) -> torch.Tensor:
     "Latents (F, C, h, w) of one chunk (F latent frames: r(F − 1) + 1 video frames): the pipeline call, with the camera."
     n_lat, (C, h, w) = cam.noise.shape[0], cam.noise.shape[1:]
     fam, (r, _) = video_family(pipe), compression(pipe)
@@ -379,8 +447,9 @@ def run_chunk(
     with cam.applied(pipe) as camera_kw, torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
         if fam == "ltx" and "callback_on_step_end" in camera_kw:
-            camera_kw = {"callback_on_step_end": keep_first_frame(camera_kw["callback_on_step_end"], n_lat, h * w)}
-        with torch.no_grad():
+            keep = 1 if context is None else len(context)
+            camera_kw = {"callback_on_step_end": keep_first_frame(camera_kw["callback_on_step_end"], n_lat, h * w, keep)}
+        with torch.no_grad(), latent_context(pipe, context):
             out = pipe(**common, **_backend_kwargs(backend, prompt, config), **camera_kw).frames
     lat = out[0] if fam == "svd" else out[0].permute(1, 0, 2, 3)  # svd (1, F, C, h, w); the others (1, C, F, h, w)
     assert lat.shape == (n_lat, C, h, w), f"latents {tuple(lat.shape)} != {(n_lat, C, h, w)}"
@@ -486,9 +555,107 @@ def _shot_latents(
         frames_all.append(fr)
     return torch.cat(lat_all), torch.cat(t_all), np.concatenate(frames_all)
 
+# %% ../nbs/03_shot_generation.ipynb #69100a8b
+def _single_latent(pipe, lat: torch.Tensor, j: int, config: ShotConfig, shot: Shot, w: int) -> torch.Tensor:
+    "(1, C, h, w): the single-frame latent of the frame latent j of a properly started window `lat` ends on (decoded, encoded once)."
+    dec = dict(timestep=config.decode_timestep, noise_scale=config.decode_noise_scale,
+               generator=make_generator(derive_seed(config.seed, "decode", shot.index, w)))  # fmt: skip
+    r, _ = compression(pipe)
+    frame = decode_latents(pipe, lat[: j + 1], config.decode_chunk_size, **dec)[r * j]
+    return encode_video(pipe, frame[None])
+
+
+def _latent_chain(
+    pipe,  # a Wan or LTX-Video pipeline
+    image,  # PIL keyframe at the video size (the first window's condition, and the image the pipeline is given)
+    shot: Shot,
+    traj: torch.Tensor,  # (F, 3) the shot's trajectory
+    config: ShotConfig,
+    adapter=None,
+    prompt: Optional[str] = None,
+    before: Optional[dict] = None,  # a continued shot: the shot before's {"latents": (L', C, h, w), "tail_start", "anchor"}
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict]:
+    "Latents (L, C, h, w), their frame times (L,), frames (F, H, W, 3) and what a continuing shot needs: windows chained on latent frames."
+    r, _ = compression(pipe)
+    per_call = (config.native_frames - 1) // r + 1  # latent frames per model call
+    k = config.context_frames
+    if per_call < k + 2:
+        raise VgotError(f"shot {shot.index}: a call of {per_call} latent frames has no room for a condition of 1 + "
+                        f"{k} and a new frame: raise native_frames to {r * (k + 1) + 1} or use continuation = frame")  # fmt: skip
+    n, cont = len(traj), before is not None
+    if cont and len(before["latents"]) < k:
+        raise VgotError(f"shot {shot.index}: the shot before has {len(before['latents'])} latent frame(s), too few to "
+                        f"continue on context_frames = {k} of them")  # fmt: skip
+    n_lat = math.ceil(n / r) if cont else (model_frames(n, r) - 1) // r + 1
+    # the chain so far, as a properly started sequence: [single-frame start, group latents...]; the shot's own from `off`
+    seq = torch.cat([before["tail_start"], before["latents"][-k:]]).float() if cont else None
+    off, anchor = (k + 1 if cont else 0), (before["anchor"] if cont else None)
+    prompt = shot_text(pipe, shot)[0] if prompt is None else prompt
+    start, last = (before["tail_start"] if cont else None), None  # the next window's single-frame start; the last window
+    for w, (a, length) in enumerate(window_plan(n_lat, per_call, k + 1, cont)):
+        gen = make_generator(derive_seed(config.seed, "shot", shot.index, w))
+        first = r * a + (r - 1 if cont else 0)  # the frame the window's first latent frame ends on
+        rel = relative_trajectory(sample_trajectory(traj, (first + torch.arange(r * (length - 1) + 1)).clamp_min(0)), 0)
+        ctx = None if seq is None else torch.cat([start, seq[a + off + 1 : a + off + k + 1]])
+        cam = chunk_camera(pipe, config.backend, image, rel, config, gen, adapter, z_key=None if ctx is None else ctx[0])
+        lat = run_chunk(pipe, config.backend, image, prompt, cam, config, gen, context=ctx)  # (length, C, h, w)
+        if ctx is None:  # the chain's first window: its moments are the anchor
+            seq, anchor = lat, latent_moments(lat)
+        else:
+            lo = max(a + 1, 0) + off  # the overlap's group latents of this shot (a continued shot's first window: none)
+            if lo < a + off + k + 1:
+                seq[lo : a + off + k + 1] = blend_overlap(seq[lo : a + off + k + 1], lat[lo - a - off : k + 1])
+            seq = torch.cat([seq, anchor_moments(lat[k + 1 :], *anchor, config.anchor)])
+        head = seq[a + off : a + off + 1] if ctx is None else ctx[:1]  # a window starts on a single-frame latent
+        last = (a, torch.cat([head, seq[a + off + 1 : a + off + length]]))  # the window as it now stands in the chain
+        if a + length < n_lat:  # the next window starts on the frame before its k condition latents
+            start = _single_latent(pipe, last[1], a + length - k - 1 - a, config, shot, w)
+    a, lat = last
+    j = n_lat - k - 1 - a  # the frame before the last k latent frames, in the last window (none in a too short shot)
+    tail_start = _single_latent(pipe, lat, j, config, shot, -1) if j >= 0 else None  # for a shot that continues this one
+    dec = dict(timestep=config.decode_timestep, noise_scale=config.decode_noise_scale,
+               generator=make_generator(derive_seed(config.seed, "decode", shot.index, 0)))  # LTX's decoder  # fmt: skip
+    frames = decode_latents(pipe, seq, config.decode_chunk_size, **dec)  # once, the whole chain: no seam in the decoder
+    if cont:
+        frames = frames[r * k + 1 :]  # the single start and k group latents before are the previous shot's
+        times = r * torch.arange(n_lat, dtype=torch.float64) + (r - 1) / 2
+    else:
+        times = latent_times(n_lat, r)
+    return seq[off:], times, frames[:n], dict(tail_start=tail_start, anchor=anchor)
+
+# %% ../nbs/03_shot_generation.ipynb #7cc02287
+def _continues(store: RunStore, shot: Shot, config: ShotConfig) -> Optional[ShotClip]:
+    "The clip a shot with cut: false continues (checked: made, by the same backend); None for a shot that cuts."
+    if shot.cut:
+        return None
+    i, j = shot.index, shot.index - 1
+    p = store.path(f"shots/{j:03d}.json")
+    if not p.is_file():
+        raise VgotError(f"shot {i}: continues shot {j} without a cut (cut: false), and shot {j} has no clip yet: make it first")
+    prev = ShotClip.load(p)
+    if prev.backend != config.backend:
+        raise VgotError(
+            f"shot {i}: continues shot {j} without a cut, but shot {j} was made by '{prev.backend}' and this one would be "
+            f"by '{config.backend}': a continuous action is one video model's (remake shot {j}, or set cut: true)"
+        )
+    return prev
+
+
+def _chain_before(store: RunStore, prev: ShotClip, latent: bool) -> tuple[Optional[dict], Optional[Image.Image]]:
+    "What the continuing shot starts from: the chain so far for `_latent_chain` (latent), or the clip's last frame."
+    if not latent:
+        return None, Image.fromarray(read_video(store.path(prev.video))[0][-1])
+    t = load_tensors(store.path(prev.latents))
+    if "tail_start" not in t:
+        raise VgotError(f"shot {prev.shot + 1}: shot {prev.shot} was not made as a latent chain (continuation = frame, "
+                        f"or too short for context_frames): remake it with continuation = latent, or set continuation = frame")  # fmt: skip
+    return {"latents": t["latents"], "tail_start": t["tail_start"], "anchor": (t["anchor_mean"], t["anchor_std"])}, None
+
 # %% ../nbs/03_shot_generation.ipynb #2cedab36
-def _shot_hash(shot: Shot, config: ShotConfig, img_path: Path, models: Models) -> str:
-    "The hash of everything that determines a shot's clip: the shot, the config, the keyframe, the adapter, the model."
+def _shot_hash(
+    shot: Shot, config: ShotConfig, img_path: Path, models: Models, before: Optional[list] = None
+) -> str:  # a continued shot: the files of the shot before that it continues (its latents and its video)
+    "The hash of everything that determines a shot's clip: the shot, the config, the keyframe, the adapter, the model, what it continues."
     if config.backend not in models.preset.i2v:
         raise VgotError(
             f"shot {shot.index}: preset '{models.preset.name}' has no '{config.backend}' video model "
@@ -496,17 +663,30 @@ def _shot_hash(shot: Shot, config: ShotConfig, img_path: Path, models: Models) -
         )
     adapter_file = Path(config.camera_adapter) if config.camera == "embedding" else None
     model_ref = asdict(models.preset.i2v[config.backend])
-    return hash_inputs("shot", shot, config.determining(), img_path, adapter_file, model_ref, str(models.dtype))
+    more = () if before is None else tuple(before)  # shots that cut hash as they always did
+    return hash_inputs("shot", shot, config.determining(), img_path, adapter_file, model_ref, str(models.dtype), *more)
 
 # %% ../nbs/03_shot_generation.ipynb #10185d26023b46108eb7d9f57d49d2b3
 def _write_shot(
-    store: RunStore, i: int, latents: torch.Tensor, times: torch.Tensor, frames: np.ndarray, config: ShotConfig
+    store: RunStore,
+    i: int,
+    latents: torch.Tensor,
+    times: torch.Tensor,
+    frames: np.ndarray,
+    config: ShotConfig,
+    chain: Optional[dict] = None,  # a latent chain's {"tail_start", "anchor": (μ⁰, σ⁰)}, kept for the shot that continues it
 ) -> ShotClip:
-    "Write shot i's video, latents (L, C, h, w) and their frame times (L,); the ShotClip (its JSON is written after)."
+    "Write shot i's video, latents (L, C, h, w), their frame times (L,) and a chain's ends; the ShotClip (its JSON is written after)."
     video_rel, lat_rel = store.shot_rel(i)
     write_video(store.path(video_rel), frames, config.fps)
     meta = {"shot": i, "backend": config.backend, "camera": config.camera}
-    save_tensors(store.path(lat_rel), {"latents": latents, "times": times.float()}, meta)
+    more = {}
+    if chain is not None:
+        μ, σ = chain["anchor"]
+        more = {"anchor_mean": μ.float(), "anchor_std": σ.float()}
+        if chain["tail_start"] is not None:
+            more["tail_start"] = chain["tail_start"].float()
+    save_tensors(store.path(lat_rel), {"latents": latents, "times": times.float(), **more}, meta)
     return ShotClip(
         shot=i,
         video=video_rel,
@@ -556,7 +736,8 @@ def generate_shot(
     # 1. check the inputs, and skip the shot when it is done with the same inputs
     img_path = _check_shot(keyframe, shot, config, store)
     i, name, json_rel = shot.index, f"shot/{shot.index:03d}", f"shots/{shot.index:03d}.json"
-    h = _shot_hash(shot, config, img_path, models)
+    prev = _continues(store, shot, config)  # the clip a shot with cut: false runs on from (None: it cuts)
+    h = _shot_hash(shot, config, img_path, models, prev and [store.path(prev.latents), store.path(prev.video)])
     if store.is_done(name, h):
         return ShotClip.load(store.path(json_rel))
     # 2. the pipeline, its camera adapter and memory options
@@ -564,16 +745,24 @@ def generate_shot(
     if config.camera == "embedding" and adapter is None:
         adapter = load_camera_adapter(pipe, config, i)
     _apply_memory_options(pipe, config)
+    r = compression(pipe)[0]  # a latent chain needs room for 1 + k condition frames and a new one per call
+    latent = config.continuation == "latent" and config.backend in LATENT_BACKENDS
+    latent = latent and (config.native_frames - 1) // r + 1 >= config.context_frames + 2
+    before, last_frame = _chain_before(store, prev, latent) if prev is not None else (None, None)
     # 3. the shot's latents and frames, chunk by chunk
     n = n_frames_of(shot.duration, config.fps)
-    image = fit_keyframe(load_image(img_path, f"shot {i}: keyframe"), config.width, config.height)
+    image = fit_keyframe(last_frame if last_frame is not None else load_image(img_path, f"shot {i}: keyframe"), config.width, config.height)
     prompt, cut, budget = shot_text(pipe, shot)
     if cut:
         warn_cuts({f"shot {i}": cut}, budget, stage="shots") if cuts is None else cuts.update({f"shot {i}": cut})
-    latents, times, frames = _shot_latents(pipe, image, shot, as_trajectory(shot.motion, n), config, adapter, prompt)
+    traj, chain = as_trajectory(shot.motion, n), None
+    if latent:  # windows (and an uncut shot) chained on latent frames
+        latents, times, frames, chain = _latent_chain(pipe, image, shot, traj, config, adapter, prompt, before)
+    else:  # chunks chained on the decoded last frame
+        latents, times, frames = _shot_latents(pipe, image, shot, traj, config, adapter, prompt)
     assert len(times) == len(latents) and frames.shape == (n, config.height, config.width, 3), frames.shape
     # 4. the files, the artifact, then the manifest
-    clip = _write_shot(store, i, latents, times, frames, config)
+    clip = _write_shot(store, i, latents, times, frames, config, chain)
     store.write_artifact(json_rel, clip)
     store.record(name, h, [clip.video, clip.latents, json_rel], "shots")
     return clip

@@ -29,15 +29,18 @@ __all__ = ['task_graph', 'task_graph_figure', 'TaskResult', 'TaskStore', 'Keyfra
            'ray_plan', 'ray_connect', 'RayGraph']
 
 # %% ../nbs/05c_task_graph.ipynb #f0f93e51
-def task_graph(n_shots: int) -> dict[str, list[str]]:
+def task_graph(
+    n_shots: int,
+    continued=(),  # indices of the shots with cut: false (each needs the shot before it, and no transition leads in)
+) -> dict[str, list[str]]:
     "The tasks of one story's run, by manifest record name, each with the tasks whose artifacts it needs."
     kf = [f"keyframe/{i:03d}" for i in range(n_shots)]
     shots = [f"shot/{i:03d}" for i in range(n_shots)]
-    trs = [f"transition/{j:03d}-{j + 1:03d}" for j in range(n_shots - 1)]
+    trs = [f"transition/{j:03d}-{j + 1:03d}" for j in range(n_shots - 1) if j + 1 not in continued]
     g = {"script": []}
     g.update({k: ["script"] + kf[i - 1 : i] for i, k in enumerate(kf)})
-    g.update({s: [kf[i]] for i, s in enumerate(shots)})
-    g.update({t: [shots[j], shots[j + 1]] for j, t in enumerate(trs)})
+    g.update({s: [kf[i]] + (shots[i - 1 : i] if i in continued else []) for i, s in enumerate(shots)})
+    g.update({t: [f"shot/{t[11:14]}", f"shot/{t[15:18]}"] for t in trs})
     g["final"] = kf + shots + trs
     return g
 
@@ -331,7 +334,7 @@ class RayGraph:
             self.want = {
                 "keyframes": n,
                 "shots": n if "shots" in stages else 0,
-                "transitions": max(n - 1, 0) if "transitions" in stages else 0,
+                "transitions": sum(s.cut for s in script.shots[1:]) if "transitions" in stages else 0,
             }
             self.done = {k: {} for k in self.want}
             self.pending, self.ready, self.idle, self.errors = {}, [], [], []
@@ -394,15 +397,18 @@ class RayGraph:
             extra={"file_only": True},
         )
         n = len(self.script.shots)
+        shots = self.script.shots
         if kind == "keyframes":
-            if self.want["shots"]:
+            if self.want["shots"] and (shots[i].cut or i - 1 in self.done["shots"]):  # cut: false waits for the shot before
                 self.ready.append(("shots", i))
             if len(self.done["keyframes"]) == n and self.kw is not None:
                 self.ray.kill(self.kw)  # the chain is done: free its GPU for the video workers
                 self.kw = None
-        elif kind == "shots" and self.want["transitions"]:
-            for j in (i - 1, i):
-                if 0 <= j < n - 1 and j in self.done["shots"] and j + 1 in self.done["shots"]:
+        elif kind == "shots":
+            if i + 1 < n and not shots[i + 1].cut and i + 1 in self.done["keyframes"]:
+                self.ready.append(("shots", i + 1))  # the shot that continues this one
+            for j in (i - 1, i) if self.want["transitions"] else ():
+                if 0 <= j < n - 1 and shots[j + 1].cut and j in self.done["shots"] and j + 1 in self.done["shots"]:
                     self.ready.append(("transitions", j))
 
     def wait(self, kind: str) -> list:
@@ -418,7 +424,7 @@ class RayGraph:
             ready, _ = self.ray.wait(list(self.pending), num_returns=1)
             for ref in ready:
                 self._finish(ref)
-        return [self.done[kind][i] for i in range(self.want[kind])]
+        return [self.done[kind][i] for i in sorted(self.done[kind])]  # transitions: the pairs that cut
 
     def assemble(self, script, keyframes, clips, transitions, fps: float):
         "The assembly as a Ray task (its GPUs: ray_gpus.assemble, 0 by default); its records merged here."

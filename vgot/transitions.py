@@ -722,7 +722,7 @@ def generate_transitions(
     store: RunStore,  # the run folder: reads the shots, writes transitions/
     progress: bool = True,  # show a progress bar
 ) -> list:
-    "Module 4's stage: a Transition between every two neighbouring shots, written to the run folder, resumable."
+    "Module 4's stage: a Transition between every two neighbouring shots that cut (none into a shot with cut: false), written to the run folder, resumable."
     config.validate()
     clips = sorted(clips, key=lambda c: c.shot)
     if [c.shot for c in clips] != list(range(len(script.shots))):
@@ -731,6 +731,7 @@ def generate_transitions(
             f"0..{len(script.shots) - 1}; make every shot first"
         )
     out = []
-    for j in tqdm(range(len(clips) - 1), desc="transitions", disable=not progress or len(clips) < 3):
+    pairs = [j for j in range(len(clips) - 1) if script.shots[j + 1].cut]  # an uncut shot runs on: no transition
+    for j in tqdm(pairs, desc="transitions", disable=not progress or len(pairs) < 2):
         out.append(generate_transition(script, j, clips[j], clips[j + 1], models, config, store))
     return out

@@ -660,14 +660,14 @@ class Storyboard:
         self.selected = i
         return c["clip"].read_bytes() if c["clip"] else None
 
-    def edit(self, i: int, prompt: Optional[str] = None, motion=None, **domains) -> Shot:
-        "Change shot i's prompt, camera motion (a CameraMotion or dict) or text domains, and write script.json (accepted by the run store)."
+    def edit(self, i: int, prompt: Optional[str] = None, motion=None, cut: Optional[bool] = None, **domains) -> Shot:
+        "Change shot i's prompt, camera motion (a CameraMotion or dict), cut (False: it continues the shot before) or text domains, and write script.json."
         bad = [k for k in domains if k not in DOMAINS]
         if bad:
-            raise VgotError(f"unknown shot field(s) {bad}; editable: prompt, motion, {', '.join(DOMAINS)}")
+            raise VgotError(f"unknown shot field(s) {bad}; editable: prompt, motion, cut, {', '.join(DOMAINS)}")
         self.reload()
         s = self.card(i)["shot"]
-        new = replace(s, **domains)
+        new = replace(s, **domains, **({} if cut is None else {"cut": cut}))
         if motion is not None:
             new.motion = CameraMotion(**motion) if isinstance(motion, dict) else motion
         if prompt is not None:
@@ -710,9 +710,9 @@ class Storyboard:
         return self.last
 
 # %% ../nbs/07_viz.ipynb #ff9ef558
-def shot_edits(shot: Shot, prompt: str, pan: float, tilt: float, zoom: float) -> dict:
+def shot_edits(shot: Shot, prompt: str, pan: float, tilt: float, zoom: float, cut: Optional[bool] = None) -> dict:
     "The keyword arguments of `Storyboard.edit` for what the editor's controls changed in `shot` (empty: nothing changed)."
-    kw = {}
+    kw = {} if cut is None or cut == shot.cut else {"cut": bool(cut)}
     if prompt != shot.prompt:
         kw["prompt"] = prompt
     m = CameraMotion(pan, tilt, zoom)
@@ -796,7 +796,9 @@ class ShotEditor(Storyboard, Explorer):
         rows = "".join(f"<div><b>{k}</b>: {html.escape(str(getattr(s, k)))}</div>" for k in DOMAINS)
         return (
             f'<div style="font-size:11px;line-height:1.25"><b>shot {s.index}</b> · {s.duration:.1f} s {_arrow_svg(s.motion, 30)}'
-            f"<br><small>pan {s.motion.pan:+.2f} tilt {s.motion.tilt:+.2f} zoom {s.motion.zoom:.2f}</small>{rows}</div>"
+            f"<br><small>pan {s.motion.pan:+.2f} tilt {s.motion.tilt:+.2f} zoom {s.motion.zoom:.2f}</small>"
+            + ("" if s.cut else f"<div><b>no cut</b>: continues shot {s.index - 1}</div>")
+            + f"{rows}</div>"
         )
 
     def widget(self):
@@ -812,6 +814,7 @@ class ShotEditor(Storyboard, Explorer):
         pan, tilt = (W.FloatSlider(0, min=-1, max=1, step=0.05, description=d) for d in ("pan", "tilt"))
         zoom = W.FloatSlider(1, min=0.5, max=2, step=0.05, description="zoom")
         regen, status = W.Button(description="regenerate", button_style="warning"), W.HTML()
+        cut = W.Checkbox(True, description="cut (unticked: runs on from the shot before)", indent=False)
 
         def refresh_cards():
             for i, s in enumerate(self.script.shots):
@@ -825,6 +828,7 @@ class ShotEditor(Storyboard, Explorer):
                 b.value = j == i
             s = self.script.shots[i]
             prompt.value, pan.value, tilt.value, zoom.value = s.prompt, s.motion.pan, s.motion.tilt, s.motion.zoom
+            cut.value, cut.disabled = s.cut, i == 0  # the first shot has nothing to continue
 
         def on_toggle(change, i):
             if change["new"] and self.selected != i or change["new"] and not video.value:
@@ -834,7 +838,7 @@ class ShotEditor(Storyboard, Explorer):
 
         def on_regen(_):
             i = self.selected
-            kw = shot_edits(self.script.shots[i], prompt.value, pan.value, tilt.value, zoom.value)
+            kw = shot_edits(self.script.shots[i], prompt.value, pan.value, tilt.value, zoom.value, cut.value)
             if not kw:
                 status.value = "nothing edited"
                 return
@@ -861,7 +865,7 @@ class ShotEditor(Storyboard, Explorer):
             ]
         )
         box = W.VBox(
-            [cards, W.HBox([video, W.VBox([prompt, pan, tilt, zoom, regen, status], layout=W.Layout(width="60%"))])]
+            [cards, W.HBox([video, W.VBox([prompt, pan, tilt, zoom, cut, regen, status], layout=W.Layout(width="60%"))])]
         )
         box.add_class("vgot-shot-editor")
         self.controls = dict(
@@ -873,6 +877,7 @@ class ShotEditor(Storyboard, Explorer):
             pan=pan,
             tilt=tilt,
             zoom=zoom,
+            cut=cut,
             regenerate=regen,
             status=status,
         )
