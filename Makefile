@@ -65,7 +65,7 @@ test-fast: check-export nbtest pytest-fast
 
 # Mutation check (not part of `make test`): breaks one piece of the method at a time in a temporary copy of vgot/
 # (the decoupled branch, the camera input, the last-frame condition, the GP order, the warp, the keyframe in the I2V
-# call), runs the tests that guard it, and ends with `N/M mutations caught`. tools/mutants.py lists them.
+# call, the latent condition of a continued shot), runs the tests that guard it, and ends with `N/M mutations caught`. tools/mutants.py lists them.
 mutants: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python tools/mutants.py
 

@@ -102,6 +102,18 @@ MUTATIONS = [
         ],
         ["tests/test_shots.py::test_the_keyframe_conditions_every_backend"],
     ),
+    Mutation(
+        "continue on the encoded image instead of the latent frames before",
+        "shots.py",
+        [
+            ("            cond[:, :, :k], mask[:, :, :k] = c, 0\n", "            pass\n"),
+            (
+                "        latents[:, n_extra : n_extra + n], mask[:, n_extra : n_extra + n] = tok, 1.0\n",
+                "        pass\n",
+            ),
+        ],
+        ["tests/test_continuation.py::test_a_continued_shot_starts_on_the_exact_latents_of_the_one_before"],
+    ),
 ]
 
 
