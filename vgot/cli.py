@@ -24,6 +24,7 @@ from .vistory import export_vistorybench
 from .script import generate_script, load_story, read_story
 from .script import EDITABLE, edit_shot
 from .keyframes import KeyframeConfig, generate_keyframes
+from .memory import MEMORY_MODES, pin_entry, read_bank
 from .camera import CameraTrainConfig
 from .camera_train import train_camera
 from .shots import BACKENDS, ShotConfig, generate_shots, load_keyframes
@@ -49,9 +50,9 @@ from .story import story_images
 # %% auto #0
 __all__ = ['setting_help', 'add_config_options', 'config_overrides', 'shared_options', 'cmd_version', 'cmd_info', 'add_info',
            'cmd_script', 'add_script', 'cmd_keyframes', 'cmd_shots', 'cmd_transitions', 'cmd_edit', 'add_edit',
-           'add_stages', 'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval', 'add_executor_options',
-           'cmd_run', 'add_run', 'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch', 'cmd_export',
-           'add_export', 'build_parser', 'quiet_libraries', 'main']
+           'cmd_memory', 'add_memory', 'add_stages', 'cmd_train_camera', 'add_train_camera', 'cmd_eval', 'add_eval',
+           'add_executor_options', 'cmd_run', 'add_run', 'cmd_demo', 'cmd_resume', 'cmd_batch', 'add_demo_resume_batch',
+           'cmd_export', 'add_export', 'build_parser', 'quiet_libraries', 'main']
 
 # %% ../nbs/08_cli.ipynb #9afdda5b
 def setting_help(cls) -> dict[str, str]:
@@ -338,6 +339,30 @@ def add_edit(sub):
     )
     p.set_defaults(func=cmd_edit)
 
+# %% ../nbs/08_cli.ipynb #c954724b
+def cmd_memory(args) -> int:
+    store = RunStore(args.run_dir, create=False)
+    for a in args.pin or []:
+        loc, eq, image = a.partition("=")
+        if not eq or not loc.strip() or not image.strip():
+            raise VgotError(f"--pin {a!r}: expected LOCATION=IMAGE, e.g. beach=my_beach.png")
+        with store.lock():
+            e = pin_entry(store, loc.strip(), image.strip())
+        print(f"{e.id}: pinned {e.image}; shots {', '.join(map(str, e.shots))} are redone by `vgot resume {args.run_dir}`")
+    bank = read_bank(store)
+    if bank is None:
+        raise VgotError(f"{store.root}: no memory.json yet: run the keyframe stage first")
+    for e in bank.entries:
+        print(f"{e.kind:9s}  {e.id:16s}  {e.image or '-':32s}  {e.source:11s}  shots {', '.join(map(str, e.shots))}")
+    return 0
+
+
+def add_memory(sub):
+    p = sub.add_parser("memory", help="show a run's memory bank (places, characters, their pictures); pin a place's picture")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
+    p.add_argument("--pin", action="append", metavar="LOCATION=IMAGE", help="use IMAGE as the picture of LOCATION (repeatable)")
+    p.set_defaults(func=cmd_memory)
+
 # %% ../nbs/08_cli.ipynb #f255e223
 def add_stages(sub):
     "vgot keyframes | shots | transitions RUN_DIR: one stage at a time, each with its config's settings as options."
@@ -611,9 +636,11 @@ def cmd_run(args) -> int:
         cfg.evaluate = True
     for a in args.set or []:
         cfg.set(a)
+    if args.memory is not None:  # the keyframes' memory branch (02b_memory), a shorthand of --set keyframes.memory=
+        cfg.set(f"keyframes.memory={args.memory}")
     if prev:
         given = {k for k in ("preset", "seed", "device", "dtype", "planner", "fps", "executor", "ray_address") if getattr(args, k) is not None}
-        _check_remembered(cfg, run_dir / "run.json", given | {a.split("=")[0].split(".")[0] for a in args.set or []})
+        _check_remembered(cfg, run_dir / "run.json", given | {a.split("=")[0].split(".")[0] for a in args.set or []} | ({"keyframes"} if args.memory else set()))
     if prev and not args.quiet:
         ch = cfg.changes(prev)
         print(
@@ -645,6 +672,11 @@ def add_run(sub):
     p.add_argument("--dtype", help="auto | float32 | float16 | bfloat16 (default: the run's, else auto)")
     p.add_argument("--planner", help="script planner: rules | transformers | openai (default: the preset's)")
     p.add_argument("--fps", type=float, help="frame rate of the final video")
+    p.add_argument(
+        "--memory",
+        choices=MEMORY_MODES,
+        help="what each keyframe's memory branch sees: previous (keyframe; the default) | bank (the place's first keyframe) | none",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -783,7 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_edit, add_train_camera, add_eval, add_export):
+    for add in (add_info, add_run, add_demo_resume_batch, add_script, add_stages, add_edit, add_memory, add_train_camera, add_eval, add_export):
         add(sub)
     for p in sub.choices.values():  # `vgot run STORY --debug` as well as `vgot --debug run STORY`
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")

@@ -205,6 +205,7 @@ class Shot(Artifact):
     )  # name -> identity image, relative to assets/characters/
     prompt: str = ""  # p_j: prompt for the image model; empty (or the composed text): composed from the domains
     cut: bool = True  # False: the shot continues the previous one's action in the same place, without a cut
+    location: str = ""  # the place's stable id ("beach"): a returning place has the same id (the memory bank's key)
 
     def _composed(self) -> Optional[_ComposedPrompt]:
         "The prompt composed from the five domains (None while one is not text)."
@@ -249,14 +250,18 @@ class Shot(Artifact):
             check_relpath(f"identity_refs.{k}", v)
         check_text("prompt", self.prompt)
         check_type("cut", self.cut, bool)
+        check_type("location", self.location, str)
+        if self.location and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", self.location):
+            raise ValidationError("location", self.location, "is not an id: lower-case letters, digits, - and _, at most 40")
         if not self.cut and self.index == 0:
             raise ValidationError("cut", self.cut, "is false on the first shot, which has no shot before it to continue")
         return self
 
     def to_dict(self) -> dict:
         d = super().to_dict()
-        if d["cut"] is True:
-            del d["cut"]  # shots that cut (the usual) hash and read as they always did
+        for k, usual in (("cut", True), ("location", "")):
+            if d[k] == usual:
+                del d[k]  # shots without them hash and read as they always did
         return d
 
 # %% ../nbs/00_core.ipynb #c3483e0d
@@ -671,7 +676,7 @@ def package_versions(names=("vgot", "torch", "diffusers", "transformers", "gpyto
 # %% ../nbs/00_core.ipynb #b1ef5776
 RUN_NAMES = (".lock", "run.json", "run.log", "story.json", "script.json", "assets", "keyframes", "shots",
              "transitions", "final.mp4", "storyboard.png", "report.html", "metrics.json", "metrics_shots.png",
-             "metrics_joints.png", "vgot", "generate.ipynb", "generate.ipynb.partial", "vgot_protocol.json",
+             "metrics_joints.png", "vgot", "generate.ipynb", "generate.ipynb.partial", "vgot_protocol.json", "memory.json",
              "vgot_protocol.md")  # what vgot writes into a run folder
 _TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")  # atomic_path's temporaries
 

@@ -80,7 +80,7 @@ PLAN = (  # floor by floor, bottom to top (ARCHITECTURE.md)
     ("checks", "seeds", "core", "media", "house"),  # artifacts, run store, files; this page's own reader of the code
     ("tiny", "models"),  # where models live, the tiny set, presets and loading
     ("attention", "camera", "camera_unet", "camera_dit", "camera_train", "gp_path", "continuation"),  # the method's math
-    ("story", "repair", "planners", "shotcards", "vistory", "script", "keyframes", "shots", "transitions", "vbench_dims", "metrics", "metric_tables"),
+    ("story", "repair", "planners", "shotcards", "vistory", "script", "memory", "keyframes", "shots", "transitions", "vbench_dims", "metrics", "metric_tables"),
     ("world", "world_video", "world_effects"),  # the trained world: its pictures, clips, oracles and training, measured through the stages
 ("run_config", "assembly", "task_graph", "pipeline"),  # the order of the stages
     ("cli", "viz"),  # the command line and the explorers

@@ -22,13 +22,15 @@ from .core import StageConfig, setting, compose_prompt, shot_domains, fit_prompt
 from .attention import install_decoupled_attention, remove_decoupled_attention, projection_kind
 from .core import check_template
 from .core import VgotWarning
+from .memory import MEMORY_FILE, MEMORY_MODES, build_bank, memory_plan, read_bank
 
 # %% auto #0
 __all__ = ['BRANCHES', 'IP_ADAPTER_FORMATS', 'KeyframeConfig', 'portrait_rel', 'shot_characters', 'identity_plan',
            'load_conditioning_image', 'encode_images', 'negative_embeds', 'zero_embeds', 'embed_width', 'branch_embeds',
            'torch_isfinite', 'render', 'token_budget', 'fit_shot_prompt', 'warn_cuts', 'PortraitJob', 'portrait_job',
-           'ensure_portraits', 'identity_paths', 'keyframe_hash', 'finished_keyframes', 'Conditioning',
-           'branch_conditioning', 'install_branches', 'shot_embeds', 'make_keyframe', 'generate_keyframes']
+           'ensure_portraits', 'identity_paths', 'memory_png', 'write_bank', 'keyframe_hash', 'finished_keyframes',
+           'Conditioning', 'branch_conditioning', 'install_branches', 'shot_embeds', 'make_keyframe',
+           'generate_keyframes']
 
 # %% ../nbs/02_keyframe_generation.ipynb #685cb857
 BRANCHES = ("identity", "prev")
@@ -45,7 +47,10 @@ class KeyframeConfig(StageConfig):
     steps: int = setting(2, lo=1, hi=1000)  # denoising steps
     guidance_scale: float = setting(5.0, lo=0.0, hi=50.0)  # classifier-free guidance scale s
     identity_scale: float = setting(0.6, lo=0.0, hi=5.0)  # λ_id of the identity branch
-    prev_scale: float = setting(0.4, lo=0.0, hi=5.0)  # λ_prev of the previous-keyframe branch
+    prev_scale: float = setting(0.4, lo=0.0, hi=5.0)  # λ_prev of the memory branch (the previous keyframe, or the bank's)
+    memory: str = setting(
+        "previous", choices=MEMORY_MODES
+    )  # that branch sees: "previous" keyframe (the method) | "bank" (the place's first keyframe, 02b_memory) | "none"
     negative_prompt: str = "blurry, low quality, deformed, distorted, watermark, text"  # for CFG
     # the prompt of a generated reference portrait
     portrait_prompt: str = "portrait of {name}, {description}, facing the camera, plain background, soft light"
@@ -64,6 +69,8 @@ class KeyframeConfig(StageConfig):
         if d["ip_adapter_format"] == "base":
             del d["ip_adapter_format"]
         d["ip_scale"] = d.pop("identity_scale")  # hashed under its former name: runs made before the rename resume
+        if d["memory"] == "previous":
+            del d["memory"]  # the method's own choice: runs made before the bank resume
         return d
 
 # %% ../nbs/02_keyframe_generation.ipynb #ee24430c
@@ -349,6 +356,34 @@ def identity_paths(shot: Shot, plan: dict, portraits: dict, store: RunStore) -> 
             raise VgotError(f"shot {shot.index}: identity image of {name}: {e}") from None
     return out
 
+# %% ../nbs/02_keyframe_generation.ipynb #ea77e1b2
+def _pins(store: RunStore) -> dict:
+    "The run's pinned place pictures (location id -> run-relative path)."
+    bank = read_bank(store)
+    return bank.pins() if bank is not None else {}
+
+
+def memory_png(
+    ref,  # a memory_plan entry: ("keyframe", j), ("pinned", path) or None
+    keyframes: list,  # the keyframes made so far (shot j's among them)
+    store: RunStore,
+) -> Optional[Path]:
+    "The file the memory branch of a shot sees (None: the branch is off for it)."
+    if ref is None:
+        return None
+    kind, what = ref
+    if kind == "pinned":
+        return store.path(what)
+    return store.path(keyframes[what].image)
+
+
+def write_bank(script: Script, config: KeyframeConfig, keyframes: list, plan: dict, store: RunStore):
+    "Write memory.json: each place's picture and each character's identity image, with the shots of each (pins kept)."
+    ids = {i: [(n, f"assets/characters/{rel}") for n, rel in refs] for i, refs in plan.items()}  # identity_plan: inside it
+    bank = build_bank(script, config.memory, keyframes, ids, old=read_bank(store))
+    if bank != read_bank(store):
+        store.write_artifact(MEMORY_FILE, bank)
+
 # %% ../nbs/02_keyframe_generation.ipynb #0596e0d0
 def keyframe_hash(shot: Shot, config: KeyframeConfig, models, seed: int, id_paths: list, prev_png) -> str:
     "The hash of everything a keyframe is made from: shot, settings, models, seed, identity images, previous keyframe."
@@ -369,8 +404,10 @@ def finished_keyframes(script: Script, models, config: KeyframeConfig, store: Ru
     jobs = [portrait_job(n, d, models, config, store) for n, d in need.items()]
     if not all(store.is_done(j.key, j.h) for j in jobs):
         return None
-    portraits, out, prev_png = {j.name: j.path for j in jobs}, [], None
+    portraits, out = {j.name: j.path for j in jobs}, []
+    refs = memory_plan(script, config.memory, _pins(store))
     for shot in script.shots:
+        prev_png = memory_png(refs[shot.index], out, store)
         try:
             id_paths = identity_paths(shot, plan, portraits, store)
         except VgotError:
@@ -379,7 +416,6 @@ def finished_keyframes(script: Script, models, config: KeyframeConfig, store: Ru
         if not store.is_done(f"keyframe/{shot.index:03d}", h):
             return None
         out.append(Keyframe.load(store.path(f"keyframes/{shot.index:03d}.json")))
-        prev_png = store.path(out[-1].image)
     return out
 
 # %% ../nbs/02_keyframe_generation.ipynb #a80c4851
@@ -491,6 +527,7 @@ def generate_keyframes(
     # 2. a resume with nothing to do loads no model
     done = finished_keyframes(script, models, config, store)
     if done is not None:
+        write_bank(script, config, done, plan, store)
         return done
     # 3. portraits, the two branches, the prompts' token budget
     cuts = {}
@@ -502,10 +539,11 @@ def generate_keyframes(
         attention_store.latent_hw = (config.height // f, config.width // f)
     # 4. each shot in order: reuse it when done, else render it with the previous keyframe
     procs = install_branches(cond, models, attention_store)
-    keyframes, prev_png = [], None
+    keyframes, refs = [], memory_plan(script, config.memory, _pins(store))
     try:
         for shot in tqdm(script.shots, desc="keyframes", disable=not progress, leave=False):
             i, id_paths = shot.index, identity_paths(shot, plan, portraits, store)
+            prev_png = memory_png(refs[i], keyframes, store)  # the previous keyframe, the place's in the bank, or none
             seed = derive_seed(config.seed, "keyframes", i)
             h = keyframe_hash(shot, config, models, seed, id_paths, prev_png)
             if store.is_done(f"keyframe/{i:03d}", h):
@@ -520,8 +558,8 @@ def generate_keyframes(
                 png_rel, lat_rel = store.keyframe_rel(i)
                 store.record(f"keyframe/{i:03d}", h, [png_rel, lat_rel, f"keyframes/{i:03d}.json"], stage="keyframes")
             keyframes.append(kf)
-            prev_png = store.path(kf.image)
     finally:
         remove_decoupled_attention(cond.pipe.unet)
     warn_cuts(cuts, budget)
+    write_bank(script, config, keyframes, plan, store)
     return keyframes

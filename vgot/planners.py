@@ -17,7 +17,7 @@ from .repair import SHOT_SCHEMA, PlanError, ShotRequest
 
 # %% auto #0
 __all__ = ['PLACE_NOUNS', 'HDR_RULES', 'CAMERA_RULES', 'PLANNERS', 'ScriptConfig', 'build_messages', 'Planner', 'stated_camera',
-           'continues_action', 'RulePlanner', 'TransformersPlanner', 'OpenAIPlanner', 'make_planner']
+           'continues_action', 'location_id', 'RulePlanner', 'TransformersPlanner', 'OpenAIPlanner', 'make_planner']
 
 # %% ../nbs/01c_planners.ipynb #f3766c60
 @dataclass
@@ -245,6 +245,17 @@ def continues_action(segment: str) -> bool:
     "Whether a story segment says the action of the shot before it goes on (keeps, continues, still, goes on, ...)."
     return bool(_CONTINUES.search(segment))
 
+# %% ../nbs/01c_planners.ipynb #12ed1642
+def location_id(background: str) -> str:
+    "A place's id from its words: the first place noun ('the spiral stairs of the lighthouse' -> 'stairs'), else a slug of the first words."
+    nouns = "|".join(sorted(PLACE_NOUNS, key=len, reverse=True))
+    m = re.search(rf"\b({nouns})(?:e?s)?\b", background, re.I)
+    if m:
+        return m.group(1).lower()
+    words = re.findall(r"[a-z0-9]+", background.lower())
+    words = [w for w in words if w not in ("the", "a", "an", "of", "in", "on", "at", "and")] or ["place"]
+    return "-".join(words[:3])[:40]
+
 # %% ../nbs/01c_planners.ipynb #5c7942bd
 def _places(text: str) -> list[str]:
     "Place noun phrases in `text`, in order ('the spiral stairs of the lighthouse', 'a sunny meadow')."
@@ -331,6 +342,7 @@ class RulePlanner(Planner):
             characters=[c.name for c in chars],
             # no cut where the segment carries the previous shot's action on, in the same place
             cut=not (req.prev is not None and continues_action(seg) and background == req.prev.background),
+            location=location_id(background),
         )
 
 # %% ../nbs/01c_planners.ipynb #b7118334

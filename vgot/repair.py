@@ -79,6 +79,10 @@ SHOT_SCHEMA = {
             "type": "string",
             "description": "p_j: the image prompt; composed from the five domains when left out",
         },
+        "location": {
+            "type": "string",
+            "description": "a short id of the place (e.g. beach); the same id whenever the story returns to that place",
+        },
         "cut": {
             "type": "boolean",
             "description": "false only when this shot continues the previous shot's action in the same place, without a cut",
@@ -280,6 +284,11 @@ def repair_shot(
     if "characters" in out and isinstance(out["characters"], list):
         names = {c.name.lower(): c.name for c in req.cast}
         out["characters"] = [names.get(x.lower(), x) if isinstance(x, str) else x for x in out["characters"]]
+    if isinstance(out.get("location"), str):
+        loc = re.sub(r"[^a-z0-9_-]+", "-", out["location"].strip().lower()).strip("-_")[:40]
+        if loc != out["location"]:
+            notes.append(f"location: {out['location']!r} written as the id {loc!r}")
+        out["location"] = loc
     if "cut" in out:
         c = out["cut"]
         c = {"true": True, "yes": True, "false": False, "no": False}.get(c.strip().lower(), c) if isinstance(c, str) else c

@@ -16,7 +16,7 @@ from .core import Shot, Story, ValidationError, VgotError, hash_inputs
 from .story import MAX_STORY_BYTES, _decode_story, find_cast, install_identity_images, parse_story, split_story
 from .repair import PlanError, ScriptWarning, ShotRequest, enforce_ranges, extract_json, get_embedder
 from .repair import coherence, repair_shot, resolve_identity_refs
-from .planners import Planner, RulePlanner, ScriptConfig
+from .planners import Planner, RulePlanner, ScriptConfig, location_id
 from .shotcards import VGOT_FILE, import_vgot_script, is_vgot_script
 from .vistory import import_vistory_story, is_vistory_story
 from .core import MAX_NESTING
@@ -128,6 +128,7 @@ def parse_shot(
         refs = d.pop("identity_refs", None)
         shot = Shot.from_dict(d)
         shot.identity_refs = resolve_identity_refs(refs, shot.characters, req.cast, store)
+        shot.location = shot.location or location_id(shot.background)  # every shot names its place
         shot.validate()
     except ValidationError as e:
         raise e.at(where) from None

@@ -623,34 +623,6 @@ def _latent_chain(
         times = latent_times(n_lat, r)
     return seq[off:], times, frames[:n], dict(tail_start=tail_start, anchor=anchor)
 
-# %% ../nbs/03_shot_generation.ipynb #7cc02287
-def _continues(store: RunStore, shot: Shot, config: ShotConfig) -> Optional[ShotClip]:
-    "The clip a shot with cut: false continues (checked: made, by the same backend); None for a shot that cuts."
-    if shot.cut:
-        return None
-    i, j = shot.index, shot.index - 1
-    p = store.path(f"shots/{j:03d}.json")
-    if not p.is_file():
-        raise VgotError(f"shot {i}: continues shot {j} without a cut (cut: false), and shot {j} has no clip yet: make it first")
-    prev = ShotClip.load(p)
-    if prev.backend != config.backend:
-        raise VgotError(
-            f"shot {i}: continues shot {j} without a cut, but shot {j} was made by '{prev.backend}' and this one would be "
-            f"by '{config.backend}': a continuous action is one video model's (remake shot {j}, or set cut: true)"
-        )
-    return prev
-
-
-def _chain_before(store: RunStore, prev: ShotClip, latent: bool) -> tuple[Optional[dict], Optional[Image.Image]]:
-    "What the continuing shot starts from: the chain so far for `_latent_chain` (latent), or the clip's last frame."
-    if not latent:
-        return None, Image.fromarray(read_video(store.path(prev.video))[0][-1])
-    t = load_tensors(store.path(prev.latents))
-    if "tail_start" not in t:
-        raise VgotError(f"shot {prev.shot + 1}: shot {prev.shot} was not made as a latent chain (continuation = frame, "
-                        f"or too short for context_frames): remake it with continuation = latent, or set continuation = frame")  # fmt: skip
-    return {"latents": t["latents"], "tail_start": t["tail_start"], "anchor": (t["anchor_mean"], t["anchor_std"])}, None
-
 # %% ../nbs/03_shot_generation.ipynb #2cedab36
 def _shot_hash(
     shot: Shot, config: ShotConfig, img_path: Path, models: Models, before: Optional[list] = None
@@ -697,6 +669,34 @@ def _write_shot(
         backend=config.backend,
         camera=config.camera,
     )
+
+# %% ../nbs/03_shot_generation.ipynb #7cc02287
+def _continues(store: RunStore, shot: Shot, config: ShotConfig) -> Optional[ShotClip]:
+    "The clip a shot with cut: false continues (checked: made, by the same backend); None for a shot that cuts."
+    if shot.cut:
+        return None
+    i, j = shot.index, shot.index - 1
+    p = store.path(f"shots/{j:03d}.json")
+    if not p.is_file():
+        raise VgotError(f"shot {i}: continues shot {j} without a cut (cut: false), and shot {j} has no clip yet: make it first")
+    prev = ShotClip.load(p)
+    if prev.backend != config.backend:
+        raise VgotError(
+            f"shot {i}: continues shot {j} without a cut, but shot {j} was made by '{prev.backend}' and this one would be "
+            f"by '{config.backend}': a continuous action is one video model's (remake shot {j}, or set cut: true)"
+        )
+    return prev
+
+
+def _chain_before(store: RunStore, prev: ShotClip, latent: bool) -> tuple[Optional[dict], Optional[Image.Image]]:
+    "What the continuing shot starts from: the chain so far for `_latent_chain` (latent), or the clip's last frame."
+    if not latent:
+        return None, Image.fromarray(read_video(store.path(prev.video))[0][-1])
+    t = load_tensors(store.path(prev.latents))
+    if "tail_start" not in t:
+        raise VgotError(f"shot {prev.shot + 1}: shot {prev.shot} was not made as a latent chain (continuation = frame, "
+                        f"or too short for context_frames): remake it with continuation = latent, or set continuation = frame")  # fmt: skip
+    return {"latents": t["latents"], "tail_start": t["tail_start"], "anchor": (t["anchor_mean"], t["anchor_std"])}, None
 
 # %% ../nbs/03_shot_generation.ipynb #a9e4d7c1
 def fit_keyframe(
