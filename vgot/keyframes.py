@@ -279,6 +279,8 @@ def _model_refs(models, format: str = "base") -> dict:
         "image_encoder": asdict(p.image_encoder),
         "ip_adapter": asdict(p.ip_adapter),
     }
+    if p.memory_adapter is not None and format == "base":
+        refs["memory_adapter"] = asdict(p.memory_adapter)  # presets without one hash as they always did
     if format == "plus":
         refs["ip_adapter_plus"] = asdict(p.ip_adapter_plus) if p.ip_adapter_plus else None
         refs["plus_image_encoder"] = asdict(p.plus_image_encoder) if p.plus_image_encoder else None
@@ -434,7 +436,7 @@ class Conditioning:
 def branch_conditioning(models, config: KeyframeConfig, branch_weights: Optional[dict] = None) -> Conditioning:
     "The pipeline, both branches' weights (the preset's of `config.ip_adapter_format` by default) and their encoder."
     fmt = config.ip_adapter_format
-    weights = branch_weights or {b: models.ip_adapter_weights_of(fmt) for b in BRANCHES}
+    weights = branch_weights or models.branch_weights_of(fmt)  # the memory branch's own, where the preset trained one
     if set(weights) != set(BRANCHES):
         raise VgotError(f"branch_weights must have the branches {BRANCHES}, got {sorted(weights)}")
     plain = {}

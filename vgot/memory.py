@@ -17,7 +17,7 @@ from .planners import location_id
 
 # %% auto #0
 __all__ = ['MEMORY_MODES', 'MEMORY_FILE', 'shot_location', 'memory_plan', 'MemoryEntry', 'MemoryBank', 'read_bank', 'build_bank',
-           'pin_entry']
+           'pin_entry', 'consistency_by_gap', 'gap_decay']
 
 # %% ../nbs/02b_memory.ipynb #c616cb50
 MEMORY_MODES = ("none", "previous", "bank")  # what the memory branch of a keyframe sees
@@ -155,3 +155,28 @@ def pin_entry(
     e.image, e.source, e.pinned = rel, "pinned", True
     store.write_artifact(MEMORY_FILE, bank)
     return e
+
+# %% ../nbs/02b_memory.ipynb #181d9f6c
+def consistency_by_gap(
+    script: Script,
+    images: list,  # one picture per shot (anything `score` reads)
+    score,  # score(picture, first picture of its place, location id) -> float
+) -> dict:
+    "{gap: mean score} over the shots that return to a place (gap = shots since the place was last seen)."
+    first, last, by_gap = {}, {}, {}
+    for s, im in zip(script.shots, images):
+        loc = shot_location(s)
+        if loc in first:
+            by_gap.setdefault(s.index - last[loc], []).append(float(score(im, images[first[loc]], loc)))
+        first.setdefault(loc, s.index)
+        last[loc] = s.index
+    return {g: sum(v) / len(v) for g, v in sorted(by_gap.items())}
+
+
+def gap_decay(curve: dict) -> float:
+    "The least-squares slope of a consistency-by-gap curve (score per shot of gap); 0 for fewer than two gaps."
+    if len(curve) < 2:
+        return 0.0
+    g, s = list(curve), list(curve.values())
+    mg, ms = sum(g) / len(g), sum(s) / len(s)
+    return sum((a - mg) * (b - ms) for a, b in zip(g, s)) / sum((a - mg) ** 2 for a in g)

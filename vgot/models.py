@@ -87,11 +87,14 @@ class Preset:
     plus_image_encoder: Optional[ModelRef] = (
         None  # the image encoder the Plus weights were trained with (None: image_encoder)
     )
+    memory_adapter: Optional[ModelRef] = (
+        None  # the memory branch's IP-Adapter weights, trained on places (None: ip_adapter serves both branches)
+    )
 
     def __post_init__(self):
         for n in ("t2i", "image_encoder", "ip_adapter", "llm", "clip", "dino"):
             setattr(self, n, ModelRef.of(getattr(self, n)))
-        for n in ("ip_adapter_plus", "plus_image_encoder"):
+        for n in ("ip_adapter_plus", "plus_image_encoder", "memory_adapter"):
             if getattr(self, n) is not None:
                 setattr(self, n, ModelRef.of(getattr(self, n)))
         self.i2v = {k: ModelRef.of(v) for k, v in self.i2v.items()}
@@ -587,6 +590,13 @@ class Models:
         if self.preset.ip_adapter_plus is None:
             raise VgotError(f"preset '{self.preset.name}' names no IP-Adapter Plus weights (ip_adapter_plus)")
         return self._get("ip_adapter:plus", lambda: load_ip_adapter_weights(self.preset.ip_adapter_plus))
+
+    def branch_weights_of(self, format: str = "base") -> dict:
+        "Each decoupled branch's IP-Adapter weights: the identity branch's, and the memory branch's own where the preset has them."
+        w = self.ip_adapter_weights_of(format)
+        if format != "base" or self.preset.memory_adapter is None:
+            return {"identity": w, "prev": w}
+        return {"identity": w, "prev": self._get("memory_adapter", lambda: load_ip_adapter_weights(self.preset.memory_adapter))}
 
     def image_encoder_of(self, format: str = "base"):
         "(encoder, processor) that the IP-Adapter weights of `format` were trained with."

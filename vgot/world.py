@@ -23,8 +23,8 @@ __all__ = ['COLOURS', 'SHAPES', 'PLACES', 'LIGHTS', 'GREY', 'HORIZON', 'GROUND',
            'draw_prop', 'render', 'render_portrait', 'look', 'caption', 'portrait_caption', 'read_place',
            'character_mask', 'shape_of', 'read_characters', 'read_portrait', 'prop_mask', 'layout_agreement',
            'held_out', 'random_scene', 'world_tokenizer', 'world_models', 'scenes_and_images', 'train_vae',
-           'train_vae_decoder', 'train_t2i', 'ip_pairs', 'ip_state_dict', 'train_ip', 'export_world', 'loss_curves',
-           'train_world']
+           'train_vae_decoder', 'train_t2i', 'ip_pairs', 'ip_state_dict', 'train_ip', 'train_place', 'export_world',
+           'loss_curves', 'train_world']
 
 # %% ../nbs/09_world.ipynb #15596fe3
 COLOURS = {  # a character's colour: its name and RGB
@@ -711,13 +711,13 @@ def train_t2i(root: Path, steps: int = 6000, batch: int = 32, n: int = 12000, se
     st.save(k, done=True, seconds=round(time.time() - st.t0))
 
 # %% ../nbs/09_world.ipynb #6c4ee678
-def ip_pairs(n: int, seed: int, exclude=frozenset()):
-    "IP-Adapter training pairs: (target description, reference picture, task) with task 'identity' or 'place'."
+def ip_pairs(n: int, seed: int, exclude=frozenset(), place_only: bool = False):
+    "IP-Adapter training pairs: (target description, reference picture, task) with task 'identity' or 'place' (or 'place' only)."
     r = random.Random(seed)
     out = []
     for _ in range(n):
         s = random_scene(r, exclude, max_figures=1 if r.random() < 0.5 else 2)
-        if r.random() < 0.5:  # identity: the reference is the portrait of the scene's (first) character
+        if not place_only and r.random() < 0.5:  # identity: the reference is the portrait of the scene's (first) character
             f = s.figures[0]
             ref = render_portrait(f.colour, f.shape, facing=r.choice((-1, 1)))
             out.append((s, ref, "identity"))
@@ -752,8 +752,8 @@ def _pixel_values(ims: np.ndarray, processor):
 
 
 def train_ip(root: Path, steps: int = 600, batch: int = 32, n: int = 8000, seed: int = 3, every: int = 100,
-             lr: float = 3e-4, drop_image: float = 0.1):  # fmt: skip
-    "Stage 3: the image encoder, image projection and decoupled K', V' (UNet, text encoder frozen); identity from portraits, place from scenes."
+             lr: float = 3e-4, drop_image: float = 0.1, name: str = "ip", place_only: bool = False):  # fmt: skip
+    "Stage 3: the image encoder, image projection and decoupled K', V' (UNet, text encoder frozen); identity from portraits, place from scenes. `name='place'`: the memory branch, on places only, on stage 3's frozen encoder."
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, PreTrainedTokenizerFast
@@ -763,6 +763,11 @@ def train_ip(root: Path, steps: int = 600, batch: int = 32, n: int = 8000, seed:
     torch.manual_seed(seed)
     m = world_models(8)
     enc, proc = m["image_encoder"], m["processor"]
+    if place_only:  # the memory branch reads pictures with the identity branch's encoder: one encoder for both
+        from transformers import CLIPVisionModelWithProjection
+
+        enc = CLIPVisionModelWithProjection.from_pretrained(root / "ckpt" / "ip" / "image_encoder")
+        enc.requires_grad_(False)
     unet = UNet2DConditionModel.from_pretrained(c2 / "unet")
     text = CLIPTextModel.from_pretrained(c2 / "text_encoder")
     tok = PreTrainedTokenizerFast.from_pretrained(c2 / "tokenizer")
@@ -775,11 +780,12 @@ def train_ip(root: Path, steps: int = 600, batch: int = 32, n: int = 8000, seed:
     for p in ip_params:
         p.requires_grad_(True)
     adapter = torch.nn.ModuleList([unet.encoder_hid_proj, *[pr for pr in unet.attn_processors.values() if hasattr(pr, "to_k_ip")]])
-    opt = torch.optim.AdamW([*enc.parameters(), *ip_params], lr, weight_decay=1e-2)
-    st = _Stage(root, "ip", {"image_encoder": enc, "adapter": adapter}, opt)
+    trained = ip_params if place_only else [*enc.parameters(), *ip_params]
+    opt = torch.optim.AdamW(trained, lr, weight_decay=1e-2)
+    st = _Stage(root, name, {"adapter": adapter} if place_only else {"image_encoder": enc, "adapter": adapter}, opt)
     if st.done:
         return
-    pairs = ip_pairs(n, seed, frozenset(held_out()))
+    pairs = ip_pairs(n, seed, frozenset(held_out()), place_only=place_only)
     targets = np.stack([render(s) for s, _, _ in pairs])
     refs = np.stack([ref for _, ref, _ in pairs])
     lat = _encode_latents(vae, targets)
@@ -799,14 +805,15 @@ def train_ip(root: Path, steps: int = 600, batch: int = 32, n: int = 8000, seed:
             texts.append("" if r.random() < 0.05 else caption(s, r, hide_look=hide))
         with torch.no_grad():
             c = _encode_text(tok, text, texts)
-        e = enc(_pixel_values(refs[idx.numpy()], proc)).image_embeds
+        with torch.set_grad_enabled(not place_only):  # a frozen encoder keeps no graph
+            e = enc(_pixel_values(refs[idx.numpy()], proc)).image_embeds
         keep = (torch.rand(batch, generator=g) >= drop_image).float()[:, None]
         e = e * keep  # an absent image is zeros, as vgot passes under classifier-free guidance
         pred = unet(sched.add_noise(x0, ε, t), t, c, added_cond_kwargs={"image_embeds": [e[:, None]]}).sample
         loss = (pred - ε).pow(2).mean()
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([*enc.parameters(), *ip_params], 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         k += 1
         if k % 10 == 0:
@@ -819,12 +826,18 @@ def train_ip(root: Path, steps: int = 600, batch: int = 32, n: int = 8000, seed:
     (st.dir / "ip_adapter").mkdir(exist_ok=True)
     save_file({f"{a}.{b}": t.contiguous() for a, d in w.items() for b, t in d.items()},
               str(st.dir / "ip_adapter" / "ip_adapter.safetensors"))  # fmt: skip
-    enc.save_pretrained(st.dir / "image_encoder", safe_serialization=True)
-    proc.save_pretrained(st.dir / "image_encoder")
+    if not place_only:
+        enc.save_pretrained(st.dir / "image_encoder", safe_serialization=True)
+        proc.save_pretrained(st.dir / "image_encoder")
     st.save(k, done=True, seconds=round(time.time() - st.t0))
 
+
+def train_place(root: Path, steps: int = 1500, seed: int = 5, **kw):
+    "Stage 4: the memory branch's IP-Adapter (02b_memory): pairs of the same place and layout under other characters and light."
+    return train_ip(root, steps=steps, seed=seed, name="place", place_only=True, **kw)
+
 # %% ../nbs/09_world.ipynb #87cc62d3
-WORLD_STAGES = ("vae", "vae_decoder", "t2i", "ip")
+WORLD_STAGES = ("vae", "vae_decoder", "t2i", "ip", "place")
 
 
 def export_world(root: Path, out: Path, dtype: str = "float16"):
@@ -854,8 +867,10 @@ def export_world(root: Path, out: Path, dtype: str = "float16"):
         enc.save_pretrained(tmp / "image_encoder", safe_serialization=True)
         CLIPImageProcessor.from_pretrained(c / "ip" / "image_encoder").save_pretrained(tmp / "image_encoder")
         (tmp / "ip_adapter").mkdir()
-        w = load_file(str(c / "ip" / "ip_adapter" / "ip_adapter.safetensors"))
-        save_file({k: v.to(dt) for k, v in w.items()}, str(tmp / "ip_adapter" / "ip_adapter.safetensors"))
+        for stage, name in (("ip", "ip_adapter"), ("place", "ip_adapter_place")):  # the memory branch's, once trained
+            if (c / stage / "ip_adapter").is_dir():
+                w = load_file(str(c / stage / "ip_adapter" / "ip_adapter.safetensors"))
+                save_file({k: v.to(dt) for k, v in w.items()}, str(tmp / "ip_adapter" / f"{name}.safetensors"))
         info = {s: json.loads((c / s / "done.json").read_text()) for s in WORLD_STAGES if (c / s / "done.json").exists()}
         (tmp / "training.json").write_text(json.dumps(info, indent=1))
         if out.exists():
@@ -891,8 +906,8 @@ def train_world(root, stages=WORLD_STAGES, scale: float = 1.0, out=None):
     "`make world`: train each stage not yet done into `root` (resumable), then export the preset's folders to `out`."
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    fns = dict(vae=train_vae, vae_decoder=train_vae_decoder, t2i=train_t2i, ip=train_ip)
-    steps = dict(vae=3000, vae_decoder=800, t2i=6000, ip=600)
+    fns = dict(vae=train_vae, vae_decoder=train_vae_decoder, t2i=train_t2i, ip=train_ip, place=train_place)
+    steps = dict(vae=3000, vae_decoder=800, t2i=6000, ip=600, place=1500)
     for s in stages:
         if s not in fns:
             raise VgotError(f"world: stage '{s}' is not one of {', '.join(fns)}")
