@@ -17,7 +17,7 @@ from .planners import location_id
 
 # %% auto #0
 __all__ = ['MEMORY_MODES', 'MEMORY_FILE', 'shot_location', 'memory_plan', 'MemoryEntry', 'MemoryBank', 'read_bank', 'build_bank',
-           'pin_entry', 'consistency_by_gap', 'gap_decay']
+           'pin_entry', 'bank_figure', 'consistency_by_gap', 'gap_decay']
 
 # %% ../nbs/02b_memory.ipynb #c616cb50
 MEMORY_MODES = ("none", "previous", "bank")  # what the memory branch of a keyframe sees
@@ -155,6 +155,27 @@ def pin_entry(
     e.image, e.source, e.pinned = rel, "pinned", True
     store.write_artifact(MEMORY_FILE, bank)
     return e
+
+# %% ../nbs/02b_memory.ipynb #e978481d
+def bank_figure(store: RunStore, size: float = 1.6):
+    "A matplotlib figure of the run's bank: a card per entity (picture, id, source, shots)."
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    bank = read_bank(store)
+    if bank is None:
+        raise VgotError(f"{store.root}: no {MEMORY_FILE} yet: run the keyframe stage first")
+    n = max(1, len(bank.entries))
+    fig, axs = plt.subplots(1, n, figsize=(size * n, size * 1.35), squeeze=False)
+    for ax, e in zip(axs[0], bank.entries):
+        p = store.path(e.image) if e.image else None
+        if p is not None and p.is_file():
+            ax.imshow(np.asarray(load_image(p, f"bank picture of {e.id}")))
+        ax.set_title(f"{e.kind}: {e.id}", fontsize=8)
+        ax.set_xlabel(f"{e.source}{' (pinned)' if e.pinned else ''}\nshots {', '.join(map(str, e.shots))}", fontsize=7)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/02b_memory.ipynb #181d9f6c
 def consistency_by_gap(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -21,7 +22,7 @@ from .world_video import ACTION_WORDS, MOVE_PHRASES, Clip, clip_frames, motion_c
 
 # %% auto #0
 __all__ = ['world_shot', 'keyframes_of', 'text_following', 'identity_following', 'place_keeping', 'token_attention',
-           'held_out_clips', 'clip_shot', 'shot_following']
+           'return_keeping', 'held_out_clips', 'clip_shot', 'shot_following']
 
 # %% ../nbs/09b_world_effects.ipynb #369923e5
 def world_shot(index: int, scene: Scene, names: list, hide_look: bool = False, verb: str = "waits",
@@ -123,6 +124,25 @@ def token_attention(models, run_dir, scene: Scene, word: str, seed: int = 0) -> 
     cs = read_characters(im)
     mask = cs[0]["mask"] if cs else np.zeros(im.shape[:2], bool)
     return dict(map=m, image=im, mask=mask, inside=float(m[mask].sum() / m.sum()), area=float(mask.mean()))
+
+# %% ../nbs/09b_world_effects.ipynb #b92dc9f0
+def return_keeping(models, run_dir, memory: str = "bank", trips: int = 12, seed: int = 0) -> dict:
+    "Layout agreement of a returning place's keyframe with its first visit, and the place read at the return, over `trips` trips A, B, C, A."
+    r = random.Random(seed)
+    agree, right, images = [], [], []
+    for k in range(trips):
+        a, b, c = r.sample(list(PLACES), 3)
+        fig = Figure(r.choice(list(COLOURS)), r.choice(SHAPES))
+        scenes = [Scene(p, "noon", 0, [fig]) for p in (a, b, c, a)]
+        shots = [world_shot(i, s, ["Pip"]) for i, s in enumerate(scenes)]
+        for s, sc in zip(shots, scenes):
+            s.location = sc.place
+        ims = keyframes_of(shots, models, Path(run_dir) / f"trip{k}", identity_scale=0.0, memory=memory, seed=seed + k)
+        (p0, l0), (p3, l3) = read_place(ims[0]), read_place(ims[3])
+        agree.append(layout_agreement(ims[0], ims[3], a, l0, l3))
+        right.append(p3 == a)
+        images.append(ims)
+    return dict(agreement=float(np.mean(agree)), place_right=float(np.mean(right)), per_trip=agree, images=images)
 
 # %% ../nbs/09b_world_effects.ipynb #9a010805
 def held_out_clips(n: int, seed: int = 0) -> list[Clip]:
