@@ -235,8 +235,8 @@ def stated_camera(segment: str, duration: float) -> Optional[tuple[str, CameraMo
 
 # %% ../nbs/01c_planners.ipynb #a6d4fca6
 _CONTINUES = re.compile(
-    r"\b(continues?|continuing|keeps? (?:on )?\w+ing|still|goes on|carries on|without (?:stopping|a pause|a break)"
-    r"|on and on|runs? on|drifts? on)\b",
+    r"\b(continues?|continuing|keeps? (?:on )?\w+ing|(?:is|are|was|were) still \w+ing|goes on|carries on"
+    r"|without (?:stopping|a pause|a break)|on and on|runs? on|drifts? on)\b",
     re.I,
 )
 
