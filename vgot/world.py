@@ -837,7 +837,7 @@ def train_place(root: Path, steps: int = 1500, seed: int = 5, **kw):
     return train_ip(root, steps=steps, seed=seed, name="place", place_only=True, **kw)
 
 # %% ../nbs/09_world.ipynb #87cc62d3
-WORLD_STAGES = ("vae", "vae_decoder", "t2i", "ip", "place")
+WORLD_STAGES = ("vae", "vae_decoder", "t2i", "ip")  # train_place (the memory branch) is measured, not yet shipped
 
 
 def export_world(root: Path, out: Path, dtype: str = "float16"):
@@ -867,10 +867,8 @@ def export_world(root: Path, out: Path, dtype: str = "float16"):
         enc.save_pretrained(tmp / "image_encoder", safe_serialization=True)
         CLIPImageProcessor.from_pretrained(c / "ip" / "image_encoder").save_pretrained(tmp / "image_encoder")
         (tmp / "ip_adapter").mkdir()
-        for stage, name in (("ip", "ip_adapter"), ("place", "ip_adapter_place")):  # the memory branch's, once trained
-            if (c / stage / "ip_adapter").is_dir():
-                w = load_file(str(c / stage / "ip_adapter" / "ip_adapter.safetensors"))
-                save_file({k: v.to(dt) for k, v in w.items()}, str(tmp / "ip_adapter" / f"{name}.safetensors"))
+        w = load_file(str(c / "ip" / "ip_adapter" / "ip_adapter.safetensors"))
+        save_file({k: v.to(dt) for k, v in w.items()}, str(tmp / "ip_adapter" / "ip_adapter.safetensors"))
         info = {s: json.loads((c / s / "done.json").read_text()) for s in WORLD_STAGES if (c / s / "done.json").exists()}
         (tmp / "training.json").write_text(json.dumps(info, indent=1))
         if out.exists():
@@ -907,7 +905,7 @@ def train_world(root, stages=WORLD_STAGES, scale: float = 1.0, out=None):
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     fns = dict(vae=train_vae, vae_decoder=train_vae_decoder, t2i=train_t2i, ip=train_ip, place=train_place)
-    steps = dict(vae=3000, vae_decoder=800, t2i=6000, ip=600, place=1500)
+    steps = dict(vae=3000, vae_decoder=800, t2i=6000, ip=600, place=1500)  # place: train_world(root, stages=("place",))
     for s in stages:
         if s not in fns:
             raise VgotError(f"world: stage '{s}' is not one of {', '.join(fns)}")
