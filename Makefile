@@ -13,7 +13,7 @@ export VGOT_HOME ?= $(CURDIR)/.vgot_home
 export PYTHONHASHSEED := 0
 STAMP   := $(VENV)/.vgot-installed
 
-.PHONY: install demo test test-fast export check-export nbtest pytest pytest-fast batch bench lab clean readme world mutants
+.PHONY: install demo test test-fast test-slow test-all pytest-slow export check-export nbtest pytest pytest-fast batch bench lab clean readme world mutants
 
 install: $(STAMP)
 
@@ -51,15 +51,23 @@ nbtest: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
-	$(BIN)/python -m pytest -q tests/
+	$(BIN)/python -m pytest -q -m "not slow" tests/
 
-test: check-export nbtest browser-deps pytest
+# the slow suites (tests/conftest.py SLOW_FILES: whole runs killed and resumed, Ray, the browser, real architectures,
+# the world's measurements; about half an hour on 2 cores). CI runs `make test` and then these.
+pytest-slow: install browser-deps
+	$(BIN)/python -m pytest -q -m slow tests/
 
-# while developing: everything but the slow suites (real architectures, about a minute and 6.5 GB; the browser, Ray,
-# packaging and bad-input corpus suites, a few minutes together). CI runs `make test`, which runs them all.
+# `make test`: the notebooks, the export check and every test not marked slow (under 20 minutes on 2 cores)
+test: check-export nbtest pytest
+
+test-slow: pytest-slow
+
+test-all: test test-slow
+
+# the inner loop: `make test` without the packaging and bad-input corpus suites
 pytest-fast: install
-	$(BIN)/python -m pytest -q -m "not real_size" --ignore=tests/test_browser.py --ignore=tests/test_ray.py \
-	  --ignore=tests/test_packaging.py --ignore=tests/test_corpus.py tests/
+	$(BIN)/python -m pytest -q -m "not slow and not real_size" --ignore=tests/test_packaging.py --ignore=tests/test_corpus.py tests/
 
 test-fast: check-export nbtest pytest-fast
 

@@ -45,3 +45,18 @@ def run_cli(*argv):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "real_size: real architectures at their published widths (minutes, GBs); `make test-fast` skips them")
+    config.addinivalue_line("markers", "slow: whole runs, killed processes, Ray, the browser, the world's measurements (`make test-slow`; CI runs them after `make test`)")
+
+# The suites that run whole generations in subprocesses, kill them, start Ray clusters or a browser, or measure the world
+# preset: together about two thirds of the suite's time (measured 2026-12-07: 1,900 of 3,050 s on 2 busy cores). They
+# run in `make test-slow`, which CI runs after `make test`; `make test` stays the inner loop's size.
+SLOW_FILES = {"test_real_size.py", "test_pipeline.py", "test_trust.py", "test_ray.py", "test_protocol.py",
+              "test_world_keyframes.py", "test_browser.py"}
+SLOW_TESTS = {"test_camera.py::test_trained_adapter_uses_the_camera", "test_faces.py::test_tiny_run_reports_no_faces"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = Path(str(item.fspath)).name
+        if name in SLOW_FILES or f"{name}::{item.originalname}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
