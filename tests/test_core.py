@@ -135,3 +135,24 @@ def test_save_tensors_writes_the_same_bytes_every_time(tmp_path):
     assert len(sums) == 1
     assert torch.equal(load_tensors(tmp_path / "0.safetensors")["latents"], torch.arange(6.0).reshape(2, 3))
     with safe_open(str(tmp_path / "0.safetensors"), "pt") as f: assert f.metadata() == {k: str(v) for k, v in meta.items()}
+
+
+def test_a_killed_runs_ffmpeg_is_stopped_before_its_temporary_is_removed(tmp_path):
+    "A run killed while encoding leaves its ffmpeg finishing a temporary: the resume's clean-up kills it, then removes the file."
+    import subprocess, time
+    import imageio_ffmpeg
+    from vgot.core import remove_orphan_temporaries
+    shots = tmp_path / "run" / "shots"; shots.mkdir(parents=True)
+    tmp = shots / ".000.mp4.abcd1234.tmp.mp4"
+    ff = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                           "-s", "8x8", "-r", "4", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)],
+                          stdin=subprocess.PIPE, start_new_session=True)  # its own session: a kill of vgot spares it
+    ff.stdin.write(bytes(8 * 8 * 3) * 64); ff.stdin.flush()  # frames, and the pipe left open: still writing
+    for _ in range(200):
+        if tmp.exists(): break
+        time.sleep(0.05)
+    assert tmp.exists() and ff.poll() is None
+    assert remove_orphan_temporaries(tmp_path / "run") == ["shots/.000.mp4.abcd1234.tmp.mp4"]
+    assert ff.wait(timeout=5) != 0  # killed, not finished
+    time.sleep(0.2)
+    assert not tmp.exists() and list(shots.iterdir()) == []

@@ -121,3 +121,18 @@ def test_protocol_on_a_tiny_run(tmp_path):
     row = r.stdout.splitlines()[2].split("|")
     assert row[1].strip() == "run" and row[3].strip() == "—" and row[4].strip() == "—"    # noise: no face, no face number
     assert (run / "vgot_protocol.json").is_file() and (run / "vgot_protocol.md").is_file()
+
+
+def test_protocol_and_compare_hold_the_run_folder(tmp_path, faces):
+    "eval --protocol writes vgot_protocol.json into the run, eval --compare a run's metrics.json: both take the folder's lock."
+    a = make_run(tmp_path / "a", [_frames(faces["H"])] * 2)
+    b = make_run(tmp_path / "b", [_frames(faces["H"])] * 2)
+    with RunStore(a, create=False).lock():  # a run (or another eval) is writing into a
+        r = run_cli("eval", a, "--protocol", "vgot")
+        assert r.returncode == 2 and "is in use by PID" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (a / "vgot_protocol.json").exists()
+        r = run_cli("eval", "--compare", a, b)
+        assert r.returncode == 2 and "is in use by PID" in r.stderr, r.stderr
+        assert not (a / "metrics.json").exists()
+    r = run_cli("eval", a, "--protocol", "vgot")  # free again
+    assert r.returncode == 0, r.stderr

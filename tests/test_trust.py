@@ -181,3 +181,15 @@ def test_logs_off_a_terminal_carry_no_progress_bars(tmp_path):
     r = run_cli("run", STORY, "--run-dir", tmp_path / "run", "--stop-after", "keyframes")
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr and "\x1b[" not in r.stderr and "vgot: keyframes: done" in r.stderr
+
+
+def test_a_symlinked_story_json_is_named_as_such_not_as_another_story(tmp_path):
+    d = tmp_path / "run"
+    r = run_cli("script", STORY, "--run-dir", d, "--quiet", "--max-shots", "2")
+    assert r.returncode == 0, r.stderr
+    elsewhere = tmp_path / "story_copy.json"
+    elsewhere.write_bytes((d / "story.json").read_bytes())
+    (d / "story.json").unlink(); os.symlink(elsewhere, d / "story.json")
+    line = _one_line_error(run_cli("run", STORY, "--run-dir", d, "--quiet"), "story.json", "is a symbolic link")
+    assert "another story" not in line
+    assert (d / "story.json").is_symlink() and elsewhere.read_bytes()  # neither the link nor its target was touched

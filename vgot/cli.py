@@ -483,8 +483,9 @@ def _eval_compare(args, cfg: MetricsConfig) -> int:
         p = Path(c)
         got = _compare_sources(p)
         if not got and _is_run(p):
-            res, out = _evaluate_paths(args, cfg, [p])
-            write_metrics(res, out, cfg.plots)
+            with RunStore(p, create=False).lock():  # its metrics.json is written here: the folder is held meanwhile
+                res, out = _evaluate_paths(args, cfg, [p])
+                write_metrics(res, out, cfg.plots)
             got = [(p.name, res)]
         if not got:
             raise VgotError(f"{p}: neither a metrics.json, a protocol table nor a run folder")
@@ -511,7 +512,10 @@ def _eval_protocol(args, cfg: MetricsConfig) -> int:
         plots=False,
         progress=cfg.progress,
     )
-    table = protocol_table([protocol_row(evaluate_run(r, _extractors(args, r), pcfg), r.name) for r in runs])
+    with contextlib.ExitStack() as held:  # no run writes into a folder while it is scored (nor a second eval)
+        for r in runs:
+            held.enter_context(RunStore(r, create=False).lock())
+        table = protocol_table([protocol_row(evaluate_run(r, _extractors(args, r), pcfg), r.name) for r in runs])
     out = (
         Path(args.out)
         if args.out

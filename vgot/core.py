@@ -17,8 +17,8 @@ __all__ = ['PAN_RANGE', 'TILT_RANGE', 'ZOOM_RANGE', 'DURATION_RANGE', 'TRANSITIO
            'Artifact', 'CameraMotion', 'Character', 'compose_prompt', 'Shot', 'Script', 'shot_domains', 'fit_prompt',
            'Story', 'Keyframe', 'ShotClip', 'Transition', 'setting', 'check_setting', 'preset_defaults', 'StageConfig',
            'file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'file_sha256',
-           'hash_inputs', 'package_versions', 'check_run_folder', 'open_lock_file', 'remove_orphan_temporaries',
-           'manifest_problem', 'RunLayout', 'RunStore']
+           'hash_inputs', 'package_versions', 'check_run_folder', 'open_lock_file', 'stop_orphan_writers',
+           'remove_orphan_temporaries', 'manifest_problem', 'RunLayout', 'RunStore']
 
 # %% ../nbs/00_core.ipynb #506bf6c3
 from .checks import VgotError, VgotWarning, ValidationError, check_range, check_type, check_text
@@ -725,17 +725,58 @@ def open_lock_file(path) -> int:
     return fd
 
 
+def _holders(paths: set) -> list[int]:
+    "PIDs of the other processes that have one of `paths` open (Linux /proc; elsewhere none are found)."
+    out, me = [], os.getpid()
+    try:
+        procs = [d for d in Path("/proc").iterdir() if d.name.isdigit() and int(d.name) != me]
+    except OSError:
+        return out
+    for d in procs:
+        try:
+            if any(os.readlink(fd) in paths for fd in (d / "fd").iterdir()):
+                out.append(int(d.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return out
+
+
+def stop_orphan_writers(paths: set, wait: float = 5.0) -> list[int]:
+    "Stop the writers a killed run left behind on `paths` (its ffmpeg finishing a temporary video): killed if ffmpeg, else waited for up to `wait` s."
+    import signal
+
+    pids = _holders({str(Path(p).resolve()) for p in paths})
+    for pid in pids:
+        try:
+            exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+        except OSError:
+            continue
+        if "ffmpeg" in exe:  # an encoder whose vgot was killed: it only writes a temporary nothing will rename
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    t = time.monotonic()
+    while pids and time.monotonic() - t < wait:
+        pids = [p for p in pids if Path(f"/proc/{p}").exists() and _holders({str(Path(x).resolve()) for x in paths})]
+        time.sleep(0.05)
+    return pids
+
+
 def remove_orphan_temporaries(root, keep: tuple = ("generate.ipynb",)) -> list[str]:
-    "Delete what killed writes left in the run folder (atomic_path's `.NAME.XXXXXXXX.tmp.EXT`); their run paths."
-    root, gone = Path(root), []  # `keep`: files written by the process that started this one (vgot batch's notebook)
+    "Delete what killed writes left in the run folder (atomic_path's `.NAME.XXXXXXXX.tmp.EXT`), their orphan writers stopped first; their run paths."
+    root, found = Path(root), []  # `keep`: files written by the process that started this one (vgot batch's notebook)
     for dirpath, dirnames, filenames in os.walk(root):  # os.walk never descends into a symlinked folder
         for f in filenames:
             p = Path(dirpath) / f
             m = _TMP_NAME.match(f)
             if m and m['name'] not in keep and not p.is_symlink() and p.is_file():
-                p.unlink(missing_ok=True)
-                gone.append(p.relative_to(root).as_posix())
-    return sorted(gone)
+                found.append(p)
+    if found:
+        stop_orphan_writers(set(found))  # a killed run's ffmpeg may still be writing one of them
+    for p in found:
+        p.unlink(missing_ok=True)
+    return sorted(p.relative_to(root).as_posix() for p in found)
 
 # %% ../nbs/00_core.ipynb #99596bed
 def _kind(v) -> str:

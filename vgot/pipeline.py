@@ -257,9 +257,10 @@ class VGoT(RunStages):
         cfg, run_dir = self.config, store.root
         old = store.root / "story.json"
         if old.is_file() and store.manifest.get("artifacts"):
+            kept = store.path("story.json")  # a symlink is refused here, in its own words (not as "another story")
             try:
-                same = hash_inputs(Story.load(store.path("story.json"))) == hash_inputs(story)
-            except VgotError:
+                same = hash_inputs(Story.load(kept)) == hash_inputs(story)
+            except VgotError:  # unreadable or invalid: another story's, or a damaged one
                 same = False
             if not same and not overwrite:
                 raise VgotError(
