@@ -25,7 +25,9 @@ def vgot_home() -> Path:
 
 def world_weights() -> Path:
     "The folder of the `world` preset's trained weights, shipped as package data (`make world` writes it)."
-    return Path(__file__).resolve().parent / "resources" / "world"
+    import importlib.util
+
+    return Path(importlib.util.find_spec("vgot").submodule_search_locations[0]).resolve() / "resources" / "world"
 
 
 # %% ../nbs/00c_tiny.ipynb #b9f02196
