@@ -745,7 +745,8 @@ def stop_orphan_writers(paths: set, wait: float = 5.0) -> list[int]:
     "Stop the writers a killed run left behind on `paths` (its ffmpeg finishing a temporary video): killed if ffmpeg, else waited for up to `wait` s."
     import signal
 
-    pids = _holders({str(Path(p).resolve()) for p in paths})
+    held = {str(Path(p).resolve()) for p in paths}
+    pids = _holders(held)
     for pid in pids:
         try:
             exe = Path(os.readlink(f"/proc/{pid}/exe")).name
@@ -758,8 +759,8 @@ def stop_orphan_writers(paths: set, wait: float = 5.0) -> list[int]:
                 pass
     t = time.monotonic()
     while pids and time.monotonic() - t < wait:
-        pids = [p for p in pids if Path(f"/proc/{p}").exists() and _holders({str(Path(x).resolve()) for x in paths})]
         time.sleep(0.05)
+        pids = [p for p in _holders(held) if p in pids]  # one scan of /proc for all of them
     return pids
 
 

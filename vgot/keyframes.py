@@ -382,8 +382,9 @@ def memory_png(
 def write_bank(script: Script, config: KeyframeConfig, keyframes: list, plan: dict, store: RunStore):
     "Write memory.json: each place's picture and each character's identity image, with the shots of each (pins kept)."
     ids = {i: [(n, f"assets/characters/{rel}") for n, rel in refs] for i, refs in plan.items()}  # identity_plan: inside it
-    bank = build_bank(script, config.memory, keyframes, ids, old=read_bank(store))
-    if bank != read_bank(store):
+    old = read_bank(store)
+    bank = build_bank(script, config.memory, keyframes, ids, old=old)
+    if bank != old:
         store.write_artifact(MEMORY_FILE, bank)
 
 # %% ../nbs/02_keyframe_generation.ipynb #0596e0d0

@@ -33,8 +33,8 @@ import inspect
 __all__ = ['BACKENDS', 'TEXT_AWARE', 'LTX_DECODE', 'CONTINUATIONS', 'LATENT_BACKENDS', 'CHAINING', 'n_frames_of', 'chunk_plan',
            'ShotConfig', 'video_family', 'compression', 'model_frames', 'encode_video', 'decode_video',
            'encode_keyframe', 'decode_latents', 'latent_frames', 'chunk_camera', 'video_token_budget', 'shot_text',
-           'keep_first_frame', 'latent_context', 'run_chunk', 'load_camera_adapter', 'fit_keyframe', 'generate_shot',
-           'load_keyframes', 'generate_shots']
+           'keep_first_frame', 'latent_context', 'run_chunk', 'load_camera_adapter', 'latents_per_call', 'fit_keyframe',
+           'generate_shot', 'load_keyframes', 'generate_shots']
 
 # %% ../nbs/03_shot_generation.ipynb #76990f1f
 BACKENDS = ("svd", "i2vgen-xl", "wan", "ltx")
@@ -145,9 +145,9 @@ class ShotConfig(StageConfig):
         "Fields that change the output (not slicing, tiling, offload; SVD's decoder depends on decode_chunk_size; LTX's on decode_timestep, decode_noise_scale)."
         d = super().determining()
         d = d if self.backend == "ltx" else {k: v for k, v in d.items() if k not in LTX_DECODE}
-        if self.backend not in LATENT_BACKENDS:  # they chain on the decoded frame whatever is set
-            return {k: v for k, v in d.items() if k not in CHAINING}
-        return d if self.continuation == "latent" else {k: v for k, v in d.items() if k not in CHAINING}
+        if self.backend in LATENT_BACKENDS and self.continuation == "latent":
+            return d
+        return {k: v for k, v in d.items() if k not in CHAINING}  # chained on the decoded frame: the chain's settings do nothing
 
 # %% ../nbs/03_shot_generation.ipynb #4bcc9256
 def video_family(pipe) -> str:
@@ -511,6 +511,17 @@ def _apply_memory_options(pipe, config: ShotConfig):
         pipe.enable_model_cpu_offload(device=dev)
         pipe._vgot_offloaded = True
 
+# %% ../nbs/03_shot_generation.ipynb #91ab3c2a
+def _shot_decode(pipe, latents: torch.Tensor, config: ShotConfig, shot: Shot, w: int) -> np.ndarray:
+    "`decode_latents` with the shot's decoder settings; LTX's decoder noise seeded per shot and chunk (or window) `w`."
+    gen = make_generator(derive_seed(config.seed, "decode", shot.index, w))
+    return decode_latents(pipe, latents, config.decode_chunk_size, config.decode_timestep, config.decode_noise_scale, gen)
+
+
+def latents_per_call(config: ShotConfig, r: int) -> int:
+    "Latent frames one model call makes with a causal VAE of ratio r: the r·k + 1 frames at most `native_frames`."
+    return (config.native_frames - 1) // r + 1
+
 # %% ../nbs/03_shot_generation.ipynb #4797272c
 def _shot_latents(
     pipe,  # the backend's video pipeline
@@ -543,9 +554,7 @@ def _shot_latents(
         rel = relative_trajectory(traj[start : start + length], 0)
         cam = chunk_camera(pipe, config.backend, image, rel, config, gen, adapter)
         lat = run_chunk(pipe, config.backend, image, prompt, cam, config, gen)  # (latent frames, C, h, w)
-        dec = dict(timestep=config.decode_timestep, noise_scale=config.decode_noise_scale,
-                   generator=make_generator(derive_seed(config.seed, "decode", shot.index, c)))  # LTX's decoder
-        fr = decode_latents(pipe, lat, config.decode_chunk_size, **dec)[:length]  # (length, H, W, 3)
+        fr = _shot_decode(pipe, lat, config, shot, c)[:length]  # (length, H, W, 3)
         t = start + latent_times(len(lat), r)  # a causal VAE's last latent frame may reach past the shot's end
         image = Image.fromarray((fr[-1] * 255).round().astype(np.uint8))  # the next chunk continues here
         if c:  # the chunk's first frame is the previous chunk's last
@@ -558,10 +567,7 @@ def _shot_latents(
 # %% ../nbs/03_shot_generation.ipynb #69100a8b
 def _single_latent(pipe, lat: torch.Tensor, j: int, config: ShotConfig, shot: Shot, w: int) -> torch.Tensor:
     "(1, C, h, w): the single-frame latent of the frame latent j of a properly started window `lat` ends on (decoded, encoded once)."
-    dec = dict(timestep=config.decode_timestep, noise_scale=config.decode_noise_scale,
-               generator=make_generator(derive_seed(config.seed, "decode", shot.index, w)))  # fmt: skip
-    r, _ = compression(pipe)
-    frame = decode_latents(pipe, lat[: j + 1], config.decode_chunk_size, **dec)[r * j]
+    frame = _shot_decode(pipe, lat[: j + 1], config, shot, w)[compression(pipe)[0] * j]
     return encode_video(pipe, frame[None])
 
 
@@ -577,7 +583,7 @@ def _latent_chain(
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict]:
     "Latents (L, C, h, w), their frame times (L,), frames (F, H, W, 3) and what a continuing shot needs: windows chained on latent frames."
     r, _ = compression(pipe)
-    per_call = (config.native_frames - 1) // r + 1  # latent frames per model call
+    per_call = latents_per_call(config, r)
     k = config.context_frames
     if per_call < k + 2:
         raise VgotError(f"shot {shot.index}: a call of {per_call} latent frames has no room for a condition of 1 + "
@@ -613,9 +619,7 @@ def _latent_chain(
     a, lat = last
     j = n_lat - k - 1 - a  # the frame before the last k latent frames, in the last window (none in a too short shot)
     tail_start = _single_latent(pipe, lat, j, config, shot, -1) if j >= 0 else None  # for a shot that continues this one
-    dec = dict(timestep=config.decode_timestep, noise_scale=config.decode_noise_scale,
-               generator=make_generator(derive_seed(config.seed, "decode", shot.index, 0)))  # LTX's decoder  # fmt: skip
-    frames = decode_latents(pipe, seq, config.decode_chunk_size, **dec)  # once, the whole chain: no seam in the decoder
+    frames = _shot_decode(pipe, seq, config, shot, 0)  # once, the whole chain: no seam in the decoder
     if cont:
         frames = frames[r * k + 1 :]  # the single start and k group latents before are the previous shot's
         times = r * torch.arange(n_lat, dtype=torch.float64) + (r - 1) / 2
@@ -747,7 +751,7 @@ def generate_shot(
     _apply_memory_options(pipe, config)
     r = compression(pipe)[0]  # a latent chain needs room for 1 + k condition frames and a new one per call
     latent = config.continuation == "latent" and config.backend in LATENT_BACKENDS
-    latent = latent and (config.native_frames - 1) // r + 1 >= config.context_frames + 2
+    latent = latent and latents_per_call(config, r) >= config.context_frames + 2
     before, last_frame = _chain_before(store, prev, latent) if prev is not None else (None, None)
     # 3. the shot's latents and frames, chunk by chunk
     n = n_frames_of(shot.duration, config.fps)

@@ -36,11 +36,12 @@ def task_graph(
     "The tasks of one story's run, by manifest record name, each with the tasks whose artifacts it needs."
     kf = [f"keyframe/{i:03d}" for i in range(n_shots)]
     shots = [f"shot/{i:03d}" for i in range(n_shots)]
-    trs = [f"transition/{j:03d}-{j + 1:03d}" for j in range(n_shots - 1) if j + 1 not in continued]
+    cuts = [j for j in range(n_shots - 1) if j + 1 not in continued]  # the pairs a transition joins
+    trs = [f"transition/{j:03d}-{j + 1:03d}" for j in cuts]
     g = {"script": []}
     g.update({k: ["script"] + kf[i - 1 : i] for i, k in enumerate(kf)})
     g.update({s: [kf[i]] + (shots[i - 1 : i] if i in continued else []) for i, s in enumerate(shots)})
-    g.update({t: [f"shot/{t[11:14]}", f"shot/{t[15:18]}"] for t in trs})
+    g.update({t: [shots[j], shots[j + 1]] for j, t in zip(cuts, trs)})
     g["final"] = kf + shots + trs
     return g
 
